@@ -1,0 +1,101 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let swiftCrypto: Package.Dependency = .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0")
+let swiftNIO: Package.Dependency = .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2")
+let asyncHTTPClient: Package.Dependency = .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0")
+let yams: Package.Dependency = .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2")
+let swiftLog: Package.Dependency = .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2")
+let argumentParser: Package.Dependency = .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2")
+
+let sharedSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Tollgate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "TollgateCore", targets: ["TollgateCore"]),
+        .library(name: "TollgateProxy", targets: ["TollgateProxy"]),
+        .library(name: "TollgateIssuer", targets: ["TollgateIssuer"]),
+        .executable(name: "tollgate", targets: ["tollgate"]),
+    ],
+    dependencies: [swiftCrypto, swiftNIO, asyncHTTPClient, yams, swiftLog, argumentParser],
+    targets: [
+        .target(
+            name: "TollgateCore",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: sharedSettings
+        ),
+        .target(
+            name: "TollgateProxy",
+            dependencies: [
+                "TollgateCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: sharedSettings
+        ),
+        .target(
+            name: "TollgateIssuer",
+            dependencies: ["TollgateCore"],
+            swiftSettings: sharedSettings
+        ),
+        .executableTarget(
+            name: "tollgate",
+            dependencies: [
+                "TollgateCore",
+                "TollgateProxy",
+                "TollgateIssuer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: sharedSettings
+        ),
+        .target(
+            name: "TollgateTestSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/TollgateTestSupport",
+            swiftSettings: sharedSettings
+        ),
+        .testTarget(
+            name: "TollgateCoreTests",
+            dependencies: [
+                "TollgateCore",
+                "TollgateTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Fixtures")],
+            swiftSettings: sharedSettings
+        ),
+        .testTarget(
+            name: "TollgateProxyTests",
+            dependencies: ["TollgateProxy", "TollgateCore"],
+            swiftSettings: sharedSettings
+        ),
+        .testTarget(
+            name: "TollgateIssuerTests",
+            dependencies: ["TollgateIssuer"],
+            swiftSettings: sharedSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

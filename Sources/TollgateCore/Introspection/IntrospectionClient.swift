@@ -1,0 +1,212 @@
+import AsyncHTTPClient
+import NIOHTTP1
+import Logging
+import NIOCore
+import Synchronization
+
+/// RFC 7662 token introspection for opaque tokens, with a result cache and one call per token
+/// however many requests ask at once.
+///
+/// Outcomes: the token's claims; a 401-worthy failure (`inactive`, `expired`, wrong issuer or
+/// audience); or `introspectionUnavailable` when the endpoint could not answer, which the proxy
+/// turns into a 503 and never into a pass.
+public final class IntrospectionClient: Sendable {
+    public let settings: IntrospectionSettings
+    public let policy: IssuerPolicy
+    private let client: HTTPClient
+    private let logger: Logger
+    private let now: @Sendable () -> Double
+
+    private struct CacheEntry {
+        let outcome: Result<VerifiedToken, VerificationFailure>
+        let evictAt: Double
+    }
+
+    private struct State {
+        var cache: [TokenDigest: CacheEntry] = [:]
+        var inFlight: [TokenDigest: [CheckedContinuation<Result<VerifiedToken, VerificationFailure>, Never>]] = [:]
+        var calls = 0
+    }
+
+    private let state = Mutex(State())
+
+    public init(
+        settings: IntrospectionSettings,
+        policy: IssuerPolicy,
+        client: HTTPClient,
+        logger: Logger = Logger(label: "tollgate.introspection"),
+        now: @escaping @Sendable () -> Double = wallClockSeconds
+    ) {
+        self.settings = settings
+        self.policy = policy
+        self.client = client
+        self.logger = logger
+        self.now = now
+    }
+
+    /// How many introspection requests were sent.
+    public var callCount: Int { state.withLock { $0.calls } }
+
+    /// A cached outcome, if any; `nil` means the endpoint has to be asked.
+    public func cachedOutcome(for digest: TokenDigest) -> Result<VerifiedToken, VerificationFailure>? {
+        let time = now()
+        return state.withLock { state in
+            guard let entry = state.cache[digest] else { return nil }
+            guard entry.evictAt > time else {
+                state.cache[digest] = nil
+                return nil
+            }
+            if case .success(let token) = entry.outcome, token.isExpired(at: time) {
+                return .failure(VerificationFailure(.expired, "the token has expired"))
+            }
+            return entry.outcome
+        }
+    }
+
+    public func introspect(_ token: String) async -> Result<VerifiedToken, VerificationFailure> {
+        await introspect(token, digest: TokenDigest(token: token))
+    }
+
+    public func introspect(_ token: String, digest: TokenDigest) async -> Result<VerifiedToken, VerificationFailure> {
+        if let cached = cachedOutcome(for: digest) { return cached }
+        let isLeader = state.withLock { state -> Bool in
+            if state.inFlight[digest] == nil {
+                state.inFlight[digest] = []
+                state.calls += 1
+                return true
+            }
+            return false
+        }
+        guard isLeader else {
+            return await withCheckedContinuation { continuation in
+                let finished = state.withLock { state -> Bool in
+                    guard state.inFlight[digest] != nil else { return true }
+                    state.inFlight[digest]!.append(continuation)
+                    return false
+                }
+                if finished {
+                    continuation.resume(
+                        returning: cachedOutcome(for: digest)
+                            ?? .failure(VerificationFailure(.introspectionUnavailable, "introspection did not complete"))
+                    )
+                }
+            }
+        }
+        let outcome = await call(token)
+        let time = now()
+        let waiters = state.withLock { state in
+            if let deadline = cacheDeadline(for: outcome, now: time) {
+                if state.cache.count >= settings.maximumCacheEntries {
+                    state.cache = state.cache.filter { $0.value.evictAt > time }
+                    if state.cache.count >= settings.maximumCacheEntries, let victim = state.cache.keys.first {
+                        state.cache[victim] = nil
+                    }
+                }
+                state.cache[digest] = CacheEntry(outcome: outcome, evictAt: deadline)
+            }
+            return state.inFlight.removeValue(forKey: digest) ?? []
+        }
+        for waiter in waiters { waiter.resume(returning: outcome) }
+        return outcome
+    }
+
+    private func cacheDeadline(for outcome: Result<VerifiedToken, VerificationFailure>, now: Double) -> Double? {
+        switch outcome {
+        case .success(let token):
+            return min(token.expiresAt, now + settings.cacheTTL)
+        case .failure(let failure):
+            return failure.isUnavailable ? nil : now + settings.negativeCacheTTL
+        }
+    }
+
+    private func call(_ token: String) async -> Result<VerifiedToken, VerificationFailure> {
+        if let problem = OutboundHTTP.checkScheme(of: settings.endpoint, allowInsecureHTTP: settings.allowInsecureHTTP) {
+            return .failure(VerificationFailure(.introspectionUnavailable, problem.reason))
+        }
+        var request = HTTPClientRequest(url: settings.endpoint)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        request.headers.add(name: "Accept", value: "application/json")
+        var form: [(String, String)] = [("token", token), ("token_type_hint", "access_token")]
+        switch settings.authentication {
+        case .clientSecretBasic:
+            request.headers.add(
+                name: "Authorization",
+                value: FormURLEncoding.basicAuthorization(
+                    clientID: settings.clientID,
+                    clientSecret: settings.clientSecret.value
+                )
+            )
+        case .clientSecretPost:
+            form.append(("client_id", settings.clientID))
+            form.append(("client_secret", settings.clientSecret.value))
+        }
+        request.body = .bytes(ByteBuffer(string: FormURLEncoding.encode(form)))
+        let response: OutboundHTTP.Response
+        do {
+            response = try await OutboundHTTP.execute(
+                request,
+                client: client,
+                timeout: .milliseconds(Int64(settings.timeout * 1000)),
+                maximumBodyBytes: settings.maximumBodyBytes
+            )
+        } catch {
+            logger.error("introspection failed", metadata: ["issuer": "\(policy.name)", "reason": "\(error.reason)"])
+            return .failure(VerificationFailure(.introspectionUnavailable, "the introspection endpoint is unreachable"))
+        }
+        guard response.status == .ok else {
+            logger.error(
+                "introspection endpoint refused the call",
+                metadata: ["issuer": "\(policy.name)", "status": "\(response.status.code)"]
+            )
+            return .failure(
+                VerificationFailure(.introspectionUnavailable, "the introspection endpoint answered \(response.status.code)")
+            )
+        }
+        guard let document = try? JSONParser.parse(response.body.readableBytesView), case .object = document else {
+            return .failure(VerificationFailure(.introspectionUnavailable, "the introspection response is not a JSON object"))
+        }
+        return Self.interpret(document, policy: policy, settings: settings, now: now())
+    }
+
+    /// Reads an RFC 7662 §2.2 response: only `active: true` (a JSON boolean) is active; `exp`,
+    /// `nbf`, `iss` and `aud` are checked when present.
+    static func interpret(
+        _ document: JSONValue,
+        policy: IssuerPolicy,
+        settings: IntrospectionSettings,
+        now: Double
+    ) -> Result<VerifiedToken, VerificationFailure> {
+        guard document["active"]?.boolValue == true else {
+            return .failure(VerificationFailure(.inactive, "the token is not active"))
+        }
+        if let issuer = document["iss"], issuer.stringValue != policy.issuer {
+            return .failure(VerificationFailure(.untrustedIssuer, "'iss' is not the configured issuer"))
+        }
+        if document["aud"] != nil, let problem = ClaimsValidator.checkAudience(document["aud"], policy: policy) {
+            return .failure(problem)
+        }
+        var expiresAt = now + settings.cacheTTL
+        if let exp = document["exp"] {
+            guard let value = exp.numberValue else {
+                return .failure(VerificationFailure(.invalidExpiration, "'exp' is not a number"))
+            }
+            expiresAt = value
+            if value + policy.leeway <= now { return .failure(VerificationFailure(.expired, "the token has expired")) }
+        }
+        if let notBefore = document["nbf"]?.numberValue, notBefore - policy.leeway > now {
+            return .failure(VerificationFailure(.notYetValid, "the token is not valid yet ('nbf')"))
+        }
+        return .success(
+            VerifiedToken(
+                issuerName: policy.name,
+                claims: document,
+                subject: document["sub"]?.stringValue,
+                scopes: ClaimsValidator.scopes(in: document, claimPath: policy.scopeClaim),
+                expiresAt: expiresAt,
+                leeway: policy.leeway,
+                encodedClaims: Base64URL.encode(Array(document.serialized().utf8))
+            )
+        )
+    }
+}

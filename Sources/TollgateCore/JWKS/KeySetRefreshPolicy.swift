@@ -1,0 +1,39 @@
+/// Where an issuer's keys come from.
+public enum KeySetSource: Sendable, Equatable {
+    /// A JWKS URL.
+    case jwksURI(String)
+    /// The issuer's OpenID discovery document, whose `jwks_uri` is then fetched.
+    case discovery(issuer: String)
+    /// Keys given up front (a local file read with the configuration, or an embedded issuer).
+    case fixed(JSONWebKeySetBox)
+}
+
+/// Wraps a key set so `KeySetSource` can be `Equatable` (two fixed sets compare by identity of
+/// their key IDs, enough to tell a changed configuration).
+public struct JSONWebKeySetBox: Sendable, Equatable {
+    public let keySet: JSONWebKeySet
+    public init(_ keySet: JSONWebKeySet) { self.keySet = keySet }
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.keySet.keyIDs == rhs.keySet.keyIDs }
+}
+
+/// How often keys are refreshed and how long old ones are trusted.
+public struct KeySetRefreshPolicy: Sendable, Equatable {
+    /// Bounds for the Cache-Control max-age of the key set response.
+    public var minimumRefresh: Double = 60
+    public var maximumRefresh: Double = 3600
+    /// Used when the response has no max-age.
+    public var defaultRefresh: Double = 300
+    /// An unknown `kid` triggers a refetch at most this often.
+    public var unknownKeyCooldown: Double = 30
+    /// After a failed refresh the last good set keeps verifying for this long after it was fetched.
+    public var maximumStale: Double = 86400
+    public var timeout: Double = 5
+    public var maximumBodyBytes: Int = 512 * 1024
+    public var allowInsecureHTTP = false
+
+    public init() {}
+
+    func refreshInterval(maxAge: Double?) -> Double {
+        min(max(maxAge ?? defaultRefresh, minimumRefresh), maximumRefresh)
+    }
+}
