@@ -1,0 +1,481 @@
+import Yams
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Reads and validates the YAML configuration. Every error names the file, the line and the
+/// field; nothing is half-applied: a file either loads whole or not at all.
+public enum ConfigurationLoader {
+    /// Loads `path`; secret and key files named in it are read relative to its directory.
+    public static func load(
+        path: String,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigurationError) -> TollgateConfiguration {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(file: path, line: nil, field: "", message: "cannot read the file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigurationError(file: path, line: nil, field: "", message: "the file is not UTF-8")
+        }
+        let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        return try parse(yaml: text, file: path, baseDirectory: directory, environment: environment)
+    }
+
+    public static func parse(
+        yaml: String,
+        file: String = "<memory>",
+        baseDirectory: String = ".",
+        environment: [String: String] = [:]
+    ) throws(ConfigurationError) -> TollgateConfiguration {
+        let root: Node
+        do {
+            guard let composed = try Yams.compose(yaml: yaml) else {
+                throw ConfigurationError(file: file, line: nil, field: "", message: "the file is empty")
+            }
+            root = composed
+        } catch let error as ConfigurationError {
+            throw error
+        } catch let error as YamlError {
+            throw yamlError(error, file: file)
+        } catch {
+            throw ConfigurationError(file: file, line: nil, field: "", message: "not valid YAML")
+        }
+        let context = Context(file: file, baseDirectory: baseDirectory, environment: environment)
+        return try context.configuration(ConfigurationNode(node: root, field: "", file: file))
+    }
+
+    private static func yamlError(_ error: YamlError, file: String) -> ConfigurationError {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
+            .composer(_, let problem, let mark, _):
+            return ConfigurationError(file: file, line: mark.line, column: mark.column, field: "", message: problem)
+        default:
+            return ConfigurationError(file: file, line: nil, field: "", message: "not valid YAML: \(error)")
+        }
+    }
+
+    private struct Context {
+        let file: String
+        let baseDirectory: String
+        let environment: [String: String]
+
+        func configuration(_ root: ConfigurationNode) throws(ConfigurationError) -> TollgateConfiguration {
+            let top = try root.mapping(allowed: [
+                "listen", "upstream", "admin", "realm", "issuers", "routes", "default", "forward", "token",
+                "paths", "cache",
+            ])
+            var configuration = TollgateConfiguration()
+            configuration.file = file
+            if let node = top["listen"] { configuration.listen = try address(node) }
+            if let node = top["admin"] { configuration.admin = try address(node) }
+            if let node = top["upstream"] {
+                let url = try node.nonEmptyString()
+                guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                    throw node.error("expected an http:// or https:// URL")
+                }
+                configuration.upstream = url
+            }
+            if let node = top["realm"] {
+                let realm = try node.nonEmptyString()
+                if realm.contains("\"") || realm.contains("\\") { throw node.error("must not contain quotes or backslashes") }
+                configuration.realm = realm
+            }
+            if let node = top["issuers"] {
+                var names = Set<String>()
+                for element in try node.sequence() {
+                    let issuer = try issuerConfiguration(element)
+                    if !names.insert(issuer.policy.name).inserted {
+                        throw element.error("the issuer name '\(issuer.policy.name)' is used twice")
+                    }
+                    configuration.issuers.append(issuer)
+                }
+            }
+            if let node = top["paths"] {
+                let members = try node.mapping(allowed: ["allow_encoded_slash", "allow_semicolon"])
+                if let flag = members["allow_encoded_slash"] { configuration.paths.allowEncodedSlash = try flag.bool() }
+                if let flag = members["allow_semicolon"] { configuration.paths.allowSemicolon = try flag.bool() }
+            }
+            if let node = top["token"] {
+                let members = try node.mapping(allowed: ["header", "cookie", "query"])
+                if let header = members["header"] { configuration.token.header = try headerName(header) }
+                if let cookie = members["cookie"] { configuration.token.cookie = try cookie.nonEmptyString() }
+                if let query = members["query"] { configuration.token.queryParameter = try query.nonEmptyString() }
+            }
+            if let node = top["cache"] {
+                let members = try node.mapping(allowed: ["max_entries"])
+                if let entries = members["max_entries"] { configuration.cacheEntries = try entries.positiveInteger() }
+            }
+            if let node = top["forward"] { configuration.forward = try forward(node) }
+            var defaultAction = DefaultAction.deny
+            if let node = top["default"] {
+                let text = try node.string()
+                guard let action = DefaultAction(rawValue: text) else {
+                    throw node.error("expected 'deny' or 'authenticated', found '\(text)'")
+                }
+                if action == .authenticated && configuration.issuers.isEmpty {
+                    throw node.error("'authenticated' needs at least one issuer")
+                }
+                defaultAction = action
+            }
+            var routes: [Route] = []
+            if let node = top["routes"] {
+                let issuerNames = Set(configuration.issuers.map(\.policy.name))
+                for (index, element) in try node.sequence().enumerated() {
+                    routes.append(try route(element, index: index, issuerNames: issuerNames))
+                }
+            }
+            configuration.routes = RouteTable(routes: routes, defaultAction: defaultAction)
+            return configuration
+        }
+
+        func address(_ node: ConfigurationNode) throws(ConfigurationError) -> String {
+            let text = try node.nonEmptyString()
+            guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]),
+                colon != text.startIndex
+            else {
+                throw node.error("expected host:port, found '\(text)'")
+            }
+            _ = port
+            return text
+        }
+
+        func headerName(_ node: ConfigurationNode) throws(ConfigurationError) -> String {
+            let name = try node.nonEmptyString()
+            let allowed = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+            guard name.allSatisfy({ allowed.contains($0) }) else {
+                throw node.error("'\(name)' is not a valid header name")
+            }
+            return name
+        }
+
+        func issuerConfiguration(_ node: ConfigurationNode) throws(ConfigurationError) -> IssuerConfiguration {
+            let members = try node.mapping(allowed: [
+                "name", "issuer", "discovery", "jwks_uri", "jwks_file", "audiences", "algorithms", "leeway",
+                "token_type", "max_token_size", "scope_claim", "allow_insecure_http", "hmac_secret_file",
+                "hmac_secret_env", "jwks", "introspection",
+            ])
+            let name = try members.required("name").nonEmptyString()
+            let issuerNode = try members.required("issuer")
+            let issuer = try issuerNode.nonEmptyString()
+            var policy = IssuerPolicy(name: name, issuer: issuer, audiences: [])
+            if let audiences = members["audiences"] { policy.audiences = try audiences.stringList() }
+            if let leeway = members["leeway"] { policy.leeway = try leeway.duration() }
+            if let type = members["token_type"] { policy.requiredTokenType = try type.nonEmptyString() }
+            if let size = members["max_token_size"] { policy.maximumTokenSize = try size.positiveInteger() }
+            if let claim = members["scope_claim"] { policy.scopeClaim = try claim.nonEmptyString() }
+            if let node = members["algorithms"] {
+                var algorithms = Set<JWSAlgorithm>()
+                for element in try node.sequence() {
+                    let text = try element.nonEmptyString()
+                    if text.lowercased() == "none" { throw element.error("'none' can never be allowed") }
+                    guard let algorithm = JWSAlgorithm(rawValue: text) else {
+                        let known = JWSAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")
+                        throw element.error("unknown algorithm '\(text)' (known: \(known))")
+                    }
+                    algorithms.insert(algorithm)
+                }
+                if algorithms.isEmpty { throw node.error("must name at least one algorithm") }
+                policy.algorithms = algorithms
+            }
+            var refresh = KeySetRefreshPolicy()
+            if let flag = members["allow_insecure_http"] { refresh.allowInsecureHTTP = try flag.bool() }
+            if let node = members["jwks"] { try keySetPolicy(node, into: &refresh) }
+
+            let sources = ["discovery", "jwks_uri", "jwks_file"].filter { members.has($0) }
+            if sources.count > 1 {
+                throw node.error("give only one of discovery, jwks_uri and jwks_file (found \(sources.joined(separator: ", ")))")
+            }
+            var keySource: KeySetSource?
+            if let flag = members["discovery"] {
+                if try flag.bool() { keySource = .discovery(issuer: issuer) }
+            } else if let uri = members["jwks_uri"] {
+                let url = try uri.nonEmptyString()
+                if let problem = OutboundHTTP.checkScheme(of: url, allowInsecureHTTP: refresh.allowInsecureHTTP) {
+                    throw uri.error(problem.reason)
+                }
+                keySource = .jwksURI(url)
+            } else if let path = members["jwks_file"] {
+                let text = try readFile(path)
+                do {
+                    keySource = .fixed(JSONWebKeySetBox(try JSONWebKeySet.parse(Array(text.utf8))))
+                } catch {
+                    throw path.error(error.reason)
+                }
+            }
+            if case .discovery = keySource,
+                let problem = OutboundHTTP.checkScheme(of: issuer, allowInsecureHTTP: refresh.allowInsecureHTTP)
+            {
+                throw issuerNode.error("discovery: \(problem.reason)")
+            }
+
+            var hmacSecret: Secret?
+            if members.has("hmac_secret_file") || members.has("hmac_secret_env") {
+                hmacSecret = try secret(members, file: "hmac_secret_file", env: "hmac_secret_env", owner: node)
+                if hmacSecret!.value.utf8.count < 32 {
+                    throw (members["hmac_secret_file"] ?? members["hmac_secret_env"])!.error(
+                        "an HMAC secret must be at least 32 bytes"
+                    )
+                }
+            }
+            let symmetric = policy.algorithms.filter(\.isSymmetric)
+            if !symmetric.isEmpty && hmacSecret == nil {
+                throw (members["algorithms"] ?? node).error(
+                    "HS256/384/512 need hmac_secret_file or hmac_secret_env on this issuer"
+                )
+            }
+            var introspection: IntrospectionSettings?
+            if let node = members["introspection"] {
+                introspection = try introspectionSettings(node, allowInsecureHTTP: refresh.allowInsecureHTTP)
+            }
+            if keySource == nil && hmacSecret == nil && introspection == nil {
+                throw node.error("needs a key source (discovery, jwks_uri or jwks_file), an HMAC secret or introspection")
+            }
+            return IssuerConfiguration(
+                policy: policy,
+                keySource: keySource,
+                refresh: refresh,
+                hmacSecret: hmacSecret,
+                introspection: introspection,
+                line: node.line
+            )
+        }
+
+        func keySetPolicy(_ node: ConfigurationNode, into refresh: inout KeySetRefreshPolicy) throws(ConfigurationError) {
+            let members = try node.mapping(allowed: [
+                "min_refresh", "max_refresh", "default_refresh", "cooldown", "max_stale", "timeout",
+            ])
+            if let value = members["min_refresh"] { refresh.minimumRefresh = try value.duration() }
+            if let value = members["max_refresh"] { refresh.maximumRefresh = try value.duration() }
+            if let value = members["default_refresh"] { refresh.defaultRefresh = try value.duration() }
+            if let value = members["cooldown"] { refresh.unknownKeyCooldown = try value.duration() }
+            if let value = members["max_stale"] { refresh.maximumStale = try value.duration() }
+            if let value = members["timeout"] { refresh.timeout = try value.duration() }
+            if refresh.minimumRefresh > refresh.maximumRefresh {
+                throw (members["min_refresh"] ?? node).error("min_refresh is larger than max_refresh")
+            }
+        }
+
+        func introspectionSettings(_ node: ConfigurationNode, allowInsecureHTTP: Bool) throws(ConfigurationError)
+            -> IntrospectionSettings
+        {
+            let members = try node.mapping(allowed: [
+                "endpoint", "client_id", "client_secret_file", "client_secret_env", "client_secret", "auth_method",
+                "cache_ttl", "negative_cache_ttl", "timeout",
+            ])
+            if let inline = members["client_secret"] {
+                throw inline.error("secrets are not written in the file; use client_secret_file or client_secret_env")
+            }
+            let endpointNode = try members.required("endpoint")
+            let endpoint = try endpointNode.nonEmptyString()
+            if let problem = OutboundHTTP.checkScheme(of: endpoint, allowInsecureHTTP: allowInsecureHTTP) {
+                throw endpointNode.error(problem.reason)
+            }
+            let clientID = try members.required("client_id").nonEmptyString()
+            let clientSecret = try secret(members, file: "client_secret_file", env: "client_secret_env", owner: node)
+            var settings = IntrospectionSettings(endpoint: endpoint, clientID: clientID, clientSecret: clientSecret)
+            settings.allowInsecureHTTP = allowInsecureHTTP
+            if let method = members["auth_method"] {
+                let text = try method.string()
+                guard let parsed = IntrospectionSettings.ClientAuthentication(rawValue: text) else {
+                    throw method.error("expected client_secret_basic or client_secret_post, found '\(text)'")
+                }
+                settings.authentication = parsed
+            }
+            if let value = members["cache_ttl"] { settings.cacheTTL = try value.duration() }
+            if let value = members["negative_cache_ttl"] { settings.negativeCacheTTL = try value.duration() }
+            if let value = members["timeout"] { settings.timeout = try value.duration() }
+            return settings
+        }
+
+        func secret(
+            _ members: ConfigurationNode.Members,
+            file fileKey: String,
+            env envKey: String,
+            owner: ConfigurationNode
+        ) throws(ConfigurationError) -> Secret {
+            switch (members[fileKey], members[envKey]) {
+            case (let fileNode?, nil):
+                var text = try readFile(fileNode)
+                while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+                if text.isEmpty { throw fileNode.error("the secret file is empty") }
+                return Secret(text)
+            case (nil, let envNode?):
+                let variable = try envNode.nonEmptyString()
+                guard let value = environment[variable], !value.isEmpty else {
+                    throw envNode.error("the environment variable \(variable) is not set")
+                }
+                return Secret(value)
+            case (.some(let fileNode), .some):
+                throw fileNode.error("give \(fileKey) or \(envKey), not both")
+            case (nil, nil):
+                throw owner.error("needs \(fileKey) or \(envKey)")
+            }
+        }
+
+        func readFile(_ node: ConfigurationNode) throws(ConfigurationError) -> String {
+            let path = try node.nonEmptyString()
+            let resolved = path.hasPrefix("/") ? path : baseDirectory + "/" + path
+            guard let data = FileManager.default.contents(atPath: resolved),
+                let text = String(data: data, encoding: .utf8)
+            else {
+                throw node.error("cannot read '\(path)'")
+            }
+            return text
+        }
+
+        func forward(_ node: ConfigurationNode) throws(ConfigurationError) -> ClaimHeaderMapping {
+            let members = try node.mapping(allowed: ["claims", "payload_header", "strip"])
+            var entries: [ClaimHeaderMapping.Entry] = []
+            let reserved: Set<String> = [
+                "authorization", "host", "content-length", "transfer-encoding", "connection", "upgrade", "te",
+                "trailer", "keep-alive", "proxy-authorization", "cookie",
+            ]
+            if let claims = members["claims"] {
+                guard let mapping = claims.node.mapping else { throw claims.error("expected a mapping of header: claim") }
+                for (key, value) in mapping {
+                    let headerNode = ConfigurationNode(
+                        node: key,
+                        field: "\(claims.field).\(key.string ?? "?")",
+                        file: file
+                    )
+                    let header = try headerName(headerNode)
+                    if reserved.contains(header.lowercased()) {
+                        throw headerNode.error("'\(header)' cannot carry a claim")
+                    }
+                    let claim = try ConfigurationNode(node: value, field: headerNode.field, file: file).nonEmptyString()
+                    entries.append(.init(header: header, claim: claim))
+                }
+            }
+            var payloadHeader: String?
+            if let node = members["payload_header"] {
+                payloadHeader = try headerName(node)
+                if reserved.contains(payloadHeader!.lowercased()) { throw node.error("'\(payloadHeader!)' is reserved") }
+            }
+            var strip: [String] = []
+            if let node = members["strip"] {
+                for element in try node.sequence() { strip.append(try headerName(element)) }
+            }
+            return ClaimHeaderMapping(entries: entries, payloadHeader: payloadHeader, extraStrippedHeaders: strip)
+        }
+
+        func route(_ node: ConfigurationNode, index: Int, issuerNames: Set<String>) throws(ConfigurationError) -> Route {
+            let members = try node.mapping(allowed: ["name", "match", "auth", "issuers", "require"])
+            let name = try members["name"]?.nonEmptyString() ?? "routes[\(index)]"
+            let matchNode = try members.required("match")
+            let match = try matchNode.mapping(allowed: ["path", "prefix", "glob", "methods"])
+            let kinds = ["path", "prefix", "glob"].filter { match.has($0) }
+            guard kinds.count == 1 else {
+                throw matchNode.error("give exactly one of path, prefix and glob")
+            }
+            let patternNode = match[kinds[0]]!
+            let patternText = try patternNode.nonEmptyString()
+            guard patternText.hasPrefix("/") else { throw patternNode.error("must start with '/'") }
+            let pattern: PathPattern
+            switch kinds[0] {
+            case "path":
+                try requireNormalised(patternText, node: patternNode, allowBraces: true)
+                pattern = .path(patternText)
+            case "prefix":
+                try requireNormalised(patternText, node: patternNode, allowBraces: false)
+                var prefix = patternText
+                if prefix.count > 1 && prefix.hasSuffix("/") { prefix.removeLast() }
+                pattern = .prefix(prefix)
+            default:
+                pattern = PathPattern.globPattern(patternText)
+            }
+            var methods: Set<String>?
+            if let node = match["methods"] {
+                let list = try node.stringList()
+                for method in list where !method.allSatisfy({ $0.isLetter && $0.isASCII }) {
+                    throw node.error("'\(method)' is not an HTTP method")
+                }
+                methods = Set(list.map { $0.uppercased() })
+            }
+            var authentication = RouteAuthentication.required(issuers: nil)
+            if let node = members["auth"] {
+                switch try node.string() {
+                case "none": authentication = .none
+                case "required": break
+                case let other: throw node.error("expected 'none' or 'required', found '\(other)'")
+                }
+            }
+            if let node = members["issuers"] {
+                guard authentication != .none else { throw node.error("a route with auth: none accepts no issuers") }
+                let names = try node.stringList()
+                for issuerName in names where !issuerNames.contains(issuerName) {
+                    throw node.error("no issuer is named '\(issuerName)'")
+                }
+                authentication = .required(issuers: names)
+            }
+            if authentication != .none && issuerNames.isEmpty {
+                throw node.error("this route needs a token but no issuers are configured")
+            }
+            var scopes: ScopeRequirement?
+            var conditions: [ClaimCondition] = []
+            if let node = members["require"] {
+                guard authentication != .none else { throw node.error("a route with auth: none cannot require anything") }
+                let require = try node.mapping(allowed: ["scopes", "claims"])
+                if let scopeNode = require["scopes"] {
+                    let rule = try scopeNode.mapping(allowed: ["all", "any"])
+                    let all = try rule["all"]?.stringList() ?? []
+                    let any = try rule["any"]?.stringList() ?? []
+                    if all.isEmpty && any.isEmpty { throw scopeNode.error("give 'all', 'any' or both, not empty") }
+                    for scope in all + any where scope.contains(" ") || scope.contains("\"") || scope.contains("\\") {
+                        throw scopeNode.error("the scope '\(scope)' contains a space, quote or backslash")
+                    }
+                    scopes = ScopeRequirement(all: all, any: any)
+                }
+                if let claimsNode = require["claims"] {
+                    for element in try claimsNode.sequence() {
+                        conditions.append(try condition(element))
+                    }
+                }
+            }
+            return Route(
+                name: name,
+                methods: methods,
+                pattern: pattern,
+                authentication: authentication,
+                scopes: scopes,
+                conditions: conditions,
+                line: node.line
+            )
+        }
+
+        func requireNormalised(_ text: String, node: ConfigurationNode, allowBraces: Bool) throws(ConfigurationError) {
+            let probe = allowBraces ? String(text.map { $0 == "{" || $0 == "}" ? "x" : $0 }) : text
+            switch PathNormalizer.normalize(probe) {
+            case .success(let normalised):
+                var expected = probe
+                if expected.count > 1 && expected.hasSuffix("/") && !normalised.path.hasSuffix("/") { expected.removeLast() }
+                if normalised.path != expected || normalised.query != nil {
+                    throw node.error("'\(text)' is not a normalised path (it would match as '\(normalised.path)')")
+                }
+            case .failure(let rejection):
+                throw node.error("'\(text)' can never match: \(rejection.reason)")
+            }
+        }
+
+        func condition(_ node: ConfigurationNode) throws(ConfigurationError) -> ClaimCondition {
+            let members = try node.mapping(allowed: ["claim", "equals", "contains", "one_of"])
+            let claim = try members.required("claim").nonEmptyString()
+            let tests = ["equals", "contains", "one_of"].filter { members.has($0) }
+            guard tests.count == 1 else { throw node.error("give exactly one of equals, contains and one_of") }
+            switch tests[0] {
+            case "equals":
+                return ClaimCondition(claim: claim, test: .equals(try members["equals"]!.scalarJSON()))
+            case "contains":
+                return ClaimCondition(claim: claim, test: .contains(try members["contains"]!.nonEmptyString()))
+            default:
+                let options = try members["one_of"]!.sequence().map { element throws(ConfigurationError) in
+                    try element.scalarJSON()
+                }
+                if options.isEmpty { throw members["one_of"]!.error("must list at least one value") }
+                return ClaimCondition(claim: claim, test: .oneOf(options))
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import Yams
+
+/// A YAML node with the dotted field path that leads to it, so every error can name the file,
+/// line and field.
+struct ConfigurationNode {
+    let node: Node
+    let field: String
+    let file: String
+
+    var line: Int? { node.mark?.line }
+    var column: Int? { node.mark?.column }
+
+    func error(_ message: String) -> ConfigurationError {
+        ConfigurationError(file: file, line: line, column: column, field: field, message: message)
+    }
+
+    private func child(_ node: Node, key: String) -> ConfigurationNode {
+        ConfigurationNode(node: node, field: field.isEmpty ? key : "\(field).\(key)", file: file)
+    }
+
+    /// The members of a mapping; a key outside `allowed` is an error (it is usually a typo).
+    func mapping(allowed: Set<String>) throws(ConfigurationError) -> Members {
+        guard let mapping = node.mapping else { throw error("expected a mapping") }
+        var members: [String: ConfigurationNode] = [:]
+        for (key, value) in mapping {
+            guard let name = key.string else { throw error("mapping keys must be strings") }
+            let located = ConfigurationNode(node: key, field: field.isEmpty ? name : "\(field).\(name)", file: file)
+            guard allowed.contains(name) else {
+                let known = allowed.sorted().joined(separator: ", ")
+                throw located.error("unknown field (known here: \(known))")
+            }
+            if members[name] != nil { throw located.error("appears twice") }
+            members[name] = child(value, key: name)
+        }
+        return Members(owner: self, members: members)
+    }
+
+    struct Members {
+        let owner: ConfigurationNode
+        let members: [String: ConfigurationNode]
+
+        subscript(_ key: String) -> ConfigurationNode? { members[key] }
+
+        func required(_ key: String) throws(ConfigurationError) -> ConfigurationNode {
+            guard let node = members[key] else {
+                let field = owner.field.isEmpty ? key : "\(owner.field).\(key)"
+                throw ConfigurationError(
+                    file: owner.file,
+                    line: owner.line,
+                    column: owner.column,
+                    field: field,
+                    message: "is required"
+                )
+            }
+            return node
+        }
+
+        func has(_ key: String) -> Bool { members[key] != nil }
+    }
+
+    func sequence() throws(ConfigurationError) -> [ConfigurationNode] {
+        guard let sequence = node.sequence else { throw error("expected a list") }
+        return sequence.enumerated().map { index, element in
+            ConfigurationNode(node: element, field: "\(field)[\(index)]", file: file)
+        }
+    }
+
+    func string() throws(ConfigurationError) -> String {
+        guard let scalar = node.scalar else { throw error("expected a string") }
+        return scalar.string
+    }
+
+    func nonEmptyString() throws(ConfigurationError) -> String {
+        let value = try string()
+        if value.isEmpty { throw error("must not be empty") }
+        return value
+    }
+
+    func bool() throws(ConfigurationError) -> Bool {
+        guard let scalar = node.scalar else { throw error("expected true or false") }
+        switch scalar.string.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw error("expected true or false, found '\(scalar.string)'")
+        }
+    }
+
+    func positiveInteger() throws(ConfigurationError) -> Int {
+        guard let scalar = node.scalar, let value = Int(scalar.string), value > 0 else {
+            throw error("expected a positive whole number")
+        }
+        return value
+    }
+
+    func stringList() throws(ConfigurationError) -> [String] {
+        if node.scalar != nil { throw error("expected a list of strings (write [\"…\"] for one)") }
+        return try sequence().map { element throws(ConfigurationError) in try element.nonEmptyString() }
+    }
+
+    /// `30s`, `15m`, `2h`, `1d`, `500ms`, or a bare number of seconds.
+    func duration() throws(ConfigurationError) -> Double {
+        guard let scalar = node.scalar else { throw error("expected a duration such as 30s or 15m") }
+        guard let seconds = Self.parseDuration(scalar.string) else {
+            throw error("expected a duration such as 30s or 15m, found '\(scalar.string)'")
+        }
+        return seconds
+    }
+
+    static func parseDuration(_ text: String) -> Double? {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            let number = text.dropLast(suffix.count)
+            if let value = Double(number), value >= 0, value.isFinite { return value * factor }
+        }
+        if let value = Double(text), value >= 0, value.isFinite { return value }
+        return nil
+    }
+
+    /// A scalar as a JSON value: quoted YAML strings stay strings, plain `42`/`true` become
+    /// number/boolean, as a reader of the file would expect.
+    func scalarJSON() throws(ConfigurationError) -> JSONValue {
+        guard let scalar = node.scalar else { throw error("expected a string, number or boolean") }
+        if scalar.style == .plain {
+            switch scalar.string {
+            case "true": return .bool(true)
+            case "false": return .bool(false)
+            default:
+                if let number = Double(scalar.string), number.isFinite { return .number(number) }
+            }
+        }
+        return .string(scalar.string)
+    }
+}

@@ -1,0 +1,86 @@
+/// One trusted issuer as configured: its claim policy and where its keys and introspection are.
+public struct IssuerConfiguration: Sendable, Equatable {
+    public var policy: IssuerPolicy
+    /// `nil` for an issuer whose tokens are only introspected.
+    public var keySource: KeySetSource?
+    public var refresh: KeySetRefreshPolicy
+    /// The HMAC secret for HS* algorithms, from a file or the environment.
+    public var hmacSecret: Secret?
+    public var introspection: IntrospectionSettings?
+    public var line: Int?
+}
+
+/// Where the proxy looks for the token.
+public struct TokenSource: Sendable, Equatable {
+    /// Header carrying `Bearer <token>`.
+    public var header: String = "Authorization"
+    /// A cookie holding the bare token, if configured.
+    public var cookie: String?
+    /// A query parameter holding the token; off unless configured (RFC 6750 §2.3 discourages it).
+    public var queryParameter: String?
+    public init() {}
+}
+
+/// The whole configuration file, validated.
+public struct TollgateConfiguration: Sendable, Equatable {
+    public var listen: String = "0.0.0.0:8080"
+    public var upstream: String?
+    public var admin: String = "127.0.0.1:9901"
+    public var realm: String = "tollgate"
+    public var issuers: [IssuerConfiguration] = []
+    public var routes = RouteTable(routes: [])
+    public var forward = ClaimHeaderMapping(entries: [])
+    public var token = TokenSource()
+    public var paths = PathNormalizer.Options()
+    /// Bound on the verified-token cache.
+    public var cacheEntries = 100_000
+    /// Where the file was read from (for messages).
+    public var file: String = "<memory>"
+
+    public init() {}
+
+    public func issuer(named name: String) -> IssuerConfiguration? {
+        issuers.first { $0.policy.name == name }
+    }
+
+    /// Human-readable problems that are legal but probably unintended.
+    public var warnings: [String] {
+        var result: [String] = []
+        for issuer in issuers where issuer.policy.audiences.isEmpty {
+            result.append(
+                "issuer '\(issuer.policy.name)' has no audiences: tokens minted for any other service are accepted"
+            )
+        }
+        for (position, route) in routes.routes.enumerated() {
+            for earlier in routes.routes[..<position] where Self.shadows(earlier, route) {
+                result.append("\(route.name) can never match: \(earlier.name) comes first and covers it")
+                break
+            }
+        }
+        return result
+    }
+
+    /// Whether `earlier` matches every request `later` could match.
+    static func shadows(_ earlier: Route, _ later: Route) -> Bool {
+        if let earlierMethods = earlier.methods {
+            guard let laterMethods = later.methods, laterMethods.isSubset(of: earlierMethods) else { return false }
+        }
+        switch (earlier.pattern, later.pattern) {
+        case (.prefix(let prefix), .exact(let path)), (.prefix(let prefix), .prefix(let path)):
+            var segments: [Substring]?
+            return PathPattern.prefix(prefix).matches(path, segments: &segments)
+        case (.exact(let a), .exact(let b)):
+            return a == b
+        case (.prefix("/"), _):
+            return true
+        case (.template(let a), .template(let b)):
+            return a.count == b.count
+                && zip(a, b).allSatisfy { lhs, rhs in
+                    if case .parameter = lhs { return true }
+                    return lhs == rhs
+                }
+        default:
+            return false
+        }
+    }
+}
