@@ -124,3 +124,7 @@ enum TestTokens {
         return TokenVerifier(issuers: [IssuerVerifier(policy: policy, keys: keys)], now: now)
     }
 }
+
+struct P256Signing: Sendable {
+    let privateKey = P256.Signing.PrivateKey()
+}
