@@ -1,0 +1,118 @@
+import Testing
+
+@testable import TollgateCore
+
+@Suite struct ClaimsValidatorTests {
+    static let now: Double = 1_800_000_000
+    static let policy = TestTokens.policy()
+
+    static func validate(_ json: String, type: String? = "at+jwt", policy: IssuerPolicy = policy) -> VerificationFailure.Code? {
+        let claims = try! JSONParser.parse(json)
+        switch ClaimsValidator.validate(claims: claims, headerType: type, policy: policy, now: now, encodedClaims: "") {
+        case .success: return nil
+        case .failure(let failure): return failure.code
+        }
+    }
+
+    static let iss = #""iss":"https://idp.example.com/team","aud":"@team/api""#
+
+    @Test func leewayAppliesToExpNbfAndIat() {
+        #expect(Self.validate("{\(Self.iss),\"exp\":\(Int(Self.now) - 29)}") == nil)
+        #expect(Self.validate("{\(Self.iss),\"exp\":\(Int(Self.now) - 30)}") == .expired)
+        #expect(Self.validate("{\(Self.iss),\"exp\":\(Int(Self.now) + 60),\"nbf\":\(Int(Self.now) + 29)}") == nil)
+        #expect(Self.validate("{\(Self.iss),\"exp\":\(Int(Self.now) + 60),\"nbf\":\(Int(Self.now) + 31)}") == .notYetValid)
+        #expect(Self.validate("{\(Self.iss),\"exp\":\(Int(Self.now) + 60),\"iat\":\(Int(Self.now) + 31)}") == .issuedInFuture)
+    }
+
+    @Test func audienceMayBeAStringOrAnArray() {
+        let exp = "\"exp\":\(Int(Self.now) + 60)"
+        let iss = #""iss":"https://idp.example.com/team""#
+        #expect(Self.validate("{\(iss),\(exp),\"aud\":\"@team/api\"}") == nil)
+        #expect(Self.validate("{\(iss),\(exp),\"aud\":[\"x\",\"@team/api\"]}") == nil)
+        #expect(Self.validate("{\(iss),\(exp),\"aud\":[\"x\"]}") == .audienceMismatch)
+        #expect(Self.validate("{\(iss),\(exp)}") == .audienceMismatch)
+    }
+
+    @Test func tokenTypeIsCheckedOnlyWhenRequired() {
+        let claims = "{\(Self.iss),\"exp\":\(Int(Self.now) + 60)}"
+        var strict = Self.policy
+        strict.requiredTokenType = "at+jwt"
+        #expect(Self.validate(claims, type: "at+jwt", policy: strict) == nil)
+        #expect(Self.validate(claims, type: "application/AT+JWT", policy: strict) == nil)
+        #expect(Self.validate(claims, type: "JWT", policy: strict) == .tokenTypeMismatch)
+        #expect(Self.validate(claims, type: nil, policy: strict) == .tokenTypeMismatch)
+        #expect(Self.validate(claims, type: "JWT") == nil)
+    }
+}
+
+@Suite struct VerifiedTokenCacheTests {
+    static func token(expiresAt: Double) -> VerifiedToken {
+        VerifiedToken(
+            issuerName: "main",
+            claims: .object([:]),
+            subject: nil,
+            scopes: [],
+            expiresAt: expiresAt,
+            leeway: 0,
+            encodedClaims: ""
+        )
+    }
+
+    @Test func entriesExpireAtTheirDeadline() {
+        let cache = VerifiedTokenCache(maximumEntries: 100)
+        let digest = TokenDigest(token: "a")
+        cache.store(Self.token(expiresAt: 110), for: digest, until: 110, now: 100)
+        #expect(cache.lookup(digest, now: 109) != nil)
+        #expect(cache.lookup(digest, now: 110) == nil)
+        #expect(cache.count == 0)
+    }
+
+    @Test func theCacheStaysWithinItsBound() {
+        let cache = VerifiedTokenCache(maximumEntries: 160)
+        for index in 0..<5000 {
+            cache.store(Self.token(expiresAt: 1000), for: TokenDigest(token: "token-\(index)"), until: 1000, now: 0)
+        }
+        #expect(cache.count <= 160)
+    }
+
+    @Test func aCachedTokenIsRecheckedForExpiryAndIssuer() async {
+        let clock = TestClockBox(start: 1_800_000_000)
+        let verifier = TestTokens.verifier(now: { clock.now })
+        let token = TestTokens.rs256(now: clock.now, ["exp": Int(clock.now) + 10])
+        #expect((try? await verifier.verify(token).get()) != nil)
+        #expect(verifier.cache.count == 1)
+        #expect(await verifier.verify(token, acceptedIssuers: ["other"]).failureCode == .untrustedIssuer)
+        clock.now += 41
+        #expect(await verifier.verify(token).failureCode == .expired)
+    }
+}
+
+final class TestClockBox: @unchecked Sendable {
+    var now: Double
+    init(start: Double) { now = start }
+}
+
+@Suite struct JSONParserTests {
+    @Test func parsesNestedDocuments() throws {
+        let value = try JSONParser.parse(#" {"a":[1,-2.5e2,true,false,null,"x\u00e9\ud83d\ude00\n"],"b":{"c":{}}} "#)
+        #expect(value["a"]?.arrayValue?[1] == .number(-250))
+        #expect(value["a"]?.arrayValue?[5] == .string("xé😀\n"))
+        #expect(value.value(atPath: "b.c") == .object([:]))
+    }
+
+    @Test(arguments: [
+        #"{"a":1,"a":2}"#, #"{"a":1,}"#, #"[1,]"#, #"{"a":01}"#, #"{"a":"\ud800"}"#, #"{"a":"x"} x"#, "\"\u{1}\"",
+        #"{"a":NaN}"#, #"{'a':1}"#, String(repeating: "[", count: 40) + String(repeating: "]", count: 40),
+    ])
+    func refusesInvalidOrAmbiguousJSON(_ text: String) {
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(text) }
+    }
+
+    @Test func base64URLIsStrict() {
+        #expect(Base64URL.decode("aGk") == Array("hi".utf8))
+        #expect(Base64URL.decode("aGk=") == nil)
+        #expect(Base64URL.decode("aGl") == nil, "non-zero trailing bits")
+        #expect(Base64URL.decode("a+k") == nil)
+        #expect(Base64URL.encode(Array("hi".utf8)) == "aGk")
+    }
+}
