@@ -3,10 +3,16 @@ import PackageDescription
 
 let swiftCrypto: Package.Dependency = .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0")
 let swiftNIO: Package.Dependency = .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2")
-let asyncHTTPClient: Package.Dependency = .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0")
+let asyncHTTPClient: Package.Dependency = .package(
+    url: "https://github.com/swift-server/async-http-client.git",
+    from: "1.37.0"
+)
 let yams: Package.Dependency = .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2")
 let swiftLog: Package.Dependency = .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2")
-let argumentParser: Package.Dependency = .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2")
+let argumentParser: Package.Dependency = .package(
+    url: "https://github.com/apple/swift-argument-parser.git",
+    from: "1.8.2"
+)
 
 let sharedSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),

@@ -6,7 +6,11 @@ import Testing
     static let now: Double = 1_800_000_000
     static let policy = TestTokens.policy()
 
-    static func validate(_ json: String, type: String? = "at+jwt", policy: IssuerPolicy = policy) -> VerificationFailure.Code? {
+    static func validate(
+        _ json: String,
+        type: String? = "at+jwt",
+        policy: IssuerPolicy = policy
+    ) -> VerificationFailure.Code? {
         let claims = try! JSONParser.parse(json)
         switch ClaimsValidator.validate(claims: claims, headerType: type, policy: policy, now: now, encodedClaims: "") {
         case .success: return nil
@@ -20,8 +24,13 @@ import Testing
         #expect(Self.validate("{\(Self.iss),\"exp\":\(Int(Self.now) - 29)}") == nil)
         #expect(Self.validate("{\(Self.iss),\"exp\":\(Int(Self.now) - 30)}") == .expired)
         #expect(Self.validate("{\(Self.iss),\"exp\":\(Int(Self.now) + 60),\"nbf\":\(Int(Self.now) + 29)}") == nil)
-        #expect(Self.validate("{\(Self.iss),\"exp\":\(Int(Self.now) + 60),\"nbf\":\(Int(Self.now) + 31)}") == .notYetValid)
-        #expect(Self.validate("{\(Self.iss),\"exp\":\(Int(Self.now) + 60),\"iat\":\(Int(Self.now) + 31)}") == .issuedInFuture)
+        #expect(
+            Self.validate("{\(Self.iss),\"exp\":\(Int(Self.now) + 60),\"nbf\":\(Int(Self.now) + 31)}") == .notYetValid
+        )
+        #expect(
+            Self.validate("{\(Self.iss),\"exp\":\(Int(Self.now) + 60),\"iat\":\(Int(Self.now) + 31)}")
+                == .issuedInFuture
+        )
     }
 
     @Test func audienceMayBeAStringOrAnArray() {

@@ -6,10 +6,18 @@ import Testing
 @Suite struct ConfigurationTests {
     static let directory = Bundle.module.url(forResource: "Fixtures/config", withExtension: nil)!.path
 
-    static func parse(_ yaml: String, environment: [String: String] = [:]) throws(ConfigurationError)
+    static func parse(
+        _ yaml: String,
+        environment: [String: String] = [:]
+    ) throws(ConfigurationError)
         -> TollgateConfiguration
     {
-        try ConfigurationLoader.parse(yaml: yaml, file: "tollgate.yaml", baseDirectory: directory, environment: environment)
+        try ConfigurationLoader.parse(
+            yaml: yaml,
+            file: "tollgate.yaml",
+            baseDirectory: directory,
+            environment: environment
+        )
     }
 
     static func error(_ yaml: String) -> ConfigurationError? {
@@ -52,64 +60,66 @@ import Testing
         #expect(configuration.warnings.isEmpty)
     }
 
-    @Test(arguments: [
-        (
-            "unknown field",
-            issuer + "routes:\n  - match: { prefix: /a }\n    requires: {}\n",
-            8, "routes[0].requires", "unknown field"
-        ),
-        (
-            "wrong type",
-            issuer + "routes:\n  - match: { prefix: /a }\n    require: { scopes: { all: \"x\" } }\n",
-            8, "routes[0].require.scopes.all", "list of strings"
-        ),
-        (
-            "missing issuer URL",
-            "issuers:\n  - name: main\n    jwks_uri: https://x.example/jwks\n",
-            2, "issuers[0].issuer", "is required"
-        ),
-        (
-            "alg none",
-            issuer + "    algorithms: [RS256, none]\n",
-            6, "issuers[0].algorithms[1]", "never"
-        ),
-        (
-            "bad duration",
-            issuer + "    leeway: soon\n",
-            6, "issuers[0].leeway", "duration"
-        ),
-        (
-            "inline secret",
-            issuer
-                + "    introspection:\n      endpoint: https://idp.example.com/i\n      client_id: a\n      client_secret: hunter2\n",
-            9, "issuers[0].introspection.client_secret", "client_secret_file"
-        ),
-        (
-            "unknown issuer on a route",
-            issuer + "routes:\n  - match: { prefix: /a }\n    issuers: [other]\n",
-            8, "routes[0].issuers", "no issuer is named 'other'"
-        ),
-        (
-            "plain HTTP JWKS",
-            "issuers:\n  - name: main\n    issuer: https://idp.example.com\n    jwks_uri: http://idp.example.com/jwks\n",
-            4, "issuers[0].jwks_uri", "plain HTTP"
-        ),
-        (
-            "not normalised route",
-            issuer + "routes:\n  - match: { prefix: /a/../b }\n",
-            7, "routes[0].match.prefix", "not a normalised path"
-        ),
-        (
-            "YAML syntax",
-            "issuers:\n  - name: [unclosed\n",
-            3, "", "did not find expected"
-        ),
-        (
-            "HS256 without a secret",
-            issuer + "    algorithms: [HS256]\n",
-            6, "issuers[0].algorithms", "hmac_secret"
-        ),
-    ] as [(String, String, Int, String, String)])
+    @Test(
+        arguments: [
+            (
+                "unknown field",
+                issuer + "routes:\n  - match: { prefix: /a }\n    requires: {}\n",
+                8, "routes[0].requires", "unknown field"
+            ),
+            (
+                "wrong type",
+                issuer + "routes:\n  - match: { prefix: /a }\n    require: { scopes: { all: \"x\" } }\n",
+                8, "routes[0].require.scopes.all", "list of strings"
+            ),
+            (
+                "missing issuer URL",
+                "issuers:\n  - name: main\n    jwks_uri: https://x.example/jwks\n",
+                2, "issuers[0].issuer", "is required"
+            ),
+            (
+                "alg none",
+                issuer + "    algorithms: [RS256, none]\n",
+                6, "issuers[0].algorithms[1]", "never"
+            ),
+            (
+                "bad duration",
+                issuer + "    leeway: soon\n",
+                6, "issuers[0].leeway", "duration"
+            ),
+            (
+                "inline secret",
+                issuer
+                    + "    introspection:\n      endpoint: https://idp.example.com/i\n      client_id: a\n      client_secret: hunter2\n",
+                9, "issuers[0].introspection.client_secret", "client_secret_file"
+            ),
+            (
+                "unknown issuer on a route",
+                issuer + "routes:\n  - match: { prefix: /a }\n    issuers: [other]\n",
+                8, "routes[0].issuers", "no issuer is named 'other'"
+            ),
+            (
+                "plain HTTP JWKS",
+                "issuers:\n  - name: main\n    issuer: https://idp.example.com\n    jwks_uri: http://idp.example.com/jwks\n",
+                4, "issuers[0].jwks_uri", "plain HTTP"
+            ),
+            (
+                "not normalised route",
+                issuer + "routes:\n  - match: { prefix: /a/../b }\n",
+                7, "routes[0].match.prefix", "not a normalised path"
+            ),
+            (
+                "YAML syntax",
+                "issuers:\n  - name: [unclosed\n",
+                3, "", "did not find expected"
+            ),
+            (
+                "HS256 without a secret",
+                issuer + "    algorithms: [HS256]\n",
+                6, "issuers[0].algorithms", "hmac_secret"
+            ),
+        ] as [(String, String, Int, String, String)]
+    )
     func errorsNameTheLineAndTheField(name: String, yaml: String, line: Int, field: String, message: String) throws {
         let error = try #require(Self.error(yaml), "\(name) was accepted")
         #expect(error.line == line, "\(name): \(error)")

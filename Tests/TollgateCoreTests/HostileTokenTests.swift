@@ -57,7 +57,8 @@ import _CryptoExtras
             TestTokens.rs256(now: now, kid: "rsa-enc")
         },
         Row(name: "DER-encoded ECDSA signature", expected: .signatureEncoding) {
-            let input = TestTokens.encode(header("ES256", kid: "ec-1")) + "." + TestTokens.encode(TestTokens.claims(now: now))
+            let input =
+                TestTokens.encode(header("ES256", kid: "ec-1")) + "." + TestTokens.encode(TestTokens.claims(now: now))
             let der = try! keys.p256.signature(for: SHA256.hash(data: Array(input.utf8))).derRepresentation
             return input + "." + Base64URL.encode(Array(der))
         },
@@ -170,7 +171,11 @@ import _CryptoExtras
         )
         let verifier = TokenVerifier(issuers: [issuer], now: { Self.now })
         let pem = Array(Self.keys.rsa.publicKey.pemRepresentation.utf8)
-        let token = TestTokens.mint(header: Self.header("HS256"), claims: TestTokens.claims(now: Self.now), signer: .hmac(pem))
+        let token = TestTokens.mint(
+            header: Self.header("HS256"),
+            claims: TestTokens.claims(now: Self.now),
+            signer: .hmac(pem)
+        )
         let result = await verifier.verify(token)
         #expect(result.failureCode == .keyTypeMismatch)
     }

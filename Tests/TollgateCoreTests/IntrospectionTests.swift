@@ -8,7 +8,9 @@ import TollgateTestSupport
 
 /// RFC 7662 introspection against a real HTTP server on 127.0.0.1.
 @Suite(.serialized) struct IntrospectionTests {
-    let client = OutboundHTTP.makeClient()
+    /// One client for the whole run, as in production (it lives as long as the process).
+    static let sharedClient = OutboundHTTP.makeClient()
+    var client: HTTPClient { Self.sharedClient }
     let clock = ManualClock()
     static let clientID = "@my-app.is/gate"
     static let clientSecret = "s3cret:with/odd chars"
@@ -22,11 +24,9 @@ import TollgateTestSupport
             try await body(server)
         } catch {
             try? await server.shutdown()
-            try? await client.shutdown()
             throw error
         }
         try await server.shutdown()
-        try await client.shutdown()
     }
 
     func introspector(
@@ -136,12 +136,10 @@ import TollgateTestSupport
         let closedPort = try await TestHTTPServer.start { _ in .json("{}") }
         let url = closedPort.url("/introspect")
         try await closedPort.shutdown()
-        let client = OutboundHTTP.makeClient()
         var settings = IntrospectionSettings(endpoint: url, clientID: "id", clientSecret: Secret("s"))
         settings.timeout = 1
         let introspection = IntrospectionClient(settings: settings, policy: TestTokens.policy(), client: client)
         #expect(await introspection.introspect("y").failureCode == .introspectionUnavailable)
-        try await client.shutdown()
     }
 
     @Test func slowEndpointTimesOutAsUnavailable() async throws {
@@ -149,7 +147,10 @@ import TollgateTestSupport
             try? await Task.sleep(for: .seconds(3))
             return active(exp: clock.now + 600)
         }) { server in
-            #expect(await introspector(server.url("/introspect")).introspect("slow").failureCode == .introspectionUnavailable)
+            #expect(
+                await introspector(server.url("/introspect")).introspect("slow").failureCode
+                    == .introspectionUnavailable
+            )
         }
     }
 
@@ -164,7 +165,8 @@ import TollgateTestSupport
             let token = "ory_at_Zm9vYmFy.YmF6"
             let first = await verifier.verify(token)
             #expect((try? first.get())?.scopes == ["@team/orders.read"])
-            guard case .verified = verifier.verifyLocally(token, digest: TokenDigest(token: token), acceptedIssuers: nil)
+            guard
+                case .verified = verifier.verifyLocally(token, digest: TokenDigest(token: token), acceptedIssuers: nil)
             else {
                 Issue.record("the second lookup should be answered from the cache without suspending")
                 return

@@ -9,7 +9,9 @@ import TollgateTestSupport
 
 /// The key cache against a real HTTP server on 127.0.0.1.
 @Suite(.serialized) struct JWKSCacheTests {
-    let client = OutboundHTTP.makeClient()
+    /// One client for the whole run, as in production (it lives as long as the process).
+    static let sharedClient = OutboundHTTP.makeClient()
+    var client: HTTPClient { Self.sharedClient }
     let clock = ManualClock()
 
     func withServer(
@@ -21,11 +23,9 @@ import TollgateTestSupport
             try await body(server)
         } catch {
             try? await server.shutdown()
-            try? await client.shutdown()
             throw error
         }
         try await server.shutdown()
-        try await client.shutdown()
     }
 
     func cache(_ url: String, policy: KeySetRefreshPolicy = KeySetRefreshPolicy()) -> JWKSCache {
@@ -57,7 +57,8 @@ import TollgateTestSupport
     }
 
     @Test func backgroundRefreshFetchesWhenTheDeadlineComes() async throws {
-        try await withServer({ _ in .json(TestKeys.shared.jwksJSON, headers: [("Cache-Control", "max-age=0")]) }) { server in
+        try await withServer({ _ in .json(TestKeys.shared.jwksJSON, headers: [("Cache-Control", "max-age=0")]) }) {
+            server in
             var policy = KeySetRefreshPolicy()
             policy.minimumRefresh = 0.05
             let keys = JWKSCache(

@@ -97,24 +97,26 @@ import Testing
         Route(name: "root-prefix", methods: ["OPTIONS"], pattern: .prefix("/")),
     ])
 
-    @Test(arguments: [
-        ("GET", "/healthz", "health"),
-        ("POST", "/healthz", nil),
-        ("PUT", "/orders/42", "order-write"),
-        ("PUT", "/orders/42/items", nil),
-        ("PUT", "/orders", nil),
-        ("GET", "/orders", "orders-read"),
-        ("GET", "/orders/42/items", "orders-read"),
-        ("GET", "/ordersx", nil),
-        ("HEAD", "/orders/", "orders-read"),
-        ("GET", "/reports/q3.pdf", "reports"),
-        ("GET", "/reports/q3.pdf/x", nil),
-        ("GET", "/reports/q3.txt", nil),
-        ("GET", "/files/meta", "deep"),
-        ("GET", "/files/a/b/c/meta", "deep"),
-        ("GET", "/files/a/b/c/meta2", nil),
-        ("OPTIONS", "/anything", "root-prefix"),
-    ] as [(String, String, String?)])
+    @Test(
+        arguments: [
+            ("GET", "/healthz", "health"),
+            ("POST", "/healthz", nil),
+            ("PUT", "/orders/42", "order-write"),
+            ("PUT", "/orders/42/items", nil),
+            ("PUT", "/orders", nil),
+            ("GET", "/orders", "orders-read"),
+            ("GET", "/orders/42/items", "orders-read"),
+            ("GET", "/ordersx", nil),
+            ("HEAD", "/orders/", "orders-read"),
+            ("GET", "/reports/q3.pdf", "reports"),
+            ("GET", "/reports/q3.pdf/x", nil),
+            ("GET", "/reports/q3.txt", nil),
+            ("GET", "/files/meta", "deep"),
+            ("GET", "/files/a/b/c/meta", "deep"),
+            ("GET", "/files/a/b/c/meta2", nil),
+            ("OPTIONS", "/anything", "root-prefix"),
+        ] as [(String, String, String?)]
+    )
     func firstMatchingRouteWins(method: String, path: String, expected: String?) {
         #expect(Self.table.match(method: method, path: path)?.name == expected)
     }
@@ -201,7 +203,9 @@ import Testing
             payloadHeader: "X-Auth-Claims"
         )
         let headers = try mapping.headers(for: Self.token(Self.claims)).get()
-        #expect(headers.map(\.name) == ["X-Auth-Subject", "X-Auth-Roles", "X-Auth-Actor", "X-Auth-Level", "X-Auth-Claims"])
+        #expect(
+            headers.map(\.name) == ["X-Auth-Subject", "X-Auth-Roles", "X-Auth-Actor", "X-Auth-Level", "X-Auth-Claims"]
+        )
         #expect(headers.map(\.value).prefix(4) == ["u1", "viewer,auditor", "1234", "3"])
         for spoof in ["x-auth-subject", "X-AUTH-SUBJECT", "x_auth_subject", "X_Auth-Claims", "x-auth-missing"] {
             #expect(mapping.mustStrip(spoof), "\(spoof)")

@@ -59,14 +59,17 @@ public enum ClaimsValidator {
     }
 
     /// `exp` (already numeric), then `nbf` and `iat` if present; each must be a number.
-    static func checkTimes(_ claims: JSONValue, expiresAt: Double, leeway: Double, now: Double) -> VerificationFailure? {
+    static func checkTimes(_ claims: JSONValue, expiresAt: Double, leeway: Double, now: Double) -> VerificationFailure?
+    {
         if expiresAt + leeway <= now {
             return VerificationFailure(.expired, "the token has expired")
         }
         switch claims["nbf"] {
         case nil: break
         case .number(let notBefore):
-            if notBefore - leeway > now { return VerificationFailure(.notYetValid, "the token is not valid yet ('nbf')") }
+            if notBefore - leeway > now {
+                return VerificationFailure(.notYetValid, "the token is not valid yet ('nbf')")
+            }
         default:
             return VerificationFailure(.malformedClaims, "'nbf' is not a number")
         }

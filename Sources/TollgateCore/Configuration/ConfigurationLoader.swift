@@ -80,7 +80,9 @@ public enum ConfigurationLoader {
             }
             if let node = top["realm"] {
                 let realm = try node.nonEmptyString()
-                if realm.contains("\"") || realm.contains("\\") { throw node.error("must not contain quotes or backslashes") }
+                if realm.contains("\"") || realm.contains("\\") {
+                    throw node.error("must not contain quotes or backslashes")
+                }
                 configuration.realm = realm
             }
             if let node = top["issuers"] {
@@ -186,7 +188,9 @@ public enum ConfigurationLoader {
 
             let sources = ["discovery", "jwks_uri", "jwks_file"].filter { members.has($0) }
             if sources.count > 1 {
-                throw node.error("give only one of discovery, jwks_uri and jwks_file (found \(sources.joined(separator: ", ")))")
+                throw node.error(
+                    "give only one of discovery, jwks_uri and jwks_file (found \(sources.joined(separator: ", ")))"
+                )
             }
             var keySource: KeySetSource?
             if let flag = members["discovery"] {
@@ -231,7 +235,9 @@ public enum ConfigurationLoader {
                 introspection = try introspectionSettings(node, allowInsecureHTTP: refresh.allowInsecureHTTP)
             }
             if keySource == nil && hmacSecret == nil && introspection == nil {
-                throw node.error("needs a key source (discovery, jwks_uri or jwks_file), an HMAC secret or introspection")
+                throw node.error(
+                    "needs a key source (discovery, jwks_uri or jwks_file), an HMAC secret or introspection"
+                )
             }
             return IssuerConfiguration(
                 policy: policy,
@@ -243,7 +249,8 @@ public enum ConfigurationLoader {
             )
         }
 
-        func keySetPolicy(_ node: ConfigurationNode, into refresh: inout KeySetRefreshPolicy) throws(ConfigurationError) {
+        func keySetPolicy(_ node: ConfigurationNode, into refresh: inout KeySetRefreshPolicy) throws(ConfigurationError)
+        {
             let members = try node.mapping(allowed: [
                 "min_refresh", "max_refresh", "default_refresh", "cooldown", "max_stale", "timeout",
             ])
@@ -258,7 +265,10 @@ public enum ConfigurationLoader {
             }
         }
 
-        func introspectionSettings(_ node: ConfigurationNode, allowInsecureHTTP: Bool) throws(ConfigurationError)
+        func introspectionSettings(
+            _ node: ConfigurationNode,
+            allowInsecureHTTP: Bool
+        ) throws(ConfigurationError)
             -> IntrospectionSettings
         {
             let members = try node.mapping(allowed: [
@@ -334,7 +344,9 @@ public enum ConfigurationLoader {
                 "trailer", "keep-alive", "proxy-authorization", "cookie",
             ]
             if let claims = members["claims"] {
-                guard let mapping = claims.node.mapping else { throw claims.error("expected a mapping of header: claim") }
+                guard let mapping = claims.node.mapping else {
+                    throw claims.error("expected a mapping of header: claim")
+                }
                 for (key, value) in mapping {
                     let headerNode = ConfigurationNode(
                         node: key,
@@ -352,7 +364,9 @@ public enum ConfigurationLoader {
             var payloadHeader: String?
             if let node = members["payload_header"] {
                 payloadHeader = try headerName(node)
-                if reserved.contains(payloadHeader!.lowercased()) { throw node.error("'\(payloadHeader!)' is reserved") }
+                if reserved.contains(payloadHeader!.lowercased()) {
+                    throw node.error("'\(payloadHeader!)' is reserved")
+                }
             }
             var strip: [String] = []
             if let node = members["strip"] {
@@ -361,7 +375,8 @@ public enum ConfigurationLoader {
             return ClaimHeaderMapping(entries: entries, payloadHeader: payloadHeader, extraStrippedHeaders: strip)
         }
 
-        func route(_ node: ConfigurationNode, index: Int, issuerNames: Set<String>) throws(ConfigurationError) -> Route {
+        func route(_ node: ConfigurationNode, index: Int, issuerNames: Set<String>) throws(ConfigurationError) -> Route
+        {
             let members = try node.mapping(allowed: ["name", "match", "auth", "issuers", "require"])
             let name = try members["name"]?.nonEmptyString() ?? "routes[\(index)]"
             let matchNode = try members.required("match")
@@ -416,7 +431,9 @@ public enum ConfigurationLoader {
             var scopes: ScopeRequirement?
             var conditions: [ClaimCondition] = []
             if let node = members["require"] {
-                guard authentication != .none else { throw node.error("a route with auth: none cannot require anything") }
+                guard authentication != .none else {
+                    throw node.error("a route with auth: none cannot require anything")
+                }
                 let require = try node.mapping(allowed: ["scopes", "claims"])
                 if let scopeNode = require["scopes"] {
                     let rule = try scopeNode.mapping(allowed: ["all", "any"])
@@ -450,7 +467,9 @@ public enum ConfigurationLoader {
             switch PathNormalizer.normalize(probe) {
             case .success(let normalised):
                 var expected = probe
-                if expected.count > 1 && expected.hasSuffix("/") && !normalised.path.hasSuffix("/") { expected.removeLast() }
+                if expected.count > 1 && expected.hasSuffix("/") && !normalised.path.hasSuffix("/") {
+                    expected.removeLast()
+                }
                 if normalised.path != expected || normalised.query != nil {
                     throw node.error("'\(text)' is not a normalised path (it would match as '\(normalised.path)')")
                 }

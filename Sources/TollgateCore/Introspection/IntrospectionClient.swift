@@ -1,7 +1,7 @@
 import AsyncHTTPClient
-import NIOHTTP1
 import Logging
 import NIOCore
+import NIOHTTP1
 import Synchronization
 
 /// RFC 7662 token introspection for opaque tokens, with a result cache and one call per token
@@ -87,7 +87,9 @@ public final class IntrospectionClient: Sendable {
                 if finished {
                     continuation.resume(
                         returning: cachedOutcome(for: digest)
-                            ?? .failure(VerificationFailure(.introspectionUnavailable, "introspection did not complete"))
+                            ?? .failure(
+                                VerificationFailure(.introspectionUnavailable, "introspection did not complete")
+                            )
                     )
                 }
             }
@@ -120,7 +122,8 @@ public final class IntrospectionClient: Sendable {
     }
 
     private func call(_ token: String) async -> Result<VerifiedToken, VerificationFailure> {
-        if let problem = OutboundHTTP.checkScheme(of: settings.endpoint, allowInsecureHTTP: settings.allowInsecureHTTP) {
+        if let problem = OutboundHTTP.checkScheme(of: settings.endpoint, allowInsecureHTTP: settings.allowInsecureHTTP)
+        {
             return .failure(VerificationFailure(.introspectionUnavailable, problem.reason))
         }
         var request = HTTPClientRequest(url: settings.endpoint)
@@ -160,11 +163,16 @@ public final class IntrospectionClient: Sendable {
                 metadata: ["issuer": "\(policy.name)", "status": "\(response.status.code)"]
             )
             return .failure(
-                VerificationFailure(.introspectionUnavailable, "the introspection endpoint answered \(response.status.code)")
+                VerificationFailure(
+                    .introspectionUnavailable,
+                    "the introspection endpoint answered \(response.status.code)"
+                )
             )
         }
         guard let document = try? JSONParser.parse(response.body.readableBytesView), case .object = document else {
-            return .failure(VerificationFailure(.introspectionUnavailable, "the introspection response is not a JSON object"))
+            return .failure(
+                VerificationFailure(.introspectionUnavailable, "the introspection response is not a JSON object")
+            )
         }
         return Self.interpret(document, policy: policy, settings: settings, now: now())
     }

@@ -270,7 +270,9 @@ public struct JSONParser {
             if position < buffer.count, buffer[position] == UInt8(ascii: "e") || buffer[position] == UInt8(ascii: "E") {
                 isInteger = false
                 position += 1
-                if position < buffer.count, buffer[position] == UInt8(ascii: "+") || buffer[position] == UInt8(ascii: "-") {
+                if position < buffer.count,
+                    buffer[position] == UInt8(ascii: "+") || buffer[position] == UInt8(ascii: "-")
+                {
                     position += 1
                 }
                 let exponentStart = position

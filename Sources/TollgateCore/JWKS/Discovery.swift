@@ -10,11 +10,17 @@ enum Discovery {
         return base + "/.well-known/openid-configuration"
     }
 
-    static func jwksURI(issuer: String, client: HTTPClient, policy: KeySetRefreshPolicy) async throws(OutboundHTTP.Failure)
+    static func jwksURI(
+        issuer: String,
+        client: HTTPClient,
+        policy: KeySetRefreshPolicy
+    ) async throws(OutboundHTTP.Failure)
         -> String
     {
         let url = documentURL(issuer: issuer)
-        if let problem = OutboundHTTP.checkScheme(of: url, allowInsecureHTTP: policy.allowInsecureHTTP) { throw problem }
+        if let problem = OutboundHTTP.checkScheme(of: url, allowInsecureHTTP: policy.allowInsecureHTTP) {
+            throw problem
+        }
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "Accept", value: "application/json")
         let response = try await OutboundHTTP.execute(

@@ -1,7 +1,7 @@
 import AsyncHTTPClient
-import NIOHTTP1
 import Logging
 import NIOCore
+import NIOHTTP1
 import Synchronization
 
 /// One issuer's key set: fetched, refreshed in the background, refetched on an unknown `kid`, and
@@ -151,7 +151,10 @@ public final class JWKSCache: Sendable {
                     ]
                 )
             }
-            logger.debug("key set loaded", metadata: ["issuer": "\(issuerName)", "keys": "\(fetched.keySet.keys.count)"])
+            logger.debug(
+                "key set loaded",
+                metadata: ["issuer": "\(issuerName)", "keys": "\(fetched.keySet.keys.count)"]
+            )
         case .failure(let failure):
             logger.error(
                 "key set fetch failed; serving the last good set if it is not too old",

@@ -38,7 +38,12 @@ public struct CompactJWS: Sendable {
             offset += 1
         }
         if dots.count == 4 {
-            return .failure(VerificationFailure(.encryptedToken, "the token is a JWE (five parts); encrypted tokens are not accepted"))
+            return .failure(
+                VerificationFailure(
+                    .encryptedToken,
+                    "the token is a JWE (five parts); encrypted tokens are not accepted"
+                )
+            )
         }
         guard dots.count == 2 else {
             return .failure(VerificationFailure(.malformedToken, "a JWS has three dot-separated parts"))
@@ -51,7 +56,9 @@ public struct CompactJWS: Sendable {
             return .failure(VerificationFailure(.malformedToken, "the header is not a JSON object"))
         }
         if members["enc"] != nil {
-            return .failure(VerificationFailure(.encryptedToken, "the header names an 'enc': encrypted tokens are not accepted"))
+            return .failure(
+                VerificationFailure(.encryptedToken, "the header names an 'enc': encrypted tokens are not accepted")
+            )
         }
         guard let algorithmName = members["alg"]?.stringValue else {
             return .failure(VerificationFailure(.malformedToken, "the header has no string 'alg'"))
@@ -61,7 +68,10 @@ public struct CompactJWS: Sendable {
         }
         if members["crit"] != nil {
             return .failure(
-                VerificationFailure(.unsupportedCriticalHeader, "the header marks extensions critical that are not understood")
+                VerificationFailure(
+                    .unsupportedCriticalHeader,
+                    "the header marks extensions critical that are not understood"
+                )
             )
         }
         let keyID: String?

@@ -18,7 +18,10 @@ public struct JWSVerifier: Sendable {
     public func verify(_ jws: CompactJWS, keySet: JSONWebKeySet) -> Result<JWSAlgorithm, VerificationFailure> {
         guard let algorithm = JWSAlgorithm(rawValue: jws.algorithmName), allowedAlgorithms.contains(algorithm) else {
             return .failure(
-                VerificationFailure(.algorithmNotAllowed, "the algorithm '\(jws.algorithmName)' is not allowed for this issuer")
+                VerificationFailure(
+                    .algorithmNotAllowed,
+                    "the algorithm '\(jws.algorithmName)' is not allowed for this issuer"
+                )
             )
         }
         let candidates: [VerificationKey]

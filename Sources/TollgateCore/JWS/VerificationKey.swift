@@ -72,35 +72,66 @@ public struct VerificationKey: Sendable {
     }
 
     /// The signature check itself. ECDSA signatures must be the JOSE fixed-width R‖S form.
-    func isValidSignature(_ signature: [UInt8], for signingInput: UnsafeRawBufferPointer, algorithm: JWSAlgorithm)
+    func isValidSignature(
+        _ signature: [UInt8],
+        for signingInput: UnsafeRawBufferPointer,
+        algorithm: JWSAlgorithm
+    )
         -> Result<Void, VerificationFailure>
     {
         let valid: Bool
         switch (material, algorithm) {
         case (.rsa(let key), .rs256):
-            valid = key.isValidSignature(.init(rawRepresentation: signature), for: SHA256.hash(data: signingInput), padding: .insecurePKCS1v1_5)
+            valid = key.isValidSignature(
+                .init(rawRepresentation: signature),
+                for: SHA256.hash(data: signingInput),
+                padding: .insecurePKCS1v1_5
+            )
         case (.rsa(let key), .rs384):
-            valid = key.isValidSignature(.init(rawRepresentation: signature), for: SHA384.hash(data: signingInput), padding: .insecurePKCS1v1_5)
+            valid = key.isValidSignature(
+                .init(rawRepresentation: signature),
+                for: SHA384.hash(data: signingInput),
+                padding: .insecurePKCS1v1_5
+            )
         case (.rsa(let key), .rs512):
-            valid = key.isValidSignature(.init(rawRepresentation: signature), for: SHA512.hash(data: signingInput), padding: .insecurePKCS1v1_5)
+            valid = key.isValidSignature(
+                .init(rawRepresentation: signature),
+                for: SHA512.hash(data: signingInput),
+                padding: .insecurePKCS1v1_5
+            )
         case (.rsa(let key), .ps256):
-            valid = key.isValidSignature(.init(rawRepresentation: signature), for: SHA256.hash(data: signingInput), padding: .PSS)
+            valid = key.isValidSignature(
+                .init(rawRepresentation: signature),
+                for: SHA256.hash(data: signingInput),
+                padding: .PSS
+            )
         case (.rsa(let key), .ps384):
-            valid = key.isValidSignature(.init(rawRepresentation: signature), for: SHA384.hash(data: signingInput), padding: .PSS)
+            valid = key.isValidSignature(
+                .init(rawRepresentation: signature),
+                for: SHA384.hash(data: signingInput),
+                padding: .PSS
+            )
         case (.rsa(let key), .ps512):
-            valid = key.isValidSignature(.init(rawRepresentation: signature), for: SHA512.hash(data: signingInput), padding: .PSS)
+            valid = key.isValidSignature(
+                .init(rawRepresentation: signature),
+                for: SHA512.hash(data: signingInput),
+                padding: .PSS
+            )
         case (.p256(let key), .es256):
-            guard signature.count == 64, let parsed = try? P256.Signing.ECDSASignature(rawRepresentation: signature) else {
+            guard signature.count == 64, let parsed = try? P256.Signing.ECDSASignature(rawRepresentation: signature)
+            else {
                 return .failure(Self.ecdsaEncodingFailure(expected: 64, got: signature.count))
             }
             valid = key.isValidSignature(parsed, for: SHA256.hash(data: signingInput))
         case (.p384(let key), .es384):
-            guard signature.count == 96, let parsed = try? P384.Signing.ECDSASignature(rawRepresentation: signature) else {
+            guard signature.count == 96, let parsed = try? P384.Signing.ECDSASignature(rawRepresentation: signature)
+            else {
                 return .failure(Self.ecdsaEncodingFailure(expected: 96, got: signature.count))
             }
             valid = key.isValidSignature(parsed, for: SHA384.hash(data: signingInput))
         case (.p521(let key), .es512):
-            guard signature.count == 132, let parsed = try? P521.Signing.ECDSASignature(rawRepresentation: signature) else {
+            guard signature.count == 132, let parsed = try? P521.Signing.ECDSASignature(rawRepresentation: signature)
+            else {
                 return .failure(Self.ecdsaEncodingFailure(expected: 132, got: signature.count))
             }
             valid = key.isValidSignature(parsed, for: SHA512.hash(data: signingInput))

@@ -25,7 +25,13 @@ extension TokenVerifier {
                 },
                 hmacKeys: issuer.hmacSecret.map { [VerificationKey.hmac(secret: Array($0.value.utf8))] } ?? [],
                 introspection: issuer.introspection.map { settings in
-                    IntrospectionClient(settings: settings, policy: issuer.policy, client: client, logger: logger, now: now)
+                    IntrospectionClient(
+                        settings: settings,
+                        policy: issuer.policy,
+                        client: client,
+                        logger: logger,
+                        now: now
+                    )
                 }
             )
         }

@@ -40,7 +40,10 @@ public final class TokenVerifier: Sendable {
     }
 
     /// - Parameter acceptedIssuers: issuer names the route accepts; `nil` accepts all.
-    public func verify(_ token: String, acceptedIssuers: [String]? = nil) async -> Result<VerifiedToken, VerificationFailure> {
+    public func verify(
+        _ token: String,
+        acceptedIssuers: [String]? = nil
+    ) async -> Result<VerifiedToken, VerificationFailure> {
         let digest = TokenDigest(token: token)
         switch verifyLocally(token, digest: digest, acceptedIssuers: acceptedIssuers) {
         case .verified(let verified):
@@ -75,7 +78,9 @@ public final class TokenVerifier: Sendable {
         let time = now()
         if let cached = cache.lookup(digest, now: time) {
             if let acceptedIssuers, !acceptedIssuers.contains(cached.issuerName) {
-                return .failed(VerificationFailure(.untrustedIssuer, "the token's issuer is not accepted on this route"))
+                return .failed(
+                    VerificationFailure(.untrustedIssuer, "the token's issuer is not accepted on this route")
+                )
             }
             if cached.isExpired(at: time) { return .failed(VerificationFailure(.expired, "the token has expired")) }
             return .verified(cached)
@@ -138,7 +143,10 @@ public final class TokenVerifier: Sendable {
         }
         if token.utf8.count > candidate.policy.maximumTokenSize {
             return .failed(
-                VerificationFailure(.tokenTooLarge, "the token is larger than \(candidate.policy.maximumTokenSize) bytes")
+                VerificationFailure(
+                    .tokenTooLarge,
+                    "the token is larger than \(candidate.policy.maximumTokenSize) bytes"
+                )
             )
         }
         if let cached = introspection.cachedOutcome(for: digest) {

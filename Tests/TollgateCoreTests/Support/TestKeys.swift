@@ -14,7 +14,9 @@ enum TestSigner {
     func sign(_ input: [UInt8], algorithm: String) throws -> [UInt8] {
         switch (self, algorithm) {
         case (.rsa(let key), "RS256"):
-            return Array(try key.signature(for: SHA256.hash(data: input), padding: .insecurePKCS1v1_5).rawRepresentation)
+            return Array(
+                try key.signature(for: SHA256.hash(data: input), padding: .insecurePKCS1v1_5).rawRepresentation
+            )
         case (.rsa(let key), "PS256"):
             return Array(try key.signature(for: SHA256.hash(data: input), padding: .PSS).rawRepresentation)
         case (.p256(let key), _):
