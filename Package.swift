@@ -27,6 +27,7 @@ let package = Package(
         .library(name: "TollgateProxy", targets: ["TollgateProxy"]),
         .library(name: "TollgateIssuer", targets: ["TollgateIssuer"]),
         .executable(name: "tollgate", targets: ["tollgate"]),
+        .library(name: "TollgateTestSupport", targets: ["TollgateTestSupport"]),
     ],
     dependencies: [swiftCrypto, swiftNIO, asyncHTTPClient, yams, swiftLog, argumentParser],
     targets: [
