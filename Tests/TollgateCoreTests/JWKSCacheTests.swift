@@ -18,14 +18,7 @@ import TollgateTestSupport
         _ handler: @escaping TestHTTPServer.Handler,
         _ body: (TestHTTPServer) async throws -> Void
     ) async throws {
-        let server = try await TestHTTPServer.start(handler: handler)
-        do {
-            try await body(server)
-        } catch {
-            try? await server.shutdown()
-            throw error
-        }
-        try await server.shutdown()
+        try await TestHTTPServer.serving(handler, body)
     }
 
     func cache(_ url: String, policy: KeySetRefreshPolicy = KeySetRefreshPolicy()) -> JWKSCache {

@@ -71,6 +71,21 @@ public final class TestHTTPServer: Sendable {
         return server
     }
 
+    /// Starts a server, runs `body` against it, and shuts it down whether `body` throws or not.
+    public static func serving(
+        _ handler: @escaping Handler,
+        _ body: (TestHTTPServer) async throws -> Void
+    ) async throws {
+        let server = try await start(handler: handler)
+        do {
+            try await body(server)
+        } catch {
+            try? await server.shutdown()
+            throw error
+        }
+        try await server.shutdown()
+    }
+
     public func url(_ path: String) -> String { "http://127.0.0.1:\(port)\(path)" }
 
     public var requests: [Request] { received.withLockedValue { $0 } }
