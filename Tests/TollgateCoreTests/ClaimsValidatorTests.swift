@@ -1,4 +1,5 @@
 import Testing
+import TollgateTestSupport
 
 @testable import TollgateCore
 
@@ -85,20 +86,15 @@ import Testing
     }
 
     @Test func aCachedTokenIsRecheckedForExpiryAndIssuer() async {
-        let clock = TestClockBox(start: 1_800_000_000)
-        let verifier = TestTokens.verifier(now: { clock.now })
+        let clock = ManualClock()
+        let verifier = TestTokens.verifier(now: clock.function)
         let token = TestTokens.rs256(now: clock.now, ["exp": Int(clock.now) + 10])
         #expect((try? await verifier.verify(token).get()) != nil)
         #expect(verifier.cache.count == 1)
         #expect(await verifier.verify(token, acceptedIssuers: ["other"]).failureCode == .untrustedIssuer)
-        clock.now += 41
+        clock.advance(by: 41)
         #expect(await verifier.verify(token).failureCode == .expired)
     }
-}
-
-final class TestClockBox: @unchecked Sendable {
-    var now: Double
-    init(start: Double) { now = start }
 }
 
 @Suite struct JSONParserTests {

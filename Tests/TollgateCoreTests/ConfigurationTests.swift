@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import Testing
 
@@ -160,5 +161,35 @@ import Testing
         let warnings = try Self.parse(yaml).warnings
         #expect(warnings.contains { $0.contains("no audiences") })
         #expect(warnings.contains { $0.contains("never can never match") })
+    }
+}
+
+@Suite struct VerifierFromConfigurationTests {
+    @Test func anHMACOnlyIssuerVerifiesWithItsConfiguredSecret() async throws {
+        let yaml = """
+            issuers:
+              - name: internal
+                issuer: https://idp.example.com/team
+                audiences: ["@team/api"]
+                algorithms: [HS256]
+                hmac_secret_file: secrets/hmac
+            """
+        let configuration = try ConfigurationTests.parse(yaml)
+        let client = OutboundHTTP.makeClient()
+        let now = 1_800_000_000.0
+        let verifier = TokenVerifier(configuration: configuration, client: client, now: { now })
+        #expect(verifier.isReady)
+        let secret = Array("test-only-hmac-secret-0123456789abcdef".utf8)
+        let good = TestTokens.mint(header: ["alg": "HS256"], claims: TestTokens.claims(now: now), signer: .hmac(secret))
+        #expect((try? await verifier.verify(good).get())?.subject == "user-42")
+        let forged = TestTokens.mint(
+            header: ["alg": "HS256"],
+            claims: TestTokens.claims(now: now),
+            signer: .hmac(Array("another-secret-of-at-least-32-bytes!!".utf8))
+        )
+        #expect(await verifier.verify(forged).failureCode == .signatureInvalid)
+        let rs256 = TestTokens.rs256(now: now)
+        #expect(await verifier.verify(rs256).failureCode == .algorithmNotAllowed)
+        try await client.shutdown()
     }
 }

@@ -161,14 +161,11 @@ import _CryptoExtras
         let keys = JWKSCache(
             issuerName: "main",
             source: .fixed(JSONWebKeySetBox(TestKeys.shared.keySet)),
+            additionalKeys: [.hmac(secret: Array("a-configured-secret-of-32-bytes-or-more".utf8), keyID: "hmac")],
             client: nil,
             now: { Self.now }
         )
-        let issuer = IssuerVerifier(
-            policy: policy,
-            keys: keys,
-            hmacKeys: [.hmac(secret: Array("a-configured-secret-of-32-bytes-or-more".utf8), keyID: "hmac")]
-        )
+        let issuer = IssuerVerifier(policy: policy, keys: keys)
         let verifier = TokenVerifier(issuers: [issuer], now: { Self.now })
         let pem = Array(Self.keys.rsa.publicKey.pemRepresentation.utf8)
         let token = TestTokens.mint(

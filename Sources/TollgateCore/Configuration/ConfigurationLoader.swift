@@ -87,10 +87,16 @@ public enum ConfigurationLoader {
             }
             if let node = top["issuers"] {
                 var names = Set<String>()
+                var issuerURLs = Set<String>()
                 for element in try node.sequence() {
                     let issuer = try issuerConfiguration(element)
                     if !names.insert(issuer.policy.name).inserted {
                         throw element.error("the issuer name '\(issuer.policy.name)' is used twice")
+                    }
+                    // A JWT picks its issuer by `iss`; a second entry with the same value would
+                    // never be consulted.
+                    if !issuerURLs.insert(issuer.policy.issuer).inserted {
+                        throw element.error("the issuer '\(issuer.policy.issuer)' is configured twice")
                     }
                     configuration.issuers.append(issuer)
                 }
@@ -135,12 +141,11 @@ public enum ConfigurationLoader {
 
         func address(_ node: ConfigurationNode) throws(ConfigurationError) -> String {
             let text = try node.nonEmptyString()
-            guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]),
-                colon != text.startIndex
+            guard let colon = text.lastIndex(of: ":"), colon != text.startIndex,
+                UInt16(text[text.index(after: colon)...]) != nil
             else {
                 throw node.error("expected host:port, found '\(text)'")
             }
-            _ = port
             return text
         }
 

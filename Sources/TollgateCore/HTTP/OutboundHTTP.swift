@@ -61,8 +61,7 @@ public enum OutboundHTTP {
             let response = try await client.execute(request, timeout: timeout)
             let body = try await response.body.collect(upTo: maximumBodyBytes)
             return Response(status: response.status, headers: response.headers, body: body)
-        } catch let error as NIOTooManyBytesError {
-            _ = error
+        } catch is NIOTooManyBytesError {
             throw Failure(reason: "the response body is larger than \(maximumBodyBytes) bytes")
         } catch let error as HTTPClientError {
             throw Failure(reason: "request failed: \(error.shortDescription)")

@@ -17,18 +17,15 @@ public final class IntrospectionClient: Sendable {
     private let logger: Logger
     private let now: @Sendable () -> Double
 
-    private struct CacheEntry {
-        let outcome: Result<VerifiedToken, VerificationFailure>
-        let evictAt: Double
-    }
-
-    private struct State {
-        var cache: [TokenDigest: CacheEntry] = [:]
-        var inFlight: [TokenDigest: [CheckedContinuation<Result<VerifiedToken, VerificationFailure>, Never>]] = [:]
+    private struct InFlight {
+        var waiters: [TokenDigest: [CheckedContinuation<Result<VerifiedToken, VerificationFailure>, Never>]] = [:]
         var calls = 0
     }
 
-    private let state = Mutex(State())
+    /// Answers, positive and negative, until their deadline; separate from the in-flight map so a
+    /// cache hit never waits on the lock that callers register under.
+    private let cache: ExpiringCache<Result<VerifiedToken, VerificationFailure>>
+    private let inFlight = Mutex(InFlight())
 
     public init(
         settings: IntrospectionSettings,
@@ -42,25 +39,20 @@ public final class IntrospectionClient: Sendable {
         self.client = client
         self.logger = logger
         self.now = now
+        self.cache = ExpiringCache(maximumEntries: settings.maximumCacheEntries)
     }
 
     /// How many introspection requests were sent.
-    public var callCount: Int { state.withLock { $0.calls } }
+    public var callCount: Int { inFlight.withLock { $0.calls } }
 
     /// A cached outcome, if any; `nil` means the endpoint has to be asked.
     public func cachedOutcome(for digest: TokenDigest) -> Result<VerifiedToken, VerificationFailure>? {
         let time = now()
-        return state.withLock { state in
-            guard let entry = state.cache[digest] else { return nil }
-            guard entry.evictAt > time else {
-                state.cache[digest] = nil
-                return nil
-            }
-            if case .success(let token) = entry.outcome, token.isExpired(at: time) {
-                return .failure(VerificationFailure(.expired, "the token has expired"))
-            }
-            return entry.outcome
+        guard let outcome = cache.value(for: digest, now: time) else { return nil }
+        if case .success(let token) = outcome, token.isExpired(at: time) {
+            return .failure(VerificationFailure(.expired, "the token has expired"))
         }
+        return outcome
     }
 
     public func introspect(_ token: String) async -> Result<VerifiedToken, VerificationFailure> {
@@ -69,9 +61,9 @@ public final class IntrospectionClient: Sendable {
 
     public func introspect(_ token: String, digest: TokenDigest) async -> Result<VerifiedToken, VerificationFailure> {
         if let cached = cachedOutcome(for: digest) { return cached }
-        let isLeader = state.withLock { state -> Bool in
-            if state.inFlight[digest] == nil {
-                state.inFlight[digest] = []
+        let isLeader = inFlight.withLock { state -> Bool in
+            if state.waiters[digest] == nil {
+                state.waiters[digest] = []
                 state.calls += 1
                 return true
             }
@@ -79,9 +71,9 @@ public final class IntrospectionClient: Sendable {
         }
         guard isLeader else {
             return await withCheckedContinuation { continuation in
-                let finished = state.withLock { state -> Bool in
-                    guard state.inFlight[digest] != nil else { return true }
-                    state.inFlight[digest]!.append(continuation)
+                let finished = inFlight.withLock { state -> Bool in
+                    guard state.waiters[digest] != nil else { return true }
+                    state.waiters[digest]!.append(continuation)
                     return false
                 }
                 if finished {
@@ -96,18 +88,10 @@ public final class IntrospectionClient: Sendable {
         }
         let outcome = await call(token)
         let time = now()
-        let waiters = state.withLock { state in
-            if let deadline = cacheDeadline(for: outcome, now: time) {
-                if state.cache.count >= settings.maximumCacheEntries {
-                    state.cache = state.cache.filter { $0.value.evictAt > time }
-                    if state.cache.count >= settings.maximumCacheEntries, let victim = state.cache.keys.first {
-                        state.cache[victim] = nil
-                    }
-                }
-                state.cache[digest] = CacheEntry(outcome: outcome, evictAt: deadline)
-            }
-            return state.inFlight.removeValue(forKey: digest) ?? []
+        if let deadline = cacheDeadline(for: outcome, now: time) {
+            cache.store(outcome, for: digest, until: deadline, now: time)
         }
+        let waiters = inFlight.withLock { $0.waiters.removeValue(forKey: digest) ?? [] }
         for waiter in waiters { waiter.resume(returning: outcome) }
         return outcome
     }

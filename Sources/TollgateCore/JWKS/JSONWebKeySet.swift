@@ -134,7 +134,7 @@ public struct JSONWebKeySet: Sendable {
         default:
             return .failure(ParseError(reason: "the key type '\(keyType)' is not supported"))
         }
-        if let algorithm, algorithm.keyFamily != keyFamily(of: material) {
+        if let algorithm, algorithm.keyFamily != material.family {
             return .failure(ParseError(reason: "'alg' \(algorithm.rawValue) does not fit the key type \(keyType)"))
         }
         return .success(
@@ -145,9 +145,5 @@ public struct JSONWebKeySet: Sendable {
     private static func member(_ entry: JSONValue, _ name: String) -> [UInt8]? {
         guard let string = entry[name]?.stringValue else { return nil }
         return Base64URL.decode(string)
-    }
-
-    private static func keyFamily(of material: VerificationKey.Material) -> JWSAlgorithm.KeyFamily {
-        VerificationKey(keyID: nil, algorithm: nil, use: nil, operations: nil, material: material).family
     }
 }

@@ -15,6 +15,8 @@ public final class JWKSCache: Sendable {
     public let source: KeySetSource
     public let policy: KeySetRefreshPolicy
     private let client: HTTPClient?
+    /// Keys from the configuration (HMAC secrets) merged into every loaded set.
+    private let additionalKeys: [VerificationKey]
     private let logger: Logger
     private let now: @Sendable () -> Double
 
@@ -36,6 +38,7 @@ public final class JWKSCache: Sendable {
         issuerName: String,
         source: KeySetSource,
         policy: KeySetRefreshPolicy = KeySetRefreshPolicy(),
+        additionalKeys: [VerificationKey] = [],
         client: HTTPClient?,
         logger: Logger = Logger(label: "tollgate.jwks"),
         now: @escaping @Sendable () -> Double = wallClockSeconds
@@ -44,11 +47,12 @@ public final class JWKSCache: Sendable {
         self.source = source
         self.policy = policy
         self.client = client
+        self.additionalKeys = additionalKeys
         self.logger = logger
         self.now = now
         var initial = State()
         if case .fixed(let box) = source {
-            initial.keySet = box.keySet
+            initial.keySet = box.keySet.adding(additionalKeys)
             initial.loadedAt = .infinity
             initial.nextRefresh = .infinity
         }
@@ -123,7 +127,7 @@ public final class JWKSCache: Sendable {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             switch result {
             case .success(let fetched):
-                state.keySet = fetched.keySet
+                state.keySet = fetched.keySet.adding(additionalKeys)
                 state.loadedAt = time
                 state.consecutiveFailures = 0
                 state.lastError = nil

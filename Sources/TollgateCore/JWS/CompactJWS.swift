@@ -48,8 +48,17 @@ public struct CompactJWS: Sendable {
         guard dots.count == 2 else {
             return .failure(VerificationFailure(.malformedToken, "a JWS has three dot-separated parts"))
         }
-        let bytes = Array(utf8)
-        guard let headerBytes = Base64URL.decode(bytes[0..<dots[0]]) else {
+        // Decoded straight from the string's own UTF-8 storage; failures are reported below in
+        // rule order.
+        var storage = token
+        let (decodedHeader, decodedPayload, decodedSignature) = storage.withUTF8 { utf8 in
+            (
+                Base64URL.decode(utf8[0..<dots[0]]),
+                Base64URL.decode(utf8[(dots[0] + 1)..<dots[1]]),
+                Base64URL.decode(utf8[(dots[1] + 1)...])
+            )
+        }
+        guard let headerBytes = decodedHeader else {
             return .failure(VerificationFailure(.malformedToken, "the header is not base64url"))
         }
         guard let header = try? JSONParser.parse(headerBytes), case .object(let members) = header else {
@@ -80,10 +89,10 @@ public struct CompactJWS: Sendable {
         case .string(let value): keyID = value
         default: return .failure(VerificationFailure(.malformedToken, "the header's 'kid' is not a string"))
         }
-        guard let payload = Base64URL.decode(bytes[(dots[0] + 1)..<dots[1]]) else {
+        guard let payload = decodedPayload else {
             return .failure(VerificationFailure(.malformedToken, "the payload is not base64url"))
         }
-        guard let signature = Base64URL.decode(bytes[(dots[1] + 1)...]), !signature.isEmpty else {
+        guard let signature = decodedSignature, !signature.isEmpty else {
             return .failure(VerificationFailure(.malformedToken, "the signature is missing or not base64url"))
         }
         return .success(

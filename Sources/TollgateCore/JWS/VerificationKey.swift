@@ -11,6 +11,17 @@ public struct VerificationKey: Sendable {
         case p521(P521.Signing.PublicKey)
         case ed25519(Curve25519.Signing.PublicKey)
         case hmac(SymmetricKey)
+
+        var family: JWSAlgorithm.KeyFamily {
+            switch self {
+            case .rsa: .rsa
+            case .p256: .ellipticCurve("P-256")
+            case .p384: .ellipticCurve("P-384")
+            case .p521: .ellipticCurve("P-521")
+            case .ed25519: .edwards
+            case .hmac: .symmetric
+            }
+        }
     }
 
     public let keyID: String?
@@ -39,16 +50,7 @@ public struct VerificationKey: Sendable {
         )
     }
 
-    var family: JWSAlgorithm.KeyFamily {
-        switch material {
-        case .rsa: .rsa
-        case .p256: .ellipticCurve("P-256")
-        case .p384: .ellipticCurve("P-384")
-        case .p521: .ellipticCurve("P-521")
-        case .ed25519: .edwards
-        case .hmac: .symmetric
-        }
-    }
+    var family: JWSAlgorithm.KeyFamily { material.family }
 
     /// Checks, in order, that this key may be used for `algorithm`: its type, then its own `alg`,
     /// then `use` and `key_ops`. Returns the failure for the first rule broken.

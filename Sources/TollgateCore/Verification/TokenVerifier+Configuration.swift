@@ -11,19 +11,22 @@ extension TokenVerifier {
         now: @escaping @Sendable () -> Double = wallClockSeconds
     ) {
         let issuers = configuration.issuers.map { issuer in
-            IssuerVerifier(
+            let hmacKeys = issuer.hmacSecret.map { [VerificationKey.hmac(secret: Array($0.value.utf8))] } ?? []
+            // An issuer with only an HMAC secret gets a fixed, otherwise empty, key set.
+            let source = issuer.keySource ?? (hmacKeys.isEmpty ? nil : .fixed(JSONWebKeySetBox(.empty)))
+            return IssuerVerifier(
                 policy: issuer.policy,
-                keys: issuer.keySource.map { source in
+                keys: source.map { source in
                     JWKSCache(
                         issuerName: issuer.policy.name,
                         source: source,
                         policy: issuer.refresh,
+                        additionalKeys: hmacKeys,
                         client: client,
                         logger: logger,
                         now: now
                     )
                 },
-                hmacKeys: issuer.hmacSecret.map { [VerificationKey.hmac(secret: Array($0.value.utf8))] } ?? [],
                 introspection: issuer.introspection.map { settings in
                     IntrospectionClient(
                         settings: settings,

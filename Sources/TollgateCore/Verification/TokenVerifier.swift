@@ -56,7 +56,6 @@ public final class TokenVerifier: Sendable {
             }
             return await introspection.introspect(token, digest: digest)
         case .needsKeyRefresh(let issuer):
-            let hadKeys = issuer.keySet() != nil
             let refreshed = await issuer.keys?.refreshForUnknownKey() ?? false
             if refreshed {
                 switch verifyLocally(token, digest: digest, acceptedIssuers: acceptedIssuers) {
@@ -68,7 +67,6 @@ public final class TokenVerifier: Sendable {
             if issuer.keySet() == nil {
                 return .failure(VerificationFailure(.keysUnavailable, "the issuer's keys could not be loaded"))
             }
-            _ = hadKeys
             return .failure(VerificationFailure(.unknownKey, "no key with the token's 'kid' is known"))
         }
     }
