@@ -14,6 +14,20 @@ let argumentParser: Package.Dependency = .package(
     from: "1.8.2"
 )
 
+let nioHTTP2: Package.Dependency = .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0")
+let nioSSL: Package.Dependency = .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6")
+let serviceLifecycle: Package.Dependency = .package(
+    url: "https://github.com/swift-server/swift-service-lifecycle.git",
+    from: "2.13.0"
+)
+let swiftMetrics: Package.Dependency = .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0")
+let prometheus: Package.Dependency = .package(
+    url: "https://github.com/swift-server/swift-prometheus.git",
+    from: "2.4.1"
+)
+let nioExtras: Package.Dependency = .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2")
+let atomics: Package.Dependency = .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0")
+
 let sharedSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
@@ -29,7 +43,10 @@ let package = Package(
         .executable(name: "tollgate", targets: ["tollgate"]),
         .library(name: "TollgateTestSupport", targets: ["TollgateTestSupport"]),
     ],
-    dependencies: [swiftCrypto, swiftNIO, asyncHTTPClient, yams, swiftLog, argumentParser],
+    dependencies: [
+        swiftCrypto, swiftNIO, asyncHTTPClient, yams, swiftLog, argumentParser, nioHTTP2, nioSSL, serviceLifecycle,
+        swiftMetrics, prometheus, atomics, nioExtras,
+    ],
     targets: [
         .target(
             name: "TollgateCore",
@@ -41,6 +58,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: sharedSettings
         ),
@@ -51,7 +69,18 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Atomics", package: "swift-atomics"),
             ],
             swiftSettings: sharedSettings
         ),
@@ -67,6 +96,8 @@ let package = Package(
                 "TollgateProxy",
                 "TollgateIssuer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: sharedSettings
         ),
@@ -96,7 +127,21 @@ let package = Package(
         ),
         .testTarget(
             name: "TollgateProxyTests",
-            dependencies: ["TollgateProxy", "TollgateCore"],
+            dependencies: [
+                "TollgateProxy",
+                "TollgateCore",
+                "TollgateTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Fixtures")],
             swiftSettings: sharedSettings
         ),
         .testTarget(

@@ -1,15 +1,93 @@
 import ArgumentParser
+import Logging
+import ServiceLifecycle
 import TollgateCore
 import TollgateIssuer
+import TollgateProxy
+import UnixSignals
 
 @main
-struct Tollgate: ParsableCommand {
+struct Tollgate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tollgate",
         abstract: "Edge token verification: checks OAuth 2 access tokens in front of a service.",
         version: TollgateIssuer.version,
-        subcommands: [CheckConfig.self]
+        subcommands: [Serve.self, CheckConfig.self]
     )
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the proxy, the forward-auth endpoint and the admin listener.",
+        discussion: """
+            Reloads the configuration when the file changes or on SIGHUP (an invalid file is \
+            refused and the running configuration keeps serving). SIGTERM or SIGINT drains: \
+            /readyz turns false, new connections are refused, in-flight requests finish within \
+            server.drain_grace.
+            """
+    )
+
+    @Option(name: .shortAndLong, help: "The YAML configuration file.")
+    var config: String
+
+    func run() async throws {
+        let configuration: TollgateConfiguration
+        do {
+            configuration = try ConfigurationLoader.load(path: config)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(2)
+        }
+        for warning in configuration.warnings { printError("warning: \(warning)") }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        }
+        let logger = Logger(label: "tollgate")
+        let proxy: RunningProxy
+        do {
+            proxy = try await RunningProxy.start(
+                configuration: configuration,
+                configurationPath: config,
+                logger: logger
+            )
+        } catch {
+            printError("error: cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        logger.info(
+            "listening",
+            metadata: ["proxy": "\(configuration.listen)", "admin": "\(configuration.admin)", "port": "\(proxy.port)"]
+        )
+        let service = ProxyService(proxy: proxy, grace: .milliseconds(Int64(configuration.server.drainGrace * 1000)))
+        let group = ServiceGroup(
+            configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        )
+        try await group.run()
+    }
+}
+
+/// Runs the reload watchers until a graceful shutdown, then drains.
+struct ProxyService: Service {
+    let proxy: RunningProxy
+    let grace: Duration
+
+    func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await proxy.watchConfiguration() }
+            group.addTask {
+                guard let path = proxy.configurationPath else { return }
+                for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                    await proxy.runtime.reload(from: path)
+                }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+        await proxy.stop(grace: grace)
+    }
 }
 
 struct CheckConfig: ParsableCommand {

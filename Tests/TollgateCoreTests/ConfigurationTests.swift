@@ -41,7 +41,7 @@ import Testing
 
     @Test func theExampleFileLoadsWithEveryField() throws {
         let configuration = try ConfigurationLoader.load(path: Self.directory + "/valid.yaml")
-        #expect(configuration.upstream == "http://127.0.0.1:3000")
+        #expect(configuration.upstream?.url == "http://127.0.0.1:3000")
         #expect(configuration.issuers.count == 2)
         let main = try #require(configuration.issuer(named: "main"))
         #expect(main.policy.leeway == 45)

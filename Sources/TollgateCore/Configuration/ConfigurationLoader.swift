@@ -65,19 +65,15 @@ public enum ConfigurationLoader {
         func configuration(_ root: ConfigurationNode) throws(ConfigurationError) -> TollgateConfiguration {
             let top = try root.mapping(allowed: [
                 "listen", "upstream", "admin", "realm", "issuers", "routes", "default", "forward", "token",
-                "paths", "cache",
+                "paths", "cache", "server", "forward_auth",
             ])
             var configuration = TollgateConfiguration()
             configuration.file = file
             if let node = top["listen"] { configuration.listen = try address(node) }
             if let node = top["admin"] { configuration.admin = try address(node) }
-            if let node = top["upstream"] {
-                let url = try node.nonEmptyString()
-                guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-                    throw node.error("expected an http:// or https:// URL")
-                }
-                configuration.upstream = url
-            }
+            if let node = top["upstream"] { configuration.upstream = try upstream(node) }
+            if let node = top["server"] { configuration.server = try server(node) }
+            if let node = top["forward_auth"] { configuration.forwardAuth = try forwardAuth(node) }
             if let node = top["realm"] {
                 let realm = try node.nonEmptyString()
                 if realm.contains("\"") || realm.contains("\\") {
@@ -137,6 +133,90 @@ public enum ConfigurationLoader {
             }
             configuration.routes = RouteTable(routes: routes, defaultAction: defaultAction)
             return configuration
+        }
+
+        func upstream(_ node: ConfigurationNode) throws(ConfigurationError) -> UpstreamSettings {
+            func url(_ node: ConfigurationNode) throws(ConfigurationError) -> String {
+                let url = try node.nonEmptyString()
+                guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                    throw node.error("expected an http:// or https:// URL")
+                }
+                let endpoint = UpstreamSettings(url: url).endpoint
+                guard !endpoint.host.isEmpty, (1...65535).contains(endpoint.port) else {
+                    throw node.error("expected an http:// or https:// URL with a host")
+                }
+                if url.contains("?") || url.contains("#") { throw node.error("must not hold a query or fragment") }
+                return url
+            }
+            if node.node.scalar != nil { return UpstreamSettings(url: try url(node)) }
+            let members = try node.mapping(allowed: [
+                "url", "connect_timeout", "response_timeout", "max_idle_connections", "h2c",
+            ])
+            var settings = UpstreamSettings(url: try url(try members.required("url")))
+            if let value = members["connect_timeout"] { settings.connectTimeout = try value.duration() }
+            if let value = members["response_timeout"] { settings.responseTimeout = try value.duration() }
+            if let value = members["max_idle_connections"] {
+                settings.maximumIdleConnections = try value.positiveInteger()
+            }
+            if let value = members["h2c"] { settings.h2c = try value.bool() }
+            if settings.h2c && settings.endpoint.secure { throw members["h2c"]!.error("h2c needs an http:// upstream") }
+            return settings
+        }
+
+        func server(_ node: ConfigurationNode) throws(ConfigurationError) -> ServerSettings {
+            let members = try node.mapping(allowed: [
+                "max_header_bytes", "max_headers", "max_request_line", "header_timeout", "idle_timeout",
+                "drain_grace", "h2c", "tls", "trusted_proxies", "access_log",
+            ])
+            var settings = ServerSettings()
+            if let value = members["max_header_bytes"] { settings.maximumHeaderBytes = try value.positiveInteger() }
+            if let value = members["max_headers"] { settings.maximumHeaderCount = try value.positiveInteger() }
+            if let value = members["max_request_line"] { settings.maximumRequestLine = try value.positiveInteger() }
+            if let value = members["header_timeout"] { settings.headerTimeout = try value.duration() }
+            if let value = members["idle_timeout"] { settings.idleTimeout = try value.duration() }
+            if let value = members["drain_grace"] { settings.drainGrace = try value.duration() }
+            if let value = members["h2c"] { settings.h2c = try value.bool() }
+            if let value = members["access_log"] { settings.accessLog = try value.bool() }
+            if let value = members["trusted_proxies"] { try trustedProxies(value, into: &settings) }
+            if let value = members["tls"] {
+                let tls = try value.mapping(allowed: ["certificate_file", "key_file"])
+                let certificate = try tls.required("certificate_file")
+                let key = try tls.required("key_file")
+                let files = TLSFiles(
+                    certificateFile: resolve(try certificate.nonEmptyString()),
+                    keyFile: resolve(try key.nonEmptyString())
+                )
+                _ = try readFile(certificate)
+                _ = try readFile(key)
+                settings.tls = files
+            }
+            return settings
+        }
+
+        func forwardAuth(_ node: ConfigurationNode) throws(ConfigurationError) -> ForwardAuthSettings {
+            let members = try node.mapping(allowed: ["path"])
+            var settings = ForwardAuthSettings()
+            if let value = members["path"] {
+                let path = try value.nonEmptyString()
+                try requireNormalised(path, node: value, allowBraces: false)
+                settings.path = path
+            }
+            return settings
+        }
+
+        func trustedProxies(_ value: ConfigurationNode, into settings: inout ServerSettings) throws(ConfigurationError)
+        {
+            for element in try value.sequence() {
+                let text = try element.nonEmptyString()
+                guard let range = AddressRange(text) else {
+                    throw element.error("expected an IP address or CIDR block, found '\(text)'")
+                }
+                settings.trustedProxies.append(range)
+            }
+        }
+
+        func resolve(_ path: String) -> String {
+            path.hasPrefix("/") ? path : baseDirectory + "/" + path
         }
 
         func address(_ node: ConfigurationNode) throws(ConfigurationError) -> String {

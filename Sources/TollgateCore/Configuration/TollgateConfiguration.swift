@@ -24,9 +24,13 @@ public struct TokenSource: Sendable, Equatable {
 /// The whole configuration file, validated.
 public struct TollgateConfiguration: Sendable, Equatable {
     public var listen: String = "0.0.0.0:8080"
-    public var upstream: String?
+    /// The service behind the proxy; `nil` runs only the forward-auth endpoint.
+    public var upstream: UpstreamSettings?
     public var admin: String = "127.0.0.1:9901"
     public var realm: String = "tollgate"
+    public var server = ServerSettings()
+    /// The forward-auth endpoint, when configured.
+    public var forwardAuth: ForwardAuthSettings?
     public var issuers: [IssuerConfiguration] = []
     public var routes = RouteTable(routes: [])
     public var forward = ClaimHeaderMapping(entries: [])

@@ -20,6 +20,9 @@ public final class IntrospectionClient: Sendable {
     private struct InFlight {
         var waiters: [TokenDigest: [CheckedContinuation<Result<VerifiedToken, VerificationFailure>, Never>]] = [:]
         var calls = 0
+        var active = 0
+        var inactive = 0
+        var failed = 0
     }
 
     /// Answers, positive and negative, until their deadline; separate from the in-flight map so a
@@ -44,6 +47,12 @@ public final class IntrospectionClient: Sendable {
 
     /// How many introspection requests were sent.
     public var callCount: Int { inFlight.withLock { $0.calls } }
+
+    /// Completed calls by result: the token was active, inactive (or refused), or the endpoint
+    /// could not answer.
+    public var callResults: (active: Int, inactive: Int, failed: Int) {
+        inFlight.withLock { ($0.active, $0.inactive, $0.failed) }
+    }
 
     /// A cached outcome, if any; `nil` means the endpoint has to be asked.
     public func cachedOutcome(for digest: TokenDigest) -> Result<VerifiedToken, VerificationFailure>? {
@@ -91,7 +100,14 @@ public final class IntrospectionClient: Sendable {
         if let deadline = cacheDeadline(for: outcome, now: time) {
             cache.store(outcome, for: digest, until: deadline, now: time)
         }
-        let waiters = inFlight.withLock { $0.waiters.removeValue(forKey: digest) ?? [] }
+        let waiters = inFlight.withLock { state in
+            switch outcome {
+            case .success: state.active += 1
+            case .failure(let failure) where failure.isUnavailable: state.failed += 1
+            case .failure: state.inactive += 1
+            }
+            return state.waiters.removeValue(forKey: digest) ?? []
+        }
         for waiter in waiters { waiter.resume(returning: outcome) }
         return outcome
     }

@@ -17,26 +17,61 @@ public enum Base64URL {
 
     /// Decodes unpadded base64url; `nil` on any character outside the alphabet or an impossible length.
     public static func decode(_ input: some Collection<UInt8>) -> [UInt8]? {
+        if let result = input.withContiguousStorageIfAvailable({ decode($0) }) { return result }
+        return Array(input).withUnsafeBufferPointer { decode($0) }
+    }
+
+    /// Four characters to three bytes at a time into storage sized once.
+    public static func decode(_ input: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         let count = input.count
         if count % 4 == 1 { return nil }
-        var output = [UInt8]()
-        output.reserveCapacity(count * 3 / 4)
-        let table = decodeTable
-        var accumulator: UInt32 = 0
-        var bits = 0
-        for byte in input {
-            let value = table[Int(byte)]
-            if value == 0xFF { return nil }
-            accumulator = (accumulator << 6) | UInt32(value)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                output.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+        let outputCount = count * 3 / 4
+        var valid = true
+        let output = decodeTable.withUnsafeBufferPointer { table in
+            [UInt8](unsafeUninitializedCapacity: outputCount) { buffer, initialized in
+                var read = 0
+                var written = 0
+                while read + 4 <= count {
+                    let a = UInt32(table[Int(input[read])])
+                    let b = UInt32(table[Int(input[read + 1])])
+                    let c = UInt32(table[Int(input[read + 2])])
+                    let d = UInt32(table[Int(input[read + 3])])
+                    if (a | b | c | d) & 0xC0 != 0 {
+                        valid = false
+                        return
+                    }
+                    let word = (a << 18) | (b << 12) | (c << 6) | d
+                    buffer[written] = UInt8(truncatingIfNeeded: word >> 16)
+                    buffer[written + 1] = UInt8(truncatingIfNeeded: word >> 8)
+                    buffer[written + 2] = UInt8(truncatingIfNeeded: word)
+                    read += 4
+                    written += 3
+                }
+                let rest = count - read
+                if rest >= 2 {
+                    let a = UInt32(table[Int(input[read])])
+                    let b = UInt32(table[Int(input[read + 1])])
+                    let c = rest == 3 ? UInt32(table[Int(input[read + 2])]) : 0
+                    if (a | b | c) & 0xC0 != 0 {
+                        valid = false
+                        return
+                    }
+                    let word = (a << 18) | (b << 12) | (c << 6)
+                    buffer[written] = UInt8(truncatingIfNeeded: word >> 16)
+                    written += 1
+                    // Leftover bits must be zero, otherwise two encodings decode to the same bytes.
+                    if rest == 2 {
+                        if b & 0x0F != 0 { valid = false }
+                    } else {
+                        buffer[written] = UInt8(truncatingIfNeeded: word >> 8)
+                        written += 1
+                        if c & 0x03 != 0 { valid = false }
+                    }
+                }
+                initialized = written
             }
         }
-        // Leftover bits must be zero, otherwise two encodings would decode to the same bytes.
-        if bits > 0 && (accumulator & ((1 << UInt32(bits)) - 1)) != 0 { return nil }
-        return output
+        return valid ? output : nil
     }
 
     public static func decode(_ string: String) -> [UInt8]? {

@@ -90,7 +90,9 @@ public struct JSONParser {
 
         mutating func parseObject(depth: Int) throws(Failure) -> JSONValue {
             position += 1
-            var members: [String: JSONValue] = [:]
+            // Sized for a typical claim set up front: each growth of the dictionary re-hashes
+            // every key and looks up its storage type again.
+            var members: [String: JSONValue] = Dictionary(minimumCapacity: depth == 1 ? 32 : 4)
             skipWhitespace()
             if position < buffer.count, buffer[position] == UInt8(ascii: "}") {
                 position += 1

@@ -30,6 +30,7 @@ public final class JWKSCache: Sendable {
         var discoveredJWKSURI: String?
         var waiters: [CheckedContinuation<Void, Never>]?
         var fetchCount = 0
+        var fetchFailures = 0
     }
 
     private let state: Mutex<State>
@@ -80,6 +81,14 @@ public final class JWKSCache: Sendable {
     public var fetchCount: Int { state.withLock { $0.fetchCount } }
 
     public var lastError: String? { state.withLock { $0.lastError } }
+
+    /// Finished fetches by result.
+    public var fetchResults: (succeeded: Int, failed: Int) {
+        state.withLock { state in
+            let finished = state.fetchCount - (state.waiters == nil ? 0 : 1)
+            return (finished - state.fetchFailures, state.fetchFailures)
+        }
+    }
 
     /// Called when a token names a `kid` the current set lacks (or no set is loaded). Refetches
     /// unless one happened within the cool-down; joins a fetch already in flight.
@@ -134,6 +143,7 @@ public final class JWKSCache: Sendable {
                 state.nextRefresh = time + policy.refreshInterval(maxAge: fetched.maxAge)
             case .failure(let failure):
                 state.consecutiveFailures += 1
+                state.fetchFailures += 1
                 state.lastError = failure.reason
                 state.discoveredJWKSURI = nil
                 // Retry soon after a failure, backing off up to the minimum refresh interval.

@@ -27,17 +27,26 @@ public struct CompactJWS: Sendable {
         if utf8.count > maximumSize {
             return .failure(VerificationFailure(.tokenTooLarge, "the token is larger than \(maximumSize) bytes"))
         }
-        var dots: [Int] = []
-        dots.reserveCapacity(4)
-        var offset = 0
-        for byte in utf8 {
-            if byte == UInt8(ascii: ".") {
-                dots.append(offset)
-                if dots.count > 4 { break }
+        var storage = token
+        // Up to five dot offsets, found on the contiguous UTF-8 bytes (no per-character String
+        // iteration, no allocation).
+        var dots: (Int, Int, Int, Int, Int) = (-1, -1, -1, -1, -1)
+        let dotCount = storage.withUTF8 { bytes -> Int in
+            var found = 0
+            for offset in 0..<bytes.count where bytes[offset] == UInt8(ascii: ".") {
+                switch found {
+                case 0: dots.0 = offset
+                case 1: dots.1 = offset
+                case 2: dots.2 = offset
+                case 3: dots.3 = offset
+                default: dots.4 = offset
+                }
+                found += 1
+                if found > 4 { break }
             }
-            offset += 1
+            return found
         }
-        if dots.count == 4 {
+        if dotCount == 4 {
             return .failure(
                 VerificationFailure(
                     .encryptedToken,
@@ -45,17 +54,17 @@ public struct CompactJWS: Sendable {
                 )
             )
         }
-        guard dots.count == 2 else {
+        guard dotCount == 2 else {
             return .failure(VerificationFailure(.malformedToken, "a JWS has three dot-separated parts"))
         }
         // Decoded straight from the string's own UTF-8 storage; failures are reported below in
         // rule order.
-        var storage = token
+        let (first, second) = (dots.0, dots.1)
         let (decodedHeader, decodedPayload, decodedSignature) = storage.withUTF8 { utf8 in
             (
-                Base64URL.decode(utf8[0..<dots[0]]),
-                Base64URL.decode(utf8[(dots[0] + 1)..<dots[1]]),
-                Base64URL.decode(utf8[(dots[1] + 1)...])
+                Base64URL.decode(UnsafeBufferPointer(rebasing: utf8[0..<first])),
+                Base64URL.decode(UnsafeBufferPointer(rebasing: utf8[(first + 1)..<second])),
+                Base64URL.decode(UnsafeBufferPointer(rebasing: utf8[(second + 1)...]))
             )
         }
         guard let headerBytes = decodedHeader else {
@@ -104,8 +113,8 @@ public struct CompactJWS: Sendable {
                 type: members["typ"]?.stringValue,
                 payload: payload,
                 signature: signature,
-                signingInputEnd: dots[1],
-                payloadRange: (dots[0] + 1)..<dots[1]
+                signingInputEnd: second,
+                payloadRange: (first + 1)..<second
             )
         )
     }

@@ -20,7 +20,8 @@ public struct ClaimHeaderMapping: Sendable, Equatable {
     public var payloadHeader: String?
     /// More header names to remove from every incoming request.
     public var extraStrippedHeaders: [String]
-    private let strippedKeys: Set<String>
+    /// Lower-case names with `_` as `-`, compared byte by byte without allocating.
+    private let strippedKeys: [[UInt8]]
 
     public init(entries: [Entry], payloadHeader: String? = nil, extraStrippedHeaders: [String] = []) {
         self.entries = entries
@@ -29,7 +30,7 @@ public struct ClaimHeaderMapping: Sendable, Equatable {
         var keys = Set(entries.map { Self.comparisonKey($0.header) })
         if let payloadHeader { keys.insert(Self.comparisonKey(payloadHeader)) }
         for header in extraStrippedHeaders { keys.insert(Self.comparisonKey(header)) }
-        strippedKeys = keys
+        strippedKeys = keys.sorted().map { Array($0.utf8) }
     }
 
     public static func == (lhs: Self, rhs: Self) -> Bool {
@@ -40,7 +41,27 @@ public struct ClaimHeaderMapping: Sendable, Equatable {
     /// Whether an incoming header must be removed: any case, and `_` read as `-`, because some
     /// servers (nginx with `underscores_in_headers`, CGI, many frameworks) treat them alike.
     public func mustStrip(_ name: String) -> Bool {
-        strippedKeys.contains(Self.comparisonKey(name))
+        let utf8 = name.utf8
+        let count = utf8.count
+        for key in strippedKeys where key.count == count {
+            var equal = true
+            for (byte, expected) in zip(utf8, key) {
+                var folded = byte
+                if folded >= UInt8(ascii: "A") && folded <= UInt8(ascii: "Z") { folded += 32 }
+                if folded == UInt8(ascii: "_") { folded = UInt8(ascii: "-") }
+                if folded != expected {
+                    equal = false
+                    break
+                }
+            }
+            if equal { return true }
+        }
+        return false
+    }
+
+    /// Every header name Tollgate sets from claims (for the `Connection:` rule).
+    public var setHeaderNames: [String] {
+        entries.map(\.header) + (payloadHeader.map { [$0] } ?? [])
     }
 
     static func comparisonKey(_ name: String) -> String {

@@ -53,20 +53,61 @@ public enum DefaultAction: String, Sendable, Equatable {
 
 /// The routes in file order; the first match wins.
 public struct RouteTable: Sendable, Equatable {
-    public var routes: [Route]
-    public var defaultAction: DefaultAction
+    public let routes: [Route]
+    public let defaultAction: DefaultAction
+    /// Per route, the methods as a bit mask (0: any method), and the patterns on their own, so
+    /// matching neither hashes the method per route nor copies a `Route`.
+    private let methodMasks: [UInt32]
+    private let patterns: [PathPattern]
 
     public init(routes: [Route], defaultAction: DefaultAction = .deny) {
         self.routes = routes
         self.defaultAction = defaultAction
+        methodMasks = routes.map { route in
+            guard let methods = route.methods else { return 0 }
+            return methods.reduce(UInt32(0)) { $0 | Self.methodBit($1) }
+        }
+        patterns = routes.map(\.pattern)
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.routes == rhs.routes && lhs.defaultAction == rhs.defaultAction
+    }
+
+    /// One bit per common method; any other method shares the last bit and is then checked
+    /// against the route's set.
+    static func methodBit(_ method: String) -> UInt32 {
+        switch method {
+        case "GET": 1 << 0
+        case "HEAD": 1 << 1
+        case "POST": 1 << 2
+        case "PUT": 1 << 3
+        case "DELETE": 1 << 4
+        case "PATCH": 1 << 5
+        case "OPTIONS": 1 << 6
+        case "CONNECT": 1 << 7
+        case "TRACE": 1 << 8
+        default: 1 << 31
+        }
     }
 
     /// The first route matching `method` and the normalised `path`, or `nil` (then the default
     /// action applies).
     public func match(method: String, path: String) -> Route? {
+        matchIndex(method: method, path: path).map { routes[$0] }
+    }
+
+    /// The position of the first matching route, without copying it.
+    public func matchIndex(method: String, path: String) -> Int? {
+        let bit = Self.methodBit(method)
         var segments: [Substring]?
-        for route in routes where route.matches(method: method, path: path, segments: &segments) {
-            return route
+        for index in 0..<patterns.count {
+            let mask = methodMasks[index]
+            if mask != 0 {
+                if mask & bit == 0 { continue }
+                if bit == 1 << 31, routes[index].methods?.contains(method) != true { continue }
+            }
+            if patterns[index].matches(path, segments: &segments) { return index }
         }
         return nil
     }

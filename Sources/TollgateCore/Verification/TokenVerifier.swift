@@ -160,8 +160,12 @@ public final class TokenVerifier: Sendable {
     /// four dots; anything else is treated as an opaque reference token.
     static func looksLikeJWS(_ token: String) -> Bool {
         guard token.utf8.starts(with: "eyJ".utf8) else { return false }
-        var dots = 0
-        for byte in token.utf8 where byte == UInt8(ascii: ".") { dots += 1 }
+        let count = token.utf8.withContiguousStorageIfAvailable { bytes in
+            var dots = 0
+            for byte in bytes where byte == UInt8(ascii: ".") { dots += 1 }
+            return dots
+        }
+        let dots = count ?? token.utf8.reduce(0) { $0 + ($1 == UInt8(ascii: ".") ? 1 : 0) }
         return dots == 2 || dots == 4
     }
 }

@@ -59,4 +59,33 @@ public struct VerdictResponse: Sendable, Equatable {
         headers: [],
         body: #"{"error":"forbidden","error_description":"access to this resource is not allowed"}"#
     )
+
+    /// A malformed request (path, headers, a token sent twice): 400, no challenge unless the
+    /// problem is the token itself (RFC 6750 §3.1 `invalid_request`).
+    public static func badRequest(_ description: String, realm: String? = nil) -> VerdictResponse {
+        let text = description.filter { $0 != "\"" && $0 != "\\" }
+        var headers: [(String, String)] = []
+        if let realm {
+            headers.append(
+                (
+                    "WWW-Authenticate",
+                    "Bearer realm=\"\(realm)\", error=\"invalid_request\", error_description=\"\(text)\""
+                )
+            )
+        }
+        return VerdictResponse(
+            status: 400,
+            headers: headers,
+            body: #"{"error":"invalid_request","error_description":"\#(text)"}"#
+        )
+    }
+
+    /// Limits and upstream failures: a status and a short reason.
+    public static func plain(_ status: Int, error: String, description: String) -> VerdictResponse {
+        VerdictResponse(
+            status: status,
+            headers: [],
+            body: #"{"error":"\#(error)","error_description":"\#(description)"}"#
+        )
+    }
 }

@@ -1,0 +1,88 @@
+/// How the proxy's listener treats connections (DESIGN step 1).
+public struct ServerSettings: Sendable, Equatable {
+    /// Total bytes of all request header lines; more is answered 431.
+    public var maximumHeaderBytes = 32 * 1024
+    /// Number of request header fields; more is answered 431.
+    public var maximumHeaderCount = 100
+    /// Length of the request target; longer is answered 414.
+    public var maximumRequestLine = 8 * 1024
+    /// A client must send a complete request head within this time after connecting or after
+    /// its previous response.
+    public var headerTimeout: Double = 10
+    /// A keep-alive connection with no request in flight is closed after this time.
+    public var idleTimeout: Double = 60
+    /// SIGTERM/SIGINT: how long in-flight requests may still run.
+    public var drainGrace: Double = 30
+    /// Accept HTTP/2 without TLS when the client starts with the HTTP/2 preface (prior knowledge).
+    public var h2c = true
+    /// Terminate TLS on the listener (ALPN `h2`, `http/1.1`).
+    public var tls: TLSFiles?
+    /// Peers whose `X-Forwarded-*` headers are believed (appended to, not replaced) and who may
+    /// name the original request on the forward-auth endpoint.
+    public var trustedProxies: [AddressRange] = []
+    /// One JSON line per request on standard output.
+    public var accessLog = true
+
+    public init() {}
+}
+
+/// A PEM certificate chain and private key, by file path.
+public struct TLSFiles: Sendable, Equatable {
+    public var certificateFile: String
+    public var keyFile: String
+
+    public init(certificateFile: String, keyFile: String) {
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+    }
+}
+
+/// The service behind the proxy.
+public struct UpstreamSettings: Sendable, Equatable {
+    public var url: String
+    public var connectTimeout: Double = 2
+    /// Time to the first byte of the upstream's response head; past it the client gets 504.
+    public var responseTimeout: Double = 60
+    /// Idle keep-alive connections kept per event loop.
+    public var maximumIdleConnections = 64
+    /// Speak HTTP/2 without TLS to the upstream (gRPC services); HTTP/1.1 otherwise.
+    public var h2c = false
+
+    public init(url: String) {
+        self.url = url
+    }
+
+    /// Scheme, host and port of `url` (validated when loaded).
+    public var endpoint: (secure: Bool, host: String, port: Int, basePath: String) {
+        let secure = url.hasPrefix("https://")
+        var rest = Substring(url.dropFirst(secure ? 8 : 7))
+        var basePath = ""
+        if let slash = rest.firstIndex(of: "/") {
+            basePath = String(rest[slash...])
+            rest = rest[..<slash]
+        }
+        if basePath == "/" { basePath = "" }
+        var host = String(rest)
+        var port = secure ? 443 : 80
+        if rest.hasPrefix("[") {
+            if let close = rest.firstIndex(of: "]") {
+                host = String(rest[rest.index(after: rest.startIndex)..<close])
+                let after = rest[rest.index(after: close)...]
+                if after.hasPrefix(":"), let value = Int(after.dropFirst()) { port = value }
+            }
+        } else if let colon = rest.lastIndex(of: ":"), let value = Int(rest[rest.index(after: colon)...]) {
+            host = String(rest[..<colon])
+            port = value
+        }
+        return (secure, host, port, basePath)
+    }
+}
+
+/// The forward-auth endpoint for gateways (nginx `auth_request`, Traefik ForwardAuth, Envoy
+/// ext_authz, Caddy `forward_auth`).
+public struct ForwardAuthSettings: Sendable, Equatable {
+    /// Requests to this path on the listener are answered by forward-auth, never proxied.
+    public var path: String = "/_tollgate/auth"
+
+    public init() {}
+}

@@ -1,0 +1,272 @@
+import Atomics
+import NIOCore
+import NIOHTTP1
+import TollgateCore
+
+/// Everything one request needs, immutable: read once per request from `ProxyRuntime`, swapped
+/// whole on reload, so a request never sees half of an old and half of a new configuration.
+public final class ProxySnapshot: Sendable, AtomicReference {
+    public let configuration: TollgateConfiguration
+    public let verifier: TokenVerifier
+    let metrics: ProxyMetrics
+    /// Per route (then one for the default action): the counters by outcome.
+    let routeCounters: [RouteCounters]
+    let trustedProxies: [AddressRange]
+    /// Lower-cased names a client's `Connection:` header may never remove.
+    let protectedHeaders: Set<String>
+    let tokenHeader: String
+    /// Connections to the upstream; `nil` when only forward-auth is served.
+    let pools: UpstreamPools?
+
+    init(configuration: TollgateConfiguration, verifier: TokenVerifier, metrics: ProxyMetrics, pools: UpstreamPools?) {
+        self.configuration = configuration
+        self.pools = pools
+        self.verifier = verifier
+        self.metrics = metrics
+        var counters = configuration.routes.routes.map { metrics.counters(route: $0.name) }
+        counters.append(metrics.counters(route: "default"))
+        routeCounters = counters
+        trustedProxies = configuration.server.trustedProxies
+        var protected: Set<String> = [
+            "host", "content-length", "transfer-encoding", "x-forwarded-for", "x-forwarded-proto",
+            "x-forwarded-host", "x-request-id", "traceparent", "tracestate",
+        ]
+        for name in configuration.forward.setHeaderNames { protected.insert(name.lowercased()) }
+        protectedHeaders = protected
+        tokenHeader = configuration.token.header
+    }
+
+    var realm: String { configuration.realm }
+
+    func counters(for routeIndex: Int?) -> RouteCounters {
+        routeCounters[routeIndex ?? (routeCounters.count - 1)]
+    }
+
+    func isTrusted(_ address: SocketAddress?) -> Bool {
+        guard !trustedProxies.isEmpty, let bytes = address?.addressBytes else { return false }
+        return trustedProxies.contains { $0.contains(bytes) }
+    }
+
+    // MARK: - Steps 1–6
+
+    /// Limits, normalisation, route match, token extraction and, when it can answer without
+    /// waiting, verification and authorisation.
+    func evaluate(
+        method: String,
+        target: String,
+        headers: HTTPHeaders
+    ) -> (MatchedRequest?, GateDecision) {
+        let server = configuration.server
+        if target.utf8.count > server.maximumRequestLine {
+            return (
+                nil,
+                .respond(
+                    .plain(414, error: "uri_too_long", description: "the request target is too long"),
+                    .badRequest,
+                    reason: "request_line"
+                )
+            )
+        }
+        if headers.count > server.maximumHeaderCount || Self.headerBytes(headers) > server.maximumHeaderBytes {
+            return (
+                nil,
+                .respond(
+                    .plain(431, error: "headers_too_large", description: "the request headers are too large"),
+                    .badRequest,
+                    reason: "header_limit"
+                )
+            )
+        }
+        let normalized: PathNormalizer.Normalized
+        switch PathNormalizer.normalize(target, options: configuration.paths) {
+        case .success(let value): normalized = value
+        case .failure(let rejection):
+            return (nil, .respond(.badRequest(rejection.reason), .badRequest, reason: "path"))
+        }
+        let routes = configuration.routes
+        let index = routes.matchIndex(method: method, path: normalized.path)
+        let matched = MatchedRequest(
+            method: method,
+            normalized: normalized,
+            routeIndex: index,
+            routeName: index.map { routes.routes[$0].name } ?? "default"
+        )
+        let acceptedIssuers: [String]?
+        if let index {
+            switch routes.routes[index].authentication {
+            case .none: return (matched, .pass(nil))
+            case .required(let issuers): acceptedIssuers = issuers
+            }
+        } else {
+            switch routes.defaultAction {
+            case .deny: return (matched, .respond(.forbidden, .forbidden, reason: "no_route"))
+            case .authenticated: acceptedIssuers = nil
+            }
+        }
+        let token: String
+        switch extractToken(headers: headers, query: normalized.query) {
+        case .token(let value): token = value
+        case .missing: return (matched, .respond(.missingToken(realm: realm), .noToken, reason: nil))
+        case .malformed(let description):
+            return (matched, .respond(.badRequest(description, realm: realm), .badRequest, reason: "token_format"))
+        }
+        let digest = TokenDigest(token: token)
+        switch verifier.verifyLocally(token, digest: digest, acceptedIssuers: acceptedIssuers) {
+        case .verified(let verified):
+            return (matched, authorize(verified, routeIndex: index))
+        case .failed(let failure):
+            return (matched, refused(failure))
+        case .needsKeyRefresh, .needsIntrospection:
+            return (matched, .verify(token: token, acceptedIssuers: acceptedIssuers))
+        }
+    }
+
+    func refused(_ failure: VerificationFailure) -> GateDecision {
+        .respond(
+            .refused(failure, realm: realm),
+            failure.isUnavailable ? .unavailable : .invalidToken,
+            reason: failure.code.rawValue
+        )
+    }
+
+    func authorize(_ token: VerifiedToken, routeIndex: Int?) -> GateDecision {
+        guard let routeIndex else { return .pass(token) }
+        switch configuration.routes.routes[routeIndex].authorize(token) {
+        case .allowed: return .pass(token)
+        case .insufficientScope(let scope):
+            return .respond(.insufficientScope(scope, realm: realm), .insufficientScope, reason: "scope")
+        case .conditionFailed:
+            return .respond(.forbidden, .forbidden, reason: "claim_condition")
+        }
+    }
+
+    /// Step 4's token lookup: the configured header (`Bearer`), else the cookie, else the query
+    /// parameter when configured; two sources, or the header twice, are a 400 (RFC 6750 §2).
+    enum ExtractedToken: Equatable {
+        case token(String)
+        case missing
+        case malformed(String)
+    }
+
+    func extractToken(headers: HTTPHeaders, query: String?) -> ExtractedToken {
+        var headerValue: String?
+        var seen = 0
+        for (name, value) in headers where name.utf8.count == tokenHeader.utf8.count {
+            guard name.caseInsensitiveEquals(tokenHeader) else { continue }
+            seen += 1
+            headerValue = value
+        }
+        if seen > 1 { return .malformed("the \(tokenHeader) header appears more than once") }
+        var found: String?
+        if let headerValue {
+            let utf8 = headerValue.utf8
+            guard utf8.count > 7, headerValue.prefix(7).caseInsensitiveEquals("bearer ") else {
+                // Another scheme (Basic, DPoP…) is not a bearer token: answered as no token.
+                return .missing
+            }
+            let token = headerValue.dropFirst(7).trimmingSpaces()
+            guard !token.isEmpty, !token.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F }) else {
+                return .malformed("the bearer token is malformed")
+            }
+            found = String(token)
+        }
+        if found == nil, let cookieName = configuration.token.cookie {
+            found = Self.cookie(named: cookieName, in: headers)
+        }
+        if let parameter = configuration.token.queryParameter, let query,
+            let value = Self.queryValue(named: parameter, in: query)
+        {
+            if found != nil { return .malformed("the token is sent in more than one way") }
+            found = value
+        }
+        guard let found, !found.isEmpty else { return .missing }
+        return .token(found)
+    }
+
+    static func cookie(named name: String, in headers: HTTPHeaders) -> String? {
+        for value in headers["cookie"] {
+            for pair in value.split(separator: ";") {
+                let trimmed = pair.trimmingSpaces()
+                guard let equals = trimmed.firstIndex(of: "=") else { continue }
+                if trimmed[..<equals] == name { return String(trimmed[trimmed.index(after: equals)...]) }
+            }
+        }
+        return nil
+    }
+
+    static func queryValue(named name: String, in query: String) -> String? {
+        for pair in query.split(separator: "&") {
+            guard let equals = pair.firstIndex(of: "=") else { continue }
+            if pair[..<equals] == name {
+                return String(pair[pair.index(after: equals)...]).removingPercentEncodingLeniently()
+            }
+        }
+        return nil
+    }
+
+    static func headerBytes(_ headers: HTTPHeaders) -> Int {
+        var total = 0
+        for (name, value) in headers { total += name.utf8.count + value.utf8.count + 4 }
+        return total
+    }
+}
+
+extension StringProtocol {
+    func caseInsensitiveEquals(_ other: some StringProtocol) -> Bool {
+        let lhs = utf8
+        let rhs = other.utf8
+        guard lhs.count == rhs.count else { return false }
+        for (a, b) in zip(lhs, rhs) where a != b {
+            let la = a >= 65 && a <= 90 ? a + 32 : a
+            let lb = b >= 65 && b <= 90 ? b + 32 : b
+            if la != lb { return false }
+        }
+        return true
+    }
+
+    func trimmingSpaces() -> SubSequence {
+        var start = startIndex
+        var end = endIndex
+        while start < end, self[start] == " " || self[start] == "\t" { start = index(after: start) }
+        while end > start, self[index(before: end)] == " " || self[index(before: end)] == "\t" {
+            end = index(before: end)
+        }
+        return self[start..<end]
+    }
+}
+
+extension String {
+    /// `%XX` decoded where valid; anything else kept as it is.
+    func removingPercentEncodingLeniently() -> String {
+        guard utf8.contains(UInt8(ascii: "%")) || utf8.contains(UInt8(ascii: "+")) else { return self }
+        var bytes: [UInt8] = []
+        var iterator = Array(utf8)[...]
+        while let byte = iterator.popFirst() {
+            if byte == UInt8(ascii: "%"), iterator.count >= 2,
+                let value = UInt8(String(decoding: iterator.prefix(2), as: UTF8.self), radix: 16)
+            {
+                bytes.append(value)
+                iterator = iterator.dropFirst(2)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+extension SocketAddress {
+    /// The raw 4 or 16 address bytes of an IP address.
+    var addressBytes: [UInt8]? {
+        switch self {
+        // sockaddr_in: family (2), port (2), address (4); sockaddr_in6: family (2), port (2),
+        // flow info (4), address (16).
+        case .v4(let address):
+            return withUnsafeBytes(of: address.address) { Array($0[4..<8]) }
+        case .v6(let address):
+            return withUnsafeBytes(of: address.address) { Array($0[8..<24]) }
+        case .unixDomainSocket:
+            return nil
+        }
+    }
+}

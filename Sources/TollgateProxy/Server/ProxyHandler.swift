@@ -1,0 +1,611 @@
+import NIOCore
+import NIOHTTP1
+import Prometheus
+import TollgateCore
+
+/// One client connection (HTTP/1.1) or one HTTP/2 stream: runs DESIGN's pipeline for each request
+/// and streams the exchange to and from the upstream.
+///
+/// Everything happens on the channel's event loop. The only suspension is verification that
+/// needs a key refresh or an introspection call; meanwhile the request body is held and reads
+/// from the client pause. Reads also pause whenever the other side cannot take more data, so
+/// memory stays bounded whatever the body size.
+final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case idle
+        /// Verifying or connecting: request parts are buffered.
+        case waiting
+        /// Connected: request parts go upstream, response parts come back.
+        case forwarding(UpstreamConnection)
+        /// Answered locally (or the upstream answered early): remaining request parts are dropped.
+        case discarding
+        /// A WebSocket (or other) upgrade went through: bytes are relayed raw.
+        case upgraded
+    }
+
+    /// One request's bookkeeping, for the log line and metrics.
+    private struct Exchange {
+        var started: NIODeadline
+        var requestID: String
+        var method: String
+        var path: String
+        var routeIndex: Int?
+        var routeName: String = "-"
+        var outcome: RequestOutcome = .allowed
+        var reason: String?
+        var status: Int = 0
+        var keepAlive: Bool
+        var requestEnded = false
+        var responseStarted = false
+        var isUpgrade = false
+        /// The client announced a body (Content-Length > 0 or Transfer-Encoding).
+        var hasBody = false
+        var upstreamStarted: NIODeadline?
+        var snapshot: ProxySnapshot
+    }
+
+    private let runtime: ProxyRuntime
+    private let scheme: String
+    private let isHTTP2: Bool
+    private var context: ChannelHandlerContext?
+    private var state = State.idle
+    private var exchange: Exchange?
+    private var buffered: [HTTPClientRequestPart] = []
+    private var pendingRead = false
+    private var timer: Scheduled<Void>?
+    private var random = SplitMix64()
+    private var peer: SocketAddress?
+
+    init(runtime: ProxyRuntime, scheme: String, isHTTP2: Bool) {
+        self.runtime = runtime
+        self.scheme = scheme
+        self.isHTTP2 = isHTTP2
+    }
+
+    // MARK: - Connection life
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        peer = isHTTP2 ? context.channel.parent?.remoteAddress : context.channel.remoteAddress
+        if context.channel.isActive { connectionStarted(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        connectionStarted(context: context)
+        context.fireChannelActive()
+    }
+
+    private var counted = false
+
+    private func connectionStarted(context: ChannelHandlerContext) {
+        guard !counted else { return }
+        counted = true
+        if !isHTTP2 {
+            runtime.metrics.activeConnections.increment()
+            armTimer(seconds: runtime.snapshot.configuration.server.headerTimeout)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if counted && !isHTTP2 { runtime.metrics.activeConnections.decrement() }
+        counted = false
+        timer?.cancel()
+        if case .forwarding(let upstream) = state {
+            // The client went away mid-exchange: the upstream connection is in an unknown state.
+            upstream.handler.delegate = nil
+            upstream.channel.close(promise: nil)
+        }
+        state = .idle
+        buffered.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    private func armTimer(seconds: Double) {
+        timer?.cancel()
+        guard let context, seconds > 0 else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(seconds * 1_000_000_000))) {
+            loopBound.value.timerFired()
+        }
+    }
+
+    private func timerFired() {
+        guard let context else { return }
+        switch state {
+        case .idle:
+            // Header-read or idle timeout: nothing is in flight, close quietly.
+            context.close(promise: nil)
+        case .forwarding(let upstream):
+            guard var current = exchange, !current.responseStarted else { return }
+            // The upstream did not start answering in time.
+            upstream.handler.delegate = nil
+            upstream.channel.close(promise: nil)
+            current.keepAlive = false
+            exchange = current
+            respondLocally(
+                .plain(504, error: "upstream_timeout", description: "the upstream did not answer in time"),
+                outcome: .upstreamTimeout,
+                reason: "upstream_timeout"
+            )
+        case .waiting, .discarding, .upgraded:
+            break
+        }
+    }
+
+    // MARK: - Reads from the client
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        switch part {
+        case .head(let head):
+            timer?.cancel()
+            timer = nil
+            requestHead(head, context: context)
+        case .body(let buffer):
+            switch state {
+            case .waiting: buffered.append(.body(.byteBuffer(buffer)))
+            case .forwarding(let upstream):
+                upstream.channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
+            case .idle, .discarding, .upgraded: break
+            }
+        case .end(let trailers):
+            exchange?.requestEnded = true
+            switch state {
+            case .waiting: buffered.append(.end(trailers))
+            case .forwarding(let upstream):
+                upstream.channel.writeAndFlush(HTTPClientRequestPart.end(trailers), promise: nil)
+            case .discarding: finishIfComplete()
+            case .idle, .upgraded: break
+            }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .forwarding(let upstream) = state { upstream.channel.flush() }
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        switch state {
+        case .waiting:
+            pendingRead = true
+        case .forwarding(let upstream) where !upstream.channel.isWritable:
+            pendingRead = true
+        default:
+            context.read()
+        }
+    }
+
+    private func resumeReading() {
+        guard pendingRead, let context else { return }
+        pendingRead = false
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if case .forwarding(let upstream) = state {
+            upstream.handler.setReadsAllowed(context.channel.isWritable)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: - The pipeline
+
+    private func requestHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let snapshot = runtime.snapshot
+        let requestID = Self.requestID(from: head.headers, random: &random)
+        var current = Exchange(
+            started: .now(),
+            requestID: requestID,
+            method: head.method.rawValue,
+            path: "",
+            keepAlive: !isHTTP2 && head.isKeepAlive && !runtime.isDraining,
+            snapshot: snapshot
+        )
+        current.hasBody =
+            head.headers.contains(name: "transfer-encoding")
+            || head.headers.first(name: "content-length").map { $0 != "0" } ?? false
+        exchange = current
+        buffered.removeAll(keepingCapacity: true)
+
+        var method = head.method.rawValue
+        var target = head.uri
+        let isForwardAuth = snapshot.configuration.forwardAuth.map { Self.pathOf(head.uri) == $0.path } ?? false
+        if isForwardAuth {
+            guard snapshot.isTrusted(peer) else {
+                current.path = Self.pathOf(head.uri)
+                exchange = current
+                respondLocally(.forbidden, outcome: .forbidden, reason: "untrusted_forwarder")
+                return
+            }
+            if let forwardedMethod = head.headers.first(name: "x-forwarded-method") { method = forwardedMethod }
+            if let uri = head.headers.first(name: "x-forwarded-uri") ?? head.headers.first(name: "x-original-uri") {
+                target = uri
+            }
+            current.method = method
+        }
+        let (matched, decision) = snapshot.evaluate(method: method, target: target, headers: head.headers)
+        current.path = matched?.normalized.path ?? Self.pathOf(target)
+        current.routeIndex = matched?.routeIndex
+        current.routeName = matched?.routeName ?? "-"
+        exchange = current
+        if !isForwardAuth && snapshot.pools == nil {
+            respondLocally(
+                .plain(404, error: "not_found", description: "no upstream is configured"),
+                outcome: .forbidden,
+                reason: "no_upstream"
+            )
+            return
+        }
+        switch decision {
+        case .respond(let verdict, let outcome, let reason):
+            respondLocally(verdict, outcome: outcome, reason: reason)
+        case .pass(let token):
+            if isForwardAuth {
+                forwardAuthAllowed(token, snapshot: snapshot)
+            } else if let matched {
+                forward(head, matched: matched, token: token, snapshot: snapshot)
+            }
+        case .verify(let token, let acceptedIssuers):
+            state = .waiting
+            let verifier = snapshot.verifier
+            let started = NIODeadline.now()
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.makeFutureWithTask {
+                await verifier.verify(token, acceptedIssuers: acceptedIssuers)
+            }.whenSuccess { result in
+                let handler = loopBound.value
+                snapshot.metrics.verificationLatency.record(
+                    .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds))
+                )
+                handler.verified(result, head: head, matched: matched, isForwardAuth: isForwardAuth, snapshot: snapshot)
+            }
+        }
+    }
+
+    private func verified(
+        _ result: Result<VerifiedToken, VerificationFailure>,
+        head: HTTPRequestHead,
+        matched: MatchedRequest?,
+        isForwardAuth: Bool,
+        snapshot: ProxySnapshot
+    ) {
+        guard context != nil, case .waiting = state else { return }
+        let decision: GateDecision
+        switch result {
+        case .success(let token): decision = snapshot.authorize(token, routeIndex: matched?.routeIndex)
+        case .failure(let failure): decision = snapshot.refused(failure)
+        }
+        switch decision {
+        case .respond(let verdict, let outcome, let reason):
+            respondLocally(verdict, outcome: outcome, reason: reason)
+        case .pass(let token):
+            if isForwardAuth {
+                forwardAuthAllowed(token, snapshot: snapshot)
+            } else if let matched {
+                forward(head, matched: matched, token: token, snapshot: snapshot)
+            }
+        case .verify:
+            respondLocally(snapshot.refused(VerificationFailure(.keysUnavailable, "verification did not finish")))
+        }
+    }
+
+    private func respondLocally(_ decision: GateDecision) {
+        if case .respond(let verdict, let outcome, let reason) = decision {
+            respondLocally(verdict, outcome: outcome, reason: reason)
+        }
+    }
+
+    /// Step 7: connect (or reuse), send the rewritten head and whatever body arrived meanwhile.
+    private func forward(
+        _ head: HTTPRequestHead,
+        matched: MatchedRequest,
+        token: VerifiedToken?,
+        snapshot: ProxySnapshot
+    ) {
+        guard let context, var current = exchange, let pool = snapshot.pools?.pool(for: context.eventLoop) else {
+            respondLocally(
+                .plain(502, error: "bad_gateway", description: "no upstream"),
+                outcome: .upstreamError,
+                reason: "no_upstream"
+            )
+            return
+        }
+        current.outcome = token == nil ? .public : .allowed
+        let isUpgrade =
+            !isHTTP2 && head.headers.contains(name: "upgrade")
+            && head.headers["connection"].contains { $0.lowercased().contains("upgrade") }
+        current.isUpgrade = isUpgrade
+        let incomingTrace = head.headers.first(name: "traceparent")
+        let traceparent =
+            incomingTrace.flatMap { TraceParent.isValid($0) ? $0 : nil } ?? TraceParent.start(using: &random)
+        let connection = ClientConnection(peer: peer, peerTrusted: snapshot.isTrusted(peer), scheme: scheme)
+        let headers: HTTPHeaders
+        switch snapshot.upstreamHeaders(
+            from: head.headers,
+            token: token,
+            connection: connection,
+            requestID: current.requestID,
+            traceparent: traceparent,
+            isUpgrade: isUpgrade
+        ) {
+        case .success(let value): headers = value
+        case .failure:
+            exchange = current
+            respondLocally(.forbidden, outcome: .forbidden, reason: "unsafe_claim_value")
+            return
+        }
+        exchange = current
+        var upstreamHead = HTTPRequestHead(
+            version: .http1_1,
+            method: head.method,
+            uri: pool.basePath + matched.normalized.requestTarget,
+            headers: headers
+        )
+        if isHTTP2, !upstreamHead.headers.contains(name: "host"), let authority = head.headers.first(name: ":authority")
+        {
+            upstreamHead.headers.add(name: "Host", value: authority)
+        }
+        state = .waiting
+        buffered.insert(.head(upstreamHead), at: 0)
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        pool.acquire().whenComplete { result in
+            let handler = loopBound.value
+            switch result {
+            case .success(let upstream): handler.connected(upstream, pool: pool)
+            case .failure: handler.connectFailed()
+            }
+        }
+    }
+
+    private func connected(_ upstream: UpstreamConnection, pool: UpstreamPool) {
+        guard let context, case .waiting = state, exchange != nil else {
+            pool.release(upstream, reusable: true)
+            return
+        }
+        self.pool = pool
+        upstream.handler.delegate = self
+        upstream.handler.setReadsAllowed(context.channel.isWritable)
+        state = .forwarding(upstream)
+        exchange?.upstreamStarted = .now()
+        for part in buffered { upstream.channel.write(part, promise: nil) }
+        buffered.removeAll(keepingCapacity: true)
+        upstream.channel.flush()
+        armTimer(seconds: exchange?.snapshot.configuration.upstream?.responseTimeout ?? 60)
+        resumeReading()
+    }
+
+    private var pool: UpstreamPool?
+
+    private func connectFailed() {
+        guard case .waiting = state else { return }
+        if let current = exchange, !current.requestEnded { exchange?.keepAlive = false }
+        respondLocally(
+            .plain(502, error: "bad_gateway", description: "the upstream is unreachable"),
+            outcome: .upstreamError,
+            reason: "upstream_connect"
+        )
+    }
+
+    // MARK: - The upstream's answer
+
+    func upstreamReceived(_ part: HTTPClientResponsePart) {
+        guard let context, case .forwarding(let upstream) = state, var current = exchange else { return }
+        switch part {
+        case .head(let head):
+            if head.status == .continue { return }
+            timer?.cancel()
+            timer = nil
+            if let started = current.upstreamStarted {
+                current.snapshot.metrics.upstreamLatency.record(
+                    .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds))
+                )
+            }
+            let upgraded = current.isUpgrade && head.status == .switchingProtocols
+            current.responseStarted = true
+            current.status = Int(head.status.code)
+            if !current.keepAlive && !isHTTP2 && !upgraded {
+                var copy = head
+                copy.headers = ProxySnapshot.downstreamHeaders(from: head.headers, isUpgrade: false)
+                copy.headers.replaceOrAdd(name: "Connection", value: "close")
+                exchange = current
+                context.write(wrapOutboundOut(.head(copy)), promise: nil)
+            } else {
+                var copy = head
+                copy.headers = ProxySnapshot.downstreamHeaders(from: head.headers, isUpgrade: upgraded)
+                exchange = current
+                context.write(wrapOutboundOut(.head(copy)), promise: nil)
+            }
+            if upgraded {
+                context.flush()
+                startRelay(upstream: upstream)
+            }
+        case .body(let buffer):
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            if !context.channel.isWritable {
+                context.flush()
+                upstream.handler.setReadsAllowed(false)
+            }
+        case .end(let trailers):
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            let reusable = current.requestEnded
+            pool?.release(upstream, reusable: reusable)
+            pool = nil
+            if current.requestEnded {
+                state = .idle
+                finish()
+            } else {
+                // The upstream answered before the request body ended: drop the rest, then finish.
+                state = .discarding
+                resumeReading()
+            }
+        }
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        if isWritable { resumeReading() }
+    }
+
+    func upstreamClosed() {
+        guard let context, case .forwarding = state, let current = exchange else { return }
+        pool = nil
+        if current.responseStarted {
+            // Nothing sensible can be said any more: cut the client connection too.
+            state = .idle
+            exchange?.outcome = .upstreamError
+            exchange?.reason = "upstream_closed"
+            log()
+            exchange = nil
+            context.close(promise: nil)
+        } else {
+            exchange?.keepAlive = false
+            respondLocally(
+                .plain(502, error: "bad_gateway", description: "the upstream closed the connection"),
+                outcome: .upstreamError,
+                reason: "upstream_closed"
+            )
+        }
+    }
+
+    // MARK: - WebSocket and other upgrades
+
+    private func startRelay(upstream: UpstreamConnection) {
+        guard let context else { return }
+        state = .upgraded
+        timer?.cancel()
+        log()
+        exchange = nil
+        if counted {
+            counted = false
+            runtime.metrics.activeConnections.decrement()
+        }
+        Upgrade.relay(client: context, upstream: upstream)
+    }
+
+    // MARK: - Answers
+
+    private func forwardAuthAllowed(_ token: VerifiedToken?, snapshot: ProxySnapshot) {
+        var headers: [(String, String)] = []
+        if let token {
+            switch snapshot.configuration.forward.headers(for: token) {
+            case .success(let claimHeaders): headers = claimHeaders.map { ($0.name, $0.value) }
+            case .failure:
+                respondLocally(.forbidden, outcome: .forbidden, reason: "unsafe_claim_value")
+                return
+            }
+        }
+        respondLocally(
+            VerdictResponse(status: 200, headers: headers, body: ""),
+            outcome: token == nil ? .public : .allowed,
+            reason: nil
+        )
+    }
+
+    private func respondLocally(_ verdict: VerdictResponse, outcome: RequestOutcome, reason: String?) {
+        guard let context, var current = exchange else { return }
+        current.outcome = outcome
+        current.reason = reason
+        current.status = verdict.status
+        current.responseStarted = true
+        // A refused request with a body that was not read: reading it to the end keeps the
+        // connection usable, but closing is cheaper and safer for large bodies.
+        if !current.requestEnded && current.hasBody && verdict.status >= 400 { current.keepAlive = false }
+        exchange = current
+        var headers = HTTPHeaders()
+        for (name, value) in verdict.headers { headers.add(name: name, value: value) }
+        let body = verdict.body
+        if !body.isEmpty { headers.add(name: "Content-Type", value: "application/json") }
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        headers.add(name: "X-Request-Id", value: current.requestID)
+        if !current.keepAlive && !isHTTP2 { headers.add(name: "Connection", value: "close") }
+        let head = HTTPResponseHead(
+            version: .http1_1,
+            status: HTTPResponseStatus(statusCode: verdict.status),
+            headers: headers
+        )
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if !body.isEmpty {
+            var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
+            buffer.writeString(body)
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        buffered.removeAll(keepingCapacity: true)
+        if current.requestEnded {
+            state = .idle
+            finish()
+        } else if current.keepAlive {
+            state = .discarding
+            resumeReading()
+        } else {
+            state = .discarding
+            finish()
+        }
+    }
+
+    private func finishIfComplete() {
+        guard case .discarding = state, let current = exchange, current.requestEnded else { return }
+        state = .idle
+        finish()
+    }
+
+    /// Step 8, then keep-alive or close.
+    private func finish() {
+        guard let context, let current = exchange else { return }
+        log()
+        exchange = nil
+        if isHTTP2 { return }
+        if !current.keepAlive {
+            context.close(promise: nil)
+            return
+        }
+        if case .idle = state {
+            armTimer(seconds: current.snapshot.configuration.server.idleTimeout)
+            resumeReading()
+        }
+    }
+
+    private func log() {
+        guard let current = exchange else { return }
+        let snapshot = current.snapshot
+        snapshot.counters(for: current.routeIndex).record(current.outcome)
+        guard snapshot.configuration.server.accessLog else { return }
+        let elapsed = Double(NIODeadline.now().uptimeNanoseconds - current.started.uptimeNanoseconds) / 1_000_000
+        AccessLog.write(
+            requestID: current.requestID,
+            method: current.method,
+            path: current.path,
+            route: current.routeName,
+            status: current.status,
+            outcome: current.outcome.rawValue,
+            reason: current.reason,
+            milliseconds: elapsed,
+            peer: peer?.ipAddress
+        )
+    }
+
+    // MARK: - Helpers
+
+    static func pathOf(_ target: String) -> String {
+        if let question = target.firstIndex(of: "?") { return String(target[..<question]) }
+        return target
+    }
+
+    /// A client's `X-Request-Id` when it is short and plain, else a new random one.
+    static func requestID(from headers: HTTPHeaders, random: inout SplitMix64) -> String {
+        if let given = headers.first(name: "x-request-id"), !given.isEmpty, given.utf8.count <= 128,
+            given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") })
+        {
+            return given
+        }
+        return TraceParent.hex(random.next(), random.next())
+    }
+}

@@ -1,0 +1,193 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import TollgateCore
+
+/// Callbacks from an upstream connection to the client-side handler using it. Both live on the
+/// same event loop, so no hop and no lock.
+protocol UpstreamDelegate: AnyObject {
+    func upstreamReceived(_ part: HTTPClientResponsePart)
+    func upstreamWritabilityChanged(isWritable: Bool)
+    func upstreamClosed()
+}
+
+/// The last handler of an upstream connection's pipeline: hands response parts to the current
+/// delegate and holds reads while the client cannot take more (backpressure).
+final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    weak var delegate: (any UpstreamDelegate)?
+    private var context: ChannelHandlerContext?
+    private var readsAllowed = true
+    private var pendingRead = false
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        delegate?.upstreamReceived(unwrapInboundIn(data))
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.upstreamClosed()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readsAllowed {
+            context.read()
+        } else {
+            pendingRead = true
+        }
+    }
+
+    func setReadsAllowed(_ allowed: Bool) {
+        readsAllowed = allowed
+        if allowed && pendingRead {
+            pendingRead = false
+            context?.read()
+        }
+    }
+}
+
+/// One pooled connection to the upstream.
+final class UpstreamConnection {
+    let channel: any Channel
+    let handler: UpstreamHandler
+
+    init(channel: any Channel, handler: UpstreamHandler) {
+        self.channel = channel
+        self.handler = handler
+    }
+}
+
+/// Keep-alive connections to the upstream for one event loop; confined to that loop (every
+/// method asserts it), hence the unchecked `Sendable`.
+final class UpstreamPool: @unchecked Sendable {
+    let eventLoop: any EventLoop
+    let settings: UpstreamSettings
+    private let endpoint: (secure: Bool, host: String, port: Int, basePath: String)
+    private let tlsContext: NIOSSLContext?
+    private var idle: [UpstreamConnection] = []
+    /// Connections opened in total (to observe reuse).
+    private(set) var opened = 0
+
+    init(eventLoop: any EventLoop, settings: UpstreamSettings, tlsContext: NIOSSLContext?) {
+        self.eventLoop = eventLoop
+        self.settings = settings
+        self.endpoint = settings.endpoint
+        self.tlsContext = tlsContext
+    }
+
+    var basePath: String { endpoint.basePath }
+
+    /// An idle connection, or a new one.
+    func acquire() -> EventLoopFuture<UpstreamConnection> {
+        eventLoop.assertInEventLoop()
+        while let connection = idle.popLast() {
+            if connection.channel.isActive { return eventLoop.makeSucceededFuture(connection) }
+        }
+        opened += 1
+        let tlsContext = self.tlsContext
+        let host = endpoint.host
+        return ClientBootstrap(group: eventLoop)
+            .connectTimeout(.milliseconds(Int64(settings.connectTimeout * 1000)))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tlsContext {
+                        let tls = try NIOSSLClientHandler(
+                            context: tlsContext,
+                            serverHostname: AddressRange.parseAddress(host) == nil ? host : nil
+                        )
+                        try channel.pipeline.syncOperations.addHandler(tls)
+                    }
+                    let operations = channel.pipeline.syncOperations
+                    try operations.addHandler(HTTPRequestEncoder(), name: "request-encoder")
+                    try operations.addHandler(
+                        ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)),
+                        name: "response-decoder"
+                    )
+                    try operations.addHandler(UpstreamHandler())
+                }
+            }
+            .connect(host: host, port: endpoint.port)
+            .flatMap { channel in
+                channel.pipeline.handler(type: UpstreamHandler.self).map { handler in
+                    UpstreamConnection(channel: channel, handler: handler)
+                }
+            }
+    }
+
+    /// Returns a connection whose exchange finished cleanly; anything else is closed.
+    func release(_ connection: UpstreamConnection, reusable: Bool) {
+        eventLoop.assertInEventLoop()
+        connection.handler.delegate = nil
+        connection.handler.setReadsAllowed(true)
+        guard reusable, connection.channel.isActive, idle.count < settings.maximumIdleConnections else {
+            connection.channel.close(promise: nil)
+            return
+        }
+        idle.append(connection)
+    }
+
+    func closeAll() {
+        for connection in idle { connection.channel.close(promise: nil) }
+        idle.removeAll()
+    }
+}
+
+/// One pool per event loop of the server's group; each is touched only from its own loop.
+final class UpstreamPools: @unchecked Sendable {
+    let settings: UpstreamSettings
+    private let pools: [ObjectIdentifier: UpstreamPool]
+
+    init(settings: UpstreamSettings, group: any EventLoopGroup) throws {
+        self.settings = settings
+        var tlsContext: NIOSSLContext?
+        if settings.endpoint.secure {
+            tlsContext = try NIOSSLContext(configuration: .makeClientConfiguration())
+        }
+        var pools: [ObjectIdentifier: UpstreamPool] = [:]
+        for loop in group.makeIterator() {
+            pools[ObjectIdentifier(loop)] = UpstreamPool(eventLoop: loop, settings: settings, tlsContext: tlsContext)
+        }
+        self.pools = pools
+    }
+
+    func pool(for eventLoop: any EventLoop) -> UpstreamPool? {
+        pools[ObjectIdentifier(eventLoop)]
+    }
+
+    /// Total connections opened across loops (read on each loop).
+    func openedCount() async -> Int {
+        var total = 0
+        for pool in pools.values {
+            total += (try? await pool.eventLoop.submit { pool.opened }.get()) ?? 0
+        }
+        return total
+    }
+
+    func closeAll() {
+        for pool in pools.values { pool.eventLoop.execute { pool.closeAll() } }
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// Sends bytes exactly as written (two Authorization headers, unnormalised paths, spoofed
+/// headers) over a real TCP connection and reads the answer until the server closes.
+public enum RawHTTPClient {
+    public struct Response: Sendable {
+        public let status: Int
+        public let headers: [(String, String)]
+        public let body: String
+
+        public func header(_ name: String) -> String? {
+            headers.first { $0.0.lowercased() == name.lowercased() }?.1
+        }
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// `request` is the head without the final blank line's CRLFs normalised: lines joined
+    /// with CRLF, `Connection: close` added, then the body.
+    public static func send(
+        port: Int,
+        lines: [String],
+        body: String = "",
+        timeout: Duration = .seconds(10)
+    ) async throws -> Response {
+        var text = lines.joined(separator: "\r\n") + "\r\n"
+        text += "Connection: close\r\n"
+        if !body.isEmpty { text += "Content-Length: \(body.utf8.count)\r\n" }
+        text += "\r\n" + body
+        let raw = try await exchange(port: port, bytes: Array(text.utf8), timeout: timeout)
+        return try parse(raw)
+    }
+
+    /// Writes `bytes`, returns everything read until the peer closes.
+    public static func exchange(port: Int, bytes: [UInt8], timeout: Duration = .seconds(10)) async throws -> [UInt8] {
+        let collected = NIOLockedValueBox<[UInt8]>([])
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Collector(collected: collected))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+        let closed = channel.closeFuture
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await closed.get() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                channel.close(promise: nil)
+                throw Failure(description: "no answer within \(timeout)")
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+        return collected.withLockedValue { $0 }
+    }
+
+    public static func parse(_ raw: [UInt8]) throws -> Response {
+        let text = String(decoding: raw, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n") else {
+            throw Failure(description: "no complete response head in \(text.prefix(200))")
+        }
+        let headLines = text[..<split.lowerBound].components(separatedBy: "\r\n")
+        let statusParts = headLines[0].split(separator: " ")
+        guard statusParts.count >= 2, let status = Int(statusParts[1]) else {
+            throw Failure(description: "bad status line \(headLines[0])")
+        }
+        var headers: [(String, String)] = []
+        for line in headLines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers.append(
+                (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+            )
+        }
+        var body = String(text[split.upperBound...])
+        if headers.contains(where: { $0.0.lowercased() == "transfer-encoding" && $0.1.lowercased() == "chunked" }) {
+            body = dechunk(body)
+        }
+        return Response(status: status, headers: headers, body: body)
+    }
+
+    static func dechunk(_ text: String) -> String {
+        var result = ""
+        var rest = Substring(text)
+        while let lineEnd = rest.range(of: "\r\n") {
+            guard let size = Int(rest[..<lineEnd.lowerBound], radix: 16), size > 0 else { break }
+            let start = lineEnd.upperBound
+            let end = rest.utf8.index(start, offsetBy: size)
+            result += rest[start..<end]
+            rest = rest[end...].dropFirst(2)
+        }
+        return result
+    }
+
+    private final class Collector: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        let collected: NIOLockedValueBox<[UInt8]>
+
+        init(collected: NIOLockedValueBox<[UInt8]>) {
+            self.collected = collected
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var buffer = unwrapInboundIn(data)
+            let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+            collected.withLockedValue { $0 += bytes }
+        }
+    }
+}
