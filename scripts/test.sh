@@ -9,6 +9,14 @@ if ! python3 -c "import joserfc" 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check "joserfc>=1.6,<2"
 fi
 
+# The forward-auth tests put Debian's nginx (auth_request) in front of Tollgate.
+if ! command -v nginx >/dev/null 2>&1 && ! [ -x /usr/sbin/nginx ]; then
+    SUDO=""
+    if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends nginx-light >/dev/null
+fi
+
 swift format lint --strict --recursive Package.swift Sources Tests
 swift build --build-tests
 swift test --skip-build

@@ -1,0 +1,83 @@
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// A program the tests start for real (nginx, the tollgate binary), stopped when done.
+public final class ExternalProcess: @unchecked Sendable {
+    public let process: Process
+    public let output: URL
+
+    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws {
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        output = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tollgate-process-\(UUID().uuidString).log"
+        )
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: output)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+    }
+
+    public var log: String { (try? String(contentsOf: output, encoding: .utf8)) ?? "" }
+
+    public func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    public func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: output)
+    }
+
+    /// Waits for the process to exit, up to `timeout`; true when it did.
+    public func waitForExit(timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return !process.isRunning
+    }
+}
+
+public enum Ports {
+    /// A port that was free a moment ago.
+    public static func free() throws -> Int {
+        let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).wait()
+        let port = channel.localAddress!.port!
+        try channel.close().wait()
+        return port
+    }
+
+    /// Waits until something accepts connections on `port`.
+    public static func waitUntilListening(_ port: Int, timeout: Duration = .seconds(20)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let channel = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "127.0.0.1", port: port).get()
+            {
+                try? await channel.close()
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw RawHTTPClient.Failure(description: "nothing listens on \(port) after \(timeout)")
+    }
+
+    /// Whether a connection to `port` is refused now.
+    public static func refuses(_ port: Int) async -> Bool {
+        do {
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "127.0.0.1", port: port).get()
+            try? await channel.close()
+            return false
+        } catch {
+            return true
+        }
+    }
+}
