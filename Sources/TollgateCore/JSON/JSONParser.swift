@@ -154,12 +154,15 @@ public struct JSONParser {
         mutating func parseString() throws(Failure) -> String {
             position += 1
             let start = position
-            // Fast path: no escapes, so the bytes are the string.
+            // Fast path: no escapes, so the bytes are the string. Plain ASCII needs no UTF-8
+            // validation (the generic `String(validating:)` costs a metadata lookup per call).
+            var nonASCII: UInt8 = 0
             while position < buffer.count {
                 let byte = buffer[position]
                 if byte == UInt8(ascii: "\"") {
                     let slice = UnsafeBufferPointer(rebasing: buffer[start..<position])
                     position += 1
+                    if nonASCII & 0x80 == 0 { return String(decoding: slice, as: UTF8.self) }
                     guard let string = String(validating: slice, as: UTF8.self) else {
                         throw failure("invalid UTF-8")
                     }
@@ -167,6 +170,7 @@ public struct JSONParser {
                 }
                 if byte == UInt8(ascii: "\\") { break }
                 if byte < 0x20 { throw failure("control character in string") }
+                nonASCII |= byte
                 position += 1
             }
             var bytes = Array(buffer[start..<position])

@@ -170,6 +170,8 @@ struct ProxyEnvironment {
             extra: extra
         )
         let configuration: TollgateConfiguration
+        // Reloads read the secret from the process environment, as `tollgate serve` does.
+        setenv("TOLLGATE_TEST_INTROSPECTION_SECRET", "s3cret", 1)
         if let file {
             try yaml.write(toFile: file, atomically: true, encoding: .utf8)
             configuration = try ConfigurationLoader.load(
