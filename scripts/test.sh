@@ -9,12 +9,16 @@ if ! python3 -c "import joserfc" 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check "joserfc>=1.6,<2"
 fi
 
-# The forward-auth tests put Debian's nginx (auth_request) in front of Tollgate.
-if ! command -v nginx >/dev/null 2>&1 && ! [ -x /usr/sbin/nginx ]; then
+# The forward-auth tests put Debian's nginx (auth_request) in front of Tollgate; the TLS tests
+# make a throwaway certificate with openssl.
+missing=()
+if ! command -v nginx >/dev/null 2>&1 && ! [ -x /usr/sbin/nginx ]; then missing+=(nginx-light); fi
+if ! [ -x /usr/bin/openssl ]; then missing+=(openssl); fi
+if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""
     if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
     $SUDO apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends nginx-light >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 swift format lint --strict --recursive Package.swift Sources Tests

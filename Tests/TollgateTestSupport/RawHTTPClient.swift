@@ -18,6 +18,10 @@ public enum RawHTTPClient {
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
+
+        public init(description: String) {
+            self.description = description
+        }
     }
 
     /// `request` is the head without the final blank line's CRLFs normalised: lines joined

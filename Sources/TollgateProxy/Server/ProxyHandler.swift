@@ -431,8 +431,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .body(let buffer):
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             if !context.channel.isWritable {
-                context.flush()
+                // Stop reading before flushing: the flush may make the channel writable again,
+                // and that callback must find reads stopped so it can restart them.
                 upstream.handler.setReadsAllowed(false)
+                context.flush()
             }
         case .end(let trailers):
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
@@ -448,6 +450,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
                 resumeReading()
             }
         }
+    }
+
+    func upstreamReadComplete() {
+        // Whatever the upstream sent in this read goes out now (server-sent events, slow streams).
+        if case .forwarding = state { context?.flush() }
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {

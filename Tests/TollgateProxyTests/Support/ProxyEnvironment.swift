@@ -87,17 +87,17 @@ struct ProxyEnvironment {
         jwksPort: Int,
         introspectionPort: Int,
         trustedProxies: [String] = ["127.0.0.1"],
-        extra: String = ""
+        extra: String = "",
+        replaceServer: Bool = false
     ) -> String {
         let trusted = trustedProxies.map { "\"\($0)\"" }.joined(separator: ", ")
+        let server = replaceServer ? "" : "server:\n  access_log: false\n  trusted_proxies: [\(trusted)]"
         return """
             listen: 127.0.0.1:0
             admin: 127.0.0.1:0
             upstream: http://127.0.0.1:\(upstreamPort)
             realm: orders
-            server:
-              access_log: false
-              trusted_proxies: [\(trusted)]
+            \(server)
             forward_auth:
               path: /_tollgate/auth
             issuers:
@@ -143,7 +143,8 @@ struct ProxyEnvironment {
         upstreamHandler: TestHTTPServer.Handler? = nil,
         file: String? = nil,
         jwksDown: Bool = false,
-        trustedProxies: [String] = ["127.0.0.1"]
+        trustedProxies: [String] = ["127.0.0.1"],
+        replaceServer: Bool = false
     ) async throws -> ProxyEnvironment {
         let jwksFailing = Switch()
         jwksFailing.set(jwksDown)
@@ -167,7 +168,8 @@ struct ProxyEnvironment {
             jwksPort: jwks.port,
             introspectionPort: introspection.port,
             trustedProxies: trustedProxies,
-            extra: extra
+            extra: extra,
+            replaceServer: replaceServer
         )
         let configuration: TollgateConfiguration
         // Reloads read the secret from the process environment, as `tollgate serve` does.
@@ -224,13 +226,15 @@ struct ProxyEnvironment {
         upstreamHandler: TestHTTPServer.Handler? = nil,
         jwksDown: Bool = false,
         trustedProxies: [String] = ["127.0.0.1"],
+        replaceServer: Bool = false,
         _ body: (ProxyEnvironment) async throws -> Void
     ) async throws {
         let environment = try await start(
             extra: extra,
             upstreamHandler: upstreamHandler,
             jwksDown: jwksDown,
-            trustedProxies: trustedProxies
+            trustedProxies: trustedProxies,
+            replaceServer: replaceServer
         )
         do {
             try await body(environment)

@@ -1,0 +1,150 @@
+import AsyncHTTPClient
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+import NIOPosix
+import NIOSSL
+import Testing
+import TollgateCore
+import TollgateTestSupport
+
+@testable import TollgateProxy
+
+@Suite("HTTP/2", .serialized)
+struct HTTP2Tests {
+    /// One request over HTTP/2 with prior knowledge (no TLS, no upgrade), with NIOHTTP2's client.
+    static func h2cRequest(
+        port: Int,
+        path: String,
+        headers: [(String, String)]
+    ) async throws -> (Int, HTTPHeaders, String) {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port).get()
+        defer { channel.close(promise: nil) }
+        let multiplexer = try await channel.configureHTTP2Pipeline(mode: .client, inboundStreamInitializer: nil).get()
+        let promise = channel.eventLoop.makePromise(of: (Int, HTTPHeaders, String).self)
+        let streamPromise = channel.eventLoop.makePromise(of: (any Channel).self)
+        multiplexer.createStreamChannel(promise: streamPromise) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .http))
+                try stream.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise))
+            }
+        }
+        let stream = try await streamPromise.futureResult.get()
+        var requestHeaders = HTTPHeaders(headers)
+        requestHeaders.add(name: "host", value: "api.test")
+        try await stream.writeAndFlush(
+            HTTPClientRequestPart.head(
+                HTTPRequestHead(version: .http2, method: .GET, uri: path, headers: requestHeaders)
+            )
+        )
+        try await stream.writeAndFlush(HTTPClientRequestPart.end(nil))
+        return try await promise.futureResult.get()
+    }
+
+    final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = HTTPClientResponsePart
+        let promise: EventLoopPromise<(Int, HTTPHeaders, String)>
+        var status = 0
+        var headers = HTTPHeaders()
+        var body = ""
+
+        init(promise: EventLoopPromise<(Int, HTTPHeaders, String)>) {
+            self.promise = promise
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head):
+                status = Int(head.status.code)
+                headers = head.headers
+            case .body(let buffer):
+                body += String(buffer: buffer)
+            case .end:
+                promise.succeed((status, headers, body))
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            promise.fail(RawHTTPClient.Failure(description: "stream closed before the response ended"))
+        }
+    }
+
+    @Test("h2c by prior knowledge: allowed with claim headers, refused with the RFC 6750 answer")
+    func h2cPriorKnowledge() async throws {
+        try await ProxyEnvironment.with { environment in
+            let token = TestIssuer.shared.token()
+            let (status, _, body) = try await Self.h2cRequest(
+                port: environment.proxy.port,
+                path: "/orders/5",
+                headers: [("authorization", "Bearer \(token)"), ("x-auth-subject", "spoofed")]
+            )
+            #expect(status == 200)
+            #expect(body.contains("GET /orders/5"))
+            let seen = try #require(environment.upstream.requests.first)
+            #expect(seen.header("X-Auth-Subject") == "user-42")
+            #expect(seen.header("Host") == "api.test")
+            let (refused, headers, _) = try await Self.h2cRequest(
+                port: environment.proxy.port,
+                path: "/orders/5",
+                headers: []
+            )
+            #expect(refused == 401)
+            #expect(headers.first(name: "www-authenticate") == #"Bearer realm="orders""#)
+        }
+    }
+
+    /// A throwaway self-signed certificate for localhost, made with openssl.
+    static func makeCertificate(in directory: URL) throws -> (certificate: String, key: String) {
+        let certificate = directory.appendingPathComponent("cert.pem").path
+        let key = directory.appendingPathComponent("key.pem").path
+        let openssl = try ExternalProcess(
+            "/usr/bin/openssl",
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+                "-subj", "/CN=localhost", "-keyout", key, "-out", certificate,
+            ]
+        )
+        openssl.process.waitUntilExit()
+        #expect(openssl.process.terminationStatus == 0, "\(openssl.log)")
+        return (certificate, key)
+    }
+
+    @Test("TLS with ALPN: a client offering h2 gets HTTP/2, one offering only http/1.1 gets HTTP/1.1")
+    func tlsALPN() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (certificate, key) = try Self.makeCertificate(in: directory)
+        let extra = """
+            server:
+              access_log: false
+              tls:
+                certificate_file: \(certificate)
+                key_file: \(key)
+            """
+        // The environment's own `server:` block is replaced by this one.
+        try await ProxyEnvironment.with(extra: extra, replaceServer: true) { environment in
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.certificateVerification = .none
+            for (version, expected) in [(HTTPClient.Configuration.HTTPVersion.automatic, "2"), (.http1Only, "1.1")] {
+                var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+                configuration.httpVersion = version
+                let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+                var request = HTTPClientRequest(url: "https://localhost:\(environment.proxy.port)/orders/8")
+                request.headers.add(name: "Authorization", value: "Bearer \(TestIssuer.shared.token())")
+                let response = try await client.execute(request, timeout: .seconds(10))
+                let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+                try await client.shutdown()
+                #expect(response.status.code == 200)
+                #expect(
+                    "\(response.version.major)\(response.version.major == 1 ? ".\(response.version.minor)" : "")"
+                        == expected
+                )
+                #expect(body.contains("X-Forwarded-Proto: https"))
+            }
+        }
+    }
+}
