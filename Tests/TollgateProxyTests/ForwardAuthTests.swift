@@ -27,6 +27,19 @@ struct ForwardAuthTests {
             #expect(original.header("WWW-Authenticate")?.contains("insufficient_scope") == true)
             let missing = try await environment.send("/_tollgate/auth", headers: ["X-Forwarded-Uri: /orders/7"])
             #expect(missing.status == 401)
+            // Envoy ext_authz: the original path after the auth path, the original method.
+            let envoy = try await environment.send(
+                "/_tollgate/auth/orders/7?x=1",
+                headers: ["Authorization: Bearer \(token)"]
+            )
+            #expect(envoy.status == 200)
+            #expect(envoy.header("X-Auth-Scope") == "@team/orders.read openid")
+            let envoyDenied = try await environment.send(
+                "/_tollgate/auth/admin/x",
+                method: "DELETE",
+                headers: ["Authorization: Bearer \(token)"]
+            )
+            #expect(envoyDenied.status == 403)
             #expect(environment.upstream.requestCount == 0)
         }
     }

@@ -10,7 +10,7 @@ import TollgateCore
 /// needs a key refresh or an introspection call; meanwhile the request body is held and reads
 /// from the client pause. Reads also pause whenever the other side cannot take more data, so
 /// memory stays bounded whatever the body size.
-final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
+final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamDelegate {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -42,6 +42,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         var requestEnded = false
         var responseStarted = false
         var isUpgrade = false
+        /// The upstream answered 101 to an upgrade: after its end, bytes are relayed.
+        var upgradeAccepted = false
         /// The client announced a body (Content-Length > 0 or Transfer-Encoding).
         var hasBody = false
         var upstreamStarted: NIODeadline?
@@ -218,7 +220,18 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
         var method = head.method.rawValue
         var target = head.uri
-        let isForwardAuth = snapshot.configuration.forwardAuth.map { Self.pathOf(head.uri) == $0.path } ?? false
+        var envoyTarget: String?
+        var isForwardAuth = false
+        if let authPath = snapshot.configuration.forwardAuth?.path {
+            let path = Self.pathOf(head.uri)
+            if path == authPath {
+                isForwardAuth = true
+            } else if head.uri.hasPrefix(authPath + "/") {
+                // Envoy ext_authz: the original path follows the configured prefix.
+                isForwardAuth = true
+                envoyTarget = String(head.uri.dropFirst(authPath.utf8.count))
+            }
+        }
         if isForwardAuth {
             guard snapshot.isTrusted(peer) else {
                 current.path = Self.pathOf(head.uri)
@@ -229,6 +242,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             if let forwardedMethod = head.headers.first(name: "x-forwarded-method") { method = forwardedMethod }
             if let uri = head.headers.first(name: "x-forwarded-uri") ?? head.headers.first(name: "x-original-uri") {
                 target = uri
+            } else if let envoyTarget {
+                target = envoyTarget
             }
             current.method = method
         }
@@ -425,8 +440,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
                 context.write(wrapOutboundOut(.head(copy)), promise: nil)
             }
             if upgraded {
+                // The relay starts after the decoder has delivered this response's end; bytes
+                // after it are handed on when the decoder is removed.
+                exchange?.upgradeAccepted = true
                 context.flush()
-                startRelay(upstream: upstream)
             }
         case .body(let buffer):
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
@@ -437,6 +454,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
                 context.flush()
             }
         case .end(let trailers):
+            if current.upgradeAccepted {
+                startRelay(upstream: upstream)
+                return
+            }
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
             let reusable = current.requestEnded
             pool?.release(upstream, reusable: reusable)

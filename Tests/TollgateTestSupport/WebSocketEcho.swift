@@ -1,0 +1,121 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+
+/// A WebSocket server (NIOWebSocket) that echoes every text frame back.
+public final class WebSocketEchoServer: Sendable {
+    private let channel: any Channel
+    public let port: Int
+
+    private init(channel: any Channel) {
+        self.channel = channel
+        self.port = channel.localAddress!.port!
+    }
+
+    public static func start() async throws -> WebSocketEchoServer {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                let upgrader = NIOWebSocketServerUpgrader(
+                    shouldUpgrade: { channel, _ in channel.eventLoop.makeSucceededFuture(HTTPHeaders()) },
+                    upgradePipelineHandler: { channel, _ in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(Echo())
+                        }
+                    }
+                )
+                return channel.pipeline.configureHTTPServerPipeline(
+                    withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in })
+                )
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return WebSocketEchoServer(channel: channel)
+    }
+
+    public func shutdown() async throws {
+        try await channel.close()
+    }
+
+    private final class Echo: ChannelInboundHandler {
+        typealias InboundIn = WebSocketFrame
+        typealias OutboundOut = WebSocketFrame
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let frame = unwrapInboundIn(data)
+            switch frame.opcode {
+            case .text, .binary:
+                let data = frame.unmaskedData
+                context.writeAndFlush(
+                    wrapOutboundOut(WebSocketFrame(fin: true, opcode: frame.opcode, data: data)),
+                    promise: nil
+                )
+            case .connectionClose:
+                context.close(promise: nil)
+            default:
+                break
+            }
+        }
+    }
+}
+
+/// A raw TCP connection a test drives step by step: send bytes, wait for what comes back.
+public final class RawConnection: Sendable {
+    private let channel: any Channel
+    private let received: NIOLockedValueBox<[UInt8]>
+
+    private init(channel: any Channel, received: NIOLockedValueBox<[UInt8]>) {
+        self.channel = channel
+        self.received = received
+    }
+
+    public static func connect(port: Int) async throws -> RawConnection {
+        let received = NIOLockedValueBox<[UInt8]>([])
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Collector(received: received))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        return RawConnection(channel: channel, received: received)
+    }
+
+    public func send(_ bytes: [UInt8]) async throws {
+        try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+    }
+
+    /// Waits until the bytes received so far satisfy `condition`, then returns them all.
+    public func receive(
+        timeout: Duration = .seconds(10),
+        until condition: @Sendable ([UInt8]) -> Bool
+    ) async throws -> [UInt8] {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let bytes = received.withLockedValue { $0 }
+            if condition(bytes) { return bytes }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw RawHTTPClient.Failure(description: "no matching answer within \(timeout)")
+    }
+
+    public func close() async {
+        try? await channel.close()
+    }
+
+    private final class Collector: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        let received: NIOLockedValueBox<[UInt8]>
+
+        init(received: NIOLockedValueBox<[UInt8]>) {
+            self.received = received
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var buffer = unwrapInboundIn(data)
+            let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+            received.withLockedValue { $0 += bytes }
+        }
+    }
+}
