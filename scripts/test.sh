@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 if ! python3 -c "import joserfc" 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check "joserfc>=1.6,<2"
 fi
+# The gRPC pass-through test uses grpcio, an independent gRPC implementation, as client and server.
+if ! python3 -c "import grpc" 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check "grpcio>=1.60,<2"
+fi
 
 # The forward-auth tests put Debian's nginx (auth_request) in front of Tollgate; the TLS tests
 # make a throwaway certificate with openssl.

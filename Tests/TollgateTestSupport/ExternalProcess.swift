@@ -26,9 +26,16 @@ public final class ExternalProcess: @unchecked Sendable {
 
     public func signal(_ number: Int32) { kill(process.processIdentifier, number) }
 
+    /// SIGTERM, then SIGKILL after two seconds (some servers, grpcio's among them, ignore SIGTERM).
     public func stop() {
         if process.isRunning {
             process.terminate()
+            var waited = 0
+            while process.isRunning && waited < 200 {
+                usleep(10_000)
+                waited += 1
+            }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             process.waitUntilExit()
         }
         try? FileManager.default.removeItem(at: output)

@@ -68,6 +68,11 @@ extension ProxySnapshot {
             default:
                 break
             }
+            // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC requires it end to end.
+            if lower == "te", value.lowercased() == "trailers" {
+                headers.add(name: name, value: value)
+                continue
+            }
             if hopByHopHeaders.contains(lower) || mapping.mustStrip(name) { continue }
             if !connectionNamed.isEmpty, connectionNamed.contains(lower) { continue }
             headers.add(name: name, value: value)

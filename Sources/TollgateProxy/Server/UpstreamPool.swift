@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 import NIOSSL
 import TollgateCore
@@ -75,14 +76,18 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
-/// One pooled connection to the upstream.
+/// One exchange's way to the upstream: a pooled HTTP/1.1 connection, or one HTTP/2 stream on a
+/// shared h2c connection.
 final class UpstreamConnection {
     let channel: any Channel
     let handler: UpstreamHandler
+    /// An HTTP/2 stream: single use, closed when released.
+    let isStream: Bool
 
-    init(channel: any Channel, handler: UpstreamHandler) {
+    init(channel: any Channel, handler: UpstreamHandler, isStream: Bool = false) {
         self.channel = channel
         self.handler = handler
+        self.isStream = isStream
     }
 }
 
@@ -106,9 +111,15 @@ final class UpstreamPool: @unchecked Sendable {
 
     var basePath: String { endpoint.basePath }
 
-    /// An idle connection, or a new one.
+    /// The shared HTTP/2 connection of an h2c upstream, once connected.
+    private var multiplexer: NIOHTTP2Handler.StreamMultiplexer?
+    private var multiplexerChannel: (any Channel)?
+    private var connecting: EventLoopFuture<NIOHTTP2Handler.StreamMultiplexer>?
+
+    /// An idle connection, or a new one; for an h2c upstream, a new stream.
     func acquire() -> EventLoopFuture<UpstreamConnection> {
         eventLoop.assertInEventLoop()
+        if settings.h2c { return acquireStream() }
         while let connection = idle.popLast() {
             if connection.channel.isActive { return eventLoop.makeSucceededFuture(connection) }
         }
@@ -144,10 +155,60 @@ final class UpstreamPool: @unchecked Sendable {
             }
     }
 
+    private func acquireStream() -> EventLoopFuture<UpstreamConnection> {
+        let multiplexerFuture: EventLoopFuture<NIOHTTP2Handler.StreamMultiplexer>
+        if let multiplexer, multiplexerChannel?.isActive == true {
+            multiplexerFuture = eventLoop.makeSucceededFuture(multiplexer)
+        } else if let connecting {
+            multiplexerFuture = connecting
+        } else {
+            opened += 1
+            let future = ClientBootstrap(group: eventLoop)
+                .connectTimeout(.milliseconds(Int64(settings.connectTimeout * 1000)))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: endpoint.host, port: endpoint.port)
+                .flatMapThrowing { channel -> NIOHTTP2Handler.StreamMultiplexer in
+                    var stream = NIOHTTP2Handler.StreamConfiguration()
+                    stream.targetWindowSize = 1 << 20
+                    let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                        mode: .client,
+                        connectionConfiguration: NIOHTTP2Handler.ConnectionConfiguration(),
+                        streamConfiguration: stream,
+                        inboundStreamInitializer: { channel in channel.close() }
+                    )
+                    self.multiplexerChannel = channel
+                    self.multiplexer = multiplexer
+                    return multiplexer
+                }
+            future.whenComplete { _ in self.connecting = nil }
+            connecting = future
+            multiplexerFuture = future
+        }
+        return multiplexerFuture.flatMap { multiplexer in
+            multiplexer.createStreamChannel { stream in
+                stream.eventLoop.makeCompletedFuture {
+                    try stream.pipeline.syncOperations.addHandler(
+                        HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .http)
+                    )
+                    try stream.pipeline.syncOperations.addHandler(UpstreamHandler())
+                }
+            }
+        }.flatMap { stream in
+            stream.pipeline.handler(type: UpstreamHandler.self).map { handler in
+                UpstreamConnection(channel: stream, handler: handler, isStream: true)
+            }
+        }
+    }
+
     /// Returns a connection whose exchange finished cleanly; anything else is closed.
     func release(_ connection: UpstreamConnection, reusable: Bool) {
         eventLoop.assertInEventLoop()
         connection.handler.delegate = nil
+        if connection.isStream {
+            // A finished HTTP/2 stream closes itself; one cut short is reset.
+            if !reusable { connection.channel.close(promise: nil) }
+            return
+        }
         connection.handler.setReadsAllowed(true)
         guard reusable, connection.channel.isActive, idle.count < settings.maximumIdleConnections else {
             connection.channel.close(promise: nil)
@@ -159,6 +220,9 @@ final class UpstreamPool: @unchecked Sendable {
     func closeAll() {
         for connection in idle { connection.channel.close(promise: nil) }
         idle.removeAll()
+        multiplexerChannel?.close(promise: nil)
+        multiplexerChannel = nil
+        multiplexer = nil
     }
 }
 
