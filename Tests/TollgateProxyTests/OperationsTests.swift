@@ -159,6 +159,14 @@ struct OperationsTests {
         #expect(await process.waitForExit(timeout: .seconds(5)))
         #expect(ContinuousClock.now - started < .seconds(5))
         #expect(process.process.terminationStatus == 0, "\(process.log)")
+        // One JSON line per request on standard output.
+        let line = try #require(process.log.split(separator: "\n").first { $0.hasPrefix("{") && $0.contains("/slow") })
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["status"] as? Int == 200)
+        #expect(object["outcome"] as? String == "public")
+        #expect(object["route"] as? String == "routes[0]")
+        #expect((object["request_id"] as? String)?.isEmpty == false)
+        #expect(object["latency_ms"] is Double)
     }
 }
 

@@ -313,6 +313,42 @@ struct ProxyEndToEndTests {
         }
     }
 
+    @Test("an upstream that does not answer within response_timeout: 504")
+    func upstreamTimeoutIs504() async throws {
+        try await ProxyEnvironment.with(upstreamHandler: { _ in
+            try? await Task.sleep(for: .seconds(2))
+            return .json("{}")
+        }) { environment in
+            var configuration = environment.proxy.runtime.snapshot.configuration
+            var upstream = try #require(configuration.upstream)
+            upstream.responseTimeout = 0.3
+            configuration.upstream = upstream
+            try await environment.proxy.runtime.apply(configuration)
+            let started = ContinuousClock.now
+            let response = try await environment.send(
+                "/orders/1",
+                headers: ["Authorization: Bearer " + TestIssuer.shared.token()]
+            )
+            #expect(response.status == 504)
+            #expect(response.body.contains("upstream_timeout"))
+            #expect(ContinuousClock.now - started < .seconds(2))
+        }
+    }
+
+    @Test("a client that does not finish its request head within header_timeout is disconnected")
+    func headerTimeout() async throws {
+        let server = "server:\n  access_log: false\n  header_timeout: 300ms"
+        try await ProxyEnvironment.with(extra: server, replaceServer: true) { environment in
+            let connection = try await RawConnection.connect(port: environment.proxy.port)
+            try await connection.send(Array("GET /orders/1 HTTP/1.1\r\nHost: a\r\nX-Slow: ".utf8))
+            let started = ContinuousClock.now
+            try await waitUntil(timeout: .seconds(5)) { !connection.isOpen }
+            #expect(ContinuousClock.now - started < .seconds(3))
+            #expect(environment.upstream.requestCount == 0)
+            await connection.close()
+        }
+    }
+
     @Test("keep-alive: sequential requests reuse one upstream connection")
     func keepAliveReuse() async throws {
         try await ProxyEnvironment.with { environment in

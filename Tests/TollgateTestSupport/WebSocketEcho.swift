@@ -104,6 +104,9 @@ public final class RawConnection: Sendable {
         try? await channel.close()
     }
 
+    /// False once either side closed the connection.
+    public var isOpen: Bool { channel.isActive }
+
     private final class Collector: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = ByteBuffer
         let received: NIOLockedValueBox<[UInt8]>
