@@ -51,6 +51,7 @@ struct Serve: AsyncParsableCommand {
             proxy = try await RunningProxy.start(
                 configuration: configuration,
                 configurationPath: config,
+                group: RunningProxy.makeEventLoopGroup(for: configuration),
                 logger: logger
             )
         } catch {

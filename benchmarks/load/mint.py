@@ -4,7 +4,8 @@
 
 writes DIR/jwks.json, DIR/rsa_public.pem, DIR/ec_public.pem, DIR/repeated.txt (one RS256
 token), DIR/rs256.lua and DIR/es256.lua (wrk scripts rotating COUNT distinct tokens each),
-DIR/opaque.lua (one opaque token).
+DIR/opaque.lua (one opaque token). The distinct tokens go to DIR/rs256.txt and DIR/es256.txt, one
+per line, read by the Lua scripts at start.
 """
 import json
 import sys
@@ -38,12 +39,13 @@ def main(directory, count):
     with open(f"{directory}/repeated.txt", "w") as out:
         out.write(token(rsa, "RS256", 0))
     for name, key, alg in (("rs256", rsa, "RS256"), ("es256", ec, "ES256")):
-        tokens = [token(key, alg, index) for index in range(count)]
+        with open(f"{directory}/{name}.txt", "w") as out:
+            for index in range(count):
+                out.write(token(key, alg, index) + "\n")
         with open(f"{directory}/{name}.lua", "w") as out:
-            out.write("local tokens = {\n")
-            for value in tokens:
-                out.write(f'"{value}",\n')
-            out.write("}\nlocal i = 0\nrequest = function()\n  i = i % #tokens + 1\n")
+            out.write("local tokens = {}\n")
+            out.write(f'for line in io.lines("{directory}/{name}.txt") do tokens[#tokens + 1] = line end\n')
+            out.write("local i = 0\nrequest = function()\n  i = i % #tokens + 1\n")
             out.write('  return wrk.format("GET", "/orders/1", {["Authorization"] = "Bearer " .. tokens[i]})\nend\n')
     with open(f"{directory}/repeated.lua", "w") as out:
         out.write('local t = io.open("' + directory + '/repeated.txt"):read("*a")\n')

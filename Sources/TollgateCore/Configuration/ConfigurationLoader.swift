@@ -166,7 +166,7 @@ public enum ConfigurationLoader {
         func server(_ node: ConfigurationNode) throws(ConfigurationError) -> ServerSettings {
             let members = try node.mapping(allowed: [
                 "max_header_bytes", "max_headers", "max_request_line", "header_timeout", "idle_timeout",
-                "drain_grace", "h2c", "tls", "trusted_proxies", "access_log",
+                "drain_grace", "h2c", "tls", "trusted_proxies", "access_log", "threads",
             ])
             var settings = ServerSettings()
             if let value = members["max_header_bytes"] { settings.maximumHeaderBytes = try value.positiveInteger() }
@@ -177,6 +177,7 @@ public enum ConfigurationLoader {
             if let value = members["drain_grace"] { settings.drainGrace = try value.duration() }
             if let value = members["h2c"] { settings.h2c = try value.bool() }
             if let value = members["access_log"] { settings.accessLog = try value.bool() }
+            if let value = members["threads"] { settings.threads = try value.positiveInteger() }
             if let value = members["trusted_proxies"] { try trustedProxies(value, into: &settings) }
             if let value = members["tls"] {
                 let tls = try value.mapping(allowed: ["certificate_file", "key_file"])

@@ -37,7 +37,8 @@ public struct TollgateConfiguration: Sendable, Equatable {
     public var token = TokenSource()
     public var paths = PathNormalizer.Options()
     /// Bound on the verified-token cache.
-    public var cacheEntries = 100_000
+    /// About 2.5 KB per entry (the claim set, parsed and encoded): 10,000 entries stay near 25 MB.
+    public var cacheEntries = 10_000
     /// Where the file was read from (for messages).
     public var file: String = "<memory>"
 

@@ -34,6 +34,26 @@ public final class RunningProxy: Sendable {
     public var port: Int { server.port }
     public var adminPort: Int { admin.port }
 
+    /// The event loops `tollgate serve` runs on: `server.threads`, else one per CPU in the
+    /// process's affinity mask (`taskset`, cpusets), not one per CPU of the machine.
+    public static func makeEventLoopGroup(for configuration: TollgateConfiguration) -> MultiThreadedEventLoopGroup {
+        MultiThreadedEventLoopGroup(numberOfThreads: configuration.server.threads ?? availableCPUs())
+    }
+
+    static func availableCPUs() -> Int {
+        // `Cpus_allowed` is the affinity mask in hex (glibc's sched_getaffinity is not visible
+        // from Swift without _GNU_SOURCE).
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") })
+        {
+            let count = line.dropFirst("Cpus_allowed:".count).reduce(0) { total, character in
+                total + (character.hexDigitValue?.nonzeroBitCount ?? 0)
+            }
+            if count > 0 { return min(count, System.coreCount) }
+        }
+        return System.coreCount
+    }
+
     /// Starts the listeners named in `configuration` (`listen`, `admin`; port 0 picks a free one).
     public static func start(
         configuration: TollgateConfiguration,
