@@ -349,6 +349,23 @@ struct ProxyEndToEndTests {
         }
     }
 
+    @Test("pipelined requests are answered in order, each through the whole pipeline")
+    func pipelinedRequests() async throws {
+        try await ProxyEnvironment.with { environment in
+            let token = TestIssuer.shared.token()
+            let requests =
+                "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"
+                + "GET /orders/2 HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer \(token)\r\n\r\n"
+                + "GET /orders/3 HTTP/1.1\r\nHost: a\r\n\r\n"
+                + "GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+            let raw = try await RawHTTPClient.exchange(port: environment.proxy.port, bytes: Array(requests.utf8))
+            let text = String(decoding: raw, as: UTF8.self)
+            let statuses = text.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+            #expect(statuses == ["200", "200", "401", "200"], "\(text)")
+            #expect(environment.upstream.requests.map(\.uri) == ["/healthz", "/orders/2", "/healthz"])
+        }
+    }
+
     @Test("keep-alive: sequential requests reuse one upstream connection")
     func keepAliveReuse() async throws {
         try await ProxyEnvironment.with { environment in

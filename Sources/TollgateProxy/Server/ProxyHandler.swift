@@ -168,8 +168,39 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     // MARK: - Reads from the client
 
+    /// Parts of requests a client pipelined before the current response ended; replayed in
+    /// order once it has. (Done here rather than with NIO's HTTPServerPipelineHandler, which
+    /// stops reading during every exchange: two epoll_ctl calls per request.)
+    private var pipelined: [HTTPServerRequestPart] = []
+    private var quiescing = false
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        if !pipelined.isEmpty {
+            pipelined.append(part)
+            return
+        }
+        if case .head = part, exchange != nil {
+            pipelined.append(part)
+            return
+        }
+        handle(part, context: context)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent, !isHTTP2 {
+            quiescing = true
+            if exchange == nil, pipelined.isEmpty, case .idle = state {
+                context.close(promise: nil)
+            } else {
+                exchange?.keepAlive = false
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch part {
         case .head(let head):
             waitingSince = nil
@@ -200,6 +231,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     }
 
     func read(context: ChannelHandlerContext) {
+        if !pipelined.isEmpty {
+            pendingRead = true
+            return
+        }
         switch state {
         case .waiting where !(exchange?.requestEnded ?? true):
             // A body is still coming: hold it at the socket until the upstream is there. (A request
@@ -235,7 +270,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             requestID: requestID,
             method: head.method.rawValue,
             path: "",
-            keepAlive: !isHTTP2 && head.isKeepAlive && !runtime.isDraining,
+            keepAlive: !isHTTP2 && head.isKeepAlive && !runtime.isDraining && !quiescing,
             snapshot: snapshot
         )
         current.hasBody =
@@ -621,8 +656,22 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         }
         if case .idle = state {
             servedOne = true
+            if quiescing {
+                context.close(promise: nil)
+                return
+            }
             waitingSince = .now()
-            resumeReading()
+            // Replay what the client sent ahead, until a request has to wait again.
+            while !pipelined.isEmpty && exchange == nil {
+                let part = pipelined.removeFirst()
+                if case .head = part {} else { continue }
+                handle(part, context: context)
+                while !pipelined.isEmpty, exchange != nil {
+                    if case .head = pipelined[0] { break }
+                    handle(pipelined.removeFirst(), context: context)
+                }
+            }
+            if pipelined.isEmpty { resumeReading() }
         }
     }
 
