@@ -366,6 +366,18 @@ struct ProxyEndToEndTests {
         }
     }
 
+    @Test("a client that connects and sends nothing is disconnected after header_timeout")
+    func silentClient() async throws {
+        let server = "server:\n  access_log: false\n  header_timeout: 300ms"
+        try await ProxyEnvironment.with(extra: server, replaceServer: true) { environment in
+            let connection = try await RawConnection.connect(port: environment.proxy.port)
+            let started = ContinuousClock.now
+            try await waitUntil(timeout: .seconds(5)) { !connection.isOpen }
+            #expect(ContinuousClock.now - started < .seconds(3))
+            await connection.close()
+        }
+    }
+
     @Test("keep-alive: sequential requests reuse one upstream connection")
     func keepAliveReuse() async throws {
         try await ProxyEnvironment.with { environment in

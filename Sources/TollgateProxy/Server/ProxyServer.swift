@@ -141,9 +141,25 @@ final class PriorKnowledgeSniffer: ChannelInboundHandler, RemovableChannelHandle
     private static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
     private let runtime: ProxyRuntime
     private var buffered: ByteBuffer?
+    /// A client that connects and sends too little to tell the protocol is closed after the
+    /// header timeout, like one that never finishes its request head.
+    private var timeout: Scheduled<Void>?
 
     init(runtime: ProxyRuntime) {
         self.runtime = runtime
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let seconds = runtime.snapshot.configuration.server.headerTimeout
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        timeout = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(seconds * 1_000_000_000))) {
+            loopBound.value.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timeout?.cancel()
+        timeout = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
