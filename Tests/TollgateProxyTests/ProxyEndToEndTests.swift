@@ -395,6 +395,20 @@ struct ProxyEndToEndTests {
         }
     }
 
+    @Test("an upstream answer with Connection: close is not reused for the next request")
+    func upstreamConnectionCloseIsHonoured() async throws {
+        try await ProxyEnvironment.with(upstreamHandler: { _ in
+            .json("{}", headers: [("Connection", "close")])
+        }) { environment in
+            for index in 0..<3 {
+                let response = try await environment.send("/healthz?n=\(index)")
+                #expect(response.status == 200)
+            }
+            let opened = await environment.proxy.runtime.snapshot.pools?.openedCount()
+            #expect(opened == 3)
+        }
+    }
+
     @Test("a public route needs no token and still strips spoofed claim headers")
     func publicRoute() async throws {
         try await ProxyEnvironment.with { environment in

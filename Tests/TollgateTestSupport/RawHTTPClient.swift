@@ -42,27 +42,9 @@ public enum RawHTTPClient {
 
     /// Writes `bytes`, returns everything read until the peer closes.
     public static func exchange(port: Int, bytes: [UInt8], timeout: Duration = .seconds(10)) async throws -> [UInt8] {
-        let collected = NIOLockedValueBox<[UInt8]>([])
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(Collector(collected: collected))
-                }
-            }
-            .connect(host: "127.0.0.1", port: port).get()
-        try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
-        let closed = channel.closeFuture
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await closed.get() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                channel.close(promise: nil)
-                throw Failure(description: "no answer within \(timeout)")
-            }
-            try await group.next()
-            group.cancelAll()
-        }
-        return collected.withLockedValue { $0 }
+        let connection = try await RawConnection.connect(port: port)
+        try await connection.send(bytes)
+        return try await connection.untilClosed(timeout: timeout)
     }
 
     public static func parse(_ raw: [UInt8]) throws -> Response {
@@ -100,20 +82,5 @@ public enum RawHTTPClient {
             rest = rest[end...].dropFirst(2)
         }
         return result
-    }
-
-    private final class Collector: ChannelInboundHandler, @unchecked Sendable {
-        typealias InboundIn = ByteBuffer
-        let collected: NIOLockedValueBox<[UInt8]>
-
-        init(collected: NIOLockedValueBox<[UInt8]>) {
-            self.collected = collected
-        }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            var buffer = unwrapInboundIn(data)
-            let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
-            collected.withLockedValue { $0 += bytes }
-        }
     }
 }

@@ -104,6 +104,23 @@ public final class RawConnection: Sendable {
         try? await channel.close()
     }
 
+    /// Waits for the peer to close, then returns everything received; closes it after `timeout`.
+    public func untilClosed(timeout: Duration) async throws -> [UInt8] {
+        let closed = channel.closeFuture
+        let channel = self.channel
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await closed.get() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                channel.close(promise: nil)
+                throw RawHTTPClient.Failure(description: "no answer within \(timeout)")
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+        return received.withLockedValue { $0 }
+    }
+
     /// False once either side closed the connection.
     public var isOpen: Bool { channel.isActive }
 

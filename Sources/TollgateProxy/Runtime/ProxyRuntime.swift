@@ -19,7 +19,6 @@ public final class ProxyRuntime: Sendable {
     /// Background key refreshes, by key cache identity, so a reload starts new ones and stops
     /// the ones no longer used.
     private let refreshTasks = NIOLockedValueBox<[ObjectIdentifier: Task<Void, Never>]>([:])
-    private let reloadLock = NIOLockedValueBox<Void>(())
 
     public init(
         configuration: TollgateConfiguration,

@@ -66,17 +66,11 @@ enum AccessLog {
             case "\"": line += "\\\""
             case "\\": line += "\\\\"
             case _ where scalar.value < 0x20:
-                line += "\\u00" + pad(Int(scalar.value), 2).replacingHex(scalar.value)
+                let digits = Array("0123456789abcdef")
+                line += "\\u00" + String([digits[Int(scalar.value >> 4)], digits[Int(scalar.value & 0xF)]])
             default: line.unicodeScalars.append(scalar)
             }
         }
         line += "\""
-    }
-}
-
-extension String {
-    fileprivate func replacingHex(_ value: UInt32) -> String {
-        let digits = Array("0123456789abcdef")
-        return String([digits[Int(value >> 4)], digits[Int(value & 0xF)]])
     }
 }

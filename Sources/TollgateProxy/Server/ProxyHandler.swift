@@ -47,6 +47,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         /// The client announced a body (Content-Length > 0 or Transfer-Encoding).
         var hasBody = false
         var upstreamStarted: NIODeadline?
+        /// The upstream's response allows another request on its connection.
+        var upstreamReusable = true
         var snapshot: ProxySnapshot
     }
 
@@ -420,16 +422,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             return
         }
         exchange = current
-        var upstreamHead = HTTPRequestHead(
+        // Over HTTP/2 the codec has already turned `:authority` into `Host`.
+        let upstreamHead = HTTPRequestHead(
             version: .http1_1,
             method: head.method,
             uri: pool.basePath + matched.normalized.requestTarget,
             headers: headers
         )
-        if isHTTP2, !upstreamHead.headers.contains(name: "host"), let authority = head.headers.first(name: ":authority")
-        {
-            upstreamHead.headers.add(name: "Host", value: authority)
-        }
         state = .waiting
         buffered.insert(.head(upstreamHead), at: 0)
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -485,18 +484,16 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             let upgraded = current.isUpgrade && head.status == .switchingProtocols
             current.responseStarted = true
             current.status = Int(head.status.code)
+            // An upstream that closes after this response (`Connection: close`, HTTP/1.0) must not
+            // go back to the pool, or the next request would meet a closing connection.
+            current.upstreamReusable = head.isKeepAlive
+            var copy = head
+            copy.headers = ProxySnapshot.downstreamHeaders(from: head.headers, isUpgrade: upgraded)
             if !current.keepAlive && !isHTTP2 && !upgraded {
-                var copy = head
-                copy.headers = ProxySnapshot.downstreamHeaders(from: head.headers, isUpgrade: false)
                 copy.headers.replaceOrAdd(name: "Connection", value: "close")
-                exchange = current
-                context.write(wrapOutboundOut(.head(copy)), promise: nil)
-            } else {
-                var copy = head
-                copy.headers = ProxySnapshot.downstreamHeaders(from: head.headers, isUpgrade: upgraded)
-                exchange = current
-                context.write(wrapOutboundOut(.head(copy)), promise: nil)
             }
+            exchange = current
+            context.write(wrapOutboundOut(.head(copy)), promise: nil)
             if upgraded {
                 // The relay starts after the decoder has delivered this response's end; bytes
                 // after it are handed on when the decoder is removed.
@@ -517,8 +514,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 return
             }
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
-            let reusable = current.requestEnded
-            pool?.release(upstream, reusable: reusable)
+            pool?.release(upstream, reusable: current.requestEnded && current.upstreamReusable)
             pool = nil
             if current.requestEnded {
                 state = .idle
