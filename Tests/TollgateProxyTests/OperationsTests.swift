@@ -180,6 +180,8 @@ final class Counter: Sendable {
             return value
         }
     }
+
+    func set(_ newValue: Int) { box.withLockedValue { $0 = newValue } }
 }
 
 func waitUntil(timeout: Duration = .seconds(5), _ condition: () -> Bool) async throws {

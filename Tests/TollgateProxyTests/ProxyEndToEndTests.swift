@@ -409,6 +409,41 @@ struct ProxyEndToEndTests {
         }
     }
 
+    @Test("a pooled connection the upstream closed is retried once on a new one for an idempotent request")
+    func stalePooledConnectionIsRetried() async throws {
+        // The second request the upstream sees (the first on a reused connection) finds the
+        // connection closing, as when the upstream's keep-alive timeout ends at that moment.
+        let seen = Counter()
+        try await ProxyEnvironment.with(upstreamHandler: { _ in
+            seen.next() == 1 ? .closeConnection : .json("{}")
+        }) { environment in
+            // One keep-alive client connection, so every request runs on the same event loop and
+            // meets the same pool.
+            func send(_ index: Int, method: HTTPMethod = .GET) async throws -> UInt {
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(environment.proxy.port)/healthz?n=\(index)")
+                request.method = method
+                if method == .POST { request.body = .bytes(ByteBuffer(string: "x")) }
+                let response = try await environment.client.execute(request, timeout: .seconds(5))
+                _ = try await response.body.collect(upTo: 1 << 20)
+                return response.status.code
+            }
+            let status1 = try await send(1)
+            #expect(status1 == 200)
+            let status2 = try await send(2)
+            #expect(status2 == 200)
+            #expect(environment.upstream.requestCount == 3)
+            let opened = await environment.proxy.runtime.snapshot.pools?.openedCount()
+            #expect(opened == 2)
+            // A request with a body is not repeated: the client learns of the failure.
+            let status3 = try await send(3, method: .POST)
+            #expect(status3 == 200)
+            seen.set(1)
+            let status4 = try await send(4, method: .POST)
+            #expect(status4 == 502)
+            #expect(environment.upstream.requestCount == 5)
+        }
+    }
+
     @Test("a public route needs no token and still strips spoofed claim headers")
     func publicRoute() async throws {
         try await ProxyEnvironment.with { environment in

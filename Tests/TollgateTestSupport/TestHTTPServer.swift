@@ -33,6 +33,10 @@ public final class TestHTTPServer: Sendable {
         public static func json(_ text: String, status: Int = 200, headers: [(String, String)] = []) -> Response {
             Response(status: status, headers: [("Content-Type", "application/json")] + headers, body: Array(text.utf8))
         }
+
+        /// No answer at all: the connection is closed, as an upstream does when its keep-alive
+        /// timeout ends just as a request arrives.
+        public static let closeConnection = Response(status: 0)
     }
 
     public typealias Handler = @Sendable (Request) async -> Response
@@ -136,6 +140,10 @@ public final class TestHTTPServer: Sendable {
         }
 
         private func write(_ response: Response, keepAlive: Bool, context: ChannelHandlerContext) {
+            if response.status == 0 {
+                context.close(promise: nil)
+                return
+            }
             var headers = HTTPHeaders(response.headers)
             headers.replaceOrAdd(name: "Content-Length", value: "\(response.body.count)")
             if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }

@@ -5,6 +5,7 @@
 # and the ratios against nginx (and against the peer each target names).
 #
 #   benchmarks/load/run.sh [SECONDS_PER_CASE] [TOKENS]
+#   CASES='nginx|tollgate' benchmarks/load/run.sh 5 1000   # only the rows whose "proxy case" matches
 #
 # Needs Debian's wrk, nginx-light, haproxy, apache2, libapache2-mod-auth-openidc (installed here
 # with apt-get when missing), python3 with joserfc, and a release build of tollgate (built here).
@@ -241,6 +242,8 @@ RESULTS="$WORK/results.tsv"
 # run NAME CASE PORT SCRIPT PROCESS-PATTERN
 run() {
     local name=$1 case=$2 port=$3 script=$4 pattern=$5
+    # CASES=regex runs only the matching "name case" rows (e.g. CASES='nginx|tollgate.*repeated').
+    [[ -z "${CASES:-}" || "$name $case" =~ $CASES ]] || return 0
     local check
     check=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(head -c 4000 "$WORK/repeated.txt")" \
         "http://127.0.0.1:$port/orders/1")

@@ -49,6 +49,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         var upstreamStarted: NIODeadline?
         /// The upstream's response allows another request on its connection.
         var upstreamReusable = true
+        /// The head sent upstream, kept for one retry on a fresh connection.
+        var upstreamHead: HTTPRequestHead?
+        /// The exchange runs on a pooled connection that had served a request before.
+        var reusedUpstream = false
+        var retried = false
         var snapshot: ProxySnapshot
     }
 
@@ -431,14 +436,45 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         )
         state = .waiting
         buffered.insert(.head(upstreamHead), at: 0)
+        if !pool.settings.h2c, let upstream = pool.takeIdle() {
+            exchange?.upstreamHead = upstreamHead
+            exchange?.reusedUpstream = true
+            connected(upstream, pool: pool)
+            return
+        }
+        connect(pool: pool, future: pool.acquire(), context: context)
+    }
+
+    private func connect(
+        pool: UpstreamPool,
+        future: EventLoopFuture<UpstreamConnection>,
+        context: ChannelHandlerContext
+    ) {
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        pool.acquire().whenComplete { result in
+        future.whenComplete { result in
             let handler = loopBound.value
             switch result {
             case .success(let upstream): handler.connected(upstream, pool: pool)
             case .failure: handler.connectFailed()
             }
         }
+    }
+
+    /// A pooled connection the upstream closed while it sat idle is only noticed when a request
+    /// is sent on it. Like nginx (`proxy_next_upstream error`), a request that is safe to repeat
+    /// (idempotent, no body, nothing answered yet) is sent once more on a new connection.
+    private func retryOnFreshConnection() -> Bool {
+        guard let context, let pool, let current = exchange, current.reusedUpstream, !current.retried,
+            !current.responseStarted, !current.hasBody, !current.isUpgrade, current.requestEnded,
+            let head = current.upstreamHead, head.method.isIdempotent
+        else { return false }
+        exchange?.retried = true
+        exchange?.reusedUpstream = false
+        self.pool = nil
+        state = .waiting
+        buffered = [.head(head), .end(nil)]
+        connect(pool: pool, future: pool.connect(), context: context)
+        return true
     }
 
     private func connected(_ upstream: UpstreamConnection, pool: UpstreamPool) {
@@ -538,6 +574,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     func upstreamClosed() {
         guard let context, case .forwarding = state, let current = exchange else { return }
+        if retryOnFreshConnection() { return }
         pool = nil
         if current.responseStarted {
             // Nothing sensible can be said any more: cut the client connection too.
@@ -705,5 +742,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             return given
         }
         return TraceParent.hex(random.next(), random.next())
+    }
+}
+
+extension HTTPMethod {
+    /// RFC 9110 §9.2.2.
+    var isIdempotent: Bool {
+        switch self {
+        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: return true
+        default: return false
+        }
     }
 }

@@ -116,13 +116,26 @@ final class UpstreamPool: @unchecked Sendable {
     private var multiplexerChannel: (any Channel)?
     private var connecting: EventLoopFuture<NIOHTTP2Handler.StreamMultiplexer>?
 
+    /// An idle HTTP/1.1 connection that is still open, without waiting: the common case, taken
+    /// without a future (`acquire()` then only runs when a connection must be opened).
+    func takeIdle() -> UpstreamConnection? {
+        eventLoop.assertInEventLoop()
+        while let connection = idle.popLast() {
+            if connection.channel.isActive { return connection }
+        }
+        return nil
+    }
+
     /// An idle connection, or a new one; for an h2c upstream, a new stream.
     func acquire() -> EventLoopFuture<UpstreamConnection> {
         eventLoop.assertInEventLoop()
         if settings.h2c { return acquireStream() }
-        while let connection = idle.popLast() {
-            if connection.channel.isActive { return eventLoop.makeSucceededFuture(connection) }
-        }
+        if let connection = takeIdle() { return eventLoop.makeSucceededFuture(connection) }
+        return connect()
+    }
+
+    /// Always a new HTTP/1.1 connection.
+    func connect() -> EventLoopFuture<UpstreamConnection> {
         opened += 1
         let tlsContext = self.tlsContext
         let host = endpoint.host
