@@ -349,6 +349,21 @@ struct ProxyEndToEndTests {
         }
     }
 
+    @Test("bytes that are not HTTP/1.1 get a 400 and the connection closes; nothing reaches the upstream")
+    func unparsableRequest() async throws {
+        try await ProxyEnvironment.with { environment in
+            for garbage in ["GET /healthz HTTP/1.1\r\nHost a\r\n\r\n", "\u{1}\u{2}\u{3} nonsense\r\n\r\n"] {
+                // `exchange` reads until the proxy closes the connection.
+                let raw = try await RawHTTPClient.exchange(port: environment.proxy.port, bytes: Array(garbage.utf8))
+                let response = try RawHTTPClient.parse(raw)
+                #expect(response.status == 400)
+                #expect(response.header("Connection") == "close")
+                #expect(response.body.contains("invalid_request"))
+            }
+            #expect(environment.upstream.requestCount == 0)
+        }
+    }
+
     @Test("pipelined requests are answered in order, each through the whole pipeline")
     func pipelinedRequests() async throws {
         try await ProxyEnvironment.with { environment in

@@ -2,11 +2,56 @@ import NIOCore
 import NIOHTTP1
 import TollgateCore
 
-/// RFC 9110 §7.6.1: headers that describe one connection and never cross a proxy.
-let hopByHopHeaders: Set<String> = [
-    "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authorization",
-    "proxy-authenticate",
-]
+/// The header names the rewriting treats specially, recognised from the name's bytes without
+/// lower-casing it (an allocation per header on the hot path otherwise).
+enum HeaderName {
+    case other
+    /// RFC 9110 §7.6.1: describes one connection, never crosses a proxy.
+    case hopByHop
+    case connection
+    case upgrade
+    case te
+    case host
+    case forwardedFor
+    case forwardedProto
+    case forwardedHost
+    /// `Forwarded`, `X-Real-IP`: kept only from a trusted peer.
+    case forwardedOther
+    /// `X-Request-Id`, `traceparent`: Tollgate sets its own.
+    case tracing
+
+    init(_ name: String) {
+        func named(_ lower: String) -> Bool { name.caseInsensitiveEquals(lower) }
+        switch name.utf8.count {
+        case 2: self = named("te") ? .te : .other
+        case 4: self = named("host") ? .host : .other
+        case 7: self = named("upgrade") ? .upgrade : named("trailer") ? .hopByHop : .other
+        case 9: self = named("forwarded") || named("x-real-ip") ? .forwardedOther : .other
+        case 10: self = named("connection") ? .connection : named("keep-alive") ? .hopByHop : .other
+        case 11: self = named("traceparent") ? .tracing : .other
+        case 12: self = named("x-request-id") ? .tracing : .other
+        case 15: self = named("x-forwarded-for") ? .forwardedFor : .other
+        case 16:
+            self = named("x-forwarded-host") ? .forwardedHost : named("proxy-connection") ? .hopByHop : .other
+        case 17: self = named("x-forwarded-proto") ? .forwardedProto : .other
+        case 18: self = named("proxy-authenticate") ? .hopByHop : .other
+        case 19: self = named("proxy-authorization") ? .hopByHop : .other
+        default: self = .other
+        }
+    }
+}
+
+/// The lower-cased names listed in `Connection:` values.
+func connectionOptions(_ headers: HTTPHeaders) -> [String] {
+    var names: [String] = []
+    for value in headers["connection"] {
+        for item in value.split(separator: ",") {
+            let name = item.trimmingSpaces().lowercased()
+            if !name.isEmpty { names.append(name) }
+        }
+    }
+    return names
+}
 
 /// Connection-level facts the rewriting needs.
 struct ClientConnection {
@@ -28,13 +73,8 @@ extension ProxySnapshot {
         traceparent: String,
         isUpgrade: Bool
     ) -> Result<HTTPHeaders, ClaimHeaderMapping.Failure> {
-        var connectionNamed: [String] = []
-        for value in incoming["connection"] {
-            for item in value.split(separator: ",") {
-                let name = item.trimmingSpaces().lowercased()
-                if !name.isEmpty, !protectedHeaders.contains(name) { connectionNamed.append(name) }
-            }
-        }
+        var connectionNamed = connectionOptions(incoming)
+        if !connectionNamed.isEmpty { connectionNamed.removeAll { protectedHeaders.contains($0) } }
         let mapping = configuration.forward
         var headers = HTTPHeaders()
         headers.reserveCapacity(incoming.count + mapping.entries.count + 6)
@@ -43,38 +83,36 @@ extension ProxySnapshot {
         var forwardedHost: String?
         var host: String?
         for (name, value) in incoming {
-            let lower = name.lowercased()
-            switch lower {
-            case "x-forwarded-for":
+            switch HeaderName(name) {
+            case .forwardedFor:
                 if connection.peerTrusted { forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value }
                 continue
-            case "x-forwarded-proto":
+            case .forwardedProto:
                 if connection.peerTrusted { forwardedProto = value }
                 continue
-            case "x-forwarded-host":
+            case .forwardedHost:
                 if connection.peerTrusted { forwardedHost = value }
                 continue
-            case "forwarded", "x-real-ip":
+            case .forwardedOther:
                 if !connection.peerTrusted { continue }
-            case "x-request-id", "traceparent":
+            case .tracing, .hopByHop, .connection:
                 continue
-            case "host":
+            case .host:
                 host = value
-            case "upgrade":
-                if isUpgrade {
-                    headers.add(name: name, value: value)
-                }
+            case .upgrade:
+                if isUpgrade { headers.add(name: name, value: value) }
                 continue
-            default:
+            case .te:
+                // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC requires it end to end.
+                if value.caseInsensitiveEquals("trailers") { headers.add(name: name, value: value) }
+                continue
+            case .other:
                 break
             }
-            // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC requires it end to end.
-            if lower == "te", value.lowercased() == "trailers" {
-                headers.add(name: name, value: value)
+            if mapping.mustStrip(name) { continue }
+            if !connectionNamed.isEmpty, connectionNamed.contains(where: { name.caseInsensitiveEquals($0) }) {
                 continue
             }
-            if hopByHopHeaders.contains(lower) || mapping.mustStrip(name) { continue }
-            if !connectionNamed.isEmpty, connectionNamed.contains(lower) { continue }
             headers.add(name: name, value: value)
         }
         if isUpgrade { headers.add(name: "Connection", value: "upgrade") }
@@ -97,21 +135,21 @@ extension ProxySnapshot {
 
     /// The headers the client receives from the upstream's response: hop-by-hop ones removed.
     static func downstreamHeaders(from incoming: HTTPHeaders, isUpgrade: Bool) -> HTTPHeaders {
-        var connectionNamed: [String] = []
-        for value in incoming["connection"] {
-            for item in value.split(separator: ",") { connectionNamed.append(item.trimmingSpaces().lowercased()) }
-        }
+        let connectionNamed = connectionOptions(incoming)
         var headers = HTTPHeaders()
         headers.reserveCapacity(incoming.count)
         for (name, value) in incoming {
-            let lower = name.lowercased()
-            if isUpgrade && lower == "upgrade" {
-                headers.add(name: name, value: value)
+            switch HeaderName(name) {
+            case .upgrade:
+                if isUpgrade { headers.add(name: name, value: value) }
                 continue
+            case .hopByHop, .connection, .te:
+                continue
+            default:
+                break
             }
-            if hopByHopHeaders.contains(lower) { continue }
-            if !connectionNamed.isEmpty, connectionNamed.contains(lower), lower != "content-length",
-                lower != "transfer-encoding"
+            if !connectionNamed.isEmpty, connectionNamed.contains(where: { name.caseInsensitiveEquals($0) }),
+                !name.caseInsensitiveEquals("content-length"), !name.caseInsensitiveEquals("transfer-encoding")
             {
                 continue
             }
@@ -141,19 +179,37 @@ enum TraceParent {
     }
 
     static func start(using generator: inout some RandomNumberGenerator) -> String {
-        "00-" + hex(generator.next(), generator.next()) + "-" + hex(generator.next()) + "-01"
+        let trace = (generator.next(), generator.next())
+        let span = generator.next()
+        return String(unsafeUninitializedCapacity: 55) { buffer in
+            buffer[0] = UInt8(ascii: "0")
+            buffer[1] = UInt8(ascii: "0")
+            buffer[2] = UInt8(ascii: "-")
+            writeHex(trace.0, into: buffer, at: 3)
+            writeHex(trace.1, into: buffer, at: 19)
+            buffer[35] = UInt8(ascii: "-")
+            writeHex(span, into: buffer, at: 36)
+            buffer[52] = UInt8(ascii: "-")
+            buffer[53] = UInt8(ascii: "0")
+            buffer[54] = UInt8(ascii: "1")
+            return 55
+        }
     }
 
-    static func hex(_ words: UInt64...) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(words.count * 16)
-        for word in words {
-            for shift in stride(from: 60, through: 0, by: -4) {
-                bytes.append(digits[Int((word >> UInt64(shift)) & 0xF)])
-            }
+    /// 32 lower-case hex digits.
+    static func hex(_ high: UInt64, _ low: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 32) { buffer in
+            writeHex(high, into: buffer, at: 0)
+            writeHex(low, into: buffer, at: 16)
+            return 32
         }
-        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func writeHex(_ word: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
+        for index in 0..<16 {
+            let nibble = UInt8(truncatingIfNeeded: word >> UInt64(60 - 4 * index)) & 0xF
+            buffer[offset + index] = nibble < 10 ? 48 + nibble : 87 + nibble
+        }
     }
 }
 

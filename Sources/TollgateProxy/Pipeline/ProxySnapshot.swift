@@ -159,16 +159,11 @@ public final class ProxySnapshot: Sendable, AtomicReference {
         if seen > 1 { return .malformed("the \(tokenHeader) header appears more than once") }
         var found: String?
         if let headerValue {
-            let utf8 = headerValue.utf8
-            guard utf8.count > 7, headerValue.prefix(7).caseInsensitiveEquals("bearer ") else {
-                // Another scheme (Basic, DPoP…) is not a bearer token: answered as no token.
-                return .missing
+            switch Self.bearerToken(in: headerValue) {
+            case .token(let token): found = token
+            case .missing: return .missing
+            case .malformed(let description): return .malformed(description)
             }
-            let token = headerValue.dropFirst(7).trimmingSpaces()
-            guard !token.isEmpty, !token.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F }) else {
-                return .malformed("the bearer token is malformed")
-            }
-            found = String(token)
         }
         if found == nil, let cookieName = configuration.token.cookie {
             found = Self.cookie(named: cookieName, in: headers)
@@ -181,6 +176,33 @@ public final class ProxySnapshot: Sendable, AtomicReference {
         }
         guard let found, !found.isEmpty else { return .missing }
         return .token(found)
+    }
+
+    /// `Bearer <token>` (scheme case-insensitive, surrounding blanks allowed); another scheme
+    /// (Basic, DPoP…) is not a bearer token and is answered as no token. Works on the value's
+    /// bytes: this runs on every request.
+    private static let bearerPrefix: [UInt8] = Array("bearer ".utf8)
+
+    static func bearerToken(in value: String) -> ExtractedToken {
+        var value = value
+        return value.withUTF8 { bytes -> ExtractedToken in
+            let prefix = bearerPrefix
+            guard bytes.count > 7 else { return .missing }
+            for index in 0..<7 {
+                let byte = bytes[index]
+                let lower = byte >= 65 && byte <= 90 ? byte + 32 : byte
+                if lower != prefix[index] { return .missing }
+            }
+            var start = 7
+            var end = bytes.count
+            while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
+            while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 { end -= 1 }
+            guard start < end else { return .malformed("the bearer token is malformed") }
+            for index in start..<end where bytes[index] <= 0x20 || bytes[index] >= 0x7F {
+                return .malformed("the bearer token is malformed")
+            }
+            return .token(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self))
+        }
     }
 
     static func cookie(named name: String, in headers: HTTPHeaders) -> String? {

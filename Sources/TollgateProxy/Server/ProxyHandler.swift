@@ -27,8 +27,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         case upgraded
     }
 
-    /// One request's bookkeeping, for the log line and metrics.
-    private struct Exchange {
+    /// One request's bookkeeping, for the log line and metrics. A class: it is read and updated
+    /// many times per request, and a struct this size was copied (and its references retained)
+    /// at each of those.
+    private final class Exchange {
         var started: NIODeadline
         var requestID: String
         var method: String
@@ -54,7 +56,16 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         /// The exchange runs on a pooled connection that had served a request before.
         var reusedUpstream = false
         var retried = false
-        var snapshot: ProxySnapshot
+        let snapshot: ProxySnapshot
+
+        init(started: NIODeadline, requestID: String, method: String, keepAlive: Bool, snapshot: ProxySnapshot) {
+            self.started = started
+            self.requestID = requestID
+            self.method = method
+            self.path = ""
+            self.keepAlive = keepAlive
+            self.snapshot = snapshot
+        }
     }
 
     private let runtime: ProxyRuntime
@@ -153,7 +164,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 context.close(promise: nil)
             }
         case .forwarding(let upstream):
-            guard var current = exchange, !current.responseStarted, let started = current.upstreamStarted else {
+            guard let current = exchange, !current.responseStarted, let started = current.upstreamStarted else {
                 return
             }
             let limit = current.snapshot.configuration.upstream?.responseTimeout ?? 60
@@ -162,7 +173,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             upstream.handler.delegate = nil
             upstream.channel.close(promise: nil)
             current.keepAlive = false
-            exchange = current
             respondLocally(
                 .plain(504, error: "upstream_timeout", description: "the upstream did not answer in time"),
                 outcome: .upstreamTimeout,
@@ -192,6 +202,28 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             return
         }
         handle(part, context: context)
+    }
+
+    /// A request NIO's parser refused: 400 and close when nothing has been answered on the
+    /// connection yet (RFC 9112 §2.2), else just close. (Done here instead of in NIO's
+    /// HTTPServerProtocolErrorHandler, one handler less on every write.)
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is HTTPParserError, !isHTTP2 else {
+            context.fireErrorCaught(error)
+            return
+        }
+        if exchange == nil && pipelined.isEmpty {
+            let verdict = VerdictResponse.badRequest("the request is not valid HTTP/1.1")
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "application/json")
+            headers.add(name: "Content-Length", value: String(verdict.body.utf8.count))
+            headers.add(name: "Connection", value: "close")
+            let head = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers)
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: verdict.body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+        context.close(promise: nil)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -272,11 +304,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func requestHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let snapshot = runtime.snapshot
         let requestID = Self.requestID(from: head.headers, random: &random)
-        var current = Exchange(
+        let current = Exchange(
             started: .now(),
             requestID: requestID,
             method: head.method.rawValue,
-            path: "",
             keepAlive: !isHTTP2 && head.isKeepAlive && !runtime.isDraining && !quiescing,
             snapshot: snapshot
         )
@@ -303,7 +334,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         if isForwardAuth {
             guard snapshot.isTrusted(peer) else {
                 current.path = Self.pathOf(head.uri)
-                exchange = current
                 respondLocally(.forbidden, outcome: .forbidden, reason: "untrusted_forwarder")
                 return
             }
@@ -319,7 +349,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         current.path = matched?.normalized.path ?? Self.pathOf(target)
         current.routeIndex = matched?.routeIndex
         current.routeName = matched?.routeName ?? "-"
-        exchange = current
         if !isForwardAuth && snapshot.pools == nil {
             respondLocally(
                 .plain(404, error: "not_found", description: "no upstream is configured"),
@@ -394,7 +423,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         token: VerifiedToken?,
         snapshot: ProxySnapshot
     ) {
-        guard let context, var current = exchange, let pool = snapshot.pools?.pool(for: context.eventLoop) else {
+        guard let context, let current = exchange, let pool = snapshot.pools?.pool(for: context.eventLoop) else {
             respondLocally(
                 .plain(502, error: "bad_gateway", description: "no upstream"),
                 outcome: .upstreamError,
@@ -422,11 +451,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         ) {
         case .success(let value): headers = value
         case .failure:
-            exchange = current
             respondLocally(.forbidden, outcome: .forbidden, reason: "unsafe_claim_value")
             return
         }
-        exchange = current
         // Over HTTP/2 the codec has already turned `:authority` into `Host`.
         let upstreamHead = HTTPRequestHead(
             version: .http1_1,
@@ -508,7 +535,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     // MARK: - The upstream's answer
 
     func upstreamReceived(_ part: HTTPClientResponsePart) {
-        guard let context, case .forwarding(let upstream) = state, var current = exchange else { return }
+        guard let context, case .forwarding(let upstream) = state, let current = exchange else { return }
         switch part {
         case .head(let head):
             if head.status == .continue { return }
@@ -528,7 +555,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             if !current.keepAlive && !isHTTP2 && !upgraded {
                 copy.headers.replaceOrAdd(name: "Connection", value: "close")
             }
-            exchange = current
             context.write(wrapOutboundOut(.head(copy)), promise: nil)
             if upgraded {
                 // The relay starts after the decoder has delivered this response's end; bytes
@@ -630,7 +656,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     }
 
     private func respondLocally(_ verdict: VerdictResponse, outcome: RequestOutcome, reason: String?) {
-        guard let context, var current = exchange else { return }
+        guard let context, let current = exchange else { return }
         current.outcome = outcome
         current.reason = reason
         current.status = verdict.status
@@ -638,7 +664,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         // A refused request with a body that was not read: reading it to the end keeps the
         // connection usable, but closing is cheaper and safer for large bodies.
         if !current.requestEnded && current.hasBody && verdict.status >= 400 { current.keepAlive = false }
-        exchange = current
         var headers = HTTPHeaders()
         for (name, value) in verdict.headers { headers.add(name: name, value: value) }
         let body = verdict.body

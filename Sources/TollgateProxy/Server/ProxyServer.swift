@@ -84,7 +84,6 @@ public final class ProxyServer: Sendable {
             ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
             name: "request-decoder"
         )
-        try operations.addHandler(HTTPServerProtocolErrorHandler(), name: "protocol-errors")
         try operations.addHandler(ProxyHandler(runtime: runtime, scheme: scheme, isHTTP2: false), name: "proxy")
     }
 
