@@ -55,7 +55,8 @@ func connectionOptions(_ headers: HTTPHeaders) -> [String] {
 
 /// Connection-level facts the rewriting needs.
 struct ClientConnection {
-    var peer: SocketAddress?
+    /// The peer's IP address as text (`unknown` without one).
+    var peerAddress: String
     var peerTrusted: Bool
     /// `https` when Tollgate terminated TLS.
     var scheme: String
@@ -116,7 +117,7 @@ extension ProxySnapshot {
             headers.add(name: name, value: value)
         }
         if isUpgrade { headers.add(name: "Connection", value: "upgrade") }
-        let peerAddress = connection.peer?.ipAddress ?? "unknown"
+        let peerAddress = connection.peerAddress
         headers.add(name: "X-Forwarded-For", value: forwardedFor.map { $0 + ", " + peerAddress } ?? peerAddress)
         headers.add(name: "X-Forwarded-Proto", value: forwardedProto ?? connection.scheme)
         if let forwardedHost = forwardedHost ?? host { headers.add(name: "X-Forwarded-Host", value: forwardedHost) }

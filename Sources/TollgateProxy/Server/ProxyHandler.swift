@@ -86,6 +86,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private var servedOne = false
     private var random = SplitMix64()
     private var peer: SocketAddress?
+    /// The peer's address as text, formatted once per connection.
+    private lazy var peerAddress: String = peer?.ipAddress ?? "unknown"
 
     init(runtime: ProxyRuntime, scheme: String, isHTTP2: Bool) {
         self.runtime = runtime
@@ -439,7 +441,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         let incomingTrace = head.headers.first(name: "traceparent")
         let traceparent =
             incomingTrace.flatMap { TraceParent.isValid($0) ? $0 : nil } ?? TraceParent.start(using: &random)
-        let connection = ClientConnection(peer: peer, peerTrusted: snapshot.isTrusted(peer), scheme: scheme)
+        let connection = ClientConnection(
+            peerAddress: peerAddress,
+            peerTrusted: snapshot.isTrusted(peer),
+            scheme: scheme
+        )
         let headers: HTTPHeaders
         switch snapshot.upstreamHeaders(
             from: head.headers,
@@ -748,7 +754,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             outcome: current.outcome.rawValue,
             reason: current.reason,
             milliseconds: elapsed,
-            peer: peer?.ipAddress
+            peer: peer == nil ? nil : peerAddress
         )
     }
 
