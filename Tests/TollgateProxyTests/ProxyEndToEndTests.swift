@@ -459,6 +459,28 @@ struct ProxyEndToEndTests {
         }
     }
 
+    @Test("hop-by-hop headers of the upstream's response, and those its Connection names, do not reach the client")
+    func responseHopByHopHeaders() async throws {
+        try await ProxyEnvironment.with(upstreamHandler: { _ in
+            .json(
+                "{}",
+                headers: [
+                    ("Connection", "keep-alive, X-Internal"), ("Keep-Alive", "timeout=5"), ("X-Internal", "secret"),
+                    ("Proxy-Authenticate", "Basic"), ("Trailer", "X-Checksum"), ("Upgrade", "h2c"), ("X-Kept", "1"),
+                ]
+            )
+        }) { environment in
+            let response = try await environment.send("/healthz")
+            #expect(response.status == 200)
+            #expect(response.header("X-Kept") == "1")
+            for name in ["Keep-Alive", "X-Internal", "Proxy-Authenticate", "Trailer", "Upgrade"] {
+                #expect(response.header(name) == nil, "\(name) reached the client")
+            }
+            #expect(response.header("Connection")?.contains("X-Internal") != true)
+            #expect(response.header("Content-Length") == "2")
+        }
+    }
+
     @Test("a public route needs no token and still strips spoofed claim headers")
     func publicRoute() async throws {
         try await ProxyEnvironment.with { environment in

@@ -41,13 +41,15 @@ enum HeaderName {
     }
 }
 
-/// The lower-cased names listed in `Connection:` values.
+/// The lower-cased names listed in `Connection:` values, leaving out `keep-alive` and `close`
+/// (the common values, which name nothing that is not removed anyway).
 func connectionOptions(_ headers: HTTPHeaders) -> [String] {
     var names: [String] = []
-    for value in headers["connection"] {
+    for (name, value) in headers where HeaderName(name) == .connection {
+        if value.caseInsensitiveEquals("keep-alive") || value.caseInsensitiveEquals("close") { continue }
         for item in value.split(separator: ",") {
-            let name = item.trimmingSpaces().lowercased()
-            if !name.isEmpty { names.append(name) }
+            let option = item.trimmingSpaces().lowercased()
+            if !option.isEmpty, option != "keep-alive", option != "close" { names.append(option) }
         }
     }
     return names
@@ -77,44 +79,61 @@ extension ProxySnapshot {
         var connectionNamed = connectionOptions(incoming)
         if !connectionNamed.isEmpty { connectionNamed.removeAll { protectedHeaders.contains($0) } }
         let mapping = configuration.forward
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(incoming.count + mapping.entries.count + 6)
+        // The client's headers are kept as they are and the few offending names removed, rather
+        // than copied one by one (this runs on every request).
+        var removals: [String] = []
         var forwardedFor: String?
         var forwardedProto: String?
         var forwardedHost: String?
         var host: String?
+        var teTrailers = false
+        var teOther = false
         for (name, value) in incoming {
             switch HeaderName(name) {
             case .forwardedFor:
                 if connection.peerTrusted { forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value }
+                removals.append(name)
                 continue
             case .forwardedProto:
                 if connection.peerTrusted { forwardedProto = value }
+                removals.append(name)
                 continue
             case .forwardedHost:
                 if connection.peerTrusted { forwardedHost = value }
+                removals.append(name)
                 continue
             case .forwardedOther:
-                if !connection.peerTrusted { continue }
+                if !connection.peerTrusted {
+                    removals.append(name)
+                    continue
+                }
             case .tracing, .hopByHop, .connection:
+                removals.append(name)
                 continue
             case .host:
                 host = value
             case .upgrade:
-                if isUpgrade { headers.add(name: name, value: value) }
+                if !isUpgrade { removals.append(name) }
                 continue
             case .te:
                 // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC requires it end to end.
-                if value.caseInsensitiveEquals("trailers") { headers.add(name: name, value: value) }
+                if value.caseInsensitiveEquals("trailers") { teTrailers = true } else { teOther = true }
                 continue
             case .other:
                 break
             }
-            if mapping.mustStrip(name) { continue }
-            if !connectionNamed.isEmpty, connectionNamed.contains(where: { name.caseInsensitiveEquals($0) }) {
-                continue
+            if mapping.mustStrip(name)
+                || (!connectionNamed.isEmpty && connectionNamed.contains(where: { name.caseInsensitiveEquals($0) }))
+            {
+                removals.append(name)
             }
-            headers.add(name: name, value: value)
+        }
+        var headers = incoming
+        headers.reserveCapacity(incoming.count + mapping.entries.count + 6)
+        for name in removals { headers.remove(name: name) }
+        if teOther {
+            headers.remove(name: "te")
+            if teTrailers { headers.add(name: "TE", value: "trailers") }
         }
         if isUpgrade { headers.add(name: "Connection", value: "upgrade") }
         let peerAddress = connection.peerAddress
@@ -135,16 +154,18 @@ extension ProxySnapshot {
     }
 
     /// The headers the client receives from the upstream's response: hop-by-hop ones removed.
+    /// The upstream's headers are kept as they are and only the few offending names removed
+    /// (usually just `Connection: keep-alive`), instead of copying every header one by one.
     static func downstreamHeaders(from incoming: HTTPHeaders, isUpgrade: Bool) -> HTTPHeaders {
         let connectionNamed = connectionOptions(incoming)
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(incoming.count)
-        for (name, value) in incoming {
+        var removals: [String] = []
+        for (name, _) in incoming {
             switch HeaderName(name) {
             case .upgrade:
-                if isUpgrade { headers.add(name: name, value: value) }
+                if !isUpgrade { removals.append(name) }
                 continue
             case .hopByHop, .connection, .te:
+                removals.append(name)
                 continue
             default:
                 break
@@ -152,10 +173,11 @@ extension ProxySnapshot {
             if !connectionNamed.isEmpty, connectionNamed.contains(where: { name.caseInsensitiveEquals($0) }),
                 !name.caseInsensitiveEquals("content-length"), !name.caseInsensitiveEquals("transfer-encoding")
             {
-                continue
+                removals.append(name)
             }
-            headers.add(name: name, value: value)
         }
+        var headers = incoming
+        for name in removals { headers.remove(name: name) }
         if isUpgrade { headers.add(name: "Connection", value: "upgrade") }
         return headers
     }
