@@ -231,7 +231,8 @@ sleep 1
 # (nginx and Apache workers).
 ticks() {
     local total=0 pid
-    for pid in $(pgrep -f "$1") $(pgrep -f "$1" | xargs -r -n1 pgrep -P); do
+    # Each process once: Apache's workers match the pattern themselves and are children too.
+    for pid in $({ pgrep -f "$1"; pgrep -f "$1" | xargs -r -n1 pgrep -P; } | sort -u); do
         total=$((total + $(awk '{print $14 + $15}' /proc/$pid/stat 2>/dev/null || echo 0)))
     done
     echo $total
