@@ -469,7 +469,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         )
         state = .waiting
         buffered.insert(.head(upstreamHead), at: 0)
-        if !pool.settings.h2c, let upstream = pool.takeIdle() {
+        if let upstream = pool.takeIdle() {
             exchange?.upstreamHead = upstreamHead
             exchange?.reusedUpstream = true
             connected(upstream, pool: pool)

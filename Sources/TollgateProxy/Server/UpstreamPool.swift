@@ -120,6 +120,7 @@ final class UpstreamPool: @unchecked Sendable {
     /// without a future (`acquire()` then only runs when a connection must be opened).
     func takeIdle() -> UpstreamConnection? {
         eventLoop.assertInEventLoop()
+        if settings.h2c { return nil }
         while let connection = idle.popLast() {
             if connection.channel.isActive { return connection }
         }
