@@ -43,21 +43,30 @@ public final class TestHTTPServer: Sendable {
 
     private let channel: any Channel
     private let received = NIOLockedValueBox<[Request]>([])
+    private let raw: NIOLockedValueBox<[UInt8]>
     public let port: Int
 
-    private init(channel: any Channel, port: Int) {
+    private init(channel: any Channel, port: Int, raw: NIOLockedValueBox<[UInt8]>) {
         self.channel = channel
         self.port = port
+        self.raw = raw
     }
+
+    /// Every byte any connection sent, in arrival order: what reached the server whether or not
+    /// it parsed as a request (bytes after a 101 included).
+    public var rawReceived: String { String(decoding: raw.withLockedValue { $0 }, as: UTF8.self) }
 
     public static func start(handler: @escaping Handler) async throws -> TestHTTPServer {
         let box = NIOLockedValueBox<TestHTTPServer?>(nil)
         let requests = NIOLockedValueBox<[Request]>([])
+        let raw = NIOLockedValueBox<[UInt8]>([])
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 512)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                channel.pipeline.addHandler(RawRecorder(raw: raw)).flatMap {
+                    channel.pipeline.configureHTTPServerPipeline()
+                }.flatMap {
                     channel.pipeline.addHandler(
                         RequestHandler(handler: handler) { request in
                             if let server = box.withLockedValue({ $0 }) {
@@ -70,7 +79,7 @@ public final class TestHTTPServer: Sendable {
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        let server = TestHTTPServer(channel: channel, port: channel.localAddress!.port!)
+        let server = TestHTTPServer(channel: channel, port: channel.localAddress!.port!, raw: raw)
         box.withLockedValue { $0 = server }
         return server
     }
@@ -97,6 +106,22 @@ public final class TestHTTPServer: Sendable {
 
     public func shutdown() async throws {
         try await channel.close()
+    }
+
+    private final class RawRecorder: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        typealias InboundOut = ByteBuffer
+        let raw: NIOLockedValueBox<[UInt8]>
+
+        init(raw: NIOLockedValueBox<[UInt8]>) {
+            self.raw = raw
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let buffer = unwrapInboundIn(data)
+            raw.withLockedValue { $0 += buffer.readableBytesView }
+            context.fireChannelRead(data)
+        }
     }
 
     private final class RequestHandler: ChannelInboundHandler, @unchecked Sendable {
@@ -145,6 +170,12 @@ public final class TestHTTPServer: Sendable {
                 return
             }
             var headers = HTTPHeaders(response.headers)
+            if response.status == 101 {
+                // Switching protocols: the head alone; what follows is no longer HTTP.
+                let head = HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers)
+                context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+                return
+            }
             headers.replaceOrAdd(name: "Content-Length", value: "\(response.body.count)")
             if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
             let head = HTTPResponseHead(

@@ -463,7 +463,9 @@ public enum ConfigurationLoader {
 
         func route(_ node: ConfigurationNode, index: Int, issuerNames: Set<String>) throws(ConfigurationError) -> Route
         {
-            let members = try node.mapping(allowed: ["name", "match", "auth", "issuers", "require"])
+            let members = try node.mapping(
+                allowed: ["name", "match", "auth", "issuers", "require", "upgrades", "allow_override_headers"]
+            )
             let name = try members["name"]?.nonEmptyString() ?? "routes[\(index)]"
             let matchNode = try members.required("match")
             let match = try matchNode.mapping(allowed: ["path", "prefix", "glob", "methods"])
@@ -537,6 +539,18 @@ public enum ConfigurationLoader {
                     }
                 }
             }
+            var upgrades: Set<String> = ["websocket"]
+            if let node = members["upgrades"] {
+                let list = try node.stringList()
+                for item in list where item.lowercased() == "h2c" {
+                    throw node.error("an h2c upgrade is never relayed (it would tunnel past the gate)")
+                }
+                for item in list where item.isEmpty || !item.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != 0x2C }) {
+                    throw node.error("'\(item)' is not a protocol name")
+                }
+                upgrades = Set(list.map { $0.lowercased() })
+            }
+            let allowOverrideHeaders = try members["allow_override_headers"]?.bool() ?? false
             return Route(
                 name: name,
                 methods: methods,
@@ -544,6 +558,8 @@ public enum ConfigurationLoader {
                 authentication: authentication,
                 scopes: scopes,
                 conditions: conditions,
+                upgrades: upgrades,
+                allowsOverrideHeaders: allowOverrideHeaders,
                 line: node.line
             )
         }

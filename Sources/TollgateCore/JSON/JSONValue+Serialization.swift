@@ -39,7 +39,16 @@ extension JSONValue {
         return String(number)
     }
 
-    private static func writeQuoted(_ string: String, into output: inout String) {
+    /// `string` as a JSON string literal (RFC 8259 §7): quote, backslash and every control
+    /// character escaped. The one JSON string encoder of Tollgate's bodies and log lines.
+    public static func quoted(_ string: String) -> String {
+        var output = ""
+        output.reserveCapacity(string.utf8.count + 2)
+        writeQuoted(string, into: &output)
+        return output
+    }
+
+    public static func writeQuoted(_ string: String, into output: inout String) {
         output += "\""
         for scalar in string.unicodeScalars {
             switch scalar {
@@ -49,7 +58,7 @@ extension JSONValue {
             case "\r": output += "\\r"
             case "\t": output += "\\t"
             default:
-                if scalar.value < 0x20 {
+                if scalar.value < 0x20 || scalar.value == 0x7F || (0x2028...0x2029).contains(scalar.value) {
                     let hex = String(scalar.value, radix: 16)
                     output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
                 } else {

@@ -16,6 +16,11 @@ public struct Route: Sendable, Equatable {
     public var authentication: RouteAuthentication
     public var scopes: ScopeRequirement?
     public var conditions: [ClaimCondition]
+    /// Lower-cased protocols a client may upgrade to (RFC 9110 §7.8); `h2c` never.
+    public var upgrades: Set<String>
+    /// Whether `X-HTTP-Method-Override`, `X-Original-URL` and the like reach the upstream
+    /// (removed by default: the upstream could route to what Tollgate did not authorise).
+    public var allowsOverrideHeaders: Bool
     /// Where the route is defined in the configuration file, for messages.
     public var line: Int?
 
@@ -26,8 +31,12 @@ public struct Route: Sendable, Equatable {
         authentication: RouteAuthentication = .required(issuers: nil),
         scopes: ScopeRequirement? = nil,
         conditions: [ClaimCondition] = [],
+        upgrades: Set<String> = ["websocket"],
+        allowsOverrideHeaders: Bool = false,
         line: Int? = nil
     ) {
+        self.upgrades = upgrades
+        self.allowsOverrideHeaders = allowsOverrideHeaders
         self.name = name
         self.methods = methods
         self.pattern = pattern

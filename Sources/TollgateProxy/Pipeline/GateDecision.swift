@@ -1,13 +1,14 @@
 import TollgateCore
 
-/// What the synchronous part of the pipeline decided for a request head.
+/// What the synchronous part of the pipeline decided for a request head. A request can only go
+/// on (forward or forward-auth's 200) with the route it matched.
 enum GateDecision {
-    /// Answer locally; nothing goes upstream.
-    case respond(VerdictResponse, RequestOutcome, reason: String?)
+    /// Answer locally; nothing goes upstream. The match, when there was one, is for the log line.
+    case respond(GateError, MatchedRequest?)
     /// Allowed: forward with these claims (`nil` on a route that needs no token).
-    case pass(VerifiedToken?)
+    case pass(MatchedRequest, VerifiedToken?)
     /// Verification needs a key refresh or an introspection call first.
-    case verify(token: String, acceptedIssuers: [String]?)
+    case verify(MatchedRequest, token: String, acceptedIssuers: [String]?)
 }
 
 /// The request as the pipeline sees it after steps 1–3.

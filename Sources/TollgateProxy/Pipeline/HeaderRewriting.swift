@@ -19,6 +19,9 @@ enum HeaderName {
     case forwardedOther
     /// `X-Request-Id`, `traceparent`: Tollgate sets its own.
     case tracing
+    /// `X-HTTP-Method-Override`, `X-Original-URL` and the like: an upstream framework that
+    /// honours them would serve another method or path than the one authorised.
+    case override
 
     init(_ name: String) {
         func named(_ lower: String) -> Bool { name.caseInsensitiveEquals(lower) }
@@ -30,10 +33,15 @@ enum HeaderName {
         case 10: self = named("connection") ? .connection : named("keep-alive") ? .hopByHop : .other
         case 11: self = named("traceparent") ? .tracing : .other
         case 12: self = named("x-request-id") ? .tracing : .other
+        case 13: self = named("x-http-method") || named("x-rewrite-url") ? .override : .other
+        // HTTP2-Settings belongs to an h2c upgrade, which is never forwarded.
+        case 14: self = named("http2-settings") ? .hopByHop : named("x-original-url") ? .override : .other
         case 15: self = named("x-forwarded-for") ? .forwardedFor : .other
         case 16:
             self = named("x-forwarded-host") ? .forwardedHost : named("proxy-connection") ? .hopByHop : .other
-        case 17: self = named("x-forwarded-proto") ? .forwardedProto : .other
+        case 17:
+            self = named("x-forwarded-proto") ? .forwardedProto : named("x-method-override") ? .override : .other
+        case 22: self = named("x-http-method-override") ? .override : .other
         case 18: self = named("proxy-authenticate") ? .hopByHop : .other
         case 19: self = named("proxy-authorization") ? .hopByHop : .other
         default: self = .other
@@ -74,7 +82,9 @@ extension ProxySnapshot {
         connection: ClientConnection,
         requestID: String,
         traceparent: String,
-        isUpgrade: Bool
+        isUpgrade: Bool,
+        authority: String? = nil,
+        allowsOverrideHeaders: Bool = false
     ) -> Result<HTTPHeaders, ClaimHeaderMapping.Failure> {
         var connectionNamed = connectionOptions(incoming)
         if !connectionNamed.isEmpty { connectionNamed.removeAll { protectedHeaders.contains($0) } }
@@ -111,7 +121,18 @@ extension ProxySnapshot {
                 removals.append(name)
                 continue
             case .host:
+                if let authority {
+                    // Absolute form: the target's authority stands in for Host (RFC 9112 §3.2.2).
+                    host = authority
+                    removals.append(name)
+                    continue
+                }
                 host = value
+            case .override:
+                if !allowsOverrideHeaders {
+                    removals.append(name)
+                    continue
+                }
             case .upgrade:
                 if !isUpgrade { removals.append(name) }
                 continue
@@ -135,6 +156,7 @@ extension ProxySnapshot {
             headers.remove(name: "te")
             if teTrailers { headers.add(name: "TE", value: "trailers") }
         }
+        if let authority { headers.add(name: "Host", value: authority) }
         if isUpgrade { headers.add(name: "Connection", value: "upgrade") }
         let peerAddress = connection.peerAddress
         headers.add(name: "X-Forwarded-For", value: forwardedFor.map { $0 + ", " + peerAddress } ?? peerAddress)
@@ -151,6 +173,27 @@ extension ProxySnapshot {
             }
         }
         return .success(headers)
+    }
+
+    /// Request trailers that may go on (gRPC, `TE: trailers`): the spoofable names removed exactly
+    /// as in the head, and everything that frames or routes a message.
+    func upstreamTrailers(from incoming: HTTPHeaders) -> HTTPHeaders {
+        var removals: [String] = []
+        for (name, _) in incoming {
+            switch HeaderName(name) {
+            case .other:
+                if configuration.forward.mustStrip(name) || protectedHeaders.contains(name.lowercased())
+                    || name.caseInsensitiveEquals("authorization")
+                {
+                    removals.append(name)
+                }
+            default:
+                removals.append(name)
+            }
+        }
+        var trailers = incoming
+        for name in removals { trailers.remove(name: name) }
+        return trailers
     }
 
     /// The headers the client receives from the upstream's response: hop-by-hop ones removed.

@@ -50,38 +50,19 @@ public final class ProxySnapshot: Sendable, AtomicReference {
     // MARK: - Steps 1–6
 
     /// Limits, normalisation, route match, token extraction and, when it can answer without
-    /// waiting, verification and authorisation.
-    func evaluate(
-        method: String,
-        target: String,
-        headers: HTTPHeaders
-    ) -> (MatchedRequest?, GateDecision) {
+    /// waiting, verification and authorisation. `target` is in origin form.
+    func evaluate(method: String, target: String, headers: HTTPHeaders) -> GateDecision {
         let server = configuration.server
         if target.utf8.count > server.maximumRequestLine {
-            return (
-                nil,
-                .respond(
-                    .plain(414, error: "uri_too_long", description: "the request target is too long"),
-                    .badRequest,
-                    reason: "request_line"
-                )
-            )
+            return .respond(GateError(.requestTargetTooLong), nil)
         }
         if headers.count > server.maximumHeaderCount || Self.headerBytes(headers) > server.maximumHeaderBytes {
-            return (
-                nil,
-                .respond(
-                    .plain(431, error: "headers_too_large", description: "the request headers are too large"),
-                    .badRequest,
-                    reason: "header_limit"
-                )
-            )
+            return .respond(GateError(.headersTooLarge), nil)
         }
         let normalized: PathNormalizer.Normalized
         switch PathNormalizer.normalize(target, options: configuration.paths) {
         case .success(let value): normalized = value
-        case .failure(let rejection):
-            return (nil, .respond(.badRequest(rejection.reason), .badRequest, reason: "path"))
+        case .failure(let rejection): return .respond(GateError(.badPath, rejection.reason), nil)
         }
         let routes = configuration.routes
         let index = routes.matchIndex(method: method, path: normalized.path)
@@ -94,50 +75,46 @@ public final class ProxySnapshot: Sendable, AtomicReference {
         let acceptedIssuers: [String]?
         if let index {
             switch routes.routes[index].authentication {
-            case .none: return (matched, .pass(nil))
+            case .none: return .pass(matched, nil)
             case .required(let issuers): acceptedIssuers = issuers
             }
         } else {
             switch routes.defaultAction {
-            case .deny: return (matched, .respond(.forbidden, .forbidden, reason: "no_route"))
+            case .deny: return .respond(GateError(.noRoute), matched)
             case .authenticated: acceptedIssuers = nil
             }
         }
         let token: String
         switch extractToken(headers: headers, query: normalized.query) {
         case .token(let value): token = value
-        case .missing: return (matched, .respond(.missingToken(realm: realm), .noToken, reason: nil))
-        case .malformed(let description):
-            return (matched, .respond(.badRequest(description, realm: realm), .badRequest, reason: "token_format"))
+        case .missing: return .respond(GateError(.missingToken), matched)
+        case .malformed(let description): return .respond(GateError(.badTokenRequest, description), matched)
         }
         let digest = TokenDigest(token: token)
         switch verifier.verifyLocally(token, digest: digest, acceptedIssuers: acceptedIssuers) {
         case .verified(let verified):
-            return (matched, authorize(verified, routeIndex: index))
+            return authorize(verified, matched: matched)
         case .failed(let failure):
-            return (matched, refused(failure))
+            return .respond(GateError(failure), matched)
         case .needsKeyRefresh, .needsIntrospection:
-            return (matched, .verify(token: token, acceptedIssuers: acceptedIssuers))
+            return .verify(matched, token: token, acceptedIssuers: acceptedIssuers)
         }
     }
 
-    func refused(_ failure: VerificationFailure) -> GateDecision {
-        .respond(
-            .refused(failure, realm: realm),
-            failure.isUnavailable ? .unavailable : .invalidToken,
-            reason: failure.code.rawValue
-        )
-    }
-
-    func authorize(_ token: VerifiedToken, routeIndex: Int?) -> GateDecision {
-        guard let routeIndex else { return .pass(token) }
+    func authorize(_ token: VerifiedToken, matched: MatchedRequest) -> GateDecision {
+        guard let routeIndex = matched.routeIndex else { return .pass(matched, token) }
         switch configuration.routes.routes[routeIndex].authorize(token) {
-        case .allowed: return .pass(token)
+        case .allowed: return .pass(matched, token)
         case .insufficientScope(let scope):
-            return .respond(.insufficientScope(scope, realm: realm), .insufficientScope, reason: "scope")
+            return .respond(GateError(.insufficientScope, "the token lacks '\(scope)'", scope: scope), matched)
         case .conditionFailed:
-            return .respond(.forbidden, .forbidden, reason: "claim_condition")
+            return .respond(GateError(.claimCondition), matched)
         }
+    }
+
+    /// The matched route, if any.
+    func route(_ matched: MatchedRequest) -> Route? {
+        matched.routeIndex.map { configuration.routes.routes[$0] }
     }
 
     /// Step 4's token lookup: the configured header (`Bearer`), else the cookie, else the query

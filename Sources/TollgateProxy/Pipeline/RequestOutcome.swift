@@ -10,6 +10,8 @@ public enum RequestOutcome: String, Sendable, CaseIterable {
     case forbidden
     case unavailable
     case badRequest = "bad_request"
+    /// Nothing is served at that address (no upstream configured).
+    case notFound = "not_found"
     case upstreamError = "upstream_error"
     case upstreamTimeout = "upstream_timeout"
 
@@ -24,8 +26,9 @@ public enum RequestOutcome: String, Sendable, CaseIterable {
         case .forbidden: 5
         case .unavailable: 6
         case .badRequest: 7
-        case .upstreamError: 8
-        case .upstreamTimeout: 9
+        case .notFound: 8
+        case .upstreamError: 9
+        case .upstreamTimeout: 10
         }
     }
 }

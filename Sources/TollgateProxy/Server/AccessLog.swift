@@ -1,3 +1,8 @@
+import Atomics
+import Foundation
+import NIOConcurrencyHelpers
+import TollgateCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -5,7 +10,8 @@ import Darwin
 #endif
 
 /// One JSON line per request on standard output (DESIGN step 8). Never the token: only ids,
-/// the normalised path, the route, the verdict and the time taken.
+/// the normalised path, the route, the verdict, the refusal's detail and the time taken, every
+/// string escaped by the one JSON encoder.
 enum AccessLog {
     static func write(
         requestID: String,
@@ -15,6 +21,7 @@ enum AccessLog {
         status: Int,
         outcome: String,
         reason: String?,
+        detail: String? = nil,
         milliseconds: Double,
         peer: String?
     ) {
@@ -37,6 +44,11 @@ enum AccessLog {
             line += ",\"reason\":"
             appendQuoted(reason, to: &line)
         }
+        if let detail {
+            line += ",\"detail\":"
+            // The detail may quote a token's header or claims: bounded, and escaped.
+            appendQuoted(detail.utf8.count > 256 ? String(detail.prefix(256)) + "…" : detail, to: &line)
+        }
         let micros = Int((milliseconds * 1000).rounded())
         line += ",\"latency_ms\":" + String(micros / 1000) + "." + pad(micros % 1000, 3)
         if let peer {
@@ -44,14 +56,7 @@ enum AccessLog {
             appendQuoted(peer, to: &line)
         }
         line += "}\n"
-        line.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = Glibc.write(1, bytes.baseAddress! + offset, bytes.count - offset)
-                if written <= 0 { return }
-                offset += written
-            }
-        }
+        AccessLogWriter.standardOutput.submit(line)
     }
 
     static func pad(_ value: Int, _ width: Int) -> String {
@@ -60,17 +65,76 @@ enum AccessLog {
     }
 
     static func appendQuoted(_ value: String, to line: inout String) {
-        line += "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": line += "\\\""
-            case "\\": line += "\\\\"
-            case _ where scalar.value < 0x20:
-                let digits = Array("0123456789abcdef")
-                line += "\\u00" + String([digits[Int(scalar.value >> 4)], digits[Int(scalar.value & 0xF)]])
-            default: line.unicodeScalars.append(scalar)
+        JSONValue.writeQuoted(value, into: &line)
+    }
+}
+
+/// Writes log lines from a thread of its own, so a slow reader of standard output (a full pipe,
+/// a stalled container log driver) never blocks an event loop. Lines wait in a bounded buffer;
+/// when it is full, a line is dropped and counted instead (`tollgate_access_log_dropped_total`).
+final class AccessLogWriter: @unchecked Sendable {
+    static let standardOutput = AccessLogWriter(fileDescriptor: 1, capacity: 4 << 20)
+
+    private let fileDescriptor: Int32
+    private let capacity: Int
+    /// 1 while lines wait, 0 when the buffer is empty; guards `pending`.
+    private let condition = ConditionLock(value: 0)
+    private var pending: [UInt8] = []
+    private let droppedLines = ManagedAtomic<Int>(0)
+    private let startOnce = NIOLockedValueBox(false)
+
+    init(fileDescriptor: Int32, capacity: Int) {
+        self.fileDescriptor = fileDescriptor
+        self.capacity = capacity
+    }
+
+    /// Lines dropped because the buffer was full.
+    var dropped: Int { droppedLines.load(ordering: .relaxed) }
+
+    /// Queues `line` without blocking (beyond a short lock), or drops it when the buffer is full.
+    func submit(_ line: String) {
+        startIfNeeded()
+        var line = line
+        let accepted = line.withUTF8 { bytes -> Bool in
+            condition.lock()
+            guard pending.count + bytes.count <= capacity else {
+                condition.unlock()
+                return false
             }
+            pending.append(contentsOf: bytes)
+            condition.unlock(withValue: 1)
+            return true
         }
-        line += "\""
+        if !accepted { droppedLines.wrappingIncrement(ordering: .relaxed) }
+    }
+
+    private func startIfNeeded() {
+        let start = startOnce.withLockedValue { started -> Bool in
+            defer { started = true }
+            return !started
+        }
+        guard start else { return }
+        let thread = Thread { [self] in drain() }
+        thread.name = "tollgate-access-log"
+        thread.start()
+    }
+
+    private func drain() {
+        var batch: [UInt8] = []
+        while true {
+            condition.lock(whenValue: 1)
+            swap(&batch, &pending)
+            condition.unlock(withValue: 0)
+            batch.withUnsafeBytes { bytes in
+                var offset = 0
+                while offset < bytes.count {
+                    let written = write(fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                    if written < 0 && errno == EINTR { continue }
+                    if written <= 0 { return }
+                    offset += written
+                }
+            }
+            batch.removeAll(keepingCapacity: true)
+        }
     }
 }

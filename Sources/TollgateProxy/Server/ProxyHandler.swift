@@ -39,11 +39,19 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         var routeName: String = "-"
         var outcome: RequestOutcome = .allowed
         var reason: String?
+        /// The refusal's detail, for the log line only.
+        var detail: String?
         var status: Int = 0
         var keepAlive: Bool
         var requestEnded = false
         var responseStarted = false
         var isUpgrade = false
+        /// The protocols the client asked to upgrade to (lower-cased), when the route allows them.
+        var upgradeProtocols: [String] = []
+        /// NIO's decoder stopped after this request (an upgrade or CONNECT was asked for).
+        var decoderStops = false
+        /// `TE: trailers`: the request's trailers go on, stripped; otherwise they are dropped.
+        var acceptsTrailers = false
         /// The upstream answered 101 to an upgrade: after its end, bytes are relayed.
         var upgradeAccepted = false
         /// The client announced a body (Content-Length > 0 or Transfer-Encoding).
@@ -108,15 +116,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         context.fireChannelActive()
     }
 
-    private var counted = false
+    private var started = false
 
     private func connectionStarted(context: ChannelHandlerContext) {
-        guard !counted else { return }
-        counted = true
-        if !isHTTP2 {
-            runtime.metrics.activeConnections.increment()
-            waitingSince = .now()
-        }
+        guard !started else { return }
+        started = true
+        if !isHTTP2 { waitingSince = .now() }
         startTicker(context: context)
     }
 
@@ -135,8 +140,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if counted && !isHTTP2 { runtime.metrics.activeConnections.decrement() }
-        counted = false
+        started = false
         ticker?.cancel()
         ticker = nil
         if case .forwarding(let upstream) = state {
@@ -175,11 +179,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             upstream.handler.delegate = nil
             upstream.channel.close(promise: nil)
             current.keepAlive = false
-            respondLocally(
-                .plain(504, error: "upstream_timeout", description: "the upstream did not answer in time"),
-                outcome: .upstreamTimeout,
-                reason: "upstream_timeout"
-            )
+            respondLocally(GateError(.upstreamTimeout))
         case .waiting, .discarding, .upgraded:
             break
         }
@@ -206,25 +206,41 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         handle(part, context: context)
     }
 
-    /// A request NIO's parser refused: 400 and close when nothing has been answered on the
-    /// connection yet (RFC 9112 §2.2), else just close. (Done here instead of in NIO's
-    /// HTTPServerProtocolErrorHandler, one handler less on every write.)
+    /// Bytes NIO's parser refused, in a head or in a chunked body: 400 and close when no response
+    /// has started on the connection (RFC 9112 §2.2), else just close. A request already on its
+    /// way upstream is cut there too, so the upstream never sees the rest as a request of its
+    /// own. (Done here instead of in NIO's HTTPServerProtocolErrorHandler, one handler less on
+    /// every write.)
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard error is HTTPParserError, !isHTTP2 else {
             context.fireErrorCaught(error)
             return
         }
-        if exchange == nil && pipelined.isEmpty {
-            let verdict = VerdictResponse.badRequest("the request is not valid HTTP/1.1")
-            var headers = HTTPHeaders()
-            headers.add(name: "Content-Type", value: "application/json")
-            headers.add(name: "Content-Length", value: String(verdict.body.utf8.count))
-            headers.add(name: "Connection", value: "close")
-            let head = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers)
-            context.write(wrapOutboundOut(.head(head)), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: verdict.body)))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        pipelined.removeAll()
+        if case .forwarding(let upstream) = state {
+            upstream.handler.delegate = nil
+            upstream.channel.close(promise: nil)
+            pool = nil
         }
+        if let current = exchange {
+            guard !current.responseStarted else {
+                context.close(promise: nil)
+                return
+            }
+            current.keepAlive = false
+            current.hasBody = true
+            respondLocally(GateError(.malformedRequest, "\(error)"))
+            return
+        }
+        let response = GateError(.malformedRequest).response(realm: runtime.snapshot.realm)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(response.body.utf8.count))
+        headers.add(name: "Connection", value: "close")
+        let head = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: response.body)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         context.close(promise: nil)
     }
 
@@ -254,8 +270,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 upstream.channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
             case .idle, .discarding, .upgraded: break
             }
-        case .end(let trailers):
+        case .end(var trailers):
             exchange?.requestEnded = true
+            if let received = trailers {
+                // Trailers could carry forged claim headers: dropped, as nginx and Envoy do, except
+                // where the protocol needs them, and there stripped like the head.
+                trailers = exchange?.acceptsTrailers == true ? exchange?.snapshot.upstreamTrailers(from: received) : nil
+            }
             switch state {
             case .waiting: buffered.append(.end(trailers))
             case .forwarding(let upstream):
@@ -319,24 +340,36 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         exchange = current
         buffered.removeAll(keepingCapacity: true)
 
+        let checked: CheckedRequestHead
+        switch CheckedRequestHead.check(head, isHTTP2: isHTTP2) {
+        case .success(let value): checked = value
+        case .failure(let error):
+            current.path = Self.pathOf(head.uri)
+            current.keepAlive = false
+            respondLocally(error)
+            return
+        }
+        current.decoderStops = checked.decoderStops
+        current.acceptsTrailers = checked.acceptsTrailers
+
         var method = head.method.rawValue
-        var target = head.uri
+        var target = checked.target
         var envoyTarget: String?
         var isForwardAuth = false
         if let authPath = snapshot.configuration.forwardAuth?.path {
-            let path = Self.pathOf(head.uri)
+            let path = Self.pathOf(target)
             if path == authPath {
                 isForwardAuth = true
-            } else if head.uri.hasPrefix(authPath + "/") {
+            } else if target.hasPrefix(authPath + "/") {
                 // Envoy ext_authz: the original path follows the configured prefix.
                 isForwardAuth = true
-                envoyTarget = String(head.uri.dropFirst(authPath.utf8.count))
+                envoyTarget = String(target.dropFirst(authPath.utf8.count))
             }
         }
         if isForwardAuth {
             guard snapshot.isTrusted(peer) else {
-                current.path = Self.pathOf(head.uri)
-                respondLocally(.forbidden, outcome: .forbidden, reason: "untrusted_forwarder")
+                current.path = Self.pathOf(target)
+                respondLocally(GateError(.untrustedForwarder))
                 return
             }
             if let forwardedMethod = head.headers.first(name: "x-forwarded-method") { method = forwardedMethod }
@@ -346,29 +379,39 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 target = envoyTarget
             }
             current.method = method
-        }
-        let (matched, decision) = snapshot.evaluate(method: method, target: target, headers: head.headers)
-        current.path = matched?.normalized.path ?? Self.pathOf(target)
-        current.routeIndex = matched?.routeIndex
-        current.routeName = matched?.routeName ?? "-"
-        if !isForwardAuth && snapshot.pools == nil {
-            respondLocally(
-                .plain(404, error: "not_found", description: "no upstream is configured"),
-                outcome: .forbidden,
-                reason: "no_upstream"
-            )
+        } else if snapshot.pools == nil {
+            current.path = Self.pathOf(target)
+            respondLocally(GateError(.notFound, "no upstream is configured"))
             return
         }
+        let decision = snapshot.evaluate(method: method, target: target, headers: head.headers)
+        current.path = Self.pathOf(target)
+        decide(decision, head: head, checked: checked, isForwardAuth: isForwardAuth, context: context)
+    }
+
+    /// Acts on the pipeline's decision: answer, forward, or verify first and decide again.
+    private func decide(
+        _ decision: GateDecision,
+        head: HTTPRequestHead,
+        checked: CheckedRequestHead,
+        isForwardAuth: Bool,
+        context: ChannelHandlerContext
+    ) {
+        guard let current = exchange else { return }
+        let snapshot = current.snapshot
         switch decision {
-        case .respond(let verdict, let outcome, let reason):
-            respondLocally(verdict, outcome: outcome, reason: reason)
-        case .pass(let token):
+        case .respond(let error, let matched):
+            if let matched { record(matched) }
+            respondLocally(error)
+        case .pass(let matched, let token):
+            record(matched)
             if isForwardAuth {
                 forwardAuthAllowed(token, snapshot: snapshot)
-            } else if let matched {
-                forward(head, matched: matched, token: token, snapshot: snapshot)
+            } else {
+                forward(head, checked: checked, matched: matched, token: token, snapshot: snapshot)
             }
-        case .verify(let token, let acceptedIssuers):
+        case .verify(let matched, let token, let acceptedIssuers):
+            record(matched)
             state = .waiting
             let verifier = snapshot.verifier
             let started = NIODeadline.now()
@@ -380,64 +423,53 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 snapshot.metrics.verificationLatency.record(
                     .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds))
                 )
-                handler.verified(result, head: head, matched: matched, isForwardAuth: isForwardAuth, snapshot: snapshot)
+                guard let context = handler.context, case .waiting = handler.state else { return }
+                let next: GateDecision
+                switch result {
+                case .success(let token): next = snapshot.authorize(token, matched: matched)
+                case .failure(let failure): next = .respond(GateError(failure), matched)
+                }
+                if case .verify = next {
+                    handler.respondLocally(
+                        GateError(VerificationFailure(.keysUnavailable, "verification did not finish"))
+                    )
+                    return
+                }
+                handler.decide(next, head: head, checked: checked, isForwardAuth: isForwardAuth, context: context)
             }
         }
     }
 
-    private func verified(
-        _ result: Result<VerifiedToken, VerificationFailure>,
-        head: HTTPRequestHead,
-        matched: MatchedRequest?,
-        isForwardAuth: Bool,
-        snapshot: ProxySnapshot
-    ) {
-        guard context != nil, case .waiting = state else { return }
-        let decision: GateDecision
-        switch result {
-        case .success(let token): decision = snapshot.authorize(token, routeIndex: matched?.routeIndex)
-        case .failure(let failure): decision = snapshot.refused(failure)
-        }
-        switch decision {
-        case .respond(let verdict, let outcome, let reason):
-            respondLocally(verdict, outcome: outcome, reason: reason)
-        case .pass(let token):
-            if isForwardAuth {
-                forwardAuthAllowed(token, snapshot: snapshot)
-            } else if let matched {
-                forward(head, matched: matched, token: token, snapshot: snapshot)
-            }
-        case .verify:
-            respondLocally(snapshot.refused(VerificationFailure(.keysUnavailable, "verification did not finish")))
-        }
-    }
-
-    private func respondLocally(_ decision: GateDecision) {
-        if case .respond(let verdict, let outcome, let reason) = decision {
-            respondLocally(verdict, outcome: outcome, reason: reason)
-        }
+    private func record(_ matched: MatchedRequest) {
+        guard let current = exchange else { return }
+        current.path = matched.normalized.path
+        current.routeIndex = matched.routeIndex
+        current.routeName = matched.routeName
     }
 
     /// Step 7: connect (or reuse), send the rewritten head and whatever body arrived meanwhile.
     private func forward(
         _ head: HTTPRequestHead,
+        checked: CheckedRequestHead,
         matched: MatchedRequest,
         token: VerifiedToken?,
         snapshot: ProxySnapshot
     ) {
         guard let context, let current = exchange, let pool = snapshot.pools?.pool(for: context.eventLoop) else {
-            respondLocally(
-                .plain(502, error: "bad_gateway", description: "no upstream"),
-                outcome: .upstreamError,
-                reason: "no_upstream"
-            )
+            respondLocally(GateError(.notFound, "no upstream"))
             return
         }
         current.outcome = token == nil ? .public : .allowed
+        let route = snapshot.route(matched)
+        // Only the upgrades the route allows are relayed (WebSocket by default), never h2c: an
+        // upgrade the upstream accepted would be a tunnel past the gate. Any other asks the
+        // upstream nothing: Upgrade and HTTP2-Settings are removed.
+        let allowed = route?.upgrades ?? ["websocket"]
         let isUpgrade =
-            !isHTTP2 && head.headers.contains(name: "upgrade")
-            && head.headers["connection"].contains { $0.lowercased().contains("upgrade") }
+            !isHTTP2 && !checked.upgradeProtocols.isEmpty
+            && checked.upgradeProtocols.allSatisfy { $0 != "h2c" && allowed.contains($0) }
         current.isUpgrade = isUpgrade
+        current.upgradeProtocols = isUpgrade ? checked.upgradeProtocols : []
         let incomingTrace = head.headers.first(name: "traceparent")
         let traceparent =
             incomingTrace.flatMap { TraceParent.isValid($0) ? $0 : nil } ?? TraceParent.start(using: &random)
@@ -453,11 +485,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             connection: connection,
             requestID: current.requestID,
             traceparent: traceparent,
-            isUpgrade: isUpgrade
+            isUpgrade: isUpgrade,
+            authority: checked.authority,
+            allowsOverrideHeaders: route?.allowsOverrideHeaders ?? false
         ) {
         case .success(let value): headers = value
         case .failure:
-            respondLocally(.forbidden, outcome: .forbidden, reason: "unsafe_claim_value")
+            respondLocally(GateError(.unsafeClaimValue))
             return
         }
         // Over HTTP/2 the codec has already turned `:authority` into `Host`.
@@ -531,11 +565,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func connectFailed() {
         guard case .waiting = state else { return }
         if let current = exchange, !current.requestEnded { exchange?.keepAlive = false }
-        respondLocally(
-            .plain(502, error: "bad_gateway", description: "the upstream is unreachable"),
-            outcome: .upstreamError,
-            reason: "upstream_connect"
-        )
+        respondLocally(GateError(.upstreamUnreachable))
     }
 
     // MARK: - The upstream's answer
@@ -550,17 +580,28 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                     .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds))
                 )
             }
-            let upgraded = current.isUpgrade && head.status == .switchingProtocols
-            current.responseStarted = true
-            current.status = Int(head.status.code)
-            // An upstream that closes after this response (`Connection: close`, HTTP/1.0) must not
-            // go back to the pool, or the next request would meet a closing connection.
-            current.upstreamReusable = head.isKeepAlive
+            if head.status == .switchingProtocols && !acceptsSwitch(head) {
+                // A 101 nobody asked for, or to another protocol than the one asked for (an h2c
+                // tunnel): neither connection can be trusted to speak HTTP/1.1 any more.
+                refuseUpstreamAnswer(upstream, reason: "unrequested_upgrade")
+                return
+            }
+            let upgraded = head.status == .switchingProtocols
             var copy = head
             copy.headers = ProxySnapshot.downstreamHeaders(from: head.headers, isUpgrade: upgraded)
             if !current.keepAlive && !isHTTP2 && !upgraded {
                 copy.headers.replaceOrAdd(name: "Connection", value: "close")
             }
+            guard HTTPQuoting.areValidToSend(copy.headers) else {
+                refuseUpstreamAnswer(upstream, reason: "invalid_response_header")
+                return
+            }
+            current.responseStarted = true
+            current.status = Int(head.status.code)
+            // An upstream that closes after this response (`Connection: close`, HTTP/1.0) must not
+            // go back to the pool, or the next request would meet a closing connection; nor one
+            // that was asked to upgrade and did not (its parser may have stopped, as NIO's does).
+            current.upstreamReusable = head.isKeepAlive && !current.isUpgrade
             context.write(wrapOutboundOut(.head(copy)), promise: nil)
             if upgraded {
                 // The relay starts after the decoder has delivered this response's end; bytes
@@ -581,6 +622,20 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 startRelay(upstream: upstream)
                 return
             }
+            if let trailers, !HTTPQuoting.areValidToSend(trailers) {
+                // The head is out: all that is left is to cut both connections.
+                upstream.handler.delegate = nil
+                upstream.channel.close(promise: nil)
+                pool = nil
+                state = .idle
+                current.outcome = .upstreamError
+                current.reason = GateError.Code.upstreamInvalidResponse.rawValue
+                current.detail = "invalid_response_trailer"
+                log()
+                exchange = nil
+                context.close(promise: nil)
+                return
+            }
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
             pool?.release(upstream, reusable: current.requestEnded && current.upstreamReusable)
             pool = nil
@@ -593,6 +648,25 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 resumeReading()
             }
         }
+    }
+
+    /// A 101 is relayed only for an upgrade the route allowed, to a protocol the client asked for.
+    private func acceptsSwitch(_ head: HTTPResponseHead) -> Bool {
+        guard let current = exchange, current.isUpgrade else { return false }
+        let chosen = head.headers["upgrade"].flatMap { $0.split(separator: ",") }.map {
+            ($0.trimmingSpaces().split(separator: "/", maxSplits: 1).first ?? "").lowercased()
+        }
+        return chosen.count == 1 && current.upgradeProtocols.contains(chosen[0])
+    }
+
+    /// The upstream's answer cannot be relayed: 502, and neither connection is used again.
+    private func refuseUpstreamAnswer(_ upstream: UpstreamConnection, reason: String) {
+        upstream.handler.delegate = nil
+        upstream.channel.close(promise: nil)
+        pool = nil
+        exchange?.keepAlive = false
+        exchange?.decoderStops = false
+        respondLocally(GateError(.upstreamInvalidResponse, reason))
     }
 
     func upstreamReadComplete() {
@@ -612,17 +686,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             // Nothing sensible can be said any more: cut the client connection too.
             state = .idle
             exchange?.outcome = .upstreamError
-            exchange?.reason = "upstream_closed"
+            exchange?.reason = GateError.Code.upstreamClosed.rawValue
             log()
             exchange = nil
             context.close(promise: nil)
         } else {
             exchange?.keepAlive = false
-            respondLocally(
-                .plain(502, error: "bad_gateway", description: "the upstream closed the connection"),
-                outcome: .upstreamError,
-                reason: "upstream_closed"
-            )
+            respondLocally(GateError(.upstreamClosed))
         }
     }
 
@@ -635,11 +705,27 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         ticker = nil
         log()
         exchange = nil
-        if counted {
-            counted = false
-            runtime.metrics.activeConnections.decrement()
-        }
         Upgrade.relay(client: context, upstream: upstream)
+    }
+
+    /// After an upgrade or CONNECT that was not relayed (refused, or answered without 101), NIO's
+    /// decoder has stopped parsing; the connection goes on as HTTP/1.1 (RFC 9110 §7.8) with a
+    /// fresh decoder, which receives the bytes the old one held back.
+    private func replaceStoppedDecoder(context: ChannelHandlerContext) -> Bool {
+        let operations = context.pipeline.syncOperations
+        guard let old = try? operations.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self) else {
+            return false
+        }
+        do {
+            try operations.addHandler(
+                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
+                position: .after(old.handler)
+            )
+        } catch {
+            return false
+        }
+        operations.removeHandler(context: old, promise: nil)
+        return true
     }
 
     // MARK: - Answers
@@ -650,21 +736,23 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             switch snapshot.configuration.forward.headers(for: token) {
             case .success(let claimHeaders): headers = claimHeaders.map { ($0.name, $0.value) }
             case .failure:
-                respondLocally(.forbidden, outcome: .forbidden, reason: "unsafe_claim_value")
+                respondLocally(GateError(.unsafeClaimValue))
                 return
             }
         }
-        respondLocally(
-            VerdictResponse(status: 200, headers: headers, body: ""),
-            outcome: token == nil ? .public : .allowed,
-            reason: nil
-        )
+        respondLocally(VerdictResponse(status: 200, headers: headers), outcome: token == nil ? .public : .allowed)
     }
 
-    private func respondLocally(_ verdict: VerdictResponse, outcome: RequestOutcome, reason: String?) {
+    private func respondLocally(_ error: GateError) {
+        guard let current = exchange else { return }
+        current.reason = error.logCode
+        current.detail = error.reason.isEmpty ? nil : error.reason
+        respondLocally(error.response(realm: current.snapshot.realm), outcome: error.outcome)
+    }
+
+    private func respondLocally(_ verdict: VerdictResponse, outcome: RequestOutcome) {
         guard let context, let current = exchange else { return }
         current.outcome = outcome
-        current.reason = reason
         current.status = verdict.status
         current.responseStarted = true
         // A refused request with a body that was not read: reading it to the end keeps the
@@ -672,14 +760,24 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         if !current.requestEnded && current.hasBody && verdict.status >= 400 { current.keepAlive = false }
         var headers = HTTPHeaders()
         for (name, value) in verdict.headers { headers.add(name: name, value: value) }
-        let body = verdict.body
+        var body = verdict.body
+        var status = verdict.status
+        if !HTTPQuoting.areValidToSend(headers) {
+            // Cannot happen with the fixed texts of GateError, but no header Tollgate writes may
+            // ever carry a CR, LF or NUL, whatever it was built from.
+            headers = HTTPHeaders()
+            body = #"{"error":"server_error","error_description":"the answer could not be written"}"#
+            status = 500
+            current.status = 500
+            current.reason = "invalid_response_header"
+        }
         if !body.isEmpty { headers.add(name: "Content-Type", value: "application/json") }
         headers.add(name: "Content-Length", value: String(body.utf8.count))
         headers.add(name: "X-Request-Id", value: current.requestID)
         if !current.keepAlive && !isHTTP2 { headers.add(name: "Connection", value: "close") }
         let head = HTTPResponseHead(
             version: .http1_1,
-            status: HTTPResponseStatus(statusCode: verdict.status),
+            status: HTTPResponseStatus(statusCode: status),
             headers: headers
         )
         context.write(wrapOutboundOut(.head(head)), promise: nil)
@@ -725,6 +823,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 return
             }
             waitingSince = .now()
+            if current.decoderStops {
+                // Nothing was pipelined behind it (the decoder held it back): swap the decoder
+                // last, since it hands the held bytes on at once.
+                resumeReading()
+                if !replaceStoppedDecoder(context: context) { context.close(promise: nil) }
+                return
+            }
             // Replay what the client sent ahead, until a request has to wait again.
             while !pipelined.isEmpty && exchange == nil {
                 let part = pipelined.removeFirst()
@@ -753,6 +858,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             status: current.status,
             outcome: current.outcome.rawValue,
             reason: current.reason,
+            detail: current.detail,
             milliseconds: elapsed,
             peer: peer == nil ? nil : peerAddress
         )

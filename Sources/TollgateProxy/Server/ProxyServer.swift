@@ -5,6 +5,7 @@ import NIOHTTP2
 import NIOPosix
 import NIOSSL
 import NIOTLS
+import Prometheus
 import TollgateCore
 
 /// The client-facing listener: HTTP/1.1 with keep-alive, HTTP/2 by prior knowledge (h2c), and
@@ -47,6 +48,10 @@ public final class ProxyServer: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
+                // Counted from the accept, whatever protocol follows (HTTP/2 connections too).
+                let connections = runtime.metrics.activeConnections
+                connections.increment()
+                channel.closeFuture.whenComplete { _ in connections.decrement() }
                 if let tlsContext {
                     return channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext))
@@ -80,10 +85,7 @@ public final class ProxyServer: Sendable {
     static func configureHTTP1(_ channel: any Channel, runtime: ProxyRuntime, scheme: String) throws {
         let operations = channel.pipeline.syncOperations
         try operations.addHandler(HTTPResponseEncoder(), name: "response-encoder")
-        try operations.addHandler(
-            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
-            name: "request-decoder"
-        )
+        try operations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
         try operations.addHandler(ProxyHandler(runtime: runtime, scheme: scheme, isHTTP2: false), name: "proxy")
     }
 

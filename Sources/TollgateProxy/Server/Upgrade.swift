@@ -23,7 +23,7 @@ enum Upgrade {
                     upstreamPipeline.removeHandler(context: context, promise: nil)
                 }
             }
-            if let context = try? clientPipeline.context(name: "request-decoder") {
+            if let context = try? clientPipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self) {
                 clientPipeline.removeHandler(context: context, promise: nil)
             }
         } catch {

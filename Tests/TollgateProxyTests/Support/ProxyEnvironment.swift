@@ -37,6 +37,7 @@ struct TestIssuer: Sendable {
         scope: String = "@team/orders.read openid",
         algorithm: String = "RS256",
         kid: String? = nil,
+        header headerChanges: [String: Any] = [:],
         _ changes: [String: Any?] = [:]
     ) -> String {
         let now = Int(Date().timeIntervalSince1970)
@@ -47,9 +48,10 @@ struct TestIssuer: Sendable {
         for (key, value) in changes {
             if let value { claims[key] = value } else { claims[key] = nil }
         }
-        let header: [String: Any] = [
+        var header: [String: Any] = [
             "alg": algorithm, "kid": kid ?? (algorithm == "ES256" ? "ec-1" : "rsa-1"), "typ": "at+jwt",
         ]
+        for (key, value) in headerChanges { header[key] = value }
         let input = Self.encode(header) + "." + Self.encode(claims)
         let digest = SHA256.hash(data: Array(input.utf8))
         let signature: [UInt8] =
@@ -141,6 +143,7 @@ struct ProxyEnvironment {
     static func start(
         extra: String = "",
         upstreamHandler: TestHTTPServer.Handler? = nil,
+        introspectionHandler: TestHTTPServer.Handler? = nil,
         file: String? = nil,
         jwksDown: Bool = false,
         trustedProxies: [String] = ["127.0.0.1"],
@@ -155,6 +158,7 @@ struct ProxyEnvironment {
             return .json(issuer.jwksJSON, headers: [("Cache-Control", "max-age=300")])
         }
         let introspection = try await TestHTTPServer.start { request in
+            if let introspectionHandler { return await introspectionHandler(request) }
             if introspectionFailing.isOn { return .json(#"{"error":"down"}"#, status: 500) }
             let exp = Int(Date().timeIntervalSince1970) + 300
             if request.bodyText.contains(activeOpaque) {
@@ -224,6 +228,7 @@ struct ProxyEnvironment {
     static func with(
         extra: String = "",
         upstreamHandler: TestHTTPServer.Handler? = nil,
+        introspectionHandler: TestHTTPServer.Handler? = nil,
         jwksDown: Bool = false,
         trustedProxies: [String] = ["127.0.0.1"],
         replaceServer: Bool = false,
@@ -232,6 +237,7 @@ struct ProxyEnvironment {
         let environment = try await start(
             extra: extra,
             upstreamHandler: upstreamHandler,
+            introspectionHandler: introspectionHandler,
             jwksDown: jwksDown,
             trustedProxies: trustedProxies,
             replaceServer: replaceServer

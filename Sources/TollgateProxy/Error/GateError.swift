@@ -1,0 +1,200 @@
+import TollgateCore
+
+/// Every way the proxy, the forward-auth endpoint or the admin listener refuses a request.
+///
+/// The `code` is stable (logs, metrics, tests) and alone decides the answer: `response(realm:)`
+/// is the one place that maps a refusal to status, challenge and body (DESIGN.md's RFC 6750
+/// table). The `reason` is for the log line only; nothing a client, a token or an upstream sent
+/// is ever part of the answer. Equality is on the code alone.
+public struct GateError: Error, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable, CaseIterable {
+        /// No bearer token at all.
+        case missingToken = "missing_token"
+        /// The token was refused (see `verification`).
+        case invalidToken = "invalid_token"
+        /// Keys or introspection unreachable and nothing cached: fail closed.
+        case verificationUnavailable = "verification_unavailable"
+        /// A valid token without the route's scopes (see `scope`).
+        case insufficientScope = "insufficient_scope"
+        /// No route matched and the default denies.
+        case noRoute = "no_route"
+        case claimCondition = "claim_condition"
+        /// A forward-auth call from an address that is not a trusted proxy.
+        case untrustedForwarder = "untrusted_forwarder"
+        /// A claim value that cannot be sent as a header (control characters).
+        case unsafeClaimValue = "unsafe_claim_value"
+        /// The path cannot be normalised safely (`%2F`, `..` above the root, …).
+        case badPath = "bad_path"
+        /// The token is sent twice, or the `Bearer` value is malformed (RFC 6750 §3.1).
+        case badTokenRequest = "bad_token_request"
+        /// Framing, `Host` or other request syntax that RFC 9112 says to refuse.
+        case malformedRequest = "malformed_request"
+        case requestTargetTooLong = "request_target_too_long"
+        case headersTooLarge = "headers_too_large"
+        /// Nothing is served here (no upstream configured).
+        case notFound = "not_found"
+        case upstreamUnreachable = "upstream_unreachable"
+        case upstreamClosed = "upstream_closed"
+        /// The upstream's answer cannot be relayed (invalid header, an upgrade not asked for).
+        case upstreamInvalidResponse = "upstream_invalid_response"
+        case upstreamTimeout = "upstream_timeout"
+        /// The admin listener answers only GET and HEAD.
+        case methodNotAllowed = "method_not_allowed"
+    }
+
+    public let code: Code
+    /// For the log line only (escaped when written).
+    public let reason: String
+    /// Why the token was refused, for `invalidToken` and `verificationUnavailable`.
+    public let verification: VerificationFailure.Code?
+    /// The scopes the route needs, for `insufficientScope` (from the configuration).
+    public let scope: String?
+
+    public init(_ code: Code, _ reason: String = "", scope: String? = nil) {
+        self.code = code
+        self.reason = reason
+        self.verification = nil
+        self.scope = scope
+    }
+
+    public init(_ failure: VerificationFailure) {
+        code = failure.isUnavailable ? .verificationUnavailable : .invalidToken
+        reason = failure.reason
+        verification = failure.code
+        scope = nil
+    }
+
+    public var description: String { "\(code.rawValue): \(reason)" }
+
+    /// How the request is counted (metrics and the log line's `outcome`).
+    public var outcome: RequestOutcome {
+        switch code {
+        case .missingToken: .noToken
+        case .invalidToken: .invalidToken
+        case .verificationUnavailable: .unavailable
+        case .insufficientScope: .insufficientScope
+        case .noRoute, .claimCondition, .untrustedForwarder, .unsafeClaimValue: .forbidden
+        case .badPath, .badTokenRequest, .malformedRequest, .requestTargetTooLong, .headersTooLarge,
+            .methodNotAllowed:
+            .badRequest
+        case .notFound: .notFound
+        case .upstreamUnreachable, .upstreamClosed, .upstreamInvalidResponse: .upstreamError
+        case .upstreamTimeout: .upstreamTimeout
+        }
+    }
+
+    /// The log line's `reason`: the verification failure's code when there is one, else this code.
+    public var logCode: String { verification?.rawValue ?? code.rawValue }
+
+    /// The answer: status, headers and a JSON body, from the code alone.
+    public func response(realm: String) -> VerdictResponse {
+        let challenge = "Bearer realm=" + HTTPQuoting.quotedString(realm)
+        switch code {
+        case .missingToken:
+            return VerdictResponse(
+                status: 401,
+                headers: [("WWW-Authenticate", challenge)],
+                error: "invalid_request",
+                description: "a bearer token is required"
+            )
+        case .invalidToken:
+            let description = (verification ?? .malformedToken).publicDescription
+            return VerdictResponse(
+                status: 401,
+                headers: [
+                    (
+                        "WWW-Authenticate",
+                        challenge + ", error=\"invalid_token\", error_description="
+                            + HTTPQuoting.quotedString(description)
+                    )
+                ],
+                error: "invalid_token",
+                description: description
+            )
+        case .verificationUnavailable:
+            return VerdictResponse(
+                status: 503,
+                headers: [("Retry-After", "5")],
+                error: "temporarily_unavailable",
+                description: "token verification is unavailable"
+            )
+        case .insufficientScope:
+            return VerdictResponse(
+                status: 403,
+                headers: [
+                    (
+                        "WWW-Authenticate",
+                        challenge + ", error=\"insufficient_scope\", scope=" + HTTPQuoting.quotedString(scope ?? "")
+                    )
+                ],
+                error: "insufficient_scope",
+                description: "the token lacks a required scope"
+            )
+        case .noRoute, .claimCondition, .untrustedForwarder, .unsafeClaimValue:
+            return VerdictResponse(
+                status: 403,
+                error: "forbidden",
+                description: "access to this resource is not allowed"
+            )
+        case .badPath:
+            return VerdictResponse(
+                status: 400,
+                error: "invalid_request",
+                description: "the request path is not allowed"
+            )
+        case .badTokenRequest:
+            let description = "the bearer token is sent more than once or is malformed"
+            return VerdictResponse(
+                status: 400,
+                headers: [
+                    (
+                        "WWW-Authenticate",
+                        challenge + ", error=\"invalid_request\", error_description="
+                            + HTTPQuoting.quotedString(description)
+                    )
+                ],
+                error: "invalid_request",
+                description: description
+            )
+        case .malformedRequest:
+            return VerdictResponse(status: 400, error: "invalid_request", description: "the request is malformed")
+        case .requestTargetTooLong:
+            return VerdictResponse(status: 414, error: "uri_too_long", description: "the request target is too long")
+        case .headersTooLarge:
+            return VerdictResponse(
+                status: 431,
+                error: "headers_too_large",
+                description: "the request headers are too large"
+            )
+        case .notFound:
+            return VerdictResponse(status: 404, error: "not_found", description: "nothing is served here")
+        case .upstreamUnreachable:
+            return VerdictResponse(status: 502, error: "bad_gateway", description: "the upstream is unreachable")
+        case .upstreamClosed:
+            return VerdictResponse(
+                status: 502,
+                error: "bad_gateway",
+                description: "the upstream closed the connection"
+            )
+        case .upstreamInvalidResponse:
+            return VerdictResponse(status: 502, error: "bad_gateway", description: "the upstream's answer is invalid")
+        case .upstreamTimeout:
+            return VerdictResponse(
+                status: 504,
+                error: "upstream_timeout",
+                description: "the upstream did not answer in time"
+            )
+        case .methodNotAllowed:
+            return VerdictResponse(
+                status: 405,
+                headers: [("Allow", "GET, HEAD")],
+                error: "method_not_allowed",
+                description: "only GET and HEAD are answered here"
+            )
+        }
+    }
+}
+
+extension GateError: Equatable {
+    public static func == (lhs: GateError, rhs: GateError) -> Bool { lhs.code == rhs.code }
+}

@@ -1,0 +1,147 @@
+import NIOHTTP1
+
+/// What RFC 9112 makes a proxy refuse or rewrite in a request head before anything else looks at
+/// it, and the few facts about the head the rest of the pipeline needs.
+struct CheckedRequestHead {
+    /// The target in origin form (an absolute-form target's path and query).
+    var target: String
+    /// An absolute-form target's authority, which replaces `Host` (RFC 9112 §3.2.2).
+    var authority: String?
+    /// NIO's decoder stops parsing after this request (it asks to upgrade, or is CONNECT): unless
+    /// the connection is relayed, the decoder has to be replaced to read the next request.
+    var decoderStops: Bool
+    /// The lower-cased protocol names of `Upgrade` when `Connection` names `upgrade`.
+    var upgradeProtocols: [String]
+    /// The request carries `TE: trailers` (gRPC): its trailers are kept, with the spoofable
+    /// names removed; every other request's trailers are dropped.
+    var acceptsTrailers: Bool
+
+    /// - Returns: the checked head, or the refusal (always answered with a close).
+    static func check(_ head: HTTPRequestHead, isHTTP2: Bool) -> Result<CheckedRequestHead, GateError> {
+        var hosts = 0
+        var host: String?
+        var transferEncoding = false
+        var connectionUpgrade = false
+        var upgrade: [String] = []
+        var acceptsTrailers = false
+        for (name, value) in head.headers {
+            switch HeaderName(name) {
+            case .host:
+                hosts += 1
+                host = value
+            case .connection:
+                if value.split(separator: ",").contains(where: { $0.trimmingSpaces().caseInsensitiveEquals("upgrade") })
+                {
+                    connectionUpgrade = true
+                }
+            case .upgrade:
+                for item in value.split(separator: ",") {
+                    let name = item.trimmingSpaces()
+                    let bare = name.split(separator: "/", maxSplits: 1).first ?? name
+                    if !bare.isEmpty { upgrade.append(bare.lowercased()) }
+                }
+            case .te:
+                if value.split(separator: ",").contains(where: { $0.trimmingSpaces().caseInsensitiveEquals("trailers") }
+                ) {
+                    acceptsTrailers = true
+                }
+            default:
+                if name.caseInsensitiveEquals("transfer-encoding") { transferEncoding = true }
+            }
+        }
+        // RFC 9112 §3.2: a second Host, or none in an HTTP/1.1 request, is a 400.
+        if hosts > 1 { return .failure(GateError(.malformedRequest, "more than one Host header")) }
+        if let host, !isValidAuthority(host) { return .failure(GateError(.malformedRequest, "invalid Host header")) }
+        if !isHTTP2 && head.version == .http1_1 && host == nil {
+            return .failure(GateError(.malformedRequest, "an HTTP/1.1 request without Host"))
+        }
+        // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing is faulty.
+        if !isHTTP2 && head.version.major == 1 && head.version.minor == 0 && transferEncoding {
+            return .failure(GateError(.malformedRequest, "Transfer-Encoding in an HTTP/1.0 request"))
+        }
+        var target = head.uri
+        var authority: String?
+        if !target.hasPrefix("/") && !isHTTP2 && head.method != .CONNECT && target != "*" {
+            switch absoluteForm(target) {
+            case .some(let parts):
+                target = parts.target
+                authority = parts.authority
+            case .none:
+                return .failure(GateError(.malformedRequest, "the request target is neither origin nor absolute form"))
+            }
+        }
+        let decoderStops = !isHTTP2 && (head.method == .CONNECT || (connectionUpgrade && !upgrade.isEmpty))
+        return .success(
+            CheckedRequestHead(
+                target: target,
+                authority: authority,
+                decoderStops: decoderStops,
+                upgradeProtocols: connectionUpgrade ? upgrade : [],
+                acceptsTrailers: acceptsTrailers
+            )
+        )
+    }
+
+    /// `http://authority/path?query` (RFC 9112 §3.2.2): the authority (no userinfo) and the
+    /// origin-form rest, `/` when the path is empty.
+    static func absoluteForm(_ target: String) -> (authority: String, target: String)? {
+        let rest: Substring
+        if target.utf8.count > 7, target.prefix(7).caseInsensitiveEquals("http://") {
+            rest = target.dropFirst(7)
+        } else if target.utf8.count > 8, target.prefix(8).caseInsensitiveEquals("https://") {
+            rest = target.dropFirst(8)
+        } else {
+            return nil
+        }
+        let end = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+        let authority = String(rest[..<end])
+        guard !authority.isEmpty, isValidAuthority(authority) else { return nil }
+        var path = String(rest[end...])
+        if !path.hasPrefix("/") { path = "/" + path }
+        return (authority, path)
+    }
+
+    /// RFC 9112 §3.2 / RFC 3986 §3.2.2: `host [":" port]`, where host is a reg-name or an IP
+    /// literal in brackets; no userinfo, no path, no blanks.
+    static func isValidAuthority(_ value: String) -> Bool {
+        var bytes = Array(value.utf8)[...]
+        if bytes.isEmpty { return true }
+        if bytes.first == UInt8(ascii: "[") {
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return false }
+            let literal = bytes[bytes.index(after: bytes.startIndex)..<close]
+            guard !literal.isEmpty,
+                literal.allSatisfy({ isHex($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") })
+            else { return false }
+            bytes = bytes[bytes.index(after: close)...]
+        } else {
+            let end = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.endIndex
+            for byte in bytes[..<end] where !isRegNameByte(byte) { return false }
+            bytes = bytes[end...]
+        }
+        guard let colon = bytes.first else { return true }
+        guard colon == UInt8(ascii: ":") else { return false }
+        let port = bytes.dropFirst()
+        return port.count <= 5 && port.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+    }
+
+    private static func isHex(_ byte: UInt8) -> Bool {
+        (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+            || (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "f"))
+    }
+
+    /// unreserved / pct-encoded / sub-delims (RFC 3986 §3.2.2).
+    private static func isRegNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "%"),
+            UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("),
+            UInt8(ascii: ")"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"),
+            UInt8(ascii: "="):
+            return true
+        default:
+            return false
+        }
+    }
+}
