@@ -15,7 +15,23 @@ enum TollgateBinary {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         if let override = ProcessInfo.processInfo.environment["TOLLGATE_BINARY"] { return override }
-        return root.appendingPathComponent(".build/debug/tollgate").path
+        let binary = root.appendingPathComponent(".build/debug/tollgate").path
+        // A binary older than the sources would test yesterday's code: refuse it.
+        let built = modificationDate(binary) ?? .distantPast
+        let sources = root.appendingPathComponent("Sources")
+        let newest = FileManager.default.enumerator(atPath: sources.path)?.compactMap { item -> Date? in
+            guard let name = item as? String, name.hasSuffix(".swift") else { return nil }
+            return modificationDate(sources.appendingPathComponent(name).path)
+        }.max()
+        precondition(
+            newest.map { built >= $0 } ?? true,
+            "\(binary) is older than the sources: run `swift build` (the test command does) before the tests"
+        )
+        return binary
+    }
+
+    static func modificationDate(_ path: String) -> Date? {
+        (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
     }
 }
 
@@ -168,29 +184,46 @@ struct OperationsTests {
         #expect((object["request_id"] as? String)?.isEmpty == false)
         #expect(object["latency_ms"] is Double)
     }
-}
 
-/// Hands out 0, 1, 2… to concurrent workers.
-final class Counter: Sendable {
-    private let box = NIOLockedValueBox(0)
-
-    func next() -> Int {
-        box.withLockedValue { value in
-            defer { value += 1 }
-            return value
+    @Test("a standard output nobody reads never stops the proxy: log lines are dropped and counted")
+    func accessLogNeverBlocks() async throws {
+        let upstream = try await TestHTTPServer.start { _ in .json(#"{"ok":true}"#) }
+        defer { Task { try? await upstream.shutdown() } }
+        let port = try Ports.free()
+        let adminPort = try Ports.free()
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try """
+        listen: 127.0.0.1:\(port)
+        admin: 127.0.0.1:\(adminPort)
+        upstream: http://127.0.0.1:\(upstream.port)
+        server:
+          access_log: true
+          access_log_buffer_bytes: 8192
+        routes:
+          - match: { prefix: / }
+            auth: none
+        """.write(to: file, atomically: true, encoding: .utf8)
+        // A pipe whose reading end is never read: it fills after 64 KiB.
+        let pipe = Pipe()
+        let process = try ExternalProcess(TollgateBinary.path, ["serve", "--config", file.path], standardOutput: pipe)
+        defer { process.stop() }
+        try await Ports.waitUntilListening(port)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { _ = client.shutdown() }
+        var statuses: [Int] = []
+        for index in 0..<1500 {
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/item/\(index)")
+            request.headers.add(name: "X-Request-Id", value: String(repeating: "r", count: 100))
+            let response = try await client.execute(request, timeout: .seconds(5))
+            _ = try await response.body.collect(upTo: 1 << 16)
+            statuses.append(Int(response.status.code))
         }
-    }
-
-    func set(_ newValue: Int) { box.withLockedValue { $0 = newValue } }
-}
-
-func waitUntil(timeout: Duration = .seconds(5), _ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while !condition() {
-        if ContinuousClock.now > deadline {
-            Issue.record("condition not met within \(timeout)")
-            return
-        }
-        try await Task.sleep(for: .milliseconds(20))
+        #expect(statuses.allSatisfy { $0 == 200 })
+        let metrics = try await RawHTTPClient.send(port: adminPort, lines: ["GET /metrics HTTP/1.1", "Host: a"])
+        let line = metrics.body.split(separator: "\n").first { $0.hasPrefix("tollgate_access_log_dropped_total ") }
+        let dropped = line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+        #expect(dropped > 0, "\(line ?? "no counter")")
+        _ = pipe.fileHandleForReading
     }
 }

@@ -7,7 +7,14 @@ public final class ExternalProcess: @unchecked Sendable {
     public let process: Process
     public let output: URL
 
-    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws {
+    /// - Parameter standardOutput: where the program's standard output goes; by default the
+    ///   same file as its standard error (`log`).
+    public init(
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String]? = nil,
+        standardOutput: Pipe? = nil
+    ) throws {
         process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -15,9 +22,9 @@ public final class ExternalProcess: @unchecked Sendable {
         output = FileManager.default.temporaryDirectory.appendingPathComponent(
             "tollgate-process-\(UUID().uuidString).log"
         )
-        FileManager.default.createFile(atPath: output.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let handle = try FileHandle(forWritingTo: output)
-        process.standardOutput = handle
+        process.standardOutput = standardOutput ?? handle
         process.standardError = handle
         try process.run()
     }

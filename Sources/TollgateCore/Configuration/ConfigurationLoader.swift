@@ -166,7 +166,7 @@ public enum ConfigurationLoader {
         func server(_ node: ConfigurationNode) throws(ConfigurationError) -> ServerSettings {
             let members = try node.mapping(allowed: [
                 "max_header_bytes", "max_headers", "max_request_line", "header_timeout", "idle_timeout",
-                "drain_grace", "h2c", "tls", "trusted_proxies", "access_log", "threads",
+                "drain_grace", "h2c", "tls", "trusted_proxies", "access_log", "access_log_buffer_bytes", "threads",
             ])
             var settings = ServerSettings()
             if let value = members["max_header_bytes"] { settings.maximumHeaderBytes = try value.positiveInteger() }
@@ -177,6 +177,9 @@ public enum ConfigurationLoader {
             if let value = members["drain_grace"] { settings.drainGrace = try value.duration() }
             if let value = members["h2c"] { settings.h2c = try value.bool() }
             if let value = members["access_log"] { settings.accessLog = try value.bool() }
+            if let value = members["access_log_buffer_bytes"] {
+                settings.accessLogBufferBytes = try value.positiveInteger()
+            }
             if let value = members["threads"] { settings.threads = try value.positiveInteger() }
             if let value = members["trusted_proxies"] { try trustedProxies(value, into: &settings) }
             if let value = members["tls"] {
@@ -290,7 +293,8 @@ public enum ConfigurationLoader {
             } else if let path = members["jwks_file"] {
                 let text = try readFile(path)
                 do {
-                    keySource = .fixed(JSONWebKeySetBox(try JSONWebKeySet.parse(Array(text.utf8))))
+                    let document = Array(text.utf8)
+                    keySource = .fixed(JSONWebKeySetBox(try JSONWebKeySet.parse(document), document: document))
                 } catch {
                     throw path.error(error.reason)
                 }

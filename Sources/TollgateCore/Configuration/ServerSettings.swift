@@ -22,6 +22,9 @@ public struct ServerSettings: Sendable, Equatable {
     public var trustedProxies: [AddressRange] = []
     /// One JSON line per request on standard output.
     public var accessLog = true
+    /// Bytes of log lines that may wait for a slow reader of standard output; past that, lines
+    /// are dropped and counted rather than blocking a request.
+    public var accessLogBufferBytes = 4 << 20
     /// Event loop threads; `nil`: one per CPU this process may run on (its affinity mask), so a
     /// sidecar pinned to one core runs one loop instead of contending with itself.
     public var threads: Int?

@@ -7,7 +7,14 @@ public struct IssuerConfiguration: Sendable, Equatable {
     /// The HMAC secret for HS* algorithms, from a file or the environment.
     public var hmacSecret: Secret?
     public var introspection: IntrospectionSettings?
+    /// Where the issuer is defined, for messages; not part of equality, so an edit elsewhere in
+    /// the file does not rebuild the issuer's key cache.
     public var line: Int?
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.policy == rhs.policy && lhs.keySource == rhs.keySource && lhs.refresh == rhs.refresh
+            && lhs.hmacSecret == rhs.hmacSecret && lhs.introspection == rhs.introspection
+    }
 }
 
 /// Where the proxy looks for the token.

@@ -1,3 +1,5 @@
+import Crypto
+
 /// Where an issuer's keys come from.
 public enum KeySetSource: Sendable, Equatable {
     /// A JWKS URL.
@@ -8,12 +10,26 @@ public enum KeySetSource: Sendable, Equatable {
     case fixed(JSONWebKeySetBox)
 }
 
-/// Wraps a key set so `KeySetSource` can be `Equatable` (two fixed sets compare by identity of
-/// their key IDs, enough to tell a changed configuration).
+/// Wraps a key set so `KeySetSource` can be `Equatable`: two fixed sets are equal when their key
+/// material is, so a key replaced under the same `kid` (or a key without one) is a change.
 public struct JSONWebKeySetBox: Sendable, Equatable {
     public let keySet: JSONWebKeySet
-    public init(_ keySet: JSONWebKeySet) { self.keySet = keySet }
-    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.keySet.keyIDs == rhs.keySet.keyIDs }
+    /// SHA-256 of the document the set was read from, or of the keys' material.
+    let fingerprint: [UInt8]
+
+    /// - Parameter document: the JWKS bytes the set was parsed from, when there are any.
+    public init(_ keySet: JSONWebKeySet, document: [UInt8]? = nil) {
+        self.keySet = keySet
+        if let document {
+            fingerprint = Array(SHA256.hash(data: document))
+        } else {
+            var hasher = SHA256()
+            for key in keySet.keys { hasher.update(data: Array(key.materialDescription.utf8)) }
+            fingerprint = Array(hasher.finalize())
+        }
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.fingerprint == rhs.fingerprint }
 }
 
 /// How often keys are refreshed and how long old ones are trusted.

@@ -161,3 +161,21 @@ public struct VerificationKey: Sendable {
         )
     }
 }
+
+extension VerificationKey {
+    /// The key's public material and metadata as text, to tell two keys apart (never logged:
+    /// for HMAC keys it is a digest of the secret, not the secret).
+    var materialDescription: String {
+        let bytes: [UInt8]
+        switch material {
+        case .rsa(let key): bytes = Array(key.derRepresentation)
+        case .p256(let key): bytes = Array(key.x963Representation)
+        case .p384(let key): bytes = Array(key.x963Representation)
+        case .p521(let key): bytes = Array(key.x963Representation)
+        case .ed25519(let key): bytes = Array(key.rawRepresentation)
+        case .hmac(let key): bytes = key.withUnsafeBytes { Array(SHA256.hash(data: $0)) }
+        }
+        let metadata = [keyID ?? "", algorithm?.rawValue ?? "", use ?? "", operations?.joined(separator: ",") ?? ""]
+        return metadata.joined(separator: "|") + "|" + Base64URL.encode(bytes)
+    }
+}

@@ -86,7 +86,7 @@ final class AdminHandler: ChannelInboundHandler {
                 Array("waiting for the keys of: \(waiting.joined(separator: ", "))\n".utf8)
             )
         case "/metrics":
-            return (.ok, "text/plain; version=0.0.4", runtime.metrics.render(snapshot: runtime.snapshot))
+            return (.ok, "text/plain; version=0.0.4", runtime.metrics.render(runtime: runtime))
         default:
             return (.notFound, "text/plain", Array("not found\n".utf8))
         }

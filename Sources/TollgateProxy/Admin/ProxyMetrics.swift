@@ -60,6 +60,17 @@ public final class ProxyMetrics: Sendable {
         )
     }
 
+    /// The exposition text: the registry, the verifier's counters and the background work.
+    public func render(runtime: ProxyRuntime) -> [UInt8] {
+        var buffer = render(snapshot: runtime.snapshot)
+        var text = "# TYPE tollgate_key_refresh_tasks gauge\n"
+        text += "tollgate_key_refresh_tasks \(runtime.keyRefreshTaskCount)\n"
+        text += "# TYPE tollgate_upstream_pools gauge\n"
+        text += "tollgate_upstream_pools \(runtime.upstreamPoolCount)\n"
+        buffer.append(contentsOf: text.utf8)
+        return buffer
+    }
+
     /// The exposition text: the registry plus the verifier's counters for `snapshot`.
     public func render(snapshot: ProxySnapshot) -> [UInt8] {
         var buffer: [UInt8] = []

@@ -19,6 +19,10 @@ public final class ProxyRuntime: Sendable {
     /// Background key refreshes, by key cache identity, so a reload starts new ones and stops
     /// the ones no longer used.
     private let refreshTasks = NIOLockedValueBox<[ObjectIdentifier: Task<Void, Never>]>([:])
+    /// One reload at a time: a SIGHUP and a file change arriving together apply once, in order.
+    private let reloads = SerialGate()
+    /// Upstream pools made and not yet closed (a reload that lost a race would leave one open).
+    private let openPools = ManagedAtomic<Int>(0)
 
     public init(
         configuration: TollgateConfiguration,
@@ -40,8 +44,16 @@ public final class ProxyRuntime: Sendable {
             logger: logger
         )
         current = ManagedAtomic(snapshot)
+        AccessLogWriter.standardOutput.capacity = configuration.server.accessLogBufferBytes
+        if snapshot.pools != nil { openPools.wrappingIncrement(ordering: .relaxed) }
         startRefreshes(for: snapshot.verifier)
     }
+
+    /// Background key refreshes running now.
+    public var keyRefreshTaskCount: Int { refreshTasks.withLockedValue { $0.count } }
+
+    /// Upstream connection pools open now: one while an upstream is configured.
+    public var upstreamPoolCount: Int { openPools.load(ordering: .relaxed) }
 
     public var snapshot: ProxySnapshot { current.load(ordering: .acquiring) }
 
@@ -51,9 +63,15 @@ public final class ProxyRuntime: Sendable {
 
     func startDraining() { draining.store(true, ordering: .relaxed) }
 
-    /// Validates `path` and swaps the new configuration in; an invalid file changes nothing.
+    /// Validates `path` and swaps the new configuration in; an invalid file changes nothing, and
+    /// neither does a file that says what the running configuration says. Reloads run one at a
+    /// time.
     @discardableResult
     public func reload(from path: String) async -> Result<Void, ConfigurationError> {
+        await reloads.run { await self.reloadNow(from: path) }
+    }
+
+    private func reloadNow(from path: String) async -> Result<Void, ConfigurationError> {
         let loaded: TollgateConfiguration
         do {
             loaded = try ConfigurationLoader.load(path: path)
@@ -62,8 +80,12 @@ public final class ProxyRuntime: Sendable {
             logger.error("configuration refused, the previous one keeps serving", metadata: ["error": "\(error)"])
             return .failure(error)
         }
+        if loaded == snapshot.configuration {
+            logger.info("configuration unchanged", metadata: ["file": "\(path)"])
+            return .success(())
+        }
         do {
-            try await apply(loaded)
+            try await applyNow(loaded)
         } catch {
             metrics.reloadFailures.increment()
             logger.error("configuration refused, the previous one keeps serving", metadata: ["error": "\(error)"])
@@ -74,10 +96,15 @@ public final class ProxyRuntime: Sendable {
         return .success(())
     }
 
-    /// Swaps in `configuration`. Issuers and the upstream pool are kept when unchanged (keys and
-    /// cached claims survive); a changed issuer set gets a new verifier whose keys are loaded,
-    /// for up to five seconds, before it starts answering.
+    /// Swaps in `configuration`. Each issuer configured as before keeps its key cache and
+    /// introspection client (keys survive, no refetch); with every issuer unchanged, the cached
+    /// claims survive too. New issuers' keys are awaited, for up to five seconds, before the new
+    /// configuration starts answering; the upstream pool is kept when unchanged.
     public func apply(_ configuration: TollgateConfiguration) async throws {
+        try await reloads.run { try await self.applyNow(configuration) }
+    }
+
+    private func applyNow(_ configuration: TollgateConfiguration) async throws {
         let previous = snapshot
         let next = try Self.makeSnapshot(
             configuration,
@@ -95,8 +122,13 @@ public final class ProxyRuntime: Sendable {
             }
         }
         current.store(next, ordering: .releasing)
+        AccessLogWriter.standardOutput.capacity = configuration.server.accessLogBufferBytes
         if next.verifier !== previous.verifier { stopRefreshes(for: previous.verifier) }
-        if let oldPools = previous.pools, next.pools !== oldPools { oldPools.closeAll() }
+        if next.pools != nil && next.pools !== previous.pools { openPools.wrappingIncrement(ordering: .relaxed) }
+        if let oldPools = previous.pools, next.pools !== oldPools {
+            oldPools.closeAll()
+            openPools.wrappingDecrement(ordering: .relaxed)
+        }
         metrics.reloads.increment()
         logger.info("configuration applied", metadata: ["file": "\(configuration.file)"])
     }
@@ -115,7 +147,12 @@ public final class ProxyRuntime: Sendable {
         {
             verifier = previous.verifier
         } else {
-            verifier = TokenVerifier(configuration: configuration, client: client, logger: logger)
+            verifier = TokenVerifier(
+                configuration: configuration,
+                reusing: previous.map { ($0.configuration, $0.verifier) },
+                client: client,
+                logger: logger
+            )
         }
         let pools: UpstreamPools?
         if let upstream = configuration.upstream {
@@ -158,6 +195,51 @@ public final class ProxyRuntime: Sendable {
             return Array(tasks.values)
         }
         for task in tasks { task.cancel() }
-        snapshot.pools?.closeAll()
+        if let pools = snapshot.pools {
+            pools.closeAll()
+            openPools.wrappingDecrement(ordering: .relaxed)
+        }
+    }
+}
+
+/// Runs async operations one after another, in arrival order (an async mutex for the reload path;
+/// never on the request path).
+final class SerialGate: Sendable {
+    private struct State {
+        var busy = false
+        var waiting: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    func run<T: Sendable>(_ body: @Sendable () async throws -> T) async rethrows -> T {
+        await acquire()
+        defer { release() }
+        return try await body()
+    }
+
+    private func acquire() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumeNow = state.withLockedValue { state -> Bool in
+                if state.busy {
+                    state.waiting.append(continuation)
+                    return false
+                }
+                state.busy = true
+                return true
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    private func release() {
+        let next = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+            if state.waiting.isEmpty {
+                state.busy = false
+                return nil
+            }
+            return state.waiting.removeFirst()
+        }
+        next?.resume()
     }
 }

@@ -76,7 +76,7 @@ final class AccessLogWriter: @unchecked Sendable {
     static let standardOutput = AccessLogWriter(fileDescriptor: 1, capacity: 4 << 20)
 
     private let fileDescriptor: Int32
-    private let capacity: Int
+    private let capacityBytes: ManagedAtomic<Int>
     /// 1 while lines wait, 0 when the buffer is empty; guards `pending`.
     private let condition = ConditionLock(value: 0)
     private var pending: [UInt8] = []
@@ -85,7 +85,13 @@ final class AccessLogWriter: @unchecked Sendable {
 
     init(fileDescriptor: Int32, capacity: Int) {
         self.fileDescriptor = fileDescriptor
-        self.capacity = capacity
+        self.capacityBytes = ManagedAtomic(capacity)
+    }
+
+    /// How many bytes of lines may wait (`server.access_log_buffer_bytes`).
+    var capacity: Int {
+        get { capacityBytes.load(ordering: .relaxed) }
+        set { capacityBytes.store(newValue, ordering: .relaxed) }
     }
 
     /// Lines dropped because the buffer was full.
@@ -95,6 +101,7 @@ final class AccessLogWriter: @unchecked Sendable {
     func submit(_ line: String) {
         startIfNeeded()
         var line = line
+        let capacity = self.capacity
         let accepted = line.withUTF8 { bytes -> Bool in
             condition.lock()
             guard pending.count + bytes.count <= capacity else {

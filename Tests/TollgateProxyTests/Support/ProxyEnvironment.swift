@@ -17,6 +17,14 @@ struct TestIssuer: Sendable {
     let rsa = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
     let p256 = P256.Signing.PrivateKey()
 
+    /// The key set; `withKeyIDs: false` publishes the keys without `kid`.
+    func jwksJSON(withKeyIDs: Bool) -> String {
+        withKeyIDs
+            ? jwksJSON
+            : jwksJSON.replacingOccurrences(of: #""kid":"rsa-1","#, with: "")
+                .replacingOccurrences(of: #""kid":"ec-1","#, with: "")
+    }
+
     var jwksJSON: String {
         let primitives = try! rsa.publicKey.getKeyPrimitives()
         let point = Array(p256.publicKey.x963Representation)
@@ -51,7 +59,7 @@ struct TestIssuer: Sendable {
         var header: [String: Any] = [
             "alg": algorithm, "kid": kid ?? (algorithm == "ES256" ? "ec-1" : "rsa-1"), "typ": "at+jwt",
         ]
-        for (key, value) in headerChanges { header[key] = value }
+        for (key, value) in headerChanges { header[key] = value is NSNull ? nil : value }
         let input = Self.encode(header) + "." + Self.encode(claims)
         let digest = SHA256.hash(data: Array(input.utf8))
         let signature: [UInt8] =
