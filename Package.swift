@@ -20,7 +20,6 @@ let serviceLifecycle: Package.Dependency = .package(
     url: "https://github.com/swift-server/swift-service-lifecycle.git",
     from: "2.13.0"
 )
-let swiftMetrics: Package.Dependency = .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0")
 let prometheus: Package.Dependency = .package(
     url: "https://github.com/swift-server/swift-prometheus.git",
     from: "2.4.1"
@@ -45,7 +44,7 @@ let package = Package(
     ],
     dependencies: [
         swiftCrypto, swiftNIO, asyncHTTPClient, yams, swiftLog, argumentParser, nioHTTP2, nioSSL, serviceLifecycle,
-        swiftMetrics, prometheus, atomics, nioExtras,
+        prometheus, atomics, nioExtras,
     ],
     targets: [
         .target(
@@ -58,7 +57,6 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: sharedSettings
         ),
@@ -76,10 +74,8 @@ let package = Package(
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Atomics", package: "swift-atomics"),
             ],
             swiftSettings: sharedSettings
@@ -98,6 +94,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: sharedSettings
         ),

@@ -62,32 +62,31 @@ struct Serve: AsyncParsableCommand {
             "listening",
             metadata: ["proxy": "\(configuration.listen)", "admin": "\(configuration.admin)", "port": "\(proxy.port)"]
         )
-        let service = ProxyService(proxy: proxy, grace: .milliseconds(Int64(configuration.server.drainGrace * 1000)))
+        let grace = Duration.milliseconds(Int64(configuration.server.drainGrace * 1000))
+        let (keys, watcher, listeners) = proxy.services(grace: grace)
+        // Shut down in reverse order: the listeners drain first, then reloads stop, then keys.
         let group = ServiceGroup(
-            configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            configuration: .init(
+                services: [keys, watcher, SignalReloadService(proxy: proxy), listeners],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
         )
         try await group.run()
     }
 }
 
-/// Runs the reload watchers until a graceful shutdown, then drains.
-struct ProxyService: Service {
+/// Reloads the configuration on SIGHUP, until a graceful shutdown.
+struct SignalReloadService: Service {
     let proxy: RunningProxy
-    let grace: Duration
 
     func run() async throws {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await proxy.watchConfiguration() }
-            group.addTask {
-                guard let path = proxy.configurationPath else { return }
-                for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                    await proxy.runtime.reload(from: path)
-                }
+        guard let path = proxy.configurationPath else { return }
+        await cancelWhenGracefulShutdown {
+            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                await proxy.runtime.reload(from: path)
             }
-            try? await gracefulShutdown()
-            group.cancelAll()
         }
-        await proxy.stop(grace: grace)
     }
 }
 

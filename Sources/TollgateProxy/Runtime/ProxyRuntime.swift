@@ -16,9 +16,13 @@ public final class ProxyRuntime: Sendable {
     let group: any EventLoopGroup
     let client: HTTPClient
     let logger: Logger
-    /// Background key refreshes, by key cache identity, so a reload starts new ones and stops
-    /// the ones no longer used.
-    private let refreshTasks = NIOLockedValueBox<[ObjectIdentifier: Task<Void, Never>]>([:])
+    /// Key caches whose background refresh was asked for, by identity, so a reload starts new
+    /// ones and stops the ones no longer used. `runKeyRefreshes()` carries the requests out.
+    private let refreshing = NIOLockedValueBox<Set<ObjectIdentifier>>([])
+    private let refreshRequests: AsyncStream<KeyRefreshRequest>.Continuation
+    private let refreshRequestStream: AsyncStream<KeyRefreshRequest>
+    /// Refresh loops running now.
+    private let runningRefreshes = ManagedAtomic<Int>(0)
     /// One reload at a time: a SIGHUP and a file change arriving together apply once, in order.
     private let reloads = SerialGate()
     /// Upstream pools made and not yet closed (a reload that lost a race would leave one open).
@@ -35,6 +39,7 @@ public final class ProxyRuntime: Sendable {
         self.client = client
         self.metrics = metrics
         self.logger = logger
+        (refreshRequestStream, refreshRequests) = AsyncStream.makeStream(of: KeyRefreshRequest.self)
         let snapshot = try Self.makeSnapshot(
             configuration,
             previous: nil,
@@ -49,8 +54,8 @@ public final class ProxyRuntime: Sendable {
         startRefreshes(for: snapshot.verifier)
     }
 
-    /// Background key refreshes running now.
-    public var keyRefreshTaskCount: Int { refreshTasks.withLockedValue { $0.count } }
+    /// Background key refresh loops running now.
+    public var keyRefreshTaskCount: Int { runningRefreshes.load(ordering: .relaxed) }
 
     /// Upstream connection pools open now: one while an upstream is configured.
     public var upstreamPoolCount: Int { openPools.load(ordering: .relaxed) }
@@ -168,38 +173,66 @@ public final class ProxyRuntime: Sendable {
     }
 
     private func startRefreshes(for verifier: TokenVerifier) {
-        refreshTasks.withLockedValue { tasks in
-            for issuer in verifier.issuers {
-                guard let keys = issuer.keys else { continue }
-                let key = ObjectIdentifier(keys)
-                if tasks[key] == nil { tasks[key] = Task { await keys.run() } }
-            }
+        for issuer in verifier.issuers {
+            guard let keys = issuer.keys else { continue }
+            let inserted = refreshing.withLockedValue { $0.insert(ObjectIdentifier(keys)).inserted }
+            if inserted { refreshRequests.yield(.start(keys)) }
         }
     }
 
     private func stopRefreshes(for verifier: TokenVerifier) {
         let stillUsed = Set(snapshot.verifier.issuers.compactMap { $0.keys.map(ObjectIdentifier.init) })
-        refreshTasks.withLockedValue { tasks in
-            for issuer in verifier.issuers {
-                guard let keys = issuer.keys else { continue }
-                let key = ObjectIdentifier(keys)
-                if !stillUsed.contains(key) { tasks.removeValue(forKey: key)?.cancel() }
-            }
+        for issuer in verifier.issuers {
+            guard let keys = issuer.keys else { continue }
+            let key = ObjectIdentifier(keys)
+            if stillUsed.contains(key) { continue }
+            let removed = refreshing.withLockedValue { $0.remove(key) != nil }
+            if removed { refreshRequests.yield(.stop(key)) }
         }
     }
 
-    /// Stops background work (key refreshes) and closes idle upstream connections.
-    public func shutdown() {
-        let tasks = refreshTasks.withLockedValue { tasks in
-            defer { tasks.removeAll() }
-            return Array(tasks.values)
+    /// Runs the key caches' background refreshes, starting and stopping them as configurations
+    /// come and go, until cancelled (`KeyRefreshService` runs it in the service group). Every
+    /// refresh is a child task here: nothing outlives this call.
+    public func runKeyRefreshes() async {
+        await withDiscardingTaskGroup { group in
+            var stops: [ObjectIdentifier: AsyncStream<Void>.Continuation] = [:]
+            for await request in refreshRequestStream {
+                switch request {
+                case .start(let keys):
+                    let (stopped, stop) = AsyncStream.makeStream(of: Void.self)
+                    stops[ObjectIdentifier(keys)] = stop
+                    let running = runningRefreshes
+                    group.addTask {
+                        running.wrappingIncrement(ordering: .relaxed)
+                        defer { running.wrappingDecrement(ordering: .relaxed) }
+                        await withTaskGroup(of: Void.self) { refresh in
+                            refresh.addTask { await keys.run() }
+                            refresh.addTask { for await _ in stopped {} }
+                            await refresh.next()
+                            refresh.cancelAll()
+                        }
+                    }
+                case .stop(let identifier):
+                    stops.removeValue(forKey: identifier)?.finish()
+                }
+            }
+            for stop in stops.values { stop.finish() }
         }
-        for task in tasks { task.cancel() }
+    }
+
+    /// Closes the upstream pool's idle connections (after the listeners have drained).
+    public func shutdown() {
         if let pools = snapshot.pools {
             pools.closeAll()
             openPools.wrappingDecrement(ordering: .relaxed)
         }
     }
+}
+
+enum KeyRefreshRequest: Sendable {
+    case start(JWKSCache)
+    case stop(ObjectIdentifier)
 }
 
 /// Runs async operations one after another, in arrival order (an async mutex for the reload path;

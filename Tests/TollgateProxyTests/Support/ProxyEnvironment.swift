@@ -87,6 +87,8 @@ struct ProxyEnvironment {
     let jwksFailing: Switch
     let introspectionFailing: Switch
     let client: HTTPClient
+    /// `KeyRefreshService`'s work, as `tollgate serve`'s service group runs it.
+    let keyRefreshes: Task<Void, Never>
 
     static let activeOpaque = "opaque-active-0123456789"
     static let inactiveOpaque = "opaque-inactive-0123456789"
@@ -202,6 +204,8 @@ struct ProxyEnvironment {
         }
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         let proxy = try await RunningProxy.start(configuration: configuration, configurationPath: file)
+        let runtime = proxy.runtime
+        let keyRefreshes = Task { await runtime.runKeyRefreshes() }
         return ProxyEnvironment(
             proxy: proxy,
             upstream: upstream,
@@ -209,7 +213,8 @@ struct ProxyEnvironment {
             introspection: introspection,
             jwksFailing: jwksFailing,
             introspectionFailing: introspectionFailing,
-            client: client
+            client: client,
+            keyRefreshes: keyRefreshes
         )
     }
 
@@ -226,6 +231,8 @@ struct ProxyEnvironment {
 
     func stop() async {
         await proxy.stop(grace: .seconds(1))
+        keyRefreshes.cancel()
+        await keyRefreshes.value
         try? await client.shutdown()
         try? await upstream.shutdown()
         try? await jwks.shutdown()
