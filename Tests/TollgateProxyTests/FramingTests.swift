@@ -299,4 +299,77 @@ struct FramingTests {
             #expect(count == 0)
         }
     }
+
+    @Test func underscoreSpellingsOfOverrideAndForwardingHeadersAreRemovedToo() async throws {
+        try await ProxyEnvironment.with(trustedProxies: []) { environment in
+            let text = try await Self.exchange(
+                environment,
+                "GET /healthz HTTP/1.1\r\nHost: api.test\r\nX_HTTP_Method_Override: DELETE\r\nX_Original_URL: /admin\r\n"
+                    + "X_Forwarded_For: 10.9.9.9\r\nX-Forwarded-Prefix: /admin\r\nConnection: close\r\n\r\n"
+            )
+            #expect(Self.statuses(in: text) == [200])
+            let upstream = environment.upstream.rawReceived
+            #expect(!upstream.contains("DELETE"))
+            #expect(!upstream.contains("/admin"))
+            #expect(!upstream.contains("10.9.9.9"))
+        }
+    }
+
+    @Test func connectIsRefusedAndClosed() async throws {
+        try await ProxyEnvironment.with { environment in
+            let text = try await Self.exchange(
+                environment,
+                "CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n\r\nGET /healthz?tunnelled HTTP/1.1\r\nHost: a\r\n\r\n"
+            )
+            #expect(Self.statuses(in: text) == [400], "\(text.prefix(300))")
+            #expect(environment.upstream.rawReceived.isEmpty)
+        }
+    }
+
+    @Test(arguments: [
+        ("Proxy-Connection", "Proxy-Connection: Upgrade\r\nUpgrade: websocket\r\n"),
+        ("an empty Upgrade", "Connection: Upgrade\r\nUpgrade: \r\n"),
+        ("HTTP/1.0", ""),
+    ])
+    func upgradeSpellingsTheDecoderStopsOnStillLeaveAnHTTPConnection(_ label: String, _ headers: String) async throws {
+        try await ProxyEnvironment.with(upstreamHandler: Self.acceptsAnyUpgrade) { environment in
+            let first =
+                label == "HTTP/1.0"
+                ? "GET /healthz HTTP/1.0\r\nHost: api.test\r\nConnection: Upgrade, keep-alive\r\nUpgrade: websocket\r\n\r\n"
+                : "GET /healthz HTTP/1.1\r\nHost: api.test\r\n\(headers)\r\n"
+            let text = try await Self.exchange(
+                environment,
+                first + "GET /healthz?second HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n"
+            )
+            #expect(Self.statuses(in: text) == [200, 200], "\(label): \(text.prefix(400))")
+            #expect(!environment.upstream.rawReceived.lowercased().contains("upgrade: websocket"), "\(label)")
+        }
+    }
+
+    @Test func badBytesAfterACompleteRequestLetItsAnswerFinish() async throws {
+        try await ProxyEnvironment.with { environment in
+            let text = try await Self.exchange(
+                environment,
+                "GET /healthz HTTP/1.1\r\nHost: api.test\r\n\r\nGET /x HTTP/1.1\r\nBad Header\u{1}: x\r\n\r\n"
+            )
+            #expect(Self.statuses(in: text) == [200], "\(text.prefix(300))")
+            #expect(environment.upstream.requests.map(\.uri) == ["/healthz"])
+        }
+    }
+
+    @Test func answersToHEADCarryNoBodySoTheNextResponseIsIntact() async throws {
+        try await ProxyEnvironment.with { environment in
+            let text = try await Self.exchange(
+                environment,
+                "HEAD /orders/1 HTTP/1.1\r\nHost: api.test\r\n\r\nHEAD /healthz HTTP/1.1\r\nHost: api.test\r\n\r\n"
+                    + "GET /healthz HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n"
+            )
+            #expect(Self.statuses(in: text) == [403, 200, 200], "\(text.prefix(600))")
+            let heads = text.components(separatedBy: "HTTP/1.1 ")
+            #expect(heads.count == 4)
+            // The 403 to HEAD announces its length but sends no body.
+            #expect(heads[1].hasSuffix("\r\n\r\n"), "\(heads[1])")
+            #expect(heads[2].hasSuffix("\r\n\r\n"), "\(heads[2])")
+        }
+    }
 }

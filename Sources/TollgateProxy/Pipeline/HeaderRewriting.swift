@@ -22,27 +22,34 @@ enum HeaderName {
     /// `X-HTTP-Method-Override`, `X-Original-URL` and the like: an upstream framework that
     /// honours them would serve another method or path than the one authorised.
     case override
+    /// `Trailer` (end to end, RFC 9110 §6.6.2): goes with the trailers it announces.
+    case trailer
 
+    /// `_` counts as `-`: CGI, PHP, WSGI and Rack read `X_Forwarded_For` as `X-Forwarded-For`.
     init(_ name: String) {
-        func named(_ lower: String) -> Bool { name.caseInsensitiveEquals(lower) }
+        func named(_ lower: String) -> Bool { name.caseInsensitiveEqualsFoldingUnderscore(lower) }
         switch name.utf8.count {
         case 2: self = named("te") ? .te : .other
         case 4: self = named("host") ? .host : .other
-        case 7: self = named("upgrade") ? .upgrade : named("trailer") ? .hopByHop : .other
+        case 7: self = named("upgrade") ? .upgrade : named("trailer") ? .trailer : .other
         case 9: self = named("forwarded") || named("x-real-ip") ? .forwardedOther : .other
         case 10: self = named("connection") ? .connection : named("keep-alive") ? .hopByHop : .other
         case 11: self = named("traceparent") ? .tracing : .other
         case 12: self = named("x-request-id") ? .tracing : .other
         case 13: self = named("x-http-method") || named("x-rewrite-url") ? .override : .other
         // HTTP2-Settings belongs to an h2c upgrade, which is never forwarded.
-        case 14: self = named("http2-settings") ? .hopByHop : named("x-original-url") ? .override : .other
+        case 14:
+            self =
+                named("http2-settings")
+                ? .hopByHop : named("x-original-url") || named("x-original-uri") ? .override : .other
         case 15: self = named("x-forwarded-for") ? .forwardedFor : .other
         case 16:
             self = named("x-forwarded-host") ? .forwardedHost : named("proxy-connection") ? .hopByHop : .other
         case 17:
             self = named("x-forwarded-proto") ? .forwardedProto : named("x-method-override") ? .override : .other
         case 22: self = named("x-http-method-override") ? .override : .other
-        case 18: self = named("proxy-authenticate") ? .hopByHop : .other
+        case 18:
+            self = named("proxy-authenticate") ? .hopByHop : named("x-forwarded-prefix") ? .override : .other
         case 19: self = named("proxy-authorization") ? .hopByHop : .other
         default: self = .other
         }
@@ -86,6 +93,7 @@ extension ProxySnapshot {
         authority: String? = nil,
         allowsOverrideHeaders: Bool = false
     ) -> Result<HTTPHeaders, ClaimHeaderMapping.Failure> {
+        let teTrailersRequested = incoming["te"].contains { CheckedRequestHead.listContains($0, "trailers") }
         var connectionNamed = connectionOptions(incoming)
         if !connectionNamed.isEmpty { connectionNamed.removeAll { protectedHeaders.contains($0) } }
         let mapping = configuration.forward
@@ -120,6 +128,12 @@ extension ProxySnapshot {
             case .tracing, .hopByHop, .connection:
                 removals.append(name)
                 continue
+            case .trailer:
+                // The request's trailers are dropped unless it asked for them (`TE: trailers`).
+                if !teTrailersRequested {
+                    removals.append(name)
+                    continue
+                }
             case .host:
                 if let authority {
                     // Absolute form: the target's authority stands in for Host (RFC 9112 §3.2.2).
@@ -207,7 +221,9 @@ extension ProxySnapshot {
             case .upgrade:
                 if !isUpgrade { removals.append(name) }
                 continue
-            case .hopByHop, .connection, .te:
+            case .hopByHop, .connection, .te, .trailer:
+                // `Trailer` is end to end in RFC 9110, but the trailers it announces are relayed
+                // only over HTTP/2, which does not need it.
                 removals.append(name)
                 continue
             default:

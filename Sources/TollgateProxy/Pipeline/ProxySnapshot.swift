@@ -223,6 +223,19 @@ extension StringProtocol {
         return true
     }
 
+    /// Like `caseInsensitiveEquals`, with `_` in `self` read as `-` (`other` is lower-case).
+    func caseInsensitiveEqualsFoldingUnderscore(_ other: some StringProtocol) -> Bool {
+        let lhs = utf8
+        let rhs = other.utf8
+        guard lhs.count == rhs.count else { return false }
+        for (a, b) in zip(lhs, rhs) where a != b {
+            var folded = a >= 65 && a <= 90 ? a + 32 : a
+            if folded == UInt8(ascii: "_") { folded = UInt8(ascii: "-") }
+            if folded != b { return false }
+        }
+        return true
+    }
+
     func trimmingSpaces() -> SubSequence {
         var start = startIndex
         var end = endIndex

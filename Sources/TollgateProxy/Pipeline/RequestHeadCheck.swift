@@ -22,6 +22,8 @@ struct CheckedRequestHead {
         var host: String?
         var transferEncoding = false
         var connectionUpgrade = false
+        var proxyConnectionUpgrade = false
+        var hasUpgradeHeader = false
         var upgrade: [String] = []
         var acceptsTrailers = false
         for (name, value) in head.headers {
@@ -30,25 +32,28 @@ struct CheckedRequestHead {
                 hosts += 1
                 host = value
             case .connection:
-                if value.split(separator: ",").contains(where: { $0.trimmingSpaces().caseInsensitiveEquals("upgrade") })
-                {
-                    connectionUpgrade = true
+                if Self.listContains(value, "upgrade") { connectionUpgrade = true }
+            case .hopByHop:
+                // llhttp reads Proxy-Connection as Connection: mirror it, or the decoder could stop
+                // without this check knowing.
+                if name.caseInsensitiveEquals("proxy-connection"), Self.listContains(value, "upgrade") {
+                    proxyConnectionUpgrade = true
                 }
             case .upgrade:
+                if !value.trimmingSpaces().isEmpty { hasUpgradeHeader = true }
                 for item in value.split(separator: ",") {
                     let name = item.trimmingSpaces()
                     let bare = name.split(separator: "/", maxSplits: 1).first ?? name
                     if !bare.isEmpty { upgrade.append(bare.lowercased()) }
                 }
             case .te:
-                if value.split(separator: ",").contains(where: { $0.trimmingSpaces().caseInsensitiveEquals("trailers") }
-                ) {
-                    acceptsTrailers = true
-                }
+                if Self.listContains(value, "trailers") { acceptsTrailers = true }
             default:
                 if name.caseInsensitiveEquals("transfer-encoding") { transferEncoding = true }
             }
         }
+        // CONNECT would make the decoder read what follows as another protocol: a tunnel.
+        if head.method == .CONNECT { return .failure(GateError(.malformedRequest, "CONNECT is not proxied")) }
         // RFC 9112 §3.2: a second Host, or none in an HTTP/1.1 request, is a 400.
         if hosts > 1 { return .failure(GateError(.malformedRequest, "more than one Host header")) }
         if let host, !isValidAuthority(host) { return .failure(GateError(.malformedRequest, "invalid Host header")) }
@@ -61,7 +66,7 @@ struct CheckedRequestHead {
         }
         var target = head.uri
         var authority: String?
-        if !target.hasPrefix("/") && !isHTTP2 && head.method != .CONNECT && target != "*" {
+        if !target.hasPrefix("/") && !isHTTP2 && target != "*" {
             switch absoluteForm(target) {
             case .some(let parts):
                 target = parts.target
@@ -70,16 +75,26 @@ struct CheckedRequestHead {
                 return .failure(GateError(.malformedRequest, "the request target is neither origin nor absolute form"))
             }
         }
-        let decoderStops = !isHTTP2 && (head.method == .CONNECT || (connectionUpgrade && !upgrade.isEmpty))
+        // llhttp stops after a request with a non-empty Upgrade header and a Connection (or
+        // Proxy-Connection) naming `upgrade` (DecoderAgreementTests holds the two together). Only
+        // Connection asks for an upgrade Tollgate would relay.
+        let decoderStops = !isHTTP2 && (connectionUpgrade || proxyConnectionUpgrade) && hasUpgradeHeader
+        // RFC 9110 §7.8: Upgrade in an HTTP/1.0 request is ignored.
+        let upgrades = head.version.major > 1 || head.version.minor >= 1
         return .success(
             CheckedRequestHead(
                 target: target,
                 authority: authority,
                 decoderStops: decoderStops,
-                upgradeProtocols: connectionUpgrade ? upgrade : [],
+                upgradeProtocols: connectionUpgrade && upgrades ? upgrade : [],
                 acceptsTrailers: acceptsTrailers
             )
         )
+    }
+
+    /// Whether the comma-separated `value` has `token` as an element (case-insensitive).
+    static func listContains(_ value: String, _ token: String) -> Bool {
+        value.split(separator: ",").contains { $0.trimmingSpaces().caseInsensitiveEquals(token) }
     }
 
     /// `http://authority/path?query` (RFC 9112 §3.2.2): the authority (no userinfo) and the

@@ -124,6 +124,7 @@ public final class RunningProxy: Sendable {
         await server.close()
         await admin.close()
         runtime.shutdown()
+        await AccessLogWriter.standardOutput.flush()
         if ownsClient { try? await client.shutdown() }
     }
 }

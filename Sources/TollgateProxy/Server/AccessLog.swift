@@ -77,15 +77,19 @@ final class AccessLogWriter: @unchecked Sendable {
 
     private let fileDescriptor: Int32
     private let capacityBytes: ManagedAtomic<Int>
-    /// 1 while lines wait, 0 when the buffer is empty; guards `pending`.
+    /// 1 while lines wait, 0 when the buffer is empty; guards `pending` and `writing`.
     private let condition = ConditionLock(value: 0)
     private var pending: [UInt8] = []
+    /// The writer thread holds a batch it has not finished writing.
+    private var writing = false
     private let droppedLines = ManagedAtomic<Int>(0)
-    private let startOnce = NIOLockedValueBox(false)
 
     init(fileDescriptor: Int32, capacity: Int) {
         self.fileDescriptor = fileDescriptor
         self.capacityBytes = ManagedAtomic(capacity)
+        let thread = Thread { [self] in drain() }
+        thread.name = "tollgate-access-log"
+        thread.start()
     }
 
     /// How many bytes of lines may wait (`server.access_log_buffer_bytes`).
@@ -94,12 +98,11 @@ final class AccessLogWriter: @unchecked Sendable {
         set { capacityBytes.store(newValue, ordering: .relaxed) }
     }
 
-    /// Lines dropped because the buffer was full.
+    /// Lines dropped: the buffer was full, or standard output failed.
     var dropped: Int { droppedLines.load(ordering: .relaxed) }
 
     /// Queues `line` without blocking (beyond a short lock), or drops it when the buffer is full.
     func submit(_ line: String) {
-        startIfNeeded()
         var line = line
         let capacity = self.capacity
         let accepted = line.withUTF8 { bytes -> Bool in
@@ -115,15 +118,16 @@ final class AccessLogWriter: @unchecked Sendable {
         if !accepted { droppedLines.wrappingIncrement(ordering: .relaxed) }
     }
 
-    private func startIfNeeded() {
-        let start = startOnce.withLockedValue { started -> Bool in
-            defer { started = true }
-            return !started
+    /// Waits (polling, at most `timeout`) until every queued line is written: on shutdown.
+    func flush(timeout: Duration = .seconds(2)) async {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            condition.lock()
+            let idle = pending.isEmpty && !writing
+            condition.unlock()
+            if idle { return }
+            try? await Task.sleep(for: .milliseconds(5))
         }
-        guard start else { return }
-        let thread = Thread { [self] in drain() }
-        thread.name = "tollgate-access-log"
-        thread.start()
     }
 
     private func drain() {
@@ -131,17 +135,45 @@ final class AccessLogWriter: @unchecked Sendable {
         while true {
             condition.lock(whenValue: 1)
             swap(&batch, &pending)
+            writing = true
             condition.unlock(withValue: 0)
-            batch.withUnsafeBytes { bytes in
-                var offset = 0
-                while offset < bytes.count {
-                    let written = write(fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                    if written < 0 && errno == EINTR { continue }
-                    if written <= 0 { return }
-                    offset += written
-                }
+            let unwritten = write(batch)
+            if unwritten > 0 {
+                let lost = batch.suffix(unwritten).reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+                droppedLines.wrappingIncrement(by: max(lost, 1), ordering: .relaxed)
             }
             batch.removeAll(keepingCapacity: true)
+            condition.lock()
+            writing = false
+            condition.unlock(withValue: pending.isEmpty ? 0 : 1)
         }
     }
+
+    /// Writes all of `bytes`, waiting when the descriptor is non-blocking and full; returns how
+    /// many bytes could not be written (standard output closed or failing).
+    private func write(_ bytes: [UInt8]) -> Int {
+        bytes.withUnsafeBytes { buffer -> Int in
+            var offset = 0
+            while offset < buffer.count {
+                let written = systemWrite(fileDescriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if written > 0 {
+                    offset += written
+                    continue
+                }
+                if written < 0 && errno == EINTR { continue }
+                if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    var descriptor = pollfd(fd: fileDescriptor, events: Int16(POLLOUT), revents: 0)
+                    _ = poll(&descriptor, 1, 1000)
+                    continue
+                }
+                return buffer.count - offset
+            }
+            return 0
+        }
+    }
+}
+
+/// `write(2)`, named apart from the writer's own method.
+private func systemWrite(_ descriptor: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
+    write(descriptor, bytes, count)
 }

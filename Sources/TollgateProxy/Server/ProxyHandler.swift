@@ -52,6 +52,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         var decoderStops = false
         /// `TE: trailers`: the request's trailers go on, stripped; otherwise they are dropped.
         var acceptsTrailers = false
+        /// A HEAD request: no answer to it carries a body (RFC 9110 §9.3.2).
+        var isHead = false
         /// The upstream answered 101 to an upgrade: after its end, bytes are relayed.
         var upgradeAccepted = false
         /// The client announced a body (Content-Length > 0 or Transfer-Encoding).
@@ -217,6 +219,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             return
         }
         pipelined.removeAll()
+        if let current = exchange, current.requestEnded {
+            // The bad bytes follow a complete request, which may already be carried out upstream:
+            // let its answer finish, then close.
+            current.keepAlive = false
+            return
+        }
         if case .forwarding(let upstream) = state {
             upstream.handler.delegate = nil
             upstream.channel.close(promise: nil)
@@ -297,6 +305,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             pendingRead = true
             return
         }
+        if let current = exchange, current.decoderStops, current.requestEnded {
+            // NIO's decoder has stopped after this request and would buffer whatever comes, without
+            // limit: read nothing more until the relay starts or a fresh decoder is in place.
+            pendingRead = true
+            return
+        }
         switch state {
         case .waiting where !(exchange?.requestEnded ?? true):
             // A body is still coming: hold it at the socket until the upstream is there. (A request
@@ -351,6 +365,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         }
         current.decoderStops = checked.decoderStops
         current.acceptsTrailers = checked.acceptsTrailers
+        current.isHead = head.method == .HEAD
 
         var method = head.method.rawValue
         var target = checked.target
@@ -610,6 +625,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 context.flush()
             }
         case .body(let buffer):
+            if current.isHead { return }
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             if !context.channel.isWritable {
                 // Stop reading before flushing: the flush may make the channel writable again,
@@ -636,7 +652,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 context.close(promise: nil)
                 return
             }
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            if current.isHead {
+                // No end marker either: the encoder, which does not know the request was HEAD,
+                // would write a chunked terminator the client reads as the next response.
+                context.flush()
+            } else {
+                context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            }
             pool?.release(upstream, reusable: current.requestEnded && current.upstreamReusable)
             pool = nil
             if current.requestEnded {
@@ -705,7 +727,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         ticker = nil
         log()
         exchange = nil
+        let channel = context.channel
         Upgrade.relay(client: context, upstream: upstream)
+        // Reads were held while the decoder was stopped; the relay takes them from here.
+        channel.read()
     }
 
     /// After an upgrade or CONNECT that was not relayed (refused, or answered without 101), NIO's
@@ -781,7 +806,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             headers: headers
         )
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if !body.isEmpty {
+        if !body.isEmpty && !current.isHead {
             var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
             buffer.writeString(body)
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
@@ -823,7 +848,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 return
             }
             waitingSince = .now()
-            if current.decoderStops {
+            if current.decoderStops && pipelined.isEmpty {
                 // Nothing was pipelined behind it (the decoder held it back): swap the decoder
                 // last, since it hands the held bytes on at once.
                 resumeReading()
