@@ -110,6 +110,38 @@ let package = Package(
             path: "Tests/TollgateTestSupport",
             swiftSettings: sharedSettings
         ),
+        // Fuzz targets: `scripts/fuzz.sh` builds them with libFuzzer; the ordinary build makes
+        // them corpus replayers.
+        .target(name: "FuzzSupport", path: "Fuzz/FuzzSupport", swiftSettings: sharedSettings),
+        .executableTarget(
+            name: "FuzzJWS",
+            dependencies: ["FuzzSupport", "TollgateCore", "TollgateProxy"],
+            path: "Fuzz/FuzzJWS",
+            swiftSettings: sharedSettings
+        ),
+        .executableTarget(
+            name: "FuzzPath",
+            dependencies: ["FuzzSupport", "TollgateCore"],
+            path: "Fuzz/FuzzPath",
+            swiftSettings: sharedSettings
+        ),
+        .executableTarget(
+            name: "FuzzConfiguration",
+            dependencies: ["FuzzSupport", "TollgateCore"],
+            path: "Fuzz/FuzzConfiguration",
+            swiftSettings: sharedSettings
+        ),
+        .executableTarget(
+            name: "FuzzRequestHead",
+            dependencies: [
+                "FuzzSupport", "TollgateCore", "TollgateProxy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Fuzz/FuzzRequestHead",
+            swiftSettings: sharedSettings
+        ),
         .testTarget(
             name: "TollgateCoreTests",
             dependencies: [

@@ -25,6 +25,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-swift format lint --strict --recursive Package.swift Sources Tests
+swift format lint --strict --recursive Package.swift Sources Tests Fuzz
 swift build --build-tests
 swift test --skip-build
+# Every parser that sees hostile bytes, under libFuzzer for a bounded time (FUZZ_SECONDS each).
+./scripts/fuzz.sh

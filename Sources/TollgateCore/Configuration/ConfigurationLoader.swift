@@ -418,6 +418,16 @@ public enum ConfigurationLoader {
         func readFile(_ node: ConfigurationNode) throws(ConfigurationError) -> String {
             let path = try node.nonEmptyString()
             let resolved = path.hasPrefix("/") ? path : baseDirectory + "/" + path
+            // Only a regular file of sensible size: `/dev/zero` or a FIFO would hang the load.
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: resolved),
+                attributes[.type] as? FileAttributeType == .typeRegular
+            else {
+                throw node.error("cannot read '\(path)' (not a regular file)")
+            }
+            let size = attributes[.size] as? Int ?? (attributes[.size] as? UInt64).map { Int($0) } ?? 0
+            if size > 1 << 20 {
+                throw node.error("'\(path)' is larger than 1 MiB")
+            }
             guard let data = FileManager.default.contents(atPath: resolved),
                 let text = String(data: data, encoding: .utf8)
             else {

@@ -2,22 +2,22 @@ import NIOHTTP1
 
 /// What RFC 9112 makes a proxy refuse or rewrite in a request head before anything else looks at
 /// it, and the few facts about the head the rest of the pipeline needs.
-struct CheckedRequestHead {
+package struct CheckedRequestHead {
     /// The target in origin form (an absolute-form target's path and query).
-    var target: String
+    package var target: String
     /// An absolute-form target's authority, which replaces `Host` (RFC 9112 §3.2.2).
-    var authority: String?
+    package var authority: String?
     /// NIO's decoder stops parsing after this request (it asks to upgrade, or is CONNECT): unless
     /// the connection is relayed, the decoder has to be replaced to read the next request.
-    var decoderStops: Bool
+    package var decoderStops: Bool
     /// The lower-cased protocol names of `Upgrade` when `Connection` names `upgrade`.
-    var upgradeProtocols: [String]
+    package var upgradeProtocols: [String]
     /// The request carries `TE: trailers` (gRPC): its trailers are kept, with the spoofable
     /// names removed; every other request's trailers are dropped.
-    var acceptsTrailers: Bool
+    package var acceptsTrailers: Bool
 
     /// - Returns: the checked head, or the refusal (always answered with a close).
-    static func check(_ head: HTTPRequestHead, isHTTP2: Bool) -> Result<CheckedRequestHead, GateError> {
+    package static func check(_ head: HTTPRequestHead, isHTTP2: Bool) -> Result<CheckedRequestHead, GateError> {
         var hosts = 0
         var host: String?
         var transferEncoding = false
@@ -118,7 +118,7 @@ struct CheckedRequestHead {
 
     /// RFC 9112 §3.2 / RFC 3986 §3.2.2: `host [":" port]`, where host is a reg-name or an IP
     /// literal in brackets; no userinfo, no path, no blanks.
-    static func isValidAuthority(_ value: String) -> Bool {
+    package static func isValidAuthority(_ value: String) -> Bool {
         var bytes = Array(value.utf8)[...]
         if bytes.isEmpty { return true }
         if bytes.first == UInt8(ascii: "[") {
