@@ -122,6 +122,13 @@ struct OperationsTests {
             #expect(notReady.body.contains("main"))
             let health = try await RawHTTPClient.send(port: admin, lines: ["GET /healthz HTTP/1.1", "Host: a"])
             #expect(health.status == 200)
+            // Refusals are the proxy's: the same error type, the same JSON.
+            let missing = try await RawHTTPClient.send(port: admin, lines: ["GET /nothing HTTP/1.1", "Host: a"])
+            #expect(missing.status == 404)
+            #expect(missing.body == #"{"error":"not_found","error_description":"nothing is served here"}"#)
+            let post = try await RawHTTPClient.send(port: admin, lines: ["POST /metrics HTTP/1.1", "Host: a"])
+            #expect(post.status == 405)
+            #expect(post.header("Allow") == "GET, HEAD")
             environment.jwksFailing.set(false)
             // A refresh already in flight (the background one) may still meet the outage: retry.
             let keys = environment.proxy.runtime.snapshot.verifier.issuers[0].keys

@@ -50,9 +50,10 @@ final class AdminHandler: ChannelInboundHandler {
         case .end:
             guard let head else { return }
             self.head = nil
-            let (status, contentType, body) = answer(head)
+            let (status, contentType, body, extra) = answer(head)
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: contentType)
+            for (name, value) in extra { headers.add(name: name, value: value) }
             headers.add(name: "Content-Length", value: String(body.count))
             if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
             context.write(
@@ -70,25 +71,32 @@ final class AdminHandler: ChannelInboundHandler {
         }
     }
 
-    private func answer(_ head: HTTPRequestHead) -> (HTTPResponseStatus, String, [UInt8]) {
-        guard head.method == .GET || head.method == .HEAD else {
-            return (.methodNotAllowed, "text/plain", Array("method not allowed\n".utf8))
-        }
+    private func answer(_ head: HTTPRequestHead) -> (HTTPResponseStatus, String, [UInt8], [(String, String)]) {
+        guard head.method == .GET || head.method == .HEAD else { return refusal(GateError(.methodNotAllowed)) }
         switch ProxyHandler.pathOf(head.uri) {
         case "/healthz":
-            return (.ok, "text/plain", Array("ok\n".utf8))
+            return (.ok, "text/plain", Array("ok\n".utf8), [])
         case "/readyz":
-            if runtime.isDraining { return (.serviceUnavailable, "text/plain", Array("draining\n".utf8)) }
+            if runtime.isDraining { return (.serviceUnavailable, "text/plain", Array("draining\n".utf8), []) }
             let waiting = runtime.snapshot.verifier.issuers.filter { !($0.keys?.isReady ?? true) }.map(\.policy.name)
-            if waiting.isEmpty { return (.ok, "text/plain", Array("ready\n".utf8)) }
+            if waiting.isEmpty { return (.ok, "text/plain", Array("ready\n".utf8), []) }
             return (
                 .serviceUnavailable, "text/plain",
-                Array("waiting for the keys of: \(waiting.joined(separator: ", "))\n".utf8)
+                Array("waiting for the keys of: \(waiting.joined(separator: ", "))\n".utf8), []
             )
         case "/metrics":
-            return (.ok, "text/plain; version=0.0.4", runtime.metrics.render(runtime: runtime))
+            return (.ok, "text/plain; version=0.0.4", runtime.metrics.render(runtime: runtime), [])
         default:
-            return (.notFound, "text/plain", Array("not found\n".utf8))
+            return refusal(GateError(.notFound))
         }
+    }
+
+    /// The admin listener refuses like the proxy does: the one mapping of `GateError`.
+    private func refusal(_ error: GateError) -> (HTTPResponseStatus, String, [UInt8], [(String, String)]) {
+        let response = error.response(realm: runtime.snapshot.realm)
+        return (
+            HTTPResponseStatus(statusCode: response.status), "application/json", Array(response.body.utf8),
+            response.headers
+        )
     }
 }
