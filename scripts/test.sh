@@ -27,6 +27,6 @@ fi
 
 swift format lint --strict --recursive Package.swift Sources Tests Fuzz
 swift build --build-tests
-swift test --skip-build
 # Every parser that sees hostile bytes, under libFuzzer for a bounded time (FUZZ_SECONDS each).
 ./scripts/fuzz.sh
+swift test --skip-build

@@ -63,4 +63,12 @@ import TollgateProxy
             #expect(!response.body.contains("detail"))
         }
     }
+
+    @Test func nothingServedAndUpstreamFailuresAreNotCountedAsForbidden() {
+        #expect(GateError(.notFound).outcome == .notFound)
+        #expect(GateError(.upstreamUnreachable).outcome == .upstreamError)
+        #expect(GateError(.upstreamInvalidResponse).outcome == .upstreamError)
+        #expect(GateError(.noRoute).outcome == .forbidden)
+        #expect(GateError(.malformedRequest).outcome == .badRequest)
+    }
 }
