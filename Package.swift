@@ -25,6 +25,7 @@ let prometheus: Package.Dependency = .package(
     from: "2.4.1"
 )
 let nioExtras: Package.Dependency = .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2")
+let httpTypes: Package.Dependency = .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0")
 let atomics: Package.Dependency = .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0")
 
 let sharedSettings: [SwiftSetting] = [
@@ -44,7 +45,7 @@ let package = Package(
     ],
     dependencies: [
         swiftCrypto, swiftNIO, asyncHTTPClient, yams, swiftLog, argumentParser, nioHTTP2, nioSSL, serviceLifecycle,
-        prometheus, atomics, nioExtras,
+        prometheus, atomics, nioExtras, httpTypes,
     ],
     targets: [
         .target(
@@ -82,7 +83,13 @@ let package = Package(
         ),
         .target(
             name: "TollgateIssuer",
-            dependencies: ["TollgateCore"],
+            dependencies: [
+                "TollgateCore",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: sharedSettings
         ),
         .executableTarget(
@@ -176,7 +183,11 @@ let package = Package(
         ),
         .testTarget(
             name: "TollgateIssuerTests",
-            dependencies: ["TollgateIssuer"],
+            dependencies: [
+                "TollgateIssuer",
+                "TollgateCore",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
             swiftSettings: sharedSettings
         ),
     ],

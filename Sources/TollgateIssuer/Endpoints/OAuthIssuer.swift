@@ -1,0 +1,210 @@
+import HTTPTypes
+import Logging
+import TollgateCore
+
+/// The issuer's HTTP endpoints as plain functions of a request and its body, independent of any
+/// server framework: `tollgate serve` mounts them on its listener, another Swift server can call
+/// `handle(_:body:)` from its own routes.
+///
+/// Paths are relative to the issuer URL's path (`https://idp.example/team` serves
+/// `/team/oauth2/token`); discovery is served at both well-known locations.
+public final class OAuthIssuer: Sendable {
+    public let options: IssuerOptions
+    let store: any IssuerStore
+    public let keys: KeyRing
+    let logger: Logger
+    let now: @Sendable () -> Int
+    /// The issuer URL's path, without a trailing slash (`""` for a bare host).
+    let basePath: String
+
+    public init(
+        options: IssuerOptions,
+        store: any IssuerStore,
+        keys: KeyRing,
+        logger: Logger = Logger(label: "tollgate.issuer"),
+        now: @escaping @Sendable () -> Int = { Int(wallClockSeconds()) }
+    ) {
+        self.options = options
+        self.store = store
+        self.keys = keys
+        self.logger = logger
+        self.now = now
+        basePath = Self.path(of: options.issuer)
+    }
+
+    /// Loads (or, on first start, generates) the signing keys from `store`.
+    public static func start(
+        options: IssuerOptions,
+        store: any IssuerStore,
+        algorithm: SigningKey.Algorithm = .rs256,
+        logger: Logger = Logger(label: "tollgate.issuer")
+    ) async throws -> OAuthIssuer {
+        let keys = try await KeyRing.load(from: store, algorithm: algorithm, now: Int(wallClockSeconds()))
+        return OAuthIssuer(options: options, store: store, keys: keys, logger: logger)
+    }
+
+    // MARK: - Paths
+
+    enum Endpoint: String, CaseIterable {
+        case openIDConfiguration = "/.well-known/openid-configuration"
+        case authorizationServerMetadata = "/.well-known/oauth-authorization-server"
+        case jwks = "/oauth2/jwks"
+        case token = "/oauth2/token"
+        case introspection = "/oauth2/introspect"
+        case revocation = "/oauth2/revoke"
+    }
+
+    /// The URL of `endpoint`.
+    func url(_ endpoint: Endpoint) -> String {
+        var base = options.issuer
+        while base.hasSuffix("/") { base.removeLast() }
+        return base + endpoint.rawValue
+    }
+
+    /// The paths this issuer answers, for a server's route table.
+    public var paths: [String] {
+        var paths = Endpoint.allCases.map { basePath + $0.rawValue }
+        // RFC 8414 §3.1: for an issuer with a path, the well-known part comes first.
+        if !basePath.isEmpty { paths.append(Endpoint.authorizationServerMetadata.rawValue + basePath) }
+        return paths
+    }
+
+    /// Whether `path` (without query) is one of the issuer's.
+    public func handles(path: String) -> Bool { endpoint(for: path) != nil }
+
+    func endpoint(for path: String) -> Endpoint? {
+        if !basePath.isEmpty, path == Endpoint.authorizationServerMetadata.rawValue + basePath {
+            return .authorizationServerMetadata
+        }
+        guard path.hasPrefix(basePath) else { return nil }
+        return Endpoint(rawValue: String(path.dropFirst(basePath.utf8.count)))
+    }
+
+    static func path(of url: String) -> String {
+        let parts = url.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
+        // ["https:", "", "host", "rest"]
+        guard parts.count == 4, parts[0].hasSuffix(":"), parts[1].isEmpty else { return "" }
+        let rest = "/" + parts[3]
+        guard let slash = rest.firstIndex(of: "/") else { return "" }
+        var path = String(rest[slash...])
+        while path.hasSuffix("/") { path.removeLast() }
+        return path
+    }
+
+    // MARK: - Requests
+
+    /// Answers one request. `body` is the whole request body (the caller bounds its size).
+    public func handle(_ request: HTTPRequest, body: [UInt8]) async -> IssuerResponse {
+        let target = request.path ?? "/"
+        let path = target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? target
+        guard let endpoint = endpoint(for: path) else {
+            return .json(.object(["error": .string("not_found")]), status: .notFound)
+        }
+        do {
+            switch endpoint {
+            case .openIDConfiguration, .authorizationServerMetadata:
+                try requireMethod(request, [.get, .head])
+                return .json(discoveryDocument(), headers: cacheFor(options.jwksMaxAge))
+            case .jwks:
+                try requireMethod(request, [.get, .head])
+                var fields = cacheFor(options.jwksMaxAge)
+                fields[.contentType] = "application/jwk-set+json"
+                return IssuerResponse(
+                    head: HTTPResponse(status: .ok, headerFields: fields),
+                    body: Array(keys.snapshot.document.utf8)
+                )
+            case .token:
+                try requireMethod(request, [.post])
+                return try await token(request, form: try form(request, body))
+            case .introspection:
+                try requireMethod(request, [.post])
+                return try await introspect(request, form: try form(request, body))
+            case .revocation:
+                try requireMethod(request, [.post])
+                return try await revoke(request, form: try form(request, body))
+            }
+        } catch let error as OAuthError {
+            return error.response
+        } catch let error as MethodNotAllowed {
+            var fields = HTTPFields()
+            fields[.allow] = error.allowed.map(\.rawValue).joined(separator: ", ")
+            return .json(
+                .object(["error": .string("invalid_request"), "error_description": .string("method not allowed")]),
+                status: .methodNotAllowed,
+                headers: fields
+            )
+        } catch {
+            logger.error("issuer request failed", metadata: ["endpoint": "\(endpoint.rawValue)", "error": "\(error)"])
+            return .json(
+                .object([
+                    "error": .string("server_error"),
+                    "error_description": .string("the request could not be completed"),
+                ]),
+                status: .internalServerError,
+                headers: IssuerResponse.noStore
+            )
+        }
+    }
+
+    struct MethodNotAllowed: Error {
+        let allowed: [HTTPRequest.Method]
+    }
+
+    func requireMethod(_ request: HTTPRequest, _ allowed: [HTTPRequest.Method]) throws {
+        if !allowed.contains(request.method) { throw MethodNotAllowed(allowed: allowed) }
+    }
+
+    func cacheFor(_ seconds: Int) -> HTTPFields {
+        var fields = HTTPFields()
+        fields[.cacheControl] = "public, max-age=\(seconds)"
+        return fields
+    }
+
+    /// The form body (RFC 6749 §3.2: `application/x-www-form-urlencoded`, no parameter twice).
+    func form(_ request: HTTPRequest, _ body: [UInt8]) throws(OAuthError) -> [String: String] {
+        let contentType = request.headerFields[.contentType]?.lowercased() ?? ""
+        guard contentType.hasPrefix("application/x-www-form-urlencoded") else {
+            throw .invalidRequest("the body must be application/x-www-form-urlencoded")
+        }
+        guard let pairs = FormURLEncoding.decode(body) else { throw .invalidRequest("the form is malformed") }
+        var form: [String: String] = [:]
+        for (name, value) in pairs {
+            if form[name] != nil { throw .invalidRequest("'\(name)' is given more than once") }
+            form[name] = value
+        }
+        return form
+    }
+
+    // MARK: - Discovery
+
+    func discoveryDocument() -> JSONValue {
+        let grants = GrantType.allCases.filter { options.grantTypes.contains($0) }.map { JSONValue.string($0.rawValue) }
+        var scopes = options.supportedScopes
+        for api in options.apis { scopes += api.scopes }
+        return .object([
+            "issuer": .string(options.issuer),
+            "jwks_uri": .string(url(.jwks)),
+            "token_endpoint": .string(url(.token)),
+            "introspection_endpoint": .string(url(.introspection)),
+            "revocation_endpoint": .string(url(.revocation)),
+            "grant_types_supported": .array(grants),
+            // OAuth 2.1: the authorization code flow only, no implicit or hybrid response types.
+            "response_types_supported": .array([.string("code")]),
+            "response_modes_supported": .array([.string("query")]),
+            "scopes_supported": .array(scopes.map(JSONValue.string)),
+            "token_endpoint_auth_methods_supported": .array(
+                ["client_secret_basic", "client_secret_post", "none"].map(JSONValue.string)
+            ),
+            "introspection_endpoint_auth_methods_supported": .array(
+                ["client_secret_basic", "client_secret_post"].map(JSONValue.string)
+            ),
+            "revocation_endpoint_auth_methods_supported": .array(
+                ["client_secret_basic", "client_secret_post"].map(JSONValue.string)
+            ),
+            "code_challenge_methods_supported": .array([.string("S256")]),
+            "subject_types_supported": .array([.string(options.pairwiseSecret == nil ? "public" : "pairwise")]),
+            "id_token_signing_alg_values_supported": .array([.string(keys.snapshot.active.algorithm.rawValue)]),
+            "authorization_response_iss_parameter_supported": .bool(true),
+        ])
+    }
+}

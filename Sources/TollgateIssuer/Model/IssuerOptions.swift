@@ -1,0 +1,58 @@
+/// The issuer's options, named and defaulted as in the issuer options table the project follows
+/// (`issuer`, `supported_scopes`, `access_token_ttl`, …).
+public struct IssuerOptions: Sendable {
+    /// The issuer URL: `iss` of every token, and the base of every endpoint.
+    public var issuer: String
+    public var supportedScopes: [String] = ["openid", "profile", "email", "offline_access"]
+    /// Seconds.
+    public var accessTokenTTL: Int = 3600
+    public var refreshTokenTTL: Int = 2_592_000
+    public var codeTTL: Int = 600
+    public var enableDynamicRegistration = false
+    public var requirePKCEForPublic = true
+    /// Access tokens as RFC 9068 JWTs when they carry an API scope; `false`: always opaque.
+    public var jwtAccessToken = true
+    /// `hashed` (SHA-256) or `plain`.
+    public var storeClientSecret: StorageForm = .hashed
+    public var storeTokens: StorageForm = .hashed
+    /// At least 32 characters; when set, `sub` is pairwise per sector.
+    public var pairwiseSecret: String?
+    public var grantTypes: Set<GrantType> = [.authorizationCode, .clientCredentials, .refreshToken]
+    /// The APIs tokens can be minted for: an audience and its scopes.
+    public var apis: [APIDefinition] = []
+    /// `Cache-Control: max-age` of the JWKS, seconds.
+    public var jwksMaxAge: Int = 300
+
+    public enum StorageForm: String, Sendable {
+        case hashed
+        case plain
+    }
+
+    public init(issuer: String) {
+        self.issuer = issuer
+    }
+
+    /// The API a scope belongs to.
+    func api(forScope scope: String) -> APIDefinition? {
+        apis.first { $0.scopes.contains(scope) }
+    }
+}
+
+/// An API (a resource server): the `aud` of its access tokens and the scopes it defines, such as
+/// `@team/orders.read`.
+public struct APIDefinition: Sendable, Equatable {
+    public var audience: String
+    public var scopes: [String]
+
+    public init(audience: String, scopes: [String]) {
+        self.audience = audience
+        self.scopes = scopes
+    }
+}
+
+public enum GrantType: String, Sendable, CaseIterable {
+    case authorizationCode = "authorization_code"
+    case clientCredentials = "client_credentials"
+    case refreshToken = "refresh_token"
+    case deviceCode = "urn:ietf:params:oauth:grant-type:device_code"
+}

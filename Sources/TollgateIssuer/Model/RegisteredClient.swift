@@ -1,0 +1,59 @@
+/// A client of the issuer, of one of the types relying parties register: a confidential web
+/// app, a public SPA or native app (PKCE, no secret), a machine-to-machine client
+/// (`client_credentials` only) or a device.
+public struct RegisteredClient: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case web
+        case spa
+        case native
+        case machine
+        case device
+
+        /// Public clients hold no secret.
+        public var isPublic: Bool { self == .spa || self == .native || self == .device }
+
+        public var defaultGrantTypes: Set<GrantType> {
+            switch self {
+            case .web, .spa, .native: [.authorizationCode, .refreshToken]
+            case .machine: [.clientCredentials]
+            case .device: [.deviceCode, .refreshToken]
+            }
+        }
+    }
+
+    /// Such as `@team/web`: any characters, form-encoded in a Basic header.
+    public var id: String
+    public var kind: Kind
+    /// The secret as stored: its SHA-256 (`store_client_secret: hashed`) or the secret itself.
+    public var secret: StoredSecret?
+    public var redirectURIs: [String]
+    public var postLogoutRedirectURIs: [String]
+    /// Scopes the client may be granted.
+    public var scopes: [String]
+    public var grantTypes: Set<GrantType>
+    /// First-party: no consent page.
+    public var skipConsent: Bool
+    public var revoked: Bool
+
+    public init(
+        id: String,
+        kind: Kind,
+        secret: StoredSecret? = nil,
+        redirectURIs: [String] = [],
+        postLogoutRedirectURIs: [String] = [],
+        scopes: [String] = [],
+        grantTypes: Set<GrantType>? = nil,
+        skipConsent: Bool = false,
+        revoked: Bool = false
+    ) {
+        self.id = id
+        self.kind = kind
+        self.secret = secret
+        self.redirectURIs = redirectURIs
+        self.postLogoutRedirectURIs = postLogoutRedirectURIs
+        self.scopes = scopes
+        self.grantTypes = grantTypes ?? kind.defaultGrantTypes
+        self.skipConsent = skipConsent
+        self.revoked = revoked
+    }
+}

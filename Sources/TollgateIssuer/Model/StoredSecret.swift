@@ -1,0 +1,54 @@
+import Crypto
+import TollgateCore
+
+/// A high-entropy machine secret (client secret, token) as kept at rest: its SHA-256, or, with
+/// `store_*: plain`, the value itself. Compared in constant time either way.
+public struct StoredSecret: Sendable, Equatable {
+    public enum Form: String, Sendable {
+        case sha256
+        case plain
+    }
+
+    public let form: Form
+    /// The digest or the secret's bytes.
+    public let value: [UInt8]
+
+    public init(form: Form, value: [UInt8]) {
+        self.form = form
+        self.value = value
+    }
+
+    public static func hashing(_ secret: String) -> StoredSecret {
+        StoredSecret(form: .sha256, value: Array(SHA256.hash(data: Array(secret.utf8))))
+    }
+
+    public static func keeping(_ secret: String) -> StoredSecret {
+        StoredSecret(form: .plain, value: Array(secret.utf8))
+    }
+
+    /// Whether `candidate` is the secret.
+    public func matches(_ candidate: String) -> Bool {
+        let presented: [UInt8] =
+            form == .sha256 ? Array(SHA256.hash(data: Array(candidate.utf8))) : Array(candidate.utf8)
+        guard presented.count == value.count else { return false }
+        var difference: UInt8 = 0
+        for (a, b) in zip(presented, value) { difference |= a ^ b }
+        return difference == 0
+    }
+}
+
+/// Random tokens and ids.
+enum RandomToken {
+    /// `bytes` random bytes as base64url (32 bytes: 43 characters, 256 bits).
+    static func make(bytes: Int = 32) -> String {
+        var generator = SystemRandomNumberGenerator()
+        var output = [UInt8](repeating: 0, count: bytes)
+        for index in output.indices { output[index] = UInt8.random(in: 0...255, using: &generator) }
+        return Base64URL.encode(output)
+    }
+
+    /// The key a token is stored under: its SHA-256 as base64url (the token itself never is).
+    static func digest(_ token: String) -> String {
+        Base64URL.encode(Array(SHA256.hash(data: Array(token.utf8))))
+    }
+}
