@@ -48,11 +48,14 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "tollgate")
         let proxy: RunningProxy
         do {
+            let local = try await LocalIssuer.start(configuration)
             proxy = try await RunningProxy.start(
                 configuration: configuration,
                 configurationPath: config,
                 group: RunningProxy.makeEventLoopGroup(for: configuration),
-                logger: logger
+                logger: logger,
+                localEndpoints: local?.endpoints,
+                inProcess: local?.inProcess ?? InProcessIssuers()
             )
         } catch {
             printError("error: cannot start: \(error)")
@@ -116,9 +119,21 @@ struct CheckConfig: ParsableCommand {
             case .jwksURI(let url): keys = "jwks_uri \(url)"
             case .discovery: keys = "discovery"
             case .fixed(let box): keys = "jwks_file (\(box.keySet.keys.count) keys)"
+            case .inProcess: keys = "the issuer in this process"
             case nil: break
             }
             print("  \(issuer.policy.name): \(issuer.policy.issuer) [\(algorithms)] \(keys)")
+        }
+        if let local = configuration.localIssuer {
+            print("issuer in this process: \(local.name) \(local.issuer) [\(local.signingAlgorithm)]")
+            print("  grant types: \(local.grantTypes.joined(separator: ", "))")
+            print(
+                "  access tokens: \(local.jwtAccessToken ? "JWT for API scopes, else opaque" : "opaque"), \(local.accessTokenTTL)s"
+            )
+            for api in local.apis { print("  api \(api.audience): \(api.scopes.joined(separator: " "))") }
+            for client in local.clients {
+                print("  client \(client.id) (\(client.type)): \(client.scopes.joined(separator: " "))")
+            }
         }
         print("routes (first match wins):")
         for route in configuration.routes.routes {

@@ -131,7 +131,7 @@ struct OperationsTests {
             #expect(post.header("Allow") == "GET, HEAD")
             environment.jwksFailing.set(false)
             // A refresh already in flight (the background one) may still meet the outage: retry.
-            let keys = environment.proxy.runtime.snapshot.verifier.issuers[0].keys
+            let keys = environment.proxy.runtime.snapshot.verifier.issuers[0].jwks
             for _ in 0..<50 where keys?.isReady != true {
                 await keys?.refresh()
                 if keys?.isReady != true { try await Task.sleep(for: .milliseconds(20)) }

@@ -289,7 +289,7 @@ struct ProxyEndToEndTests {
             )
             #expect(first.status == 200)
             environment.jwksFailing.set(true)
-            await environment.proxy.runtime.snapshot.verifier.issuers[0].keys?.refresh()
+            await environment.proxy.runtime.snapshot.verifier.issuers[0].jwks?.refresh()
             let fresh = TestIssuer.shared.token(algorithm: "ES256")
             let second = try await environment.send("/orders/2", headers: ["Authorization: Bearer \(fresh)"])
             #expect(second.status == 200)

@@ -65,7 +65,7 @@ public enum ConfigurationLoader {
         func configuration(_ root: ConfigurationNode) throws(ConfigurationError) -> TollgateConfiguration {
             let top = try root.mapping(allowed: [
                 "listen", "upstream", "admin", "realm", "issuers", "routes", "default", "forward", "token",
-                "paths", "cache", "server", "forward_auth",
+                "paths", "cache", "server", "forward_auth", "issuer",
             ])
             var configuration = TollgateConfiguration()
             configuration.file = file
@@ -96,6 +96,32 @@ public enum ConfigurationLoader {
                     }
                     configuration.issuers.append(issuer)
                 }
+            }
+            if let node = top["issuer"] {
+                let local = try localIssuer(node)
+                if configuration.issuers.contains(where: {
+                    $0.policy.name == local.name || $0.policy.issuer == local.issuer
+                }) {
+                    throw node.error(
+                        "an entry of issuers: has the same name or issuer URL as the issuer in this process"
+                    )
+                }
+                configuration.localIssuer = local
+                var policy = IssuerPolicy(
+                    name: local.name,
+                    issuer: local.issuer,
+                    audiences: local.audiences,
+                    algorithms: [.rs256, .es256]
+                )
+                policy.leeway = 30
+                configuration.issuers.append(
+                    IssuerConfiguration(
+                        policy: policy,
+                        keySource: .inProcess,
+                        refresh: KeySetRefreshPolicy(),
+                        line: node.line
+                    )
+                )
             }
             if let node = top["paths"] {
                 let members = try node.mapping(allowed: ["allow_encoded_slash", "allow_semicolon"])
@@ -413,6 +439,158 @@ public enum ConfigurationLoader {
             case (nil, nil):
                 throw owner.error("needs \(fileKey) or \(envKey)")
             }
+        }
+
+        func localIssuer(_ node: ConfigurationNode) throws(ConfigurationError) -> LocalIssuerSettings {
+            let members = try node.mapping(allowed: [
+                "name", "issuer", "supported_scopes", "access_token_ttl", "refresh_token_ttl", "code_ttl",
+                "enable_dynamic_registration", "require_pkce_for_public", "jwt_access_token", "store_client_secret",
+                "store_tokens", "pairwise_secret_file", "pairwise_secret_env", "pairwise_secret", "grant_types",
+                "signing_algorithm", "storage", "apis", "clients",
+            ])
+            let urlNode = try members.required("issuer")
+            let url = try urlNode.nonEmptyString()
+            guard url.hasPrefix("https://") || url.hasPrefix("http://"), !url.contains("?"), !url.contains("#") else {
+                throw urlNode.error("must be an http(s) URL without query or fragment")
+            }
+            var settings = LocalIssuerSettings(issuer: url)
+            settings.line = node.line
+            if let value = members["name"] { settings.name = try value.nonEmptyString() }
+            if let value = members["supported_scopes"] { settings.supportedScopes = try value.stringList() }
+            if let value = members["access_token_ttl"] { settings.accessTokenTTL = try value.positiveInteger() }
+            if let value = members["refresh_token_ttl"] { settings.refreshTokenTTL = try value.positiveInteger() }
+            if let value = members["code_ttl"] { settings.codeTTL = try value.positiveInteger() }
+            if let value = members["enable_dynamic_registration"] {
+                settings.enableDynamicRegistration = try value.bool()
+            }
+            if let value = members["require_pkce_for_public"] { settings.requirePKCEForPublic = try value.bool() }
+            if let value = members["jwt_access_token"] { settings.jwtAccessToken = try value.bool() }
+            for key in ["store_client_secret", "store_tokens"] {
+                guard let value = members[key] else { continue }
+                let text = try value.string()
+                guard text == "hashed" || text == "plain" else { throw value.error("expected 'hashed' or 'plain'") }
+                if key == "store_client_secret" {
+                    settings.storeClientSecret = text
+                } else {
+                    settings.storeTokens = text
+                }
+            }
+            if let inline = members["pairwise_secret"] {
+                throw inline.error(
+                    "secrets are not written in the file; use pairwise_secret_file or pairwise_secret_env"
+                )
+            }
+            if members.has("pairwise_secret_file") || members.has("pairwise_secret_env") {
+                let secret = try secret(members, file: "pairwise_secret_file", env: "pairwise_secret_env", owner: node)
+                if secret.value.count < 32 {
+                    throw (members["pairwise_secret_file"] ?? members["pairwise_secret_env"])!.error(
+                        "the pairwise secret must be at least 32 characters"
+                    )
+                }
+                settings.pairwiseSecret = secret
+            }
+            let knownGrants: Set<String> = [
+                "authorization_code", "client_credentials", "refresh_token",
+                "urn:ietf:params:oauth:grant-type:device_code",
+                "device_code",
+            ]
+            if let value = members["grant_types"] {
+                let list = try value.stringList()
+                for grant in list where !knownGrants.contains(grant) {
+                    throw value.error("'\(grant)' is not a grant type (implicit and password are not offered)")
+                }
+                settings.grantTypes = list.map {
+                    $0 == "device_code" ? "urn:ietf:params:oauth:grant-type:device_code" : $0
+                }
+            }
+            if let value = members["signing_algorithm"] {
+                let text = try value.string()
+                guard text == "RS256" || text == "ES256" else { throw value.error("expected RS256 or ES256") }
+                settings.signingAlgorithm = text
+            }
+            if let value = members["storage"] {
+                let storage = try value.mapping(allowed: ["memory", "sqlite", "postgres"])
+                if let persistent = storage["sqlite"] ?? storage["postgres"] {
+                    throw persistent.error(
+                        "this build keeps issuer state in memory only; remove it or use 'memory: true'"
+                    )
+                }
+            }
+            var allScopes = Set(settings.supportedScopes)
+            if let value = members["apis"] {
+                for element in try value.sequence() {
+                    let api = try element.mapping(allowed: ["audience", "scopes"])
+                    let audience = try api.required("audience").nonEmptyString()
+                    let scopes = try api.required("scopes").stringList()
+                    for scope in scopes where scope.isEmpty || scope.contains(" ") || scope.contains("\"") {
+                        throw element.error("the scope '\(scope)' is empty or contains a space or quote")
+                    }
+                    if settings.apis.contains(where: { $0.audience == audience }) {
+                        throw element.error("the API '\(audience)' is defined twice")
+                    }
+                    allScopes.formUnion(scopes)
+                    settings.apis.append(LocalIssuerSettings.API(audience: audience, scopes: scopes))
+                }
+            }
+            if let value = members["clients"] {
+                for element in try value.sequence() {
+                    let client = try element.mapping(allowed: [
+                        "client_id", "type", "client_secret_file", "client_secret_env", "client_secret",
+                        "redirect_uris", "post_logout_redirect_uris", "scopes", "grant_types", "skip_consent",
+                    ])
+                    let id = try client.required("client_id").nonEmptyString()
+                    let typeNode = try client.required("type")
+                    let type = try typeNode.string()
+                    guard ["web", "spa", "native", "machine", "device"].contains(type) else {
+                        throw typeNode.error("expected web, spa, native, machine or device")
+                    }
+                    if let inline = client["client_secret"] {
+                        throw inline.error(
+                            "secrets are not written in the file; use client_secret_file or client_secret_env"
+                        )
+                    }
+                    var secret: Secret?
+                    let confidential = type == "web" || type == "machine"
+                    if confidential {
+                        secret = try self.secret(
+                            client,
+                            file: "client_secret_file",
+                            env: "client_secret_env",
+                            owner: element
+                        )
+                    } else if let node = client["client_secret_file"] ?? client["client_secret_env"] {
+                        throw node.error("a \(type) client is public and holds no secret")
+                    }
+                    let scopes = try client["scopes"]?.stringList() ?? []
+                    for scope in scopes where !allScopes.contains(scope) {
+                        throw element.error("the scope '\(scope)' is neither a supported scope nor an API's")
+                    }
+                    var grants: [String]?
+                    if let node = client["grant_types"] {
+                        let list = try node.stringList()
+                        for grant in list where !knownGrants.contains(grant) {
+                            throw node.error("'\(grant)' is not a grant type")
+                        }
+                        grants = list.map { $0 == "device_code" ? "urn:ietf:params:oauth:grant-type:device_code" : $0 }
+                    }
+                    if settings.clients.contains(where: { $0.id == id }) {
+                        throw element.error("the client '\(id)' is defined twice")
+                    }
+                    settings.clients.append(
+                        LocalIssuerSettings.Client(
+                            id: id,
+                            type: type,
+                            secret: secret,
+                            redirectURIs: try client["redirect_uris"]?.stringList() ?? [],
+                            postLogoutRedirectURIs: try client["post_logout_redirect_uris"]?.stringList() ?? [],
+                            scopes: scopes,
+                            grantTypes: grants,
+                            skipConsent: try client["skip_consent"]?.bool() ?? false
+                        )
+                    )
+                }
+            }
+            return settings
         }
 
         func readFile(_ node: ConfigurationNode) throws(ConfigurationError) -> String {

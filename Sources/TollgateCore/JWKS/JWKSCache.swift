@@ -247,7 +247,7 @@ public final class JWKSCache: Sendable {
             )
             state.withLock { $0.discoveredJWKSURI = discovered }
             return discovered
-        case .fixed:
+        case .fixed, .inProcess:
             throw OutboundHTTP.Failure(reason: "fixed key sets are not fetched")
         }
     }

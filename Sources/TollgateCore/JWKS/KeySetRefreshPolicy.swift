@@ -6,8 +6,11 @@ public enum KeySetSource: Sendable, Equatable {
     case jwksURI(String)
     /// The issuer's OpenID discovery document, whose `jwks_uri` is then fetched.
     case discovery(issuer: String)
-    /// Keys given up front (a local file read with the configuration, or an embedded issuer).
+    /// Keys given up front (a local file read with the configuration).
     case fixed(JSONWebKeySetBox)
+    /// The issuer running in this process (`issuer:` in the configuration): its keys and token
+    /// store are read directly, through `InProcessIssuers`.
+    case inProcess
 }
 
 /// Wraps a key set so `KeySetSource` can be `Equatable`: two fixed sets are equal when their key

@@ -11,6 +11,7 @@ extension TokenVerifier {
     public convenience init(
         configuration: TollgateConfiguration,
         reusing previous: (configuration: TollgateConfiguration, verifier: TokenVerifier)? = nil,
+        inProcess: InProcessIssuers = InProcessIssuers(),
         client: HTTPClient,
         logger: Logger = Logger(label: "tollgate.verifier"),
         now: @escaping @Sendable () -> Double = wallClockSeconds
@@ -22,6 +23,10 @@ extension TokenVerifier {
                 }), index < previous.verifier.issuers.count
             {
                 return previous.verifier.issuers[index]
+            }
+            if issuer.keySource == .inProcess {
+                let sources = inProcess.sources[issuer.policy.name]
+                return IssuerVerifier(policy: issuer.policy, keys: sources?.keys, introspection: sources?.introspection)
             }
             return Self.makeIssuerVerifier(issuer, client: client, logger: logger, now: now)
         }
@@ -60,5 +65,15 @@ extension TokenVerifier {
                 )
             }
         )
+    }
+}
+
+/// The issuers running in this process, by their name in the configuration: their key sources
+/// and introspection sources, handed to the verifier instead of a JWKS URL and an endpoint.
+public struct InProcessIssuers: Sendable {
+    public var sources: [String: (keys: any VerificationKeySource, introspection: any IntrospectionSource)]
+
+    public init(sources: [String: (keys: any VerificationKeySource, introspection: any IntrospectionSource)] = [:]) {
+        self.sources = sources
     }
 }

@@ -83,14 +83,14 @@ public final class ProxyMetrics: Sendable {
         text += "tollgate_token_cache_total{result=\"miss\"} \(cache.misses)\n"
         text += "# TYPE tollgate_jwks_fetches_total counter\n"
         for issuer in snapshot.verifier.issuers {
-            guard let keys = issuer.keys else { continue }
+            guard let keys = issuer.jwks else { continue }
             let results = keys.fetchResults
             text += "tollgate_jwks_fetches_total{issuer=\"\(issuer.policy.name)\",result=\"ok\"} \(results.succeeded)\n"
             text += "tollgate_jwks_fetches_total{issuer=\"\(issuer.policy.name)\",result=\"error\"} \(results.failed)\n"
         }
         text += "# TYPE tollgate_introspection_calls_total counter\n"
         for issuer in snapshot.verifier.issuers {
-            guard let introspection = issuer.introspection else { continue }
+            guard let introspection = issuer.introspectionClient else { continue }
             let results = introspection.callResults
             let name = issuer.policy.name
             text += "tollgate_introspection_calls_total{issuer=\"\(name)\",result=\"active\"} \(results.active)\n"

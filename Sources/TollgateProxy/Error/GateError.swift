@@ -40,6 +40,8 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
         case upstreamTimeout = "upstream_timeout"
         /// The admin listener answers only GET and HEAD.
         case methodNotAllowed = "method_not_allowed"
+        /// A body larger than a local endpoint takes.
+        case payloadTooLarge = "payload_too_large"
     }
 
     public let code: Code
@@ -75,7 +77,7 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
         case .insufficientScope: .insufficientScope
         case .noRoute, .claimCondition, .untrustedForwarder, .unsafeClaimValue: .forbidden
         case .badPath, .badTokenRequest, .malformedRequest, .requestTargetTooLong, .headersTooLarge,
-            .methodNotAllowed:
+            .methodNotAllowed, .payloadTooLarge:
             .badRequest
         case .notFound: .notFound
         case .upstreamUnreachable, .upstreamClosed, .upstreamInvalidResponse: .upstreamError
@@ -183,6 +185,12 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
                 status: 504,
                 error: "upstream_timeout",
                 description: "the upstream did not answer in time"
+            )
+        case .payloadTooLarge:
+            return VerdictResponse(
+                status: 413,
+                error: "payload_too_large",
+                description: "the request body is too large"
             )
         case .methodNotAllowed:
             return VerdictResponse(

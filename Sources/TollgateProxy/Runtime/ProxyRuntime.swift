@@ -28,13 +28,22 @@ public final class ProxyRuntime: Sendable {
     /// Upstream pools made and not yet closed (a reload that lost a race would leave one open).
     private let openPools = ManagedAtomic<Int>(0)
 
+    /// Endpoints answered before routing (the in-process issuer's), if any.
+    public let localEndpoints: (any LocalEndpoints)?
+    /// Issuers in this process, read directly by the verifier.
+    let inProcess: InProcessIssuers
+
     public init(
         configuration: TollgateConfiguration,
         group: any EventLoopGroup,
         client: HTTPClient,
         metrics: ProxyMetrics = ProxyMetrics(),
-        logger: Logger = Logger(label: "tollgate")
+        logger: Logger = Logger(label: "tollgate"),
+        localEndpoints: (any LocalEndpoints)? = nil,
+        inProcess: InProcessIssuers = InProcessIssuers()
     ) throws {
+        self.localEndpoints = localEndpoints
+        self.inProcess = inProcess
         self.group = group
         self.client = client
         self.metrics = metrics
@@ -43,6 +52,7 @@ public final class ProxyRuntime: Sendable {
         let snapshot = try Self.makeSnapshot(
             configuration,
             previous: nil,
+            inProcess: inProcess,
             group: group,
             client: client,
             metrics: metrics,
@@ -114,6 +124,7 @@ public final class ProxyRuntime: Sendable {
         let next = try Self.makeSnapshot(
             configuration,
             previous: previous,
+            inProcess: inProcess,
             group: group,
             client: client,
             metrics: metrics,
@@ -141,6 +152,7 @@ public final class ProxyRuntime: Sendable {
     static func makeSnapshot(
         _ configuration: TollgateConfiguration,
         previous: ProxySnapshot?,
+        inProcess: InProcessIssuers,
         group: any EventLoopGroup,
         client: HTTPClient,
         metrics: ProxyMetrics,
@@ -155,6 +167,7 @@ public final class ProxyRuntime: Sendable {
             verifier = TokenVerifier(
                 configuration: configuration,
                 reusing: previous.map { ($0.configuration, $0.verifier) },
+                inProcess: inProcess,
                 client: client,
                 logger: logger
             )
@@ -174,16 +187,16 @@ public final class ProxyRuntime: Sendable {
 
     private func startRefreshes(for verifier: TokenVerifier) {
         for issuer in verifier.issuers {
-            guard let keys = issuer.keys else { continue }
+            guard let keys = issuer.jwks else { continue }
             let inserted = refreshing.withLockedValue { $0.insert(ObjectIdentifier(keys)).inserted }
             if inserted { refreshRequests.yield(.start(keys)) }
         }
     }
 
     private func stopRefreshes(for verifier: TokenVerifier) {
-        let stillUsed = Set(snapshot.verifier.issuers.compactMap { $0.keys.map(ObjectIdentifier.init) })
+        let stillUsed = Set(snapshot.verifier.issuers.compactMap { $0.jwks.map(ObjectIdentifier.init) })
         for issuer in verifier.issuers {
-            guard let keys = issuer.keys else { continue }
+            guard let keys = issuer.jwks else { continue }
             let key = ObjectIdentifier(keys)
             if stillUsed.contains(key) { continue }
             let removed = refreshing.withLockedValue { $0.remove(key) != nil }

@@ -60,7 +60,9 @@ public final class RunningProxy: Sendable {
         configurationPath: String? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         client: HTTPClient? = nil,
-        logger: Logger = Logger(label: "tollgate")
+        logger: Logger = Logger(label: "tollgate"),
+        localEndpoints: (any LocalEndpoints)? = nil,
+        inProcess: InProcessIssuers = InProcessIssuers()
     ) async throws -> RunningProxy {
         let httpClient = client ?? OutboundHTTP.makeClient()
         do {
@@ -68,7 +70,9 @@ public final class RunningProxy: Sendable {
                 configuration: configuration,
                 group: group,
                 client: httpClient,
-                logger: logger
+                logger: logger,
+                localEndpoints: localEndpoints,
+                inProcess: inProcess
             )
             let listen = try HostPort(configuration.listen)
             let adminAddress = try HostPort(configuration.admin)

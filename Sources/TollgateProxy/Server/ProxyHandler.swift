@@ -1,3 +1,4 @@
+import HTTPTypes
 import NIOCore
 import NIOHTTP1
 import Prometheus
@@ -25,6 +26,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         case discarding
         /// A WebSocket (or other) upgrade went through: bytes are relayed raw.
         case upgraded
+        /// A request for a local endpoint (the in-process issuer): its body is collected, then
+        /// the endpoint answers.
+        case local(any LocalEndpoints, HTTPRequest)
     }
 
     /// One request's bookkeeping, for the log line and metrics. A class: it is read and updated
@@ -85,6 +89,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private var state = State.idle
     private var exchange: Exchange?
     private var buffered: [HTTPClientRequestPart] = []
+    /// The body of a local endpoint's request, bounded by `maximumLocalBodyBytes`.
+    private var localBody: [UInt8] = []
     private var pendingRead = false
     /// One coarse repeating check per connection instead of a timer armed and cancelled per
     /// request (each of those is a timerfd update, measured at about a tenth of the proxy's CPU
@@ -182,7 +188,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             upstream.channel.close(promise: nil)
             current.keepAlive = false
             respondLocally(GateError(.upstreamTimeout))
-        case .waiting, .discarding, .upgraded:
+        case .waiting, .discarding, .upgraded, .local:
             break
         }
     }
@@ -276,6 +282,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             case .waiting: buffered.append(.body(.byteBuffer(buffer)))
             case .forwarding(let upstream):
                 upstream.channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
+            case .local:
+                if localBody.count + buffer.readableBytes > maximumLocalBodyBytes {
+                    exchange?.keepAlive = false
+                    respondLocally(GateError(.payloadTooLarge))
+                } else {
+                    localBody += buffer.readableBytesView
+                }
             case .idle, .discarding, .upgraded: break
             }
         case .end(var trailers):
@@ -290,6 +303,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             case .forwarding(let upstream):
                 upstream.channel.writeAndFlush(HTTPClientRequestPart.end(trailers), promise: nil)
             case .discarding: finishIfComplete()
+            case .local(let endpoints, let request): answerLocally(endpoints, request)
             case .idle, .upgraded: break
             }
         }
@@ -366,6 +380,18 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         current.decoderStops = checked.decoderStops
         current.acceptsTrailers = checked.acceptsTrailers
         current.isHead = head.method == .HEAD
+
+        if let endpoints = runtime.localEndpoints {
+            let path = Self.pathOf(checked.target)
+            if endpoints.handles(path: path), let request = localRequest(head, checked: checked) {
+                current.path = path
+                current.routeName = "local"
+                current.outcome = .public
+                localBody.removeAll(keepingCapacity: true)
+                state = .local(endpoints, request)
+                return
+            }
+        }
 
         var method = head.method.rawValue
         var target = checked.target
@@ -753,6 +779,51 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         return true
     }
 
+    // MARK: - Local endpoints
+
+    /// The request as swift-http-types has it, for a local endpoint.
+    private func localRequest(_ head: HTTPRequestHead, checked: CheckedRequestHead) -> HTTPRequest? {
+        let authority = checked.authority ?? head.headers.first(name: "host")
+        var request = HTTPRequest(
+            method: HTTPRequest.Method(head.method.rawValue) ?? .get,
+            scheme: scheme,
+            authority: authority,
+            path: checked.target
+        )
+        for (name, value) in head.headers {
+            guard let fieldName = HTTPField.Name(name) else { continue }
+            request.headerFields.append(HTTPField(name: fieldName, value: value))
+        }
+        return request
+    }
+
+    /// Hands the collected request to the endpoint and writes its answer.
+    private func answerLocally(_ endpoints: any LocalEndpoints, _ request: HTTPRequest) {
+        guard let context else { return }
+        let body = localBody
+        localBody.removeAll(keepingCapacity: true)
+        state = .waiting
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.makeFutureWithTask {
+            await endpoints.respond(to: request, body: body)
+        }.whenSuccess { head, body in
+            let handler = loopBound.value
+            guard case .waiting = handler.state else { return }
+            var headers: [(String, String)] = []
+            for field in head.headerFields where field.name != .contentLength && field.name != .connection {
+                headers.append((field.name.rawName, field.value))
+            }
+            handler.respondLocally(
+                VerdictResponse(
+                    status: head.status.code,
+                    headers: headers,
+                    body: String(decoding: body, as: UTF8.self)
+                ),
+                outcome: .public
+            )
+        }
+    }
+
     // MARK: - Answers
 
     private func forwardAuthAllowed(_ token: VerifiedToken?, snapshot: ProxySnapshot) {
@@ -796,7 +867,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             current.status = 500
             current.reason = "invalid_response_header"
         }
-        if !body.isEmpty { headers.add(name: "Content-Type", value: "application/json") }
+        if !body.isEmpty && !headers.contains(name: "content-type") {
+            headers.add(name: "Content-Type", value: "application/json")
+        }
         headers.add(name: "Content-Length", value: String(body.utf8.count))
         headers.add(name: "X-Request-Id", value: current.requestID)
         if !current.keepAlive && !isHTTP2 { headers.add(name: "Connection", value: "close") }

@@ -1,0 +1,53 @@
+import TollgateCore
+
+extension IssuerOptions {
+    /// The options of the configuration file's `issuer:` section (already validated there).
+    public init(settings: LocalIssuerSettings) {
+        self.init(issuer: settings.issuer)
+        supportedScopes = settings.supportedScopes
+        accessTokenTTL = settings.accessTokenTTL
+        refreshTokenTTL = settings.refreshTokenTTL
+        codeTTL = settings.codeTTL
+        enableDynamicRegistration = settings.enableDynamicRegistration
+        requirePKCEForPublic = settings.requirePKCEForPublic
+        jwtAccessToken = settings.jwtAccessToken
+        storeClientSecret = StorageForm(rawValue: settings.storeClientSecret) ?? .hashed
+        storeTokens = StorageForm(rawValue: settings.storeTokens) ?? .hashed
+        pairwiseSecret = settings.pairwiseSecret?.value
+        grantTypes = Set(settings.grantTypes.compactMap(GrantType.init(rawValue:)))
+        apis = settings.apis.map { APIDefinition(audience: $0.audience, scopes: $0.scopes) }
+    }
+}
+
+extension RegisteredClient {
+    /// A client declared in the configuration file, its secret stored as `form` says.
+    public init(settings: LocalIssuerSettings.Client, storeSecret form: IssuerOptions.StorageForm) {
+        let kind = Kind(rawValue: settings.type) ?? .web
+        self.init(
+            id: settings.id,
+            kind: kind,
+            secret: settings.secret.map { form == .hashed ? .hashing($0.value) : .keeping($0.value) },
+            redirectURIs: settings.redirectURIs,
+            postLogoutRedirectURIs: settings.postLogoutRedirectURIs,
+            scopes: settings.scopes,
+            grantTypes: settings.grantTypes.map { Set($0.compactMap(GrantType.init(rawValue:))) },
+            skipConsent: settings.skipConsent
+        )
+    }
+}
+
+extension OAuthIssuer {
+    /// The issuer of a configuration's `issuer:` section, with the clients it declares, on
+    /// `store`.
+    public static func start(settings: LocalIssuerSettings, store: any IssuerStore) async throws -> OAuthIssuer {
+        let options = IssuerOptions(settings: settings)
+        for client in settings.clients {
+            try await store.saveClient(RegisteredClient(settings: client, storeSecret: options.storeClientSecret))
+        }
+        return try await start(
+            options: options,
+            store: store,
+            algorithm: SigningKey.Algorithm(rawValue: settings.signingAlgorithm) ?? .rs256
+        )
+    }
+}
