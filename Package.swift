@@ -189,6 +189,7 @@ let package = Package(
                 "TollgateIssuer",
                 "TollgateCore",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: sharedSettings
         ),

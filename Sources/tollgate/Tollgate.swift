@@ -12,7 +12,7 @@ struct Tollgate: AsyncParsableCommand {
         commandName: "tollgate",
         abstract: "Edge token verification: checks OAuth 2 access tokens in front of a service.",
         version: TollgateIssuer.version,
-        subcommands: [Serve.self, CheckConfig.self]
+        subcommands: [Serve.self, CheckConfig.self, IssuerCommand.self]
     )
 }
 
@@ -163,5 +163,29 @@ func printError(_ message: String) {
 struct StandardError: TextOutputStream {
     mutating func write(_ string: String) {
         FileHandleOutput.writeToStandardError(string)
+    }
+}
+
+struct IssuerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "issuer",
+        abstract: "Administer the issuer in this process.",
+        subcommands: [HashPassword.self]
+    )
+}
+
+struct HashPassword: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hash-password",
+        abstract: "Read a password on standard input and print its scrypt hash for users[].password_hash_file."
+    )
+
+    func run() throws {
+        guard var password = readLine(strippingNewline: true), !password.isEmpty else {
+            printError("error: no password on standard input")
+            throw ExitCode(2)
+        }
+        print(try PasswordHash.make(password))
+        password = ""
     }
 }

@@ -446,7 +446,7 @@ public enum ConfigurationLoader {
                 "name", "issuer", "supported_scopes", "access_token_ttl", "refresh_token_ttl", "code_ttl",
                 "enable_dynamic_registration", "require_pkce_for_public", "jwt_access_token", "store_client_secret",
                 "store_tokens", "pairwise_secret_file", "pairwise_secret_env", "pairwise_secret", "grant_types",
-                "signing_algorithm", "storage", "apis", "clients",
+                "signing_algorithm", "storage", "apis", "clients", "users",
             ])
             let urlNode = try members.required("issuer")
             let url = try urlNode.nonEmptyString()
@@ -587,6 +587,43 @@ public enum ConfigurationLoader {
                             grantTypes: grants,
                             skipConsent: try client["skip_consent"]?.bool() ?? false
                         )
+                    )
+                }
+            }
+            if let value = members["users"] {
+                for element in try value.sequence() {
+                    let user = try element.mapping(allowed: [
+                        "username", "password_hash_file", "password_hash_env", "password", "password_hash", "claims",
+                    ])
+                    if let inline = user["password"] ?? user["password_hash"] {
+                        throw inline.error(
+                            "passwords are not written in the file; use password_hash_file or password_hash_env"
+                        )
+                    }
+                    let username = try user.required("username").nonEmptyString()
+                    let hash = try secret(user, file: "password_hash_file", env: "password_hash_env", owner: element)
+                    guard hash.value.hasPrefix("scrypt$"), hash.value.split(separator: "$").count == 6 else {
+                        throw element.error(
+                            "the password hash is not a scrypt hash (make one with tollgate issuer hash-password)"
+                        )
+                    }
+                    var claims: [String: String] = [:]
+                    if let node = user["claims"] {
+                        guard let mapping = node.node.mapping else {
+                            throw node.error("expected a mapping of claim: value")
+                        }
+                        for (key, value) in mapping {
+                            guard let name = key.string, let text = value.string else {
+                                throw node.error("claims are name: text pairs")
+                            }
+                            claims[name] = text
+                        }
+                    }
+                    if settings.users.contains(where: { $0.username == username }) {
+                        throw element.error("the user '\(username)' is defined twice")
+                    }
+                    settings.users.append(
+                        LocalIssuerSettings.User(username: username, passwordHash: hash, claims: claims)
                     )
                 }
             }

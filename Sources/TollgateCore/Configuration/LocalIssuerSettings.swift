@@ -21,7 +21,16 @@ public struct LocalIssuerSettings: Sendable, Equatable {
     public var signingAlgorithm = "RS256"
     public var apis: [API] = []
     public var clients: [Client] = []
+    public var users: [User] = []
     public var line: Int?
+
+    /// A person who can sign in with the built-in form.
+    public struct User: Sendable, Equatable {
+        public var username: String
+        /// `scrypt$…`, from a file or the environment (`tollgate issuer hash-password`).
+        public var passwordHash: Secret
+        public var claims: [String: String]
+    }
 
     public struct API: Sendable, Equatable {
         public var audience: String

@@ -15,7 +15,11 @@ extension OAuthIssuer {
         switch grant {
         case .clientCredentials:
             return try await clientCredentials(client, form: form)
-        case .authorizationCode, .refreshToken, .deviceCode:
+        case .authorizationCode:
+            return try await authorizationCode(client, form: form)
+        case .refreshToken:
+            return try await refresh(client, form: form)
+        case .deviceCode:
             throw OAuthError.unsupportedGrantType
         }
     }
@@ -78,7 +82,9 @@ extension OAuthIssuer {
         client: RegisteredClient,
         subject: String,
         scopes: [String],
-        resource: String?
+        resource: String?,
+        familyID: String? = nil,
+        username: String? = nil
     ) async throws -> MintedToken {
         let issuedAt = now()
         var scopes = scopes
@@ -122,7 +128,9 @@ extension OAuthIssuer {
             audience: api?.audience,
             issuedAt: issuedAt,
             expiresAt: expiresAt,
-            tokenID: tokenID
+            tokenID: tokenID,
+            familyID: familyID,
+            username: username
         )
         try await store.saveToken(record)
         return MintedToken(token: token, record: record)

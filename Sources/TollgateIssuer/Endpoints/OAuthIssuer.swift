@@ -52,6 +52,10 @@ public final class OAuthIssuer: Sendable {
         case token = "/oauth2/token"
         case introspection = "/oauth2/introspect"
         case revocation = "/oauth2/revoke"
+        case authorization = "/oauth2/authorize"
+        case login = "/oauth2/authorize/login"
+        case consent = "/oauth2/authorize/consent"
+        case userinfo = "/oauth2/userinfo"
     }
 
     /// The URL of `endpoint`.
@@ -122,6 +126,19 @@ public final class OAuthIssuer: Sendable {
             case .revocation:
                 try requireMethod(request, [.post])
                 return try await revoke(request, form: try form(request, body))
+            case .authorization:
+                try requireMethod(request, [.get, .post])
+                let parameters = request.method == .post ? try form(request, body) : try query(of: target)
+                return try await authorize(request, parameters: parameters)
+            case .login:
+                try requireMethod(request, [.post])
+                return try await login(request, form: try form(request, body))
+            case .consent:
+                try requireMethod(request, [.post])
+                return try await consent(request, form: try form(request, body))
+            case .userinfo:
+                try requireMethod(request, [.get, .post])
+                return try await userinfo(request, body: body)
             }
         } catch let error as OAuthError {
             return error.response
@@ -175,6 +192,20 @@ public final class OAuthIssuer: Sendable {
         return form
     }
 
+    /// The query of `target` as parameters, none of them twice.
+    func query(of target: String) throws(OAuthError) -> [String: String] {
+        guard let question = target.firstIndex(of: "?") else { return [:] }
+        guard let pairs = FormURLEncoding.decode(Array(target[target.index(after: question)...].utf8)) else {
+            throw .invalidRequest("the query is malformed")
+        }
+        var parameters: [String: String] = [:]
+        for (name, value) in pairs {
+            if parameters[name] != nil { throw .invalidRequest("'\(name)' is given more than once") }
+            parameters[name] = value
+        }
+        return parameters
+    }
+
     // MARK: - Discovery
 
     func discoveryDocument() -> JSONValue {
@@ -187,6 +218,14 @@ public final class OAuthIssuer: Sendable {
             "token_endpoint": .string(url(.token)),
             "introspection_endpoint": .string(url(.introspection)),
             "revocation_endpoint": .string(url(.revocation)),
+            "authorization_endpoint": .string(url(.authorization)),
+            "userinfo_endpoint": .string(url(.userinfo)),
+            "claims_supported": .array(
+                [
+                    "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "name", "email",
+                    "preferred_username",
+                ].map(JSONValue.string)
+            ),
             "grant_types_supported": .array(grants),
             // OAuth 2.1: the authorization code flow only, no implicit or hybrid response types.
             "response_types_supported": .array([.string("code")]),

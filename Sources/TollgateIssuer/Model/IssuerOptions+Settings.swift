@@ -44,6 +44,11 @@ extension OAuthIssuer {
         for client in settings.clients {
             try await store.saveClient(RegisteredClient(settings: client, storeSecret: options.storeClientSecret))
         }
+        for user in settings.users {
+            try await store.saveUser(
+                IssuerUser(username: user.username, passwordHash: user.passwordHash.value, claims: user.claims)
+            )
+        }
         return try await start(
             options: options,
             store: store,

@@ -21,6 +21,8 @@ public struct TokenRecord: Sendable, Equatable {
     public var tokenID: String?
     /// Refresh tokens: the family (one authorization) and the position in it.
     public var familyID: String?
+    /// The person it was issued for (`nil` for a client's own token), for userinfo.
+    public var username: String?
 
     public init(
         digest: String,
@@ -33,8 +35,10 @@ public struct TokenRecord: Sendable, Equatable {
         expiresAt: Int,
         revoked: Bool = false,
         tokenID: String? = nil,
-        familyID: String? = nil
+        familyID: String? = nil,
+        username: String? = nil
     ) {
+        self.username = username
         self.digest = digest
         self.kind = kind
         self.clientID = clientID

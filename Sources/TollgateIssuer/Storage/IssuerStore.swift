@@ -15,6 +15,45 @@ public protocol IssuerStore: Sendable {
     func revokeToken(digest: String) async throws -> Bool
     /// Deletes what expired before `now` (the sweeper); returns how many records went.
     func deleteExpired(before now: Int) async throws -> Int
+
+    func user(username: String) async throws -> IssuerUser?
+    func saveUser(_ user: IssuerUser) async throws
+
+    func saveSession(_ session: LoginSession) async throws
+    func session(digest: String) async throws -> LoginSession?
+    func deleteSession(digest: String) async throws
+
+    func savePendingAuthorization(_ pending: PendingAuthorization) async throws
+    func pendingAuthorization(id: String) async throws -> PendingAuthorization?
+    func deletePendingAuthorization(id: String) async throws
+
+    /// Remembered consent of `username` for `clientID`: the scopes granted so far.
+    func consentedScopes(username: String, clientID: String) async throws -> Set<String>
+    func saveConsent(username: String, clientID: String, scopes: Set<String>) async throws
+
+    func saveCode(_ code: AuthorizationCodeRecord) async throws
+    /// Marks the code redeemed and returns it as it was before (so `redeemed == true` means a
+    /// replay); one transaction, so two redemptions never both see it unredeemed.
+    func redeemCode(digest: String) async throws -> AuthorizationCodeRecord?
+    /// Records what the code's redemption issued.
+    func recordIssued(byCode digest: String, tokens: [String], familyID: String?) async throws
+
+    func saveRefreshToken(_ token: RefreshTokenRecord) async throws
+    func refreshToken(digest: String) async throws -> RefreshTokenRecord?
+    /// Exchanges the refresh token `digest` for `successor`, in one transaction, as a
+    /// compare-and-set on the token being unspent: exactly one of any number of concurrent
+    /// calls rotates. A retry by `clientID` within `grace` seconds of the spend gets the
+    /// answer already given; any other reuse revokes the whole family (and its access tokens).
+    func rotateRefreshToken(
+        digest: String,
+        clientID: String,
+        successor: RefreshTokenRecord,
+        answer: String,
+        now: Int,
+        grace: Int
+    ) async throws -> RefreshRotation
+    /// Revokes every refresh token of `familyID` and the access tokens issued with them.
+    func revokeFamily(_ familyID: String) async throws
 }
 
 /// A signing key at rest: the private key's PKCS#8 DER, and where it is in its rotation.

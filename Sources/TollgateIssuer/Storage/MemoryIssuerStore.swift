@@ -6,6 +6,12 @@ public final class MemoryIssuerStore: IssuerStore {
         var clients: [String: RegisteredClient] = [:]
         var keys: [StoredSigningKey] = []
         var tokens: [String: TokenRecord] = [:]
+        var users: [String: IssuerUser] = [:]
+        var sessions: [String: LoginSession] = [:]
+        var pending: [String: PendingAuthorization] = [:]
+        var consents: [String: Set<String>] = [:]
+        var codes: [String: AuthorizationCodeRecord] = [:]
+        var refreshTokens: [String: RefreshTokenRecord] = [:]
     }
 
     private let state = Mutex(State())
@@ -52,7 +58,127 @@ public final class MemoryIssuerStore: IssuerStore {
         state.withLock { state in
             let expired = state.tokens.filter { $0.value.expiresAt < now }.map(\.key)
             for digest in expired { state.tokens.removeValue(forKey: digest) }
-            return expired.count
+            var count = expired.count
+            for (key, value) in state.codes where value.expiresAt < now {
+                state.codes.removeValue(forKey: key)
+                count += 1
+            }
+            for (key, value) in state.pending where value.expiresAt < now {
+                state.pending.removeValue(forKey: key)
+                count += 1
+            }
+            for (key, value) in state.sessions where value.expiresAt < now {
+                state.sessions.removeValue(forKey: key)
+                count += 1
+            }
+            for (key, value) in state.refreshTokens where value.expiresAt < now {
+                state.refreshTokens.removeValue(forKey: key)
+                count += 1
+            }
+            return count
+        }
+    }
+
+    public func user(username: String) async throws -> IssuerUser? { state.withLock { $0.users[username] } }
+
+    public func saveUser(_ user: IssuerUser) async throws { state.withLock { $0.users[user.username] = user } }
+
+    public func saveSession(_ session: LoginSession) async throws {
+        state.withLock { $0.sessions[session.digest] = session }
+    }
+
+    public func session(digest: String) async throws -> LoginSession? { state.withLock { $0.sessions[digest] } }
+
+    public func deleteSession(digest: String) async throws {
+        _ = state.withLock { $0.sessions.removeValue(forKey: digest) }
+    }
+
+    public func savePendingAuthorization(_ pending: PendingAuthorization) async throws {
+        state.withLock { $0.pending[pending.id] = pending }
+    }
+
+    public func pendingAuthorization(id: String) async throws -> PendingAuthorization? {
+        state.withLock { $0.pending[id] }
+    }
+
+    public func deletePendingAuthorization(id: String) async throws {
+        _ = state.withLock { $0.pending.removeValue(forKey: id) }
+    }
+
+    public func consentedScopes(username: String, clientID: String) async throws -> Set<String> {
+        state.withLock { $0.consents[username + "\u{0}" + clientID] ?? [] }
+    }
+
+    public func saveConsent(username: String, clientID: String, scopes: Set<String>) async throws {
+        state.withLock { $0.consents[username + "\u{0}" + clientID, default: []].formUnion(scopes) }
+    }
+
+    public func saveCode(_ code: AuthorizationCodeRecord) async throws {
+        state.withLock { $0.codes[code.digest] = code }
+    }
+
+    public func redeemCode(digest: String) async throws -> AuthorizationCodeRecord? {
+        state.withLock { state in
+            guard let code = state.codes[digest] else { return nil }
+            state.codes[digest]?.redeemed = true
+            return code
+        }
+    }
+
+    public func recordIssued(byCode digest: String, tokens: [String], familyID: String?) async throws {
+        state.withLock { state in
+            state.codes[digest]?.issuedTokenDigests += tokens
+            if let familyID { state.codes[digest]?.familyID = familyID }
+        }
+    }
+
+    public func saveRefreshToken(_ token: RefreshTokenRecord) async throws {
+        state.withLock { $0.refreshTokens[token.digest] = token }
+    }
+
+    public func refreshToken(digest: String) async throws -> RefreshTokenRecord? {
+        state.withLock { $0.refreshTokens[digest] }
+    }
+
+    public func rotateRefreshToken(
+        digest: String,
+        clientID: String,
+        successor: RefreshTokenRecord,
+        answer: String,
+        now: Int,
+        grace: Int
+    ) async throws -> RefreshRotation {
+        state.withLock { state in
+            guard let current = state.refreshTokens[digest] else { return .refused(familyRevoked: false) }
+            if current.clientID != clientID { return .refused(familyRevoked: false) }
+            if let spentAt = current.spentAt {
+                let successorUnused = current.successorDigest.map { state.refreshTokens[$0]?.spentAt == nil } ?? false
+                if !current.revoked, now - spentAt <= grace, successorUnused, let given = current.successorAnswer {
+                    return .replayWithinGrace(given)
+                }
+                Self.revokeFamily(current.familyID, in: &state)
+                return .refused(familyRevoked: true)
+            }
+            if current.revoked || current.expiresAt <= now { return .refused(familyRevoked: false) }
+            state.refreshTokens[digest]?.spentAt = now
+            state.refreshTokens[digest]?.successorAnswer = answer
+            state.refreshTokens[digest]?.successorDigest = successor.digest
+            state.refreshTokens[successor.digest] = successor
+            return .rotated
+        }
+    }
+
+    public func revokeFamily(_ familyID: String) async throws {
+        state.withLock { Self.revokeFamily(familyID, in: &$0) }
+    }
+
+    private static func revokeFamily(_ familyID: String, in state: inout State) {
+        for (digest, token) in state.refreshTokens where token.familyID == familyID {
+            state.refreshTokens[digest]?.revoked = true
+            state.refreshTokens[digest]?.successorAnswer = nil
+        }
+        for (digest, token) in state.tokens where token.familyID == familyID {
+            state.tokens[digest]?.revoked = true
         }
     }
 }

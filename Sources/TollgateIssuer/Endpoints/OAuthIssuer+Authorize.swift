@@ -1,0 +1,280 @@
+import Crypto
+import HTTPTypes
+import Logging
+import TollgateCore
+
+extension OAuthIssuer {
+    static let sessionCookie = "tollgate_session"
+    /// How long a sign-in lasts, and how long a login or consent form stays valid.
+    static let sessionTTL = 8 * 3600
+    static let formTTL = 600
+
+    // MARK: - The authorization request (RFC 6749 §4.1.1, RFC 7636, OpenID Connect Core §3.1.2)
+
+    func authorize(_ request: HTTPRequest, parameters: [String: String]) async throws -> IssuerResponse {
+        // Until the client and its redirect URI are known good, errors are a page, never a
+        // redirect (RFC 6749 §4.1.2.1).
+        guard let clientID = parameters["client_id"], let client = try await store.client(id: clientID), !client.revoked
+        else { return errorPage("The application is not known.", status: .badRequest) }
+        let redirectURI: String
+        if let given = parameters["redirect_uri"] {
+            guard client.redirectURIs.contains(given) else {
+                return errorPage("The redirect address is not registered for this application.", status: .badRequest)
+            }
+            redirectURI = given
+        } else if client.redirectURIs.count == 1 {
+            redirectURI = client.redirectURIs[0]
+        } else {
+            return errorPage("The request names no redirect address.", status: .badRequest)
+        }
+        let state = parameters["state"]
+        func fail(_ error: String, _ description: String) -> IssuerResponse {
+            redirect(to: redirectURI, ["error": error, "error_description": description, "state": state])
+        }
+        guard parameters["response_type"] == "code" else {
+            return fail("unsupported_response_type", "only response_type=code is supported")
+        }
+        guard options.grantTypes.contains(.authorizationCode), client.grantTypes.contains(.authorizationCode) else {
+            return fail("unauthorized_client", "the client may not use the authorization code flow")
+        }
+        let challenge = parameters["code_challenge"]
+        if let method = parameters["code_challenge_method"], method != "S256" {
+            return fail("invalid_request", "only the S256 code challenge method is supported")
+        }
+        if challenge != nil && parameters["code_challenge_method"] == nil {
+            // RFC 7636 defaults to plain, which is refused.
+            return fail("invalid_request", "the code challenge method must be S256")
+        }
+        if let challenge, !Self.isPKCEValue(challenge) {
+            return fail("invalid_request", "the code challenge is malformed")
+        }
+        if challenge == nil && client.secret == nil && options.requirePKCEForPublic {
+            return fail("invalid_request", "a public client must use PKCE")
+        }
+        let requested = (parameters["scope"] ?? "").split(separator: " ").map(String.init)
+        let scopes: [String]
+        do {
+            scopes = try grantedScopes(
+                requested: requested.isEmpty ? nil : requested,
+                client: client,
+                userScopesAllowed: true
+            )
+        } catch {
+            return fail("invalid_scope", error.description)
+        }
+        let prompt = Set((parameters["prompt"] ?? "").split(separator: " ").map(String.init))
+        var maxAge: Int?
+        if let text = parameters["max_age"] {
+            guard let value = Int(text), value >= 0 else { return fail("invalid_request", "max_age is not a number") }
+            maxAge = value
+        }
+        if let resource = parameters["resource"], !options.apis.contains(where: { $0.audience == resource }) {
+            return fail("invalid_target", "'resource' is not a known API")
+        }
+        var pending = PendingAuthorization(
+            id: RandomToken.make(),
+            csrfToken: RandomToken.make(),
+            clientID: client.id,
+            redirectURI: redirectURI,
+            scopes: scopes,
+            state: state,
+            nonce: parameters["nonce"],
+            codeChallenge: challenge,
+            resource: parameters["resource"],
+            maxAge: maxAge,
+            prompt: prompt,
+            loginHint: parameters["login_hint"],
+            expiresAt: now() + Self.formTTL
+        )
+        let session = try await currentSession(request)
+        let fresh = session.map { session in maxAge.map { now() - session.authenticatedAt <= $0 } ?? true } ?? false
+        if let session, fresh, !prompt.contains("login") {
+            pending.username = session.username
+            pending.authenticatedAt = session.authenticatedAt
+        } else if prompt.contains("none") {
+            return fail("login_required", "the user is not signed in")
+        }
+        try await store.savePendingAuthorization(pending)
+        if pending.username == nil { return loginPage(pending, message: nil) }
+        return try await continueAuthorization(pending, client: client, cookie: nil)
+    }
+
+    /// After sign-in: consent when needed, then the code.
+    func continueAuthorization(
+        _ pending: PendingAuthorization,
+        client: RegisteredClient,
+        cookie: String?
+    ) async throws
+        -> IssuerResponse
+    {
+        guard let username = pending.username else { return loginPage(pending, message: nil) }
+        let consented = try await store.consentedScopes(username: username, clientID: client.id)
+        let needsConsent =
+            pending.prompt.contains("consent") || (!client.skipConsent && !Set(pending.scopes).isSubset(of: consented))
+        if needsConsent {
+            if pending.prompt.contains("none") {
+                try await store.deletePendingAuthorization(id: pending.id)
+                return redirect(
+                    to: pending.redirectURI,
+                    [
+                        "error": "consent_required", "error_description": "the user has not consented",
+                        "state": pending.state,
+                    ]
+                )
+            }
+            return consentPage(pending, client: client, cookie: cookie)
+        }
+        return try await issueCode(pending, cookie: cookie)
+    }
+
+    func issueCode(_ pending: PendingAuthorization, cookie: String?) async throws -> IssuerResponse {
+        guard let username = pending.username, let authenticatedAt = pending.authenticatedAt else {
+            return errorPage("The sign-in did not complete.", status: .badRequest)
+        }
+        let code = RandomToken.make()
+        try await store.saveCode(
+            AuthorizationCodeRecord(
+                digest: RandomToken.digest(code),
+                clientID: pending.clientID,
+                redirectURI: pending.redirectURI,
+                username: username,
+                scopes: pending.scopes,
+                nonce: pending.nonce,
+                codeChallenge: pending.codeChallenge,
+                resource: pending.resource,
+                authenticatedAt: authenticatedAt,
+                expiresAt: now() + options.codeTTL,
+                redeemed: false,
+                issuedTokenDigests: []
+            )
+        )
+        try await store.deletePendingAuthorization(id: pending.id)
+        var response = redirect(to: pending.redirectURI, ["code": code, "state": pending.state])
+        if let cookie { response.head.headerFields.append(HTTPField(name: .setCookie, value: cookie)) }
+        return response
+    }
+
+    // MARK: - The forms
+
+    func login(_ request: HTTPRequest, form: [String: String]) async throws -> IssuerResponse {
+        guard var pending = try await validPending(form) else {
+            return errorPage(
+                "This sign-in form has expired or was not sent by this site. Start again.",
+                status: .forbidden
+            )
+        }
+        guard let client = try await store.client(id: pending.clientID) else {
+            return errorPage("The application is not known.", status: .badRequest)
+        }
+        let username = form["username"] ?? ""
+        guard let user = try await store.user(username: username),
+            PasswordHash.verify(form["password"] ?? "", against: user.passwordHash)
+        else {
+            logger.info("sign-in refused", metadata: ["client": "\(client.id)"])
+            return loginPage(pending, message: "The user name or password is not right.")
+        }
+        let cookieValue = RandomToken.make()
+        let authenticatedAt = now()
+        try await store.saveSession(
+            LoginSession(
+                digest: RandomToken.digest(cookieValue),
+                username: user.username,
+                authenticatedAt: authenticatedAt,
+                expiresAt: authenticatedAt + Self.sessionTTL
+            )
+        )
+        pending.username = user.username
+        pending.authenticatedAt = authenticatedAt
+        pending.csrfToken = RandomToken.make()
+        pending.prompt.remove("login")
+        try await store.savePendingAuthorization(pending)
+        return try await continueAuthorization(pending, client: client, cookie: sessionCookie(cookieValue))
+    }
+
+    func consent(_ request: HTTPRequest, form: [String: String]) async throws -> IssuerResponse {
+        guard var pending = try await validPending(form), let username = pending.username else {
+            return errorPage(
+                "This consent form has expired or was not sent by this site. Start again.",
+                status: .forbidden
+            )
+        }
+        guard form["decision"] == "allow" else {
+            try await store.deletePendingAuthorization(id: pending.id)
+            return redirect(
+                to: pending.redirectURI,
+                ["error": "access_denied", "error_description": "the user denied the request", "state": pending.state]
+            )
+        }
+        try await store.saveConsent(username: username, clientID: pending.clientID, scopes: Set(pending.scopes))
+        pending.prompt.remove("consent")
+        return try await issueCode(pending, cookie: nil)
+    }
+
+    /// The pending request a form names, when its anti-forgery token matches.
+    func validPending(_ form: [String: String]) async throws -> PendingAuthorization? {
+        guard let id = form["request"], let token = form["csrf"],
+            let pending = try await store.pendingAuthorization(id: id), pending.expiresAt > now(),
+            StoredSecret.keeping(pending.csrfToken).matches(token)
+        else { return nil }
+        return pending
+    }
+
+    func currentSession(_ request: HTTPRequest) async throws -> LoginSession? {
+        guard let value = Self.cookie(named: Self.sessionCookie, in: request) else { return nil }
+        guard let session = try await store.session(digest: RandomToken.digest(value)), session.expiresAt > now() else {
+            return nil
+        }
+        return session
+    }
+
+    static func cookie(named name: String, in request: HTTPRequest) -> String? {
+        for field in request.headerFields[values: .cookie] {
+            for pair in field.split(separator: ";") {
+                let trimmed = pair.drop { $0 == " " }
+                if trimmed.hasPrefix(name + "=") { return String(trimmed.dropFirst(name.count + 1)) }
+            }
+        }
+        return nil
+    }
+
+    func sessionCookie(_ value: String) -> String {
+        var cookie = "\(Self.sessionCookie)=\(value); Path=\(basePath.isEmpty ? "/" : basePath); HttpOnly; SameSite=Lax"
+        cookie += "; Max-Age=\(Self.sessionTTL)"
+        if options.issuer.hasPrefix("https://") { cookie += "; Secure" }
+        return cookie
+    }
+
+    /// A redirect to the client with `parameters` (and RFC 9207 `iss`) in the query.
+    func redirect(to uri: String, _ parameters: [String: String?]) -> IssuerResponse {
+        var pairs: [(String, String)] = []
+        for key in ["code", "error", "error_description", "state"] {
+            if let value = parameters[key] ?? nil { pairs.append((key, value)) }
+        }
+        pairs.append(("iss", options.issuer))
+        let location = uri + (uri.contains("?") ? "&" : "?") + FormURLEncoding.encode(pairs)
+        var fields = HTTPFields()
+        fields[.location] = location
+        fields[.cacheControl] = "no-store"
+        return .empty(status: .found, headers: fields)
+    }
+
+    static func isPKCEValue(_ value: String) -> Bool {
+        (43...128).contains(value.utf8.count)
+            && value.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                    UInt8(ascii: "~"):
+                    true
+                default: false
+                }
+            }
+    }
+
+    /// RFC 7636 §4.6: BASE64URL(SHA256(verifier)) == challenge.
+    static func pkceMatches(verifier: String, challenge: String) -> Bool {
+        guard isPKCEValue(verifier) else { return false }
+        let computed = Base64URL.encode(Array(SHA256.hash(data: Array(verifier.utf8))))
+        return StoredSecret.keeping(challenge).matches(computed)
+    }
+}

@@ -1,0 +1,287 @@
+import Crypto
+import HTTPTypes
+import Logging
+import TollgateCore
+
+extension OAuthIssuer {
+    /// Seconds during which the same client may repeat a spent refresh token and get the answer
+    /// already issued (a lost response), instead of revoking the family.
+    static let refreshGrace = 30
+
+    // MARK: - authorization_code (RFC 6749 §4.1.3, RFC 7636 §4.5)
+
+    func authorizationCode(_ client: RegisteredClient, form: [String: String]) async throws -> IssuerResponse {
+        guard let code = form["code"] else { throw OAuthError.invalidRequest("'code' is missing") }
+        let digest = RandomToken.digest(code)
+        guard let record = try await store.redeemCode(digest: digest) else {
+            throw OAuthError.invalidGrant("the code is not valid")
+        }
+        if record.redeemed {
+            // A replayed code: whatever its first redemption issued is revoked.
+            for token in record.issuedTokenDigests { try await store.revokeToken(digest: token) }
+            if let family = record.familyID { try await store.revokeFamily(family) }
+            logger.warning("authorization code replayed; its tokens are revoked", metadata: ["client": "\(client.id)"])
+            throw OAuthError.invalidGrant("the code was already used")
+        }
+        guard record.clientID == client.id else {
+            throw OAuthError.invalidGrant("the code was issued to another client")
+        }
+        guard record.expiresAt > now() else { throw OAuthError.invalidGrant("the code has expired") }
+        guard form["redirect_uri"] == record.redirectURI else {
+            throw OAuthError.invalidGrant("'redirect_uri' does not match the authorization request")
+        }
+        if let challenge = record.codeChallenge {
+            guard let verifier = form["code_verifier"], Self.pkceMatches(verifier: verifier, challenge: challenge)
+            else {
+                throw OAuthError.invalidGrant("the code verifier does not match")
+            }
+        } else if form["code_verifier"] != nil {
+            throw OAuthError.invalidGrant("the authorization request had no code challenge")
+        }
+        let familyID = RandomToken.make(bytes: 16)
+        let (answer, digests) = try await tokenAnswer(
+            client: client,
+            username: record.username,
+            scopes: record.scopes,
+            resource: form["resource"] ?? record.resource,
+            authenticatedAt: record.authenticatedAt,
+            nonce: record.nonce,
+            familyID: familyID,
+            generation: 0
+        )
+        try await store.recordIssued(byCode: digest, tokens: digests.access, familyID: familyID)
+        if let refresh = digests.refresh { try await store.saveRefreshToken(refresh) }
+        return .json(answer, headers: IssuerResponse.noStore)
+    }
+
+    // MARK: - refresh_token (RFC 6749 §6, OAuth 2.1 rotation)
+
+    func refresh(_ client: RegisteredClient, form: [String: String]) async throws -> IssuerResponse {
+        guard let token = form["refresh_token"] else { throw OAuthError.invalidRequest("'refresh_token' is missing") }
+        let digest = RandomToken.digest(token)
+        guard let current = try await store.refreshToken(digest: digest), current.clientID == client.id else {
+            throw OAuthError.invalidGrant("the refresh token is not valid")
+        }
+        var scopes = current.scopes
+        if let requested = form["scope"] {
+            let narrower = requested.split(separator: " ").map(String.init)
+            guard Set(narrower).isSubset(of: Set(current.scopes)) else {
+                throw OAuthError.invalidScope("a refresh cannot widen the scopes")
+            }
+            scopes = narrower
+        }
+        let (answer, issued) = try await tokenAnswer(
+            client: client,
+            username: current.username,
+            scopes: scopes,
+            resource: current.resource,
+            authenticatedAt: current.authenticatedAt,
+            nonce: nil,
+            familyID: current.familyID,
+            generation: current.generation + 1,
+            keepOfflineAccess: true
+        )
+        let text = answer.serialized()
+        // The successor's record carries the original grant's scopes, so narrowing one refresh
+        // does not narrow the family.
+        var successor = issued.refresh!
+        successor.scopes = current.scopes
+        let outcome = try await store.rotateRefreshToken(
+            digest: digest,
+            clientID: client.id,
+            successor: successor,
+            answer: text,
+            now: now(),
+            grace: Self.refreshGrace
+        )
+        switch outcome {
+        case .rotated:
+            return IssuerResponse.json(answer, headers: IssuerResponse.noStore)
+        case .replayWithinGrace(let given):
+            for token in issued.access { try await store.revokeToken(digest: token) }
+            var fields = IssuerResponse.noStore
+            fields[.contentType] = "application/json"
+            return IssuerResponse(head: HTTPResponse(status: .ok, headerFields: fields), body: Array(given.utf8))
+        case .refused(let familyRevoked):
+            for token in issued.access { try await store.revokeToken(digest: token) }
+            if familyRevoked {
+                logger.warning(
+                    "refresh token reused after rotation; its family is revoked",
+                    metadata: ["client": "\(client.id)", "family": "\(current.familyID)"]
+                )
+            }
+            throw OAuthError.invalidGrant("the refresh token is not valid")
+        }
+    }
+
+    struct IssuedDigests {
+        var access: [String]
+        var refresh: RefreshTokenRecord?
+    }
+
+    /// The token response for a person: access token, ID token with `openid`, refresh token with
+    /// `offline_access` (when the client may refresh).
+    func tokenAnswer(
+        client: RegisteredClient,
+        username: String,
+        scopes: [String],
+        resource: String?,
+        authenticatedAt: Int,
+        nonce: String?,
+        familyID: String,
+        generation: Int,
+        keepOfflineAccess: Bool = false
+    ) async throws -> (JSONValue, IssuedDigests) {
+        let subject = self.subject(for: username, client: client)
+        let minted = try await mintAccessToken(
+            client: client,
+            subject: subject,
+            scopes: scopes,
+            resource: resource,
+            familyID: familyID,
+            username: username
+        )
+        var answer: [String: JSONValue] = [
+            "access_token": .string(minted.token),
+            "token_type": .string("Bearer"),
+            "expires_in": .number(Double(options.accessTokenTTL)),
+            "scope": .string(scopes.joined(separator: " ")),
+        ]
+        if scopes.contains("openid") {
+            answer["id_token"] = .string(
+                try await idToken(
+                    client: client,
+                    username: username,
+                    subject: subject,
+                    scopes: scopes,
+                    authenticatedAt: authenticatedAt,
+                    nonce: nonce,
+                    accessToken: minted.token
+                )
+            )
+        }
+        var issued = IssuedDigests(access: [minted.record.digest], refresh: nil)
+        if (scopes.contains("offline_access") || keepOfflineAccess), client.grantTypes.contains(.refreshToken),
+            options.grantTypes.contains(.refreshToken)
+        {
+            let refreshToken = RandomToken.make()
+            answer["refresh_token"] = .string(refreshToken)
+            issued.refresh = RefreshTokenRecord(
+                digest: RandomToken.digest(refreshToken),
+                familyID: familyID,
+                generation: generation,
+                clientID: client.id,
+                username: username,
+                scopes: scopes,
+                resource: resource,
+                authenticatedAt: authenticatedAt,
+                expiresAt: now() + options.refreshTokenTTL,
+                spentAt: nil,
+                successorAnswer: nil,
+                successorDigest: nil,
+                revoked: false
+            )
+        }
+        return (.object(answer), issued)
+    }
+
+    /// OpenID Connect Core §2, with `at_hash` (§3.1.3.6) and `azp`.
+    func idToken(
+        client: RegisteredClient,
+        username: String,
+        subject: String,
+        scopes: [String],
+        authenticatedAt: Int,
+        nonce: String?,
+        accessToken: String
+    ) async throws -> String {
+        let issuedAt = now()
+        let hash = Array(SHA256.hash(data: Array(accessToken.utf8)))
+        var claims: [String: JSONValue] = [
+            "iss": .string(options.issuer),
+            "sub": .string(subject),
+            "aud": .string(client.id),
+            "azp": .string(client.id),
+            "iat": .number(Double(issuedAt)),
+            "exp": .number(Double(issuedAt + options.accessTokenTTL)),
+            "auth_time": .number(Double(authenticatedAt)),
+            "at_hash": .string(Base64URL.encode(hash.prefix(16))),
+        ]
+        if let nonce { claims["nonce"] = .string(nonce) }
+        if let user = try await store.user(username: username) {
+            for (name, value) in profileClaims(user, scopes: scopes) { claims[name] = .string(value) }
+        }
+        return try keys.snapshot.active.sign(claims: .object(claims), type: "JWT")
+    }
+
+    /// The user's claims the granted scopes release.
+    func profileClaims(_ user: IssuerUser, scopes: [String]) -> [String: String] {
+        var released: [String: String] = [:]
+        if scopes.contains("profile") {
+            released["preferred_username"] = user.username
+            for key in ["name", "given_name", "family_name", "picture", "locale"] {
+                if let value = user.claims[key] { released[key] = value }
+            }
+        }
+        if scopes.contains("email"), let email = user.claims["email"] {
+            released["email"] = email
+            released["email_verified"] = user.claims["email_verified"] ?? "false"
+        }
+        return released
+    }
+
+    /// The user's `sub` for `client`: the user name, or, with `pairwise_secret`, a value that
+    /// differs per sector (the host of the client's first redirect URI).
+    func subject(for username: String, client: RegisteredClient) -> String {
+        guard let secret = options.pairwiseSecret else { return username }
+        let sector = client.redirectURIs.first.map(Self.host(of:)) ?? client.id
+        let digest = SHA256.hash(data: Array((sector + "\u{0}" + username + "\u{0}" + secret).utf8))
+        return Base64URL.encode(Array(digest))
+    }
+
+    static func host(of uri: String) -> String {
+        let parts = uri.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
+        return parts.count >= 3 ? String(parts[2]) : uri
+    }
+
+    // MARK: - userinfo (OpenID Connect Core §5.3)
+
+    func userinfo(_ request: HTTPRequest, body: [UInt8]) async throws -> IssuerResponse {
+        var token: String?
+        if let header = request.headerFields[.authorization], header.lowercased().hasPrefix("bearer ") {
+            token = String(header.dropFirst(7)).trimmingSpacesAndTabs()
+        } else if request.method == .post, let form = try? form(request, body) {
+            token = form["access_token"]
+        }
+        func refuse(_ error: String?) -> IssuerResponse {
+            var fields = HTTPFields()
+            var challenge = "Bearer realm=" + OAuthError.quoted(options.issuer)
+            if let error { challenge += ", error=\"\(error)\"" }
+            fields[.wwwAuthenticate] = challenge
+            return .json(
+                .object(["error": .string(error ?? "invalid_request")]),
+                status: error == "insufficient_scope" ? .forbidden : .unauthorized,
+                headers: fields
+            )
+        }
+        guard let token, !token.isEmpty else { return refuse(nil) }
+        guard let record = try await activeRecord(for: token), record.kind == .access else {
+            return refuse("invalid_token")
+        }
+        guard record.scope.contains("openid") else { return refuse("insufficient_scope") }
+        var claims: [String: JSONValue] = ["sub": .string(record.subject)]
+        if let username = record.username, let user = try await store.user(username: username) {
+            for (name, value) in profileClaims(user, scopes: record.scope) { claims[name] = .string(value) }
+        }
+        return .json(.object(claims), headers: IssuerResponse.noStore)
+    }
+}
+
+extension String {
+    func trimmingSpacesAndTabs() -> String {
+        var text = Substring(self)
+        while text.first == " " || text.first == "\t" { text = text.dropFirst() }
+        while text.last == " " || text.last == "\t" { text = text.dropLast() }
+        return String(text)
+    }
+}

@@ -1,0 +1,73 @@
+import HTTPTypes
+
+/// The built-in sign-in, consent and error pages: plain HTML, every value escaped, never framed,
+/// never cached.
+extension OAuthIssuer {
+    func loginPage(_ pending: PendingAuthorization, message: String?) -> IssuerResponse {
+        var body = "<h1>Sign in</h1>"
+        body += "<p>to continue to <b>\(Self.escape(pending.clientID))</b></p>"
+        if let message { body += "<p class=\"error\">\(Self.escape(message))</p>" }
+        body += "<form method=\"post\" action=\"\(Self.escape(basePath + Endpoint.login.rawValue))\">"
+        body += hidden(pending)
+        body += "<label>User name <input name=\"username\" autocomplete=\"username\" required"
+        if let hint = pending.loginHint { body += " value=\"\(Self.escape(hint))\"" }
+        body += "></label>"
+        body +=
+            "<label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>"
+        body += "<button type=\"submit\">Sign in</button></form>"
+        return page("Sign in", body, status: message == nil ? .ok : .unauthorized)
+    }
+
+    func consentPage(_ pending: PendingAuthorization, client: RegisteredClient, cookie: String?) -> IssuerResponse {
+        var body = "<h1>Allow access?</h1>"
+        body += "<p><b>\(Self.escape(client.id))</b> asks to:</p><ul>"
+        for scope in pending.scopes { body += "<li>\(Self.escape(scope))</li>" }
+        body += "</ul><form method=\"post\" action=\"\(Self.escape(basePath + Endpoint.consent.rawValue))\">"
+        body += hidden(pending)
+        body += "<button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button> "
+        body += "<button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>"
+        var response = page("Allow access?", body, status: .ok)
+        if let cookie { response.head.headerFields.append(HTTPField(name: .setCookie, value: cookie)) }
+        return response
+    }
+
+    func errorPage(_ message: String, status: HTTPResponse.Status) -> IssuerResponse {
+        page("Cannot continue", "<h1>Cannot continue</h1><p>\(Self.escape(message))</p>", status: status)
+    }
+
+    private func hidden(_ pending: PendingAuthorization) -> String {
+        "<input type=\"hidden\" name=\"request\" value=\"\(Self.escape(pending.id))\">"
+            + "<input type=\"hidden\" name=\"csrf\" value=\"\(Self.escape(pending.csrfToken))\">"
+    }
+
+    private func page(_ title: String, _ body: String, status: HTTPResponse.Status) -> IssuerResponse {
+        let html =
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>\(Self.escape(title))</title>"
+            + "<meta name=\"viewport\" content=\"width=device-width\"><style>body{font:16px system-ui;max-width:24em;"
+            + "margin:4em auto}label{display:block;margin:1em 0}input{display:block;width:100%}"
+            + ".error{color:#b00}</style></head><body>\(body)</body></html>"
+        var fields = HTTPFields()
+        fields[.contentType] = "text/html; charset=utf-8"
+        fields[.cacheControl] = "no-store"
+        fields[HTTPField.Name("X-Frame-Options")!] = "DENY"
+        fields[.contentSecurityPolicy] = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+        fields[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
+        return IssuerResponse(head: HTTPResponse(status: status, headerFields: fields), body: Array(html.utf8))
+    }
+
+    static func escape(_ text: String) -> String {
+        var output = ""
+        output.reserveCapacity(text.utf8.count)
+        for character in text {
+            switch character {
+            case "&": output += "&amp;"
+            case "<": output += "&lt;"
+            case ">": output += "&gt;"
+            case "\"": output += "&quot;"
+            case "'": output += "&#39;"
+            default: output.append(character)
+            }
+        }
+        return output
+    }
+}

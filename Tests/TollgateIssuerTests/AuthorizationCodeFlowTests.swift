@@ -1,0 +1,364 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Testing
+import TollgateCore
+import TollgateIssuer
+
+/// The authorization code flow with PKCE as a browser and a client drive it: the login and
+/// consent forms, the code, its exchange, ID token, userinfo and refresh rotation.
+@Suite struct AuthorizationCodeFlowTests {
+    static let webSecret = "web-secret-0123456789abcdef0123456789"
+    static let password = "correct horse battery staple"
+    static let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    /// RFC 7636 Appendix B.
+    static let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+    struct Browser {
+        var cookie: String?
+    }
+
+    static func makeIssuer() async throws -> OAuthIssuer {
+        var options = IssuerOptions(issuer: "https://idp.test")
+        options.apis = [APIDefinition(audience: "@team/orders", scopes: ["@team/orders.read"])]
+        let store = MemoryIssuerStore()
+        try await store.saveClient(
+            RegisteredClient(
+                id: "@team/web",
+                kind: .web,
+                secret: .hashing(webSecret),
+                redirectURIs: ["https://app.test/callback"],
+                scopes: ["openid", "profile", "email", "offline_access", "@team/orders.read"]
+            )
+        )
+        try await store.saveClient(
+            RegisteredClient(
+                id: "@team/spa",
+                kind: .spa,
+                redirectURIs: ["https://spa.test/cb"],
+                scopes: ["openid", "offline_access"],
+                skipConsent: true
+            )
+        )
+        try await store.saveUser(
+            IssuerUser(
+                username: "ada",
+                passwordHash: try PasswordHash.make(password, rounds: 1 << 10),
+                claims: ["name": "Ada Lovelace", "email": "ada@example.test"]
+            )
+        )
+        return try await OAuthIssuer.start(options: options, store: store)
+    }
+
+    static func get(_ issuer: OAuthIssuer, _ path: String, browser: Browser = Browser()) async -> IssuerResponse {
+        var request = HTTPRequest(method: .get, scheme: "https", authority: "idp.test", path: path)
+        if let cookie = browser.cookie { request.headerFields[.cookie] = cookie }
+        return await issuer.handle(request, body: [])
+    }
+
+    static func post(
+        _ issuer: OAuthIssuer,
+        _ path: String,
+        _ pairs: [(String, String)],
+        browser: Browser = Browser(),
+        authorization: String? = nil
+    ) async -> IssuerResponse {
+        var request = HTTPRequest(method: .post, scheme: "https", authority: "idp.test", path: path)
+        request.headerFields[.contentType] = "application/x-www-form-urlencoded"
+        if let cookie = browser.cookie { request.headerFields[.cookie] = cookie }
+        if let authorization { request.headerFields[.authorization] = authorization }
+        return await issuer.handle(request, body: Array(FormURLEncoding.encode(pairs).utf8))
+    }
+
+    static func hidden(_ response: IssuerResponse, _ name: String) -> String? {
+        let html = String(decoding: response.body, as: UTF8.self)
+        guard let range = html.range(of: "name=\"\(name)\" value=\"") else { return nil }
+        let rest = html[range.upperBound...]
+        return rest.firstIndex(of: "\"").map { String(rest[..<$0]) }
+    }
+
+    static func query(_ location: String) -> [String: String] {
+        guard let question = location.firstIndex(of: "?") else { return [:] }
+        let pairs = FormURLEncoding.decode(Array(location[location.index(after: question)...].utf8)) ?? []
+        return Dictionary(pairs, uniquingKeysWith: { first, _ in first })
+    }
+
+    static func authorizePath(
+        client: String = "@team/web",
+        redirect: String = "https://app.test/callback",
+        scope: String = "openid profile email offline_access @team/orders.read",
+        extra: [(String, String)] = [("code_challenge", challenge), ("code_challenge_method", "S256")]
+    ) -> String {
+        "/oauth2/authorize?"
+            + FormURLEncoding.encode(
+                [
+                    ("response_type", "code"), ("client_id", client), ("redirect_uri", redirect), ("scope", scope),
+                    ("state", "st-1"), ("nonce", "n-0S6_WzA2Mj"),
+                ] + extra
+            )
+    }
+
+    /// Logs in and consents; returns the redirect's query and the browser with its session.
+    static func signInAndConsent(
+        _ issuer: OAuthIssuer,
+        path: String = authorizePath()
+    ) async throws
+        -> ([String: String], Browser)
+    {
+        let loginPage = await get(issuer, path)
+        #expect(loginPage.head.status == .ok, "\(loginPage.head.headerFields[.location] ?? "")")
+        #expect(loginPage.head.headerFields[.contentType] == "text/html; charset=utf-8")
+        let request = try #require(hidden(loginPage, "request"))
+        let csrf = try #require(hidden(loginPage, "csrf"))
+        let consentPage = await post(
+            issuer,
+            "/oauth2/authorize/login",
+            [("request", request), ("csrf", csrf), ("username", "ada"), ("password", password)]
+        )
+        let cookie = try #require(consentPage.head.headerFields[.setCookie])
+        #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Secure"))
+        let browser = Browser(cookie: String(cookie.split(separator: ";")[0]))
+        var location = consentPage.head.headerFields[.location]
+        if location == nil {
+            #expect(String(decoding: consentPage.body, as: UTF8.self).contains("@team/orders.read"))
+            let allowed = await post(
+                issuer,
+                "/oauth2/authorize/consent",
+                [
+                    ("request", try #require(hidden(consentPage, "request"))),
+                    ("csrf", try #require(hidden(consentPage, "csrf"))), ("decision", "allow"),
+                ],
+                browser: browser
+            )
+            #expect(allowed.head.status == .found)
+            location = allowed.head.headerFields[.location]
+        }
+        let redirect = try #require(location)
+        #expect(redirect.hasPrefix("https://app.test/callback?") || redirect.hasPrefix("https://spa.test/cb?"))
+        return (query(redirect), browser)
+    }
+
+    static var webBasic: String { FormURLEncoding.basicAuthorization(clientID: "@team/web", clientSecret: webSecret) }
+
+    static func exchange(
+        _ issuer: OAuthIssuer,
+        code: String,
+        verifier: String = verifier
+    ) async throws -> IssuerResponse {
+        await post(
+            issuer,
+            "/oauth2/token",
+            [
+                ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", "https://app.test/callback"),
+                ("code_verifier", verifier),
+            ],
+            authorization: webBasic
+        )
+    }
+
+    static func json(_ response: IssuerResponse) throws -> JSONValue { try JSONParser.parse(response.body) }
+
+    static func claims(ofJWT token: String) throws -> JSONValue {
+        let parts = token.split(separator: ".")
+        return try JSONParser.parse(try #require(Base64URL.decode(String(parts[1]))))
+    }
+
+    @Test func theFullFlowIssuesAnIDTokenWithNonceAtHashAndAuthTimeAndUserinfoAnswers() async throws {
+        let issuer = try await Self.makeIssuer()
+        let (callback, browser) = try await Self.signInAndConsent(issuer)
+        #expect(callback["state"] == "st-1")
+        #expect(callback["iss"] == "https://idp.test", "RFC 9207")
+        let code = try #require(callback["code"])
+        let tokens = try Self.json(try await Self.exchange(issuer, code: code))
+        let accessToken = try #require(tokens["access_token"]?.stringValue)
+        let idToken = try #require(tokens["id_token"]?.stringValue)
+        #expect(tokens["refresh_token"]?.stringValue != nil)
+        let claims = try Self.claims(ofJWT: idToken)
+        #expect(claims["iss"]?.stringValue == "https://idp.test")
+        #expect(claims["aud"]?.stringValue == "@team/web")
+        #expect(claims["azp"]?.stringValue == "@team/web")
+        #expect(claims["sub"]?.stringValue == "ada")
+        #expect(claims["nonce"]?.stringValue == "n-0S6_WzA2Mj")
+        #expect(claims["auth_time"]?.numberValue != nil)
+        #expect(claims["email"]?.stringValue == "ada@example.test")
+        let hash = Array(SHA256.hash(data: Array(accessToken.utf8)))
+        #expect(claims["at_hash"]?.stringValue == Base64URL.encode(hash.prefix(16)))
+        // The ID token verifies with the published keys.
+        let verifier = TokenVerifier(
+            issuers: [
+                IssuerVerifier(
+                    policy: IssuerPolicy(name: "idp", issuer: "https://idp.test", audiences: ["@team/web"]),
+                    keys: JWKSCache(
+                        issuerName: "idp",
+                        source: .fixed(JSONWebKeySetBox(issuer.keys.snapshot.keySet)),
+                        client: nil
+                    )
+                )
+            ]
+        )
+        #expect((try? await verifier.verify(idToken).get()) != nil)
+        // The access token is a JWT for the API named by its scope.
+        #expect(try Self.claims(ofJWT: accessToken)["aud"]?.stringValue == "@team/orders")
+        var userinfo = HTTPRequest(method: .get, scheme: "https", authority: "idp.test", path: "/oauth2/userinfo")
+        userinfo.headerFields[.authorization] = "Bearer \(accessToken)"
+        let profile = try Self.json(await issuer.handle(userinfo, body: []))
+        #expect(profile["sub"]?.stringValue == "ada")
+        #expect(profile["name"]?.stringValue == "Ada Lovelace")
+        // The session is remembered: the next authorization needs no login and no consent.
+        let again = await Self.get(issuer, Self.authorizePath(), browser: browser)
+        #expect(again.head.status == .found)
+        #expect(Self.query(try #require(again.head.headerFields[.location]))["code"] != nil)
+    }
+
+    @Test func aReplayedCodeIsRefusedAndRevokesWhatItIssued() async throws {
+        let issuer = try await Self.makeIssuer()
+        let code = try #require(try await Self.signInAndConsent(issuer).0["code"])
+        let first = try Self.json(try await Self.exchange(issuer, code: code))
+        let accessToken = try #require(first["access_token"]?.stringValue)
+        let replay = try await Self.exchange(issuer, code: code)
+        #expect(replay.head.status == .badRequest)
+        #expect(try Self.json(replay)["error"]?.stringValue == "invalid_grant")
+        let introspection = try Self.json(
+            await Self.post(issuer, "/oauth2/introspect", [("token", accessToken)], authorization: Self.webBasic)
+        )
+        #expect(introspection["active"] == .bool(false))
+        let refreshed = await Self.post(
+            issuer,
+            "/oauth2/token",
+            [("grant_type", "refresh_token"), ("refresh_token", try #require(first["refresh_token"]?.stringValue))],
+            authorization: Self.webBasic
+        )
+        #expect(try Self.json(refreshed)["error"]?.stringValue == "invalid_grant")
+    }
+
+    @Test func aWrongCodeVerifierIsInvalidGrant() async throws {
+        let issuer = try await Self.makeIssuer()
+        let code = try #require(try await Self.signInAndConsent(issuer).0["code"])
+        let response = try await Self.exchange(issuer, code: code, verifier: String(repeating: "a", count: 43))
+        #expect(try Self.json(response)["error"]?.stringValue == "invalid_grant")
+    }
+
+    @Test func plainPKCEAndMissingPKCEForAPublicClientAreRefusedToTheRedirectURI() async throws {
+        let issuer = try await Self.makeIssuer()
+        let plain = await Self.get(
+            issuer,
+            Self.authorizePath(extra: [("code_challenge", Self.verifier), ("code_challenge_method", "plain")])
+        )
+        #expect(Self.query(try #require(plain.head.headerFields[.location]))["error"] == "invalid_request")
+        let missing = await Self.get(
+            issuer,
+            Self.authorizePath(client: "@team/spa", redirect: "https://spa.test/cb", scope: "openid", extra: [])
+        )
+        let query = Self.query(try #require(missing.head.headerFields[.location]))
+        #expect(query["error"] == "invalid_request")
+        #expect(query["state"] == "st-1")
+        #expect(query["iss"] == "https://idp.test")
+    }
+
+    @Test func anUnregisteredRedirectURIGetsAnErrorPageNeverARedirect() async throws {
+        let issuer = try await Self.makeIssuer()
+        let response = await Self.get(issuer, Self.authorizePath(redirect: "https://evil.test/cb"))
+        #expect(response.head.status == .badRequest)
+        #expect(response.head.headerFields[.location] == nil)
+        let unknownClient = await Self.get(issuer, Self.authorizePath(client: "@team/nobody"))
+        #expect(unknownClient.head.headerFields[.location] == nil)
+    }
+
+    @Test func promptNoneWithoutASessionIsLoginRequired() async throws {
+        let issuer = try await Self.makeIssuer()
+        let response = await Self.get(
+            issuer,
+            Self.authorizePath(extra: [
+                ("code_challenge", Self.challenge), ("code_challenge_method", "S256"), ("prompt", "none"),
+            ])
+        )
+        #expect(Self.query(try #require(response.head.headerFields[.location]))["error"] == "login_required")
+    }
+
+    @Test func aFormPostWithoutItsCSRFTokenIsRefused() async throws {
+        let issuer = try await Self.makeIssuer()
+        let page = await Self.get(issuer, Self.authorizePath())
+        let request = try #require(Self.hidden(page, "request"))
+        let forged = await Self.post(
+            issuer,
+            "/oauth2/authorize/login",
+            [("request", request), ("csrf", "guessed"), ("username", "ada"), ("password", Self.password)]
+        )
+        #expect(forged.head.status == .forbidden)
+        #expect(forged.head.headerFields[.setCookie] == nil)
+    }
+
+    @Test func aWrongPasswordShowsTheFormAgain() async throws {
+        let issuer = try await Self.makeIssuer()
+        let page = await Self.get(issuer, Self.authorizePath())
+        let response = await Self.post(
+            issuer,
+            "/oauth2/authorize/login",
+            [
+                ("request", try #require(Self.hidden(page, "request"))),
+                ("csrf", try #require(Self.hidden(page, "csrf"))),
+                ("username", "ada"), ("password", "wrong"),
+            ]
+        )
+        #expect(response.head.status == .unauthorized)
+        #expect(response.head.headerFields[.setCookie] == nil)
+        #expect(String(decoding: response.body, as: UTF8.self).contains("not right"))
+    }
+
+    @Test func refreshRotatesAndReuseOutsideTheGraceWindowRevokesTheFamily() async throws {
+        let issuer = try await Self.makeIssuer()
+        let code = try #require(try await Self.signInAndConsent(issuer).0["code"])
+        let first = try Self.json(try await Self.exchange(issuer, code: code))
+        let original = try #require(first["refresh_token"]?.stringValue)
+        func refresh(_ token: String) async throws -> JSONValue {
+            try Self.json(
+                await Self.post(
+                    issuer,
+                    "/oauth2/token",
+                    [("grant_type", "refresh_token"), ("refresh_token", token)],
+                    authorization: Self.webBasic
+                )
+            )
+        }
+        let second = try await refresh(original)
+        let successor = try #require(second["refresh_token"]?.stringValue)
+        #expect(successor != original)
+        // A retry of the spent token within the grace window gets the same answer.
+        let retry = try await refresh(original)
+        #expect(retry["refresh_token"]?.stringValue == successor)
+        #expect(retry["access_token"] == second["access_token"])
+        let third = try await refresh(successor)
+        let newest = try #require(third["refresh_token"]?.stringValue)
+        // The first token again, now two generations old: the family is revoked.
+        #expect(try await refresh(original)["error"]?.stringValue == "invalid_grant")
+        #expect(try await refresh(newest)["error"]?.stringValue == "invalid_grant")
+    }
+
+    @Test func fiftyConcurrentRefreshesOfOneTokenLeaveExactlyOneSuccessor() async throws {
+        let issuer = try await Self.makeIssuer()
+        let code = try #require(try await Self.signInAndConsent(issuer).0["code"])
+        let original = try #require(
+            try Self.json(try await Self.exchange(issuer, code: code))["refresh_token"]?.stringValue
+        )
+        let answers = await withTaskGroup(of: String?.self) { group in
+            for _ in 0..<50 {
+                group.addTask {
+                    let response = await Self.post(
+                        issuer,
+                        "/oauth2/token",
+                        [("grant_type", "refresh_token"), ("refresh_token", original)],
+                        authorization: Self.webBasic
+                    )
+                    return try? Self.json(response)["refresh_token"]?.stringValue
+                }
+            }
+            var all: [String?] = []
+            for await answer in group { all.append(answer) }
+            return all
+        }
+        // Every caller is the same client within the grace window: all get the one successor.
+        let successors = Set(answers.compactMap { $0 })
+        #expect(successors.count == 1)
+        #expect(answers.allSatisfy { $0 != nil })
+    }
+}
