@@ -13,6 +13,10 @@ if ! python3 -c "import grpc" 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check "grpcio>=1.60,<2"
 fi
 
+# The issuer's interop test is driven by Authlib, an independent OAuth 2 / OpenID Connect client.
+if ! python3 -c "import authlib, requests" 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check "authlib>=1.3,<2" "requests>=2.28,<3"
+fi
 # The forward-auth tests put Debian's nginx (auth_request) in front of Tollgate; the TLS tests
 # make a throwaway certificate with openssl.
 missing=()

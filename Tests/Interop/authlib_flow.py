@@ -1,0 +1,107 @@
+"""Authlib (an independent OAuth 2 / OpenID Connect client) drives a running Tollgate issuer.
+
+Usage: authlib_flow.py ISSUER_URL WEB_CLIENT_ID WEB_SECRET M2M_CLIENT_ID M2M_SECRET USER PASSWORD
+Prints one line per check and exits non-zero on the first failure.
+"""
+import re
+import sys
+from urllib.parse import parse_qs, urlparse
+
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.integrations.base_client.errors import OAuthError
+from authlib.jose import JsonWebKey, jwt
+from authlib.common.security import generate_token
+from authlib.oidc.core import CodeIDToken
+
+issuer, web_id, web_secret, m2m_id, m2m_secret, user, password = sys.argv[1:8]
+redirect_uri = "http://127.0.0.1:9/callback"
+
+
+def check(condition, label):
+    if not condition:
+        print("FAILED:", label)
+        sys.exit(1)
+    print("ok:", label)
+
+
+meta = requests.get(issuer + "/.well-known/openid-configuration", timeout=10).json()
+check(meta["issuer"] == issuer, "discovery names the issuer")
+jwks = JsonWebKey.import_key_set(requests.get(meta["jwks_uri"], timeout=10).json())
+
+client = OAuth2Session(
+    web_id, web_secret, scope="openid profile email offline_access @team/orders.read",
+    redirect_uri=redirect_uri, code_challenge_method="S256",
+    token_endpoint_auth_method="client_secret_basic",
+)
+verifier = generate_token(48)
+nonce = generate_token(20)
+url, state = client.create_authorization_url(meta["authorization_endpoint"], code_verifier=verifier, nonce=nonce)
+
+browser = requests.Session()
+page = browser.get(url, allow_redirects=False, timeout=10)
+check(page.status_code == 200 and "<form" in page.text, "the authorization endpoint shows a sign-in form")
+
+
+def form_fields(html):
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
+
+
+def form_action(html):
+    return re.search(r'<form method="post" action="([^"]+)"', html).group(1)
+
+
+base = issuer.split("/", 3)
+origin = base[0] + "//" + base[2]
+fields = form_fields(page.text)
+fields.update(username=user, password=password)
+consent = browser.post(origin + form_action(page.text), data=fields, allow_redirects=False, timeout=10)
+check(consent.status_code == 200 and "Allow" in consent.text, "signing in leads to the consent page")
+check("tollgate_session" in browser.cookies.get_dict(), "a session cookie is set")
+fields = form_fields(consent.text)
+fields["decision"] = "allow"
+done = browser.post(origin + form_action(consent.text), data=fields, allow_redirects=False, timeout=10)
+check(done.status_code == 302, "consent redirects to the client")
+location = done.headers["Location"]
+query = parse_qs(urlparse(location).query)
+check(query.get("state") == [state], "the state comes back")
+check(query.get("iss") == [issuer], "RFC 9207 iss is in the authorization response")
+
+token = client.fetch_token(meta["token_endpoint"], authorization_response=location, code_verifier=verifier)
+check("id_token" in token and "refresh_token" in token, "the code is exchanged for access, ID and refresh tokens")
+claims = jwt.decode(
+    token["id_token"], jwks, claims_cls=CodeIDToken,
+    claims_options={"iss": {"essential": True, "value": issuer}, "aud": {"essential": True, "value": web_id}},
+    claims_params={"nonce": nonce, "client_id": web_id, "access_token": token["access_token"]},
+)
+claims.validate()
+check(claims["sub"] == user, "the ID token verifies (signature, iss, aud, nonce, at_hash, exp) and names the user")
+
+info = client.get(meta["userinfo_endpoint"], timeout=10).json()
+check(info["sub"] == user and "email" in info, "userinfo answers for the access token")
+
+old_refresh = token["refresh_token"]
+refreshed = client.refresh_token(meta["token_endpoint"], refresh_token=old_refresh)
+check(refreshed["refresh_token"] != old_refresh, "a refresh rotates the refresh token")
+second = client.refresh_token(meta["token_endpoint"], refresh_token=refreshed["refresh_token"])
+try:
+    client.refresh_token(meta["token_endpoint"], refresh_token=old_refresh)
+    check(False, "the spent refresh token is refused")
+except OAuthError as error:
+    check(error.error == "invalid_grant", "the spent refresh token is refused with invalid_grant")
+try:
+    client.refresh_token(meta["token_endpoint"], refresh_token=second["refresh_token"])
+    check(False, "its family is revoked")
+except OAuthError as error:
+    check(error.error == "invalid_grant", "and its whole family is revoked")
+
+machine = OAuth2Session(m2m_id, m2m_secret, token_endpoint_auth_method="client_secret_basic")
+m2m = machine.fetch_token(meta["token_endpoint"], grant_type="client_credentials", scope="@team/orders.read")
+check("access_token" in m2m and "refresh_token" not in m2m, "client_credentials with an id containing @ and /")
+
+active = machine.introspect_token(meta["introspection_endpoint"], token=m2m["access_token"]).json()
+check(active["active"] is True and active["client_id"] == m2m_id, "introspection: active")
+machine.revoke_token(meta["revocation_endpoint"], token=m2m["access_token"])
+inactive = machine.introspect_token(meta["introspection_endpoint"], token=m2m["access_token"]).json()
+check(inactive == {"active": False}, "after revocation: inactive")
+print("authlib: all checks passed")
