@@ -26,6 +26,7 @@ let prometheus: Package.Dependency = .package(
 )
 let nioExtras: Package.Dependency = .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2")
 let httpTypes: Package.Dependency = .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0")
+let sqliteNIO: Package.Dependency = .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2")
 let atomics: Package.Dependency = .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0")
 
 let sharedSettings: [SwiftSetting] = [
@@ -45,7 +46,7 @@ let package = Package(
     ],
     dependencies: [
         swiftCrypto, swiftNIO, asyncHTTPClient, yams, swiftLog, argumentParser, nioHTTP2, nioSSL, serviceLifecycle,
-        prometheus, atomics, nioExtras, httpTypes,
+        prometheus, atomics, nioExtras, httpTypes, sqliteNIO,
     ],
     targets: [
         .target(
@@ -90,6 +91,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: sharedSettings
         ),

@@ -46,9 +46,15 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "tollgate")
+        let local: LocalIssuer?
+        do {
+            local = try await LocalIssuer.start(configuration)
+        } catch {
+            printError("error: cannot start the issuer: \(error)")
+            throw ExitCode(1)
+        }
         let proxy: RunningProxy
         do {
-            let local = try await LocalIssuer.start(configuration)
             proxy = try await RunningProxy.start(
                 configuration: configuration,
                 configurationPath: config,
@@ -58,6 +64,7 @@ struct Serve: AsyncParsableCommand {
                 inProcess: local?.inProcess ?? InProcessIssuers()
             )
         } catch {
+            try? await local?.close()
             printError("error: cannot start: \(error)")
             throw ExitCode(1)
         }
@@ -70,12 +77,15 @@ struct Serve: AsyncParsableCommand {
         // Shut down in reverse order: the listeners drain first, then reloads stop, then keys.
         let group = ServiceGroup(
             configuration: .init(
-                services: [keys, watcher, SignalReloadService(proxy: proxy), listeners],
+                services: [keys, watcher, SignalReloadService(proxy: proxy)]
+                    + (local.map { [IssuerSweeperService(store: $0.store, logger: logger)] } ?? []) + [listeners],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
         )
         try await group.run()
+        // The issuer's storage is closed last, after the listeners have drained.
+        try? await local?.close()
     }
 }
 

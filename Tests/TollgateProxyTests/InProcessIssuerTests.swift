@@ -30,11 +30,13 @@ struct InProcessIssuerTests {
     static let machineSecret = "m2m-secret-0123456789abcdef0123456789"
     static let readerSecret = "reader-secret-0123456789abcdef0123"
 
-    static func start(jwtAccessToken: Bool) async throws -> Running {
+    static func start(jwtAccessToken: Bool, again previous: Running? = nil) async throws -> Running {
         let upstream = try await TestHTTPServer.start(handler: ProxyEnvironment.echo)
-        let port = try Ports.free()
-        let adminPort = try Ports.free()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)")
+        let port = try previous?.port ?? Ports.free()
+        let adminPort = try previous?.adminPort ?? Ports.free()
+        let directory =
+            previous?.directory
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try machineSecret.write(to: directory.appendingPathComponent("svc.secret"), atomically: true, encoding: .utf8)
         try readerSecret.write(to: directory.appendingPathComponent("writer.secret"), atomically: true, encoding: .utf8)
@@ -195,5 +197,35 @@ struct InProcessIssuerTests {
             throw error
         }
         await running.stop()
+    }
+
+    @Test func onSQLiteKeysClientsAndTokensSurviveARestart() async throws {
+        let first = try await Self.start(jwtAccessToken: false)
+        let (_, answer) = try await Self.token(
+            first,
+            client: "@team/svc",
+            secret: Self.machineSecret,
+            scope: "@team/orders.read"
+        )
+        let token = try #require(answer["access_token"] as? String)
+        let (_, keysBefore, _) = try await Self.get(first, "/oauth2/jwks")
+        first.process.stop()
+        try? await first.upstream.shutdown()
+        #expect(
+            FileManager.default.fileExists(
+                atPath: first.directory.appendingPathComponent("tollgate-issuer.sqlite").path
+            )
+        )
+        let second = try await Self.start(jwtAccessToken: false, again: first)
+        do {
+            let (_, keysAfter, _) = try await Self.get(second, "/oauth2/jwks")
+            #expect(keysAfter == keysBefore, "the same signing key after a restart")
+            let (passed, _, _) = try await Self.get(second, "/orders/1", token: token)
+            #expect(passed == 200, "a token issued before the restart still works")
+        } catch {
+            await second.stop()
+            throw error
+        }
+        await second.stop()
     }
 }

@@ -453,7 +453,7 @@ public enum ConfigurationLoader {
             guard url.hasPrefix("https://") || url.hasPrefix("http://"), !url.contains("?"), !url.contains("#") else {
                 throw urlNode.error("must be an http(s) URL without query or fragment")
             }
-            var settings = LocalIssuerSettings(issuer: url)
+            var settings = LocalIssuerSettings(issuer: url, storage: .sqlite(baseDirectory + "/tollgate-issuer.sqlite"))
             settings.line = node.line
             if let value = members["name"] { settings.name = try value.nonEmptyString() }
             if let value = members["supported_scopes"] { settings.supportedScopes = try value.stringList() }
@@ -510,10 +510,20 @@ public enum ConfigurationLoader {
             }
             if let value = members["storage"] {
                 let storage = try value.mapping(allowed: ["memory", "sqlite", "postgres"])
-                if let persistent = storage["sqlite"] ?? storage["postgres"] {
-                    throw persistent.error(
-                        "this build keeps issuer state in memory only; remove it or use 'memory: true'"
-                    )
+                if let postgres = storage["postgres"] {
+                    throw postgres.error("PostgreSQL storage is not available in this build; use sqlite or memory")
+                }
+                switch (storage["memory"], storage["sqlite"]) {
+                case (let memory?, nil):
+                    guard try memory.bool() else { throw memory.error("give sqlite: PATH, or memory: true") }
+                    settings.storage = .memory
+                case (nil, let sqlite?):
+                    let path = try sqlite.nonEmptyString()
+                    settings.storage = .sqlite(path.hasPrefix("/") ? path : baseDirectory + "/" + path)
+                case (.some, .some):
+                    throw value.error("give sqlite or memory, not both")
+                case (nil, nil):
+                    throw value.error("give sqlite: PATH or memory: true")
                 }
             }
             var allScopes = Set(settings.supportedScopes)

@@ -22,7 +22,16 @@ public struct LocalIssuerSettings: Sendable, Equatable {
     public var apis: [API] = []
     public var clients: [Client] = []
     public var users: [User] = []
+    /// Where its state lives: SQLite (the default, `tollgate-issuer.sqlite` beside the
+    /// configuration file) or memory (lost on restart).
+    public var storage: Storage
     public var line: Int?
+
+    public enum Storage: Sendable, Equatable {
+        case memory
+        /// An absolute path.
+        case sqlite(String)
+    }
 
     /// A person who can sign in with the built-in form.
     public struct User: Sendable, Equatable {
@@ -50,8 +59,9 @@ public struct LocalIssuerSettings: Sendable, Equatable {
         public var skipConsent: Bool
     }
 
-    public init(issuer: String) {
+    public init(issuer: String, storage: Storage = .memory) {
         self.issuer = issuer
+        self.storage = storage
     }
 
     /// The audiences of its APIs: what the verifier accepts from it.

@@ -1,5 +1,5 @@
 /// A person who can sign in: the built-in authenticator's users.
-public struct IssuerUser: Sendable, Equatable {
+public struct IssuerUser: Sendable, Equatable, Codable {
     public var username: String
     /// `scrypt$N$r$p$salt$hash` (`PasswordHash`); never the password.
     public var passwordHash: String
@@ -14,17 +14,29 @@ public struct IssuerUser: Sendable, Equatable {
 }
 
 /// A signed-in browser: the session cookie names it.
-public struct LoginSession: Sendable, Equatable {
+public struct LoginSession: Sendable, Equatable, Codable {
     /// base64url SHA-256 of the cookie value.
     public var digest: String
     public var username: String
     /// Unix seconds.
     public var authenticatedAt: Int
     public var expiresAt: Int
+
+    public init(
+        digest: String,
+        username: String,
+        authenticatedAt: Int,
+        expiresAt: Int
+    ) {
+        self.digest = digest
+        self.username = username
+        self.authenticatedAt = authenticatedAt
+        self.expiresAt = expiresAt
+    }
 }
 
 /// An authorization request waiting for the person (login, then consent).
-public struct PendingAuthorization: Sendable, Equatable {
+public struct PendingAuthorization: Sendable, Equatable, Codable {
     public var id: String
     /// The form's anti-forgery token.
     public var csrfToken: String
@@ -42,10 +54,44 @@ public struct PendingAuthorization: Sendable, Equatable {
     public var username: String?
     public var authenticatedAt: Int?
     public var expiresAt: Int
+
+    public init(
+        id: String,
+        csrfToken: String,
+        clientID: String,
+        redirectURI: String,
+        scopes: [String],
+        state: String? = nil,
+        nonce: String? = nil,
+        codeChallenge: String? = nil,
+        resource: String? = nil,
+        maxAge: Int? = nil,
+        prompt: Set<String>,
+        loginHint: String? = nil,
+        username: String? = nil,
+        authenticatedAt: Int? = nil,
+        expiresAt: Int
+    ) {
+        self.id = id
+        self.csrfToken = csrfToken
+        self.clientID = clientID
+        self.redirectURI = redirectURI
+        self.scopes = scopes
+        self.state = state
+        self.nonce = nonce
+        self.codeChallenge = codeChallenge
+        self.resource = resource
+        self.maxAge = maxAge
+        self.prompt = prompt
+        self.loginHint = loginHint
+        self.username = username
+        self.authenticatedAt = authenticatedAt
+        self.expiresAt = expiresAt
+    }
 }
 
 /// An issued authorization code, stored by digest, single use.
-public struct AuthorizationCodeRecord: Sendable, Equatable {
+public struct AuthorizationCodeRecord: Sendable, Equatable, Codable {
     public var digest: String
     public var clientID: String
     public var redirectURI: String
@@ -61,11 +107,41 @@ public struct AuthorizationCodeRecord: Sendable, Equatable {
     /// What the redemption issued, to revoke on replay (token digests, and the refresh family).
     public var issuedTokenDigests: [String]
     public var familyID: String?
+
+    public init(
+        digest: String,
+        clientID: String,
+        redirectURI: String,
+        username: String,
+        scopes: [String],
+        nonce: String? = nil,
+        codeChallenge: String? = nil,
+        resource: String? = nil,
+        authenticatedAt: Int,
+        expiresAt: Int,
+        redeemed: Bool,
+        issuedTokenDigests: [String],
+        familyID: String? = nil
+    ) {
+        self.digest = digest
+        self.clientID = clientID
+        self.redirectURI = redirectURI
+        self.username = username
+        self.scopes = scopes
+        self.nonce = nonce
+        self.codeChallenge = codeChallenge
+        self.resource = resource
+        self.authenticatedAt = authenticatedAt
+        self.expiresAt = expiresAt
+        self.redeemed = redeemed
+        self.issuedTokenDigests = issuedTokenDigests
+        self.familyID = familyID
+    }
 }
 
 /// A refresh token's place in its family (one authorization). Rotation moves a family forward
 /// one generation in one transaction; see `IssuerStore.rotateRefreshToken`.
-public struct RefreshTokenRecord: Sendable, Equatable {
+public struct RefreshTokenRecord: Sendable, Equatable, Codable {
     public var digest: String
     public var familyID: String
     public var generation: Int
@@ -83,6 +159,36 @@ public struct RefreshTokenRecord: Sendable, Equatable {
     /// The digest of the token it was exchanged for.
     public var successorDigest: String?
     public var revoked: Bool
+
+    public init(
+        digest: String,
+        familyID: String,
+        generation: Int,
+        clientID: String,
+        username: String,
+        scopes: [String],
+        resource: String? = nil,
+        authenticatedAt: Int,
+        expiresAt: Int,
+        spentAt: Int? = nil,
+        successorAnswer: String? = nil,
+        successorDigest: String? = nil,
+        revoked: Bool
+    ) {
+        self.digest = digest
+        self.familyID = familyID
+        self.generation = generation
+        self.clientID = clientID
+        self.username = username
+        self.scopes = scopes
+        self.resource = resource
+        self.authenticatedAt = authenticatedAt
+        self.expiresAt = expiresAt
+        self.spentAt = spentAt
+        self.successorAnswer = successorAnswer
+        self.successorDigest = successorDigest
+        self.revoked = revoked
+    }
 }
 
 /// What a rotation attempt found.

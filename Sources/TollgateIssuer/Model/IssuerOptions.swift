@@ -50,7 +50,7 @@ public struct APIDefinition: Sendable, Equatable {
     }
 }
 
-public enum GrantType: String, Sendable, CaseIterable {
+public enum GrantType: String, Sendable, CaseIterable, Codable {
     case authorizationCode = "authorization_code"
     case clientCredentials = "client_credentials"
     case refreshToken = "refresh_token"

@@ -1,8 +1,8 @@
 /// A client of the issuer, of one of the types relying parties register: a confidential web
 /// app, a public SPA or native app (PKCE, no secret), a machine-to-machine client
 /// (`client_credentials` only) or a device.
-public struct RegisteredClient: Sendable, Equatable {
-    public enum Kind: String, Sendable, CaseIterable {
+public struct RegisteredClient: Sendable, Equatable, Codable {
+    public enum Kind: String, Sendable, CaseIterable, Codable {
         case web
         case spa
         case native

@@ -3,8 +3,8 @@ import TollgateCore
 
 /// A high-entropy machine secret (client secret, token) as kept at rest: its SHA-256, or, with
 /// `store_*: plain`, the value itself. Compared in constant time either way.
-public struct StoredSecret: Sendable, Equatable {
-    public enum Form: String, Sendable {
+public struct StoredSecret: Sendable, Equatable, Codable {
+    public enum Form: String, Sendable, Codable {
         case sha256
         case plain
     }

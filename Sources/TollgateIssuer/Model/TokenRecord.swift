@@ -1,6 +1,6 @@
 /// An issued access or refresh token as the store keeps it, under the SHA-256 of the token.
-public struct TokenRecord: Sendable, Equatable {
-    public enum Kind: String, Sendable {
+public struct TokenRecord: Sendable, Equatable, Codable {
+    public enum Kind: String, Sendable, Codable {
         case access
         case refresh
     }

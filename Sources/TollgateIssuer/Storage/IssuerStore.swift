@@ -57,8 +57,8 @@ public protocol IssuerStore: Sendable {
 }
 
 /// A signing key at rest: the private key's PKCS#8 DER, and where it is in its rotation.
-public struct StoredSigningKey: Sendable, Equatable {
-    public enum Stage: String, Sendable {
+public struct StoredSigningKey: Sendable, Equatable, Codable {
+    public enum Stage: String, Sendable, Codable {
         /// Published, not yet signing.
         case next
         case active

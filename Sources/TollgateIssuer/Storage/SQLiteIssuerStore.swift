@@ -1,0 +1,416 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import SQLiteNIO
+import Synchronization
+
+/// The issuer's state in one SQLite file (sqlite-nio, which bundles SQLite): the embedded
+/// default. WAL journal, created and migrated on open, survives restarts. Every method is one
+/// `BEGIN IMMEDIATE` transaction, so rotation and code redemption stay single-winner even
+/// with several processes on the file.
+///
+/// Records are kept as JSON bodies keyed by kind and key; the columns compare-and-set works on
+/// (spent, revoked, family) are real columns.
+public final class SQLiteIssuerStore: IssuerStore {
+    static let schemaVersion = 1
+
+    private let connection: SQLiteConnection
+    private let gate = AsyncGate()
+
+    private init(connection: SQLiteConnection) {
+        self.connection = connection
+    }
+
+    /// Opens (creating and migrating when needed) the database at `path`.
+    public static func open(
+        path: String,
+        logger: Logger = Logger(label: "tollgate.issuer.sqlite")
+    ) async throws
+        -> SQLiteIssuerStore
+    {
+        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        let store = SQLiteIssuerStore(connection: connection)
+        try await store.migrate()
+        return store
+    }
+
+    public func close() async throws {
+        try await connection.close()
+    }
+
+    func migrate() async throws {
+        _ = try await connection.query("PRAGMA journal_mode=WAL")
+        _ = try await connection.query("PRAGMA busy_timeout=5000")
+        _ = try await connection.query("PRAGMA foreign_keys=ON")
+        try await transaction { connection in
+            _ = try await connection.query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            let rows = try await connection.query("SELECT version FROM schema_version")
+            let current = rows.first?.column("version")?.integer ?? 0
+            if current > Self.schemaVersion {
+                throw StoreError.newerSchema(current)
+            }
+            if current < 1 {
+                for statement in [
+                    """
+                    CREATE TABLE records (kind TEXT NOT NULL, key TEXT NOT NULL, expires_at INTEGER,
+                        body TEXT NOT NULL, PRIMARY KEY (kind, key))
+                    """,
+                    "CREATE INDEX records_expiry ON records (expires_at)",
+                    """
+                    CREATE TABLE tokens (digest TEXT PRIMARY KEY, family_id TEXT, revoked INTEGER NOT NULL,
+                        expires_at INTEGER NOT NULL, body TEXT NOT NULL)
+                    """,
+                    "CREATE INDEX tokens_family ON tokens (family_id)",
+                    """
+                    CREATE TABLE refresh_tokens (digest TEXT PRIMARY KEY, family_id TEXT NOT NULL,
+                        client_id TEXT NOT NULL, spent_at INTEGER, successor_digest TEXT, successor_answer TEXT,
+                        revoked INTEGER NOT NULL, expires_at INTEGER NOT NULL, body TEXT NOT NULL)
+                    """,
+                    "CREATE INDEX refresh_family ON refresh_tokens (family_id)",
+                    "DELETE FROM schema_version",
+                    "INSERT INTO schema_version (version) VALUES (1)",
+                ] {
+                    _ = try await connection.query(statement)
+                }
+            }
+        }
+    }
+
+    enum StoreError: Error {
+        case newerSchema(Int)
+    }
+
+    // MARK: - Plumbing
+
+    /// One transaction at a time on the connection; `BEGIN IMMEDIATE` takes the write lock
+    /// against other processes.
+    func transaction<T: Sendable>(_ body: @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
+        try await gate.run {
+            _ = try await connection.query("BEGIN IMMEDIATE")
+            do {
+                let result = try await body(connection)
+                _ = try await connection.query("COMMIT")
+                return result
+            } catch {
+                _ = try? await connection.query("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    static func encode<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ row: SQLiteRow?) throws -> T? {
+        guard let text = row?.column("body")?.string else { return nil }
+        return try JSONDecoder().decode(type, from: Data(text.utf8))
+    }
+
+    func put<T: Encodable & Sendable>(_ kind: String, _ key: String, _ value: T, expiresAt: Int? = nil) async throws {
+        let body = try Self.encode(value)
+        try await transaction { connection in
+            _ = try await connection.query(
+                "INSERT OR REPLACE INTO records (kind, key, expires_at, body) VALUES (?, ?, ?, ?)",
+                [.text(kind), .text(key), expiresAt.map { .integer($0) } ?? .null, .text(body)]
+            )
+        }
+    }
+
+    func get<T: Decodable & Sendable>(_ type: T.Type, _ kind: String, _ key: String) async throws -> T? {
+        let rows = try await transaction { connection in
+            try await connection.query(
+                "SELECT body FROM records WHERE kind = ? AND key = ?",
+                [.text(kind), .text(key)]
+            )
+        }
+        return try Self.decode(type, rows.first)
+    }
+
+    func delete(_ kind: String, _ key: String) async throws {
+        try await transaction { connection in
+            _ = try await connection.query("DELETE FROM records WHERE kind = ? AND key = ?", [.text(kind), .text(key)])
+        }
+    }
+
+    // MARK: - IssuerStore
+
+    public func client(id: String) async throws -> RegisteredClient? {
+        try await get(RegisteredClient.self, "client", id)
+    }
+
+    public func saveClient(_ client: RegisteredClient) async throws { try await put("client", client.id, client) }
+
+    public func clients() async throws -> [RegisteredClient] {
+        let rows = try await transaction { connection in
+            try await connection.query("SELECT body FROM records WHERE kind = 'client' ORDER BY key")
+        }
+        return try rows.compactMap { try Self.decode(RegisteredClient.self, $0) }
+    }
+
+    public func signingKeys() async throws -> [StoredSigningKey] {
+        let rows = try await transaction { connection in
+            try await connection.query("SELECT body FROM records WHERE kind = 'signing_key'")
+        }
+        return try rows.compactMap { try Self.decode(StoredSigningKey.self, $0) }
+    }
+
+    public func saveSigningKey(_ key: StoredSigningKey) async throws { try await put("signing_key", key.keyID, key) }
+
+    public func saveToken(_ token: TokenRecord) async throws {
+        let body = try Self.encode(token)
+        try await transaction { connection in
+            _ = try await connection.query(
+                "INSERT OR REPLACE INTO tokens (digest, family_id, revoked, expires_at, body) VALUES (?, ?, ?, ?, ?)",
+                [
+                    .text(token.digest), token.familyID.map { .text($0) } ?? .null, .integer(token.revoked ? 1 : 0),
+                    .integer(token.expiresAt), .text(body),
+                ]
+            )
+        }
+    }
+
+    public func token(digest: String) async throws -> TokenRecord? {
+        let rows = try await transaction { connection in
+            try await connection.query("SELECT body, revoked FROM tokens WHERE digest = ?", [.text(digest)])
+        }
+        guard var record = try Self.decode(TokenRecord.self, rows.first) else { return nil }
+        record.revoked = (rows.first?.column("revoked")?.integer ?? 0) != 0
+        return record
+    }
+
+    public func revokeToken(digest: String) async throws -> Bool {
+        try await transaction { connection in
+            let rows = try await connection.query(
+                "UPDATE tokens SET revoked = 1 WHERE digest = ? RETURNING digest",
+                [.text(digest)]
+            )
+            return !rows.isEmpty
+        }
+    }
+
+    public func deleteExpired(before now: Int) async throws -> Int {
+        try await transaction { connection in
+            var count = 0
+            for table in ["records", "tokens", "refresh_tokens"] {
+                let rows = try await connection.query(
+                    "DELETE FROM \(table) WHERE expires_at IS NOT NULL AND expires_at < ? RETURNING 1",
+                    [.integer(now)]
+                )
+                count += rows.count
+            }
+            return count
+        }
+    }
+
+    public func user(username: String) async throws -> IssuerUser? { try await get(IssuerUser.self, "user", username) }
+
+    public func saveUser(_ user: IssuerUser) async throws { try await put("user", user.username, user) }
+
+    public func saveSession(_ session: LoginSession) async throws {
+        try await put("session", session.digest, session, expiresAt: session.expiresAt)
+    }
+
+    public func session(digest: String) async throws -> LoginSession? {
+        try await get(LoginSession.self, "session", digest)
+    }
+
+    public func deleteSession(digest: String) async throws { try await delete("session", digest) }
+
+    public func savePendingAuthorization(_ pending: PendingAuthorization) async throws {
+        try await put("pending", pending.id, pending, expiresAt: pending.expiresAt)
+    }
+
+    public func pendingAuthorization(id: String) async throws -> PendingAuthorization? {
+        try await get(PendingAuthorization.self, "pending", id)
+    }
+
+    public func deletePendingAuthorization(id: String) async throws { try await delete("pending", id) }
+
+    public func consentedScopes(username: String, clientID: String) async throws -> Set<String> {
+        try await get(Set<String>.self, "consent", username + "\u{0}" + clientID) ?? []
+    }
+
+    public func saveConsent(username: String, clientID: String, scopes: Set<String>) async throws {
+        let key = username + "\u{0}" + clientID
+        try await transaction { connection in
+            let rows = try await connection.query(
+                "SELECT body FROM records WHERE kind = 'consent' AND key = ?",
+                [.text(key)]
+            )
+            var merged = try Self.decode(Set<String>.self, rows.first) ?? []
+            merged.formUnion(scopes)
+            _ = try await connection.query(
+                "INSERT OR REPLACE INTO records (kind, key, expires_at, body) VALUES ('consent', ?, NULL, ?)",
+                [.text(key), .text(try Self.encode(merged))]
+            )
+        }
+    }
+
+    public func saveCode(_ code: AuthorizationCodeRecord) async throws {
+        try await put("code", code.digest, code, expiresAt: code.expiresAt)
+    }
+
+    public func redeemCode(digest: String) async throws -> AuthorizationCodeRecord? {
+        try await transaction { connection in
+            let rows = try await connection.query(
+                "SELECT body FROM records WHERE kind = 'code' AND key = ?",
+                [.text(digest)]
+            )
+            guard let code = try Self.decode(AuthorizationCodeRecord.self, rows.first) else { return nil }
+            var redeemed = code
+            redeemed.redeemed = true
+            _ = try await connection.query(
+                "UPDATE records SET body = ? WHERE kind = 'code' AND key = ?",
+                [.text(try Self.encode(redeemed)), .text(digest)]
+            )
+            return code
+        }
+    }
+
+    public func recordIssued(byCode digest: String, tokens: [String], familyID: String?) async throws {
+        try await transaction { connection in
+            let rows = try await connection.query(
+                "SELECT body FROM records WHERE kind = 'code' AND key = ?",
+                [.text(digest)]
+            )
+            guard var code = try Self.decode(AuthorizationCodeRecord.self, rows.first) else { return }
+            code.issuedTokenDigests += tokens
+            if let familyID { code.familyID = familyID }
+            _ = try await connection.query(
+                "UPDATE records SET body = ? WHERE kind = 'code' AND key = ?",
+                [.text(try Self.encode(code)), .text(digest)]
+            )
+        }
+    }
+
+    public func saveRefreshToken(_ token: RefreshTokenRecord) async throws {
+        let body = try Self.encode(token)
+        try await transaction { connection in
+            try await Self.insertRefresh(token, body: body, on: connection)
+        }
+    }
+
+    static func insertRefresh(_ token: RefreshTokenRecord, body: String, on connection: SQLiteConnection) async throws {
+        _ = try await connection.query(
+            """
+            INSERT OR REPLACE INTO refresh_tokens (digest, family_id, client_id, spent_at, successor_digest,
+                successor_answer, revoked, expires_at, body) VALUES (?, ?, ?, NULL, NULL, NULL, ?, ?, ?)
+            """,
+            [
+                .text(token.digest), .text(token.familyID), .text(token.clientID), .integer(token.revoked ? 1 : 0),
+                .integer(token.expiresAt), .text(body),
+            ]
+        )
+    }
+
+    public func refreshToken(digest: String) async throws -> RefreshTokenRecord? {
+        let rows = try await transaction { connection in
+            try await connection.query(
+                "SELECT body, spent_at, successor_digest, revoked FROM refresh_tokens WHERE digest = ?",
+                [.text(digest)]
+            )
+        }
+        guard var record = try Self.decode(RefreshTokenRecord.self, rows.first) else { return nil }
+        record.spentAt = rows.first?.column("spent_at")?.integer
+        record.successorDigest = rows.first?.column("successor_digest")?.string
+        record.revoked = (rows.first?.column("revoked")?.integer ?? 0) != 0
+        return record
+    }
+
+    public func rotateRefreshToken(
+        digest: String,
+        clientID: String,
+        successor: RefreshTokenRecord,
+        answer: String,
+        now: Int,
+        grace: Int
+    ) async throws -> RefreshRotation {
+        let successorBody = try Self.encode(successor)
+        return try await transaction { connection in
+            // The compare-and-set: only an unspent, unrevoked, unexpired token of this client moves.
+            let won = try await connection.query(
+                """
+                UPDATE refresh_tokens SET spent_at = ?, successor_digest = ?, successor_answer = ?
+                WHERE digest = ? AND client_id = ? AND spent_at IS NULL AND revoked = 0 AND expires_at > ?
+                RETURNING digest
+                """,
+                [.integer(now), .text(successor.digest), .text(answer), .text(digest), .text(clientID), .integer(now)]
+            )
+            if !won.isEmpty {
+                try await Self.insertRefresh(successor, body: successorBody, on: connection)
+                return .rotated
+            }
+            let rows = try await connection.query(
+                """
+                SELECT r.family_id, r.client_id, r.spent_at, r.revoked, r.successor_answer,
+                    s.spent_at AS successor_spent
+                FROM refresh_tokens r LEFT JOIN refresh_tokens s ON s.digest = r.successor_digest
+                WHERE r.digest = ?
+                """,
+                [.text(digest)]
+            )
+            guard let row = rows.first, row.column("client_id")?.string == clientID,
+                let family = row.column("family_id")?.string
+            else { return .refused(familyRevoked: false) }
+            guard let spentAt = row.column("spent_at")?.integer else {
+                return .refused(familyRevoked: false)
+            }
+            let revoked = (row.column("revoked")?.integer ?? 0) != 0
+            let successorUnused = row.column("successor_spent")?.integer == nil
+            if !revoked, now - spentAt <= grace, successorUnused, let given = row.column("successor_answer")?.string {
+                return .replayWithinGrace(given)
+            }
+            try await Self.revokeFamily(family, on: connection)
+            return .refused(familyRevoked: true)
+        }
+    }
+
+    public func revokeFamily(_ familyID: String) async throws {
+        try await transaction { connection in try await Self.revokeFamily(familyID, on: connection) }
+    }
+
+    static func revokeFamily(_ familyID: String, on connection: SQLiteConnection) async throws {
+        _ = try await connection.query(
+            "UPDATE refresh_tokens SET revoked = 1, successor_answer = NULL WHERE family_id = ?",
+            [.text(familyID)]
+        )
+        _ = try await connection.query("UPDATE tokens SET revoked = 1 WHERE family_id = ?", [.text(familyID)])
+    }
+}
+
+/// Runs async operations one at a time, in arrival order.
+final class AsyncGate: Sendable {
+    private struct State {
+        var busy = false
+        var waiting: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    func run<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state -> Bool in
+                if state.busy {
+                    state.waiting.append(continuation)
+                    return false
+                }
+                state.busy = true
+                return true
+            }
+            if now { continuation.resume() }
+        }
+        defer {
+            let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                if state.waiting.isEmpty {
+                    state.busy = false
+                    return nil
+                }
+                return state.waiting.removeFirst()
+            }
+            next?.resume()
+        }
+        return try await body()
+    }
+}
