@@ -28,6 +28,7 @@ import TollgateIssuer
                 kind: .web,
                 secret: .hashing(webSecret),
                 redirectURIs: ["https://app.test/callback"],
+                postLogoutRedirectURIs: ["https://app.test/bye"],
                 scopes: ["openid", "profile", "email", "offline_access", "@team/orders.read"]
             )
         )
@@ -360,5 +361,46 @@ import TollgateIssuer
         let successors = Set(answers.compactMap { $0 })
         #expect(successors.count == 1)
         #expect(answers.allSatisfy { $0 != nil })
+    }
+
+    @Test func endSessionSignsOutAndReturnsToARegisteredAddressWithTheState() async throws {
+        let issuer = try await Self.makeIssuer()
+        let (callback, browser) = try await Self.signInAndConsent(issuer)
+        let tokens = try Self.json(try await Self.exchange(issuer, code: try #require(callback["code"])))
+        let idToken = try #require(tokens["id_token"]?.stringValue)
+        let discovery = try Self.json(await Self.get(issuer, "/.well-known/openid-configuration"))
+        #expect(discovery["end_session_endpoint"]?.stringValue == "https://idp.test/oauth2/end_session")
+        let unregistered = await Self.get(
+            issuer,
+            "/oauth2/end_session?"
+                + FormURLEncoding.encode([
+                    ("id_token_hint", idToken), ("post_logout_redirect_uri", "https://evil.test/"),
+                ]),
+            browser: browser
+        )
+        #expect(unregistered.head.status == .badRequest)
+        #expect(unregistered.head.headerFields[.location] == nil)
+        let forged = await Self.get(
+            issuer,
+            "/oauth2/end_session?" + FormURLEncoding.encode([("id_token_hint", idToken.dropLast(4) + "AAAA")]),
+            browser: browser
+        )
+        #expect(forged.head.status == .badRequest)
+        let out = await Self.get(
+            issuer,
+            "/oauth2/end_session?"
+                + FormURLEncoding.encode([
+                    ("id_token_hint", idToken), ("client_id", "@team/web"),
+                    ("post_logout_redirect_uri", "https://app.test/bye"), ("state", "bye-1"),
+                ]),
+            browser: browser
+        )
+        #expect(out.head.status == .found)
+        #expect(out.head.headerFields[.location] == "https://app.test/bye?state=bye-1")
+        #expect(out.head.headerFields[.setCookie]?.contains("Max-Age=0") == true)
+        // The session is gone: the next authorization asks for a sign-in again.
+        let again = await Self.get(issuer, Self.authorizePath(), browser: browser)
+        #expect(again.head.status == .ok)
+        #expect(Self.hidden(again, "csrf") != nil)
     }
 }

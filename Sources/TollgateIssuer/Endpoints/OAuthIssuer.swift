@@ -56,6 +56,7 @@ public final class OAuthIssuer: Sendable {
         case login = "/oauth2/authorize/login"
         case consent = "/oauth2/authorize/consent"
         case userinfo = "/oauth2/userinfo"
+        case endSession = "/oauth2/end_session"
     }
 
     /// The URL of `endpoint`.
@@ -139,6 +140,10 @@ public final class OAuthIssuer: Sendable {
             case .userinfo:
                 try requireMethod(request, [.get, .post])
                 return try await userinfo(request, body: body)
+            case .endSession:
+                try requireMethod(request, [.get, .post])
+                let parameters = request.method == .post ? try form(request, body) : try query(of: target)
+                return try await endSession(request, parameters: parameters)
             }
         } catch let error as OAuthError {
             return error.response
@@ -220,6 +225,7 @@ public final class OAuthIssuer: Sendable {
             "revocation_endpoint": .string(url(.revocation)),
             "authorization_endpoint": .string(url(.authorization)),
             "userinfo_endpoint": .string(url(.userinfo)),
+            "end_session_endpoint": .string(url(.endSession)),
             "claims_supported": .array(
                 [
                     "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "name", "email",
