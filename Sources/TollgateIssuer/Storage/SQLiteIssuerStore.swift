@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import SQLiteNIO
 import Synchronization
+import TollgateCore
 
 /// The issuer's state in one SQLite file (sqlite-nio, which bundles SQLite): the embedded
 /// default. WAL journal, created and migrated on open, survives restarts. Every method is one
@@ -16,7 +17,7 @@ public final class SQLiteIssuerStore: IssuerStore {
     static let schemaVersion = 1
 
     private let connection: SQLiteConnection
-    private let gate = AsyncGate()
+    private let gate = SerialGate()
 
     private init(connection: SQLiteConnection) {
         self.connection = connection
@@ -377,40 +378,5 @@ public final class SQLiteIssuerStore: IssuerStore {
             [.text(familyID)]
         )
         _ = try await connection.query("UPDATE tokens SET revoked = 1 WHERE family_id = ?", [.text(familyID)])
-    }
-}
-
-/// Runs async operations one at a time, in arrival order.
-final class AsyncGate: Sendable {
-    private struct State {
-        var busy = false
-        var waiting: [CheckedContinuation<Void, Never>] = []
-    }
-
-    private let state = Mutex(State())
-
-    func run<T: Sendable>(_ body: () async throws -> T) async throws -> T {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { state -> Bool in
-                if state.busy {
-                    state.waiting.append(continuation)
-                    return false
-                }
-                state.busy = true
-                return true
-            }
-            if now { continuation.resume() }
-        }
-        defer {
-            let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
-                if state.waiting.isEmpty {
-                    state.busy = false
-                    return nil
-                }
-                return state.waiting.removeFirst()
-            }
-            next?.resume()
-        }
-        return try await body()
     }
 }

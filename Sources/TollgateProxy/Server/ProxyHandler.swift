@@ -683,7 +683,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 // would write a chunked terminator the client reads as the next response.
                 context.flush()
             } else {
-                context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+                lastWrite = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
             }
             pool?.release(upstream, reusable: current.requestEnded && current.upstreamReusable)
             pool = nil
@@ -884,7 +884,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             buffer.writeString(body)
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        lastWrite = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         buffered.removeAll(keepingCapacity: true)
         if current.requestEnded {
             state = .idle
@@ -896,6 +896,20 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             state = .discarding
             finish()
         }
+    }
+
+    /// The end of the last response written, so a close waits for it: closing at once would drop
+    /// whatever the socket had not taken yet (the tail of a large body to a slow reader).
+    private var lastWrite: EventLoopFuture<Void>?
+
+    private func closeAfterLastWrite(context: ChannelHandlerContext) {
+        guard let pending = lastWrite else {
+            context.close(promise: nil)
+            return
+        }
+        lastWrite = nil
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        pending.whenComplete { _ in loopBound.value.close(promise: nil) }
     }
 
     private func finishIfComplete() {
@@ -911,13 +925,16 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         exchange = nil
         if isHTTP2 { return }
         if !current.keepAlive {
-            context.close(promise: nil)
+            // Should the client stop reading, the idle timeout still closes the connection.
+            waitingSince = .now()
+            servedOne = true
+            closeAfterLastWrite(context: context)
             return
         }
         if case .idle = state {
             servedOne = true
             if quiescing {
-                context.close(promise: nil)
+                closeAfterLastWrite(context: context)
                 return
             }
             waitingSince = .now()
