@@ -28,6 +28,7 @@ let nioExtras: Package.Dependency = .package(url: "https://github.com/apple/swif
 let httpTypes: Package.Dependency = .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0")
 let sqliteNIO: Package.Dependency = .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2")
 let atomics: Package.Dependency = .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0")
+let postgresNIO: Package.Dependency = .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2")
 
 let sharedSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -46,7 +47,7 @@ let package = Package(
     ],
     dependencies: [
         swiftCrypto, swiftNIO, asyncHTTPClient, yams, swiftLog, argumentParser, nioHTTP2, nioSSL, serviceLifecycle,
-        prometheus, atomics, nioExtras, httpTypes, sqliteNIO,
+        prometheus, atomics, nioExtras, httpTypes, sqliteNIO, postgresNIO,
     ],
     targets: [
         .target(
@@ -92,6 +93,7 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -192,6 +194,8 @@ let package = Package(
             dependencies: [
                 "TollgateIssuer",
                 "TollgateCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

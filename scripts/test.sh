@@ -29,6 +29,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The issuer's PostgreSQL tests (store conformance, two replicas on one database, the Authlib
+# suite on PostgreSQL) run against Debian's postgresql in a throwaway cluster on loopback.
+eval "$(./scripts/postgres.sh start)"
+trap './scripts/postgres.sh stop "$TOLLGATE_TEST_POSTGRES_DIR"' EXIT
+export TOLLGATE_TEST_REQUIRE_POSTGRES=1
+
 swift format lint --strict --recursive Package.swift Sources Tests Fuzz
 swift build --build-tests
 # Every parser that sees hostile bytes, under libFuzzer for a bounded time (FUZZ_SECONDS each).

@@ -26,16 +26,12 @@ struct LocalIssuer {
     let store: any IssuerStore
 
     func close() async throws {
-        try await (store as? SQLiteIssuerStore)?.close()
+        try await IssuerStorage.close(store)
     }
 
     static func start(_ configuration: TollgateConfiguration) async throws -> LocalIssuer? {
         guard let settings = configuration.localIssuer else { return nil }
-        let store: any IssuerStore
-        switch settings.storage {
-        case .memory: store = MemoryIssuerStore()
-        case .sqlite(let path): store = try await SQLiteIssuerStore.open(path: path)
-        }
+        let store = try await IssuerStorage.open(settings.storage)
         let issuer = try await OAuthIssuer.start(settings: settings, store: store)
         let source = IssuerVerificationSource(issuer: issuer, issuerName: settings.name, audiences: settings.audiences)
         return LocalIssuer(
@@ -44,6 +40,50 @@ struct LocalIssuer {
             inProcess: InProcessIssuers(sources: [settings.name: (keys: source, introspection: source)]),
             store: store
         )
+    }
+}
+
+/// Opens and closes the storage a configuration names.
+enum IssuerStorage {
+    static func open(_ storage: LocalIssuerSettings.Storage) async throws -> any IssuerStore {
+        switch storage {
+        case .memory: MemoryIssuerStore()
+        case .sqlite(let path): try await SQLiteIssuerStore.open(path: path)
+        case .postgres(let settings): try await PostgresIssuerStore.open(settings)
+        }
+    }
+
+    static func close(_ store: any IssuerStore) async throws {
+        if let sqlite = store as? SQLiteIssuerStore { try await sqlite.close() }
+        if let postgres = store as? PostgresIssuerStore { try await postgres.close() }
+    }
+}
+
+/// Moves the issuer's signing keys through their stages and picks up keys other processes
+/// stored (`tollgate issuer rotate-keys`, other replicas), every `keyTiming.refreshInterval`.
+struct IssuerKeyService: Service {
+    let issuer: OAuthIssuer
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(issuer.keyTiming.refreshInterval))
+                do {
+                    let before = issuer.keys.snapshot.active.keyID
+                    try await issuer.advanceKeys()
+                    let after = issuer.keys.snapshot.active.keyID
+                    if before != after {
+                        logger.info(
+                            "issuer signing key rotated",
+                            metadata: ["active": "\(after)", "retired": "\(before)"]
+                        )
+                    }
+                } catch {
+                    logger.warning("the issuer's keys could not be refreshed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
     }
 }
 

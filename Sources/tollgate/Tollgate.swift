@@ -78,7 +78,12 @@ struct Serve: AsyncParsableCommand {
         let group = ServiceGroup(
             configuration: .init(
                 services: [keys, watcher, SignalReloadService(proxy: proxy)]
-                    + (local.map { [IssuerSweeperService(store: $0.store, logger: logger)] } ?? []) + [listeners],
+                    + (local.map {
+                        [
+                            IssuerSweeperService(store: $0.store, logger: logger),
+                            IssuerKeyService(issuer: $0.issuer, logger: logger),
+                        ]
+                    } ?? []) + [listeners],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -176,11 +181,13 @@ struct StandardError: TextOutputStream {
     }
 }
 
-struct IssuerCommand: ParsableCommand {
+struct IssuerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "issuer",
         abstract: "Administer the issuer in this process.",
-        subcommands: [HashPassword.self]
+        subcommands: [
+            HashPassword.self, RotateKeys.self, CreateClient.self, AddUser.self, ListClients.self, RevokeClient.self,
+        ]
     )
 }
 

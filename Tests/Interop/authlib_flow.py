@@ -1,10 +1,13 @@
 """Authlib (an independent OAuth 2 / OpenID Connect client) drives a running Tollgate issuer.
 
 Usage: authlib_flow.py ISSUER_URL WEB_CLIENT_ID WEB_SECRET M2M_CLIENT_ID M2M_SECRET USER PASSWORD
+The issuer also has a public device client `@team/tv` and the web client the post-logout
+redirect URI http://127.0.0.1:9/signed-out.
 Prints one line per check and exits non-zero on the first failure.
 """
 import re
 import sys
+import time
 from urllib.parse import parse_qs, urlparse
 
 import requests
@@ -104,4 +107,58 @@ check(active["active"] is True and active["client_id"] == m2m_id, "introspection
 machine.revoke_token(meta["revocation_endpoint"], token=m2m["access_token"])
 inactive = machine.introspect_token(meta["introspection_endpoint"], token=m2m["access_token"]).json()
 check(inactive == {"active": False}, "after revocation: inactive")
+
+# RFC 8628: the device asks, the person confirms in a browser, the device polls.
+device = OAuth2Session("@team/tv", token_endpoint_auth_method="none", scope="openid offline_access @team/orders.read")
+started = requests.post(
+    meta["device_authorization_endpoint"],
+    data={"client_id": "@team/tv", "scope": "openid offline_access @team/orders.read"}, timeout=10,
+).json()
+check({"device_code", "user_code", "verification_uri", "interval"} <= started.keys(), "a device authorization")
+device_grant = "urn:ietf:params:oauth:grant-type:device_code"
+try:
+    device.fetch_token(meta["token_endpoint"], grant_type=device_grant, device_code=started["device_code"])
+    check(False, "the first poll is pending")
+except OAuthError as error:
+    check(error.error == "authorization_pending", "before the person confirms: authorization_pending")
+person = requests.Session()
+entry = person.get(started["verification_uri_complete"], timeout=10)
+check(started["user_code"] in entry.text, "the verification page is pre-filled with the user code")
+fields = form_fields(entry.text)
+fields.update(user_code=started["user_code"], username=user, password=password)
+confirm = person.post(origin + form_action(entry.text), data=fields, timeout=10)
+check(confirm.status_code == 200 and "Allow" in confirm.text, "signing in on the page asks to confirm the device")
+fields = form_fields(confirm.text)
+fields["decision"] = "allow"
+done = person.post(origin + form_action(confirm.text), data=fields, timeout=10)
+check("Device connected" in done.text, "the person allows the device")
+time.sleep(started["interval"])
+device_token = device.fetch_token(meta["token_endpoint"], grant_type=device_grant, device_code=started["device_code"])
+check("access_token" in device_token and "refresh_token" in device_token, "the device's poll gets its tokens")
+device_claims = jwt.decode(
+    device_token["id_token"], jwks, claims_options={"iss": {"essential": True, "value": issuer}},
+)
+device_claims.validate()
+check(device_claims["sub"] == user and device_claims["aud"] == "@team/tv", "the device's ID token names the user")
+time.sleep(started["interval"])
+try:
+    device.fetch_token(meta["token_endpoint"], grant_type=device_grant, device_code=started["device_code"])
+    check(False, "a device code is single-use")
+except OAuthError as error:
+    check(error.error == "invalid_grant", "the device code is single-use")
+
+# RP-initiated logout with the ID token of the code flow.
+signed_out = browser.get(
+    meta["end_session_endpoint"],
+    params={
+        "id_token_hint": token["id_token"], "post_logout_redirect_uri": "http://127.0.0.1:9/signed-out",
+        "state": "bye-1", "client_id": web_id,
+    },
+    allow_redirects=False, timeout=10,
+)
+check(signed_out.status_code == 302, "end_session redirects to the registered post-logout URI")
+check(signed_out.headers["Location"].startswith("http://127.0.0.1:9/signed-out"), "to exactly that URI")
+check(parse_qs(urlparse(signed_out.headers["Location"]).query).get("state") == ["bye-1"], "with the state")
+again = browser.get(url, allow_redirects=False, timeout=10)
+check(again.status_code == 200 and 'name="password"' in again.text, "after logout the person must sign in again")
 print("authlib: all checks passed")

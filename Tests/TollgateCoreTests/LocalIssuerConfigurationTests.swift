@@ -66,6 +66,66 @@ import TollgateCore
         #expect(configuration.issuer(named: "local")?.policy.audiences == ["@team/orders"])
     }
 
+    @Test func postgresStorageConsentPageKeysAndMaxAge() throws {
+        let configuration = try Self.parse(
+            """
+              issuer: https://idp.example
+              signing_algorithm: EdDSA
+              jwks_max_age: 60
+              consent_page: https://app.example/consent
+              storage:
+                postgres:
+                  url: postgres://tollgate@db.internal:6432/issuer
+                  password_env: LONG
+
+            """
+        )
+        let local = try #require(configuration.localIssuer)
+        #expect(local.signingAlgorithm == "EdDSA")
+        #expect(local.jwksMaxAge == 60)
+        #expect(local.consentPage == "https://app.example/consent")
+        guard case .postgres(let postgres) = local.storage else {
+            Issue.record("storage is \(local.storage)")
+            return
+        }
+        #expect(postgres.host == "db.internal" && postgres.port == 6432)
+        #expect(postgres.username == "tollgate" && postgres.database == "issuer")
+        #expect(postgres.password?.value == String(repeating: "p", count: 32))
+        #expect(configuration.issuer(named: "local")?.policy.algorithms.contains(.eddsa) == true)
+        // The default storage is SQLite beside the file.
+        let plain = try #require(try Self.parse("  issuer: https://i\n").localIssuer)
+        #expect(plain.storage == .sqlite("/tmp/tollgate-issuer.sqlite"))
+    }
+
+    @Test(arguments: [
+        (
+            "  issuer: https://i\n  storage:\n    postgres:\n      url: postgres://u:hunter2@h/db\n",
+            "holds a password"
+        ),
+        ("  issuer: https://i\n  storage:\n    postgres:\n      url: mysql://u@h/db\n", "expected postgres://"),
+        (
+            "  issuer: https://i\n  storage:\n    postgres:\n      url: postgres://u@h/db\n      password: x\n",
+            "secrets are not written"
+        ),
+        (
+            "  issuer: https://i\n  storage:\n    sqlite: a.db\n    postgres:\n      url: postgres://u@h/db\n",
+            "one of sqlite, postgres or memory"
+        ),
+        ("  issuer: https://i\n  consent_page: javascript:x\n", "http(s) URL"),
+        ("  issuer: https://i\n  signing_algorithm: HS256\n", "RS256, ES256 or EdDSA"),
+    ])
+    func storageAndKeyRefusals(_ section: String, _ message: String) {
+        do {
+            _ = try Self.parse(section)
+            Issue.record("accepted: \(section)")
+        } catch {
+            #expect(error.file == "issuer.yaml")
+            #expect(error.line != nil)
+            #expect(error.description.contains(message), "\(error)")
+            #expect(!error.description.contains("hunter2"), "a password never appears in an error")
+        }
+    }
+
     @Test(arguments: [
         (
             "  issuer: https://i\n  clients:\n    - client_id: a\n      type: machine\n      client_secret: x\n",

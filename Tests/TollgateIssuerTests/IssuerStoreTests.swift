@@ -9,7 +9,12 @@ import TollgateIssuer
     enum Backend: String, CaseIterable, Sendable {
         case memory
         case sqlite
+        case postgres
     }
+
+    /// PostgreSQL joins when the test server is there (always under scripts/test.sh, where its
+    /// absence fails `thePostgresServerIsThereWhenTheTestScriptRuns`).
+    static let backends: [Backend] = [.memory, .sqlite] + (PostgresTestDatabase.isConfigured ? [.postgres] : [])
 
     static func open(_ backend: Backend, path: String? = nil) async throws -> any IssuerStore {
         switch backend {
@@ -21,7 +26,14 @@ import TollgateIssuer
                         "issuer-\(UUID().uuidString).sqlite"
                     ).path
             )
+        case .postgres:
+            try await PostgresIssuerStore.open(try await PostgresTestDatabase.create())
         }
+    }
+
+    static func close(_ store: any IssuerStore) async throws {
+        try await (store as? SQLiteIssuerStore)?.close()
+        await (store as? PostgresIssuerStore)?.close()
     }
 
     /// Runs `body` on a fresh store of `backend`, and closes it whatever happens.
@@ -30,10 +42,14 @@ import TollgateIssuer
         do {
             try await body(store)
         } catch {
-            try? await (store as? SQLiteIssuerStore)?.close()
+            try? await close(store)
             throw error
         }
-        try await (store as? SQLiteIssuerStore)?.close()
+        try await close(store)
+    }
+
+    @Test func thePostgresServerIsThereWhenTheTestScriptRuns() {
+        #expect(!PostgresTestDatabase.isRequired || PostgresTestDatabase.isConfigured)
     }
 
     static func refresh(
@@ -61,7 +77,7 @@ import TollgateIssuer
         )
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: backends)
     func recordsRoundTrip(_ backend: Backend) async throws {
         try await Self.with(backend) { store in
             let client = RegisteredClient(
@@ -96,7 +112,7 @@ import TollgateIssuer
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: backends)
     func fiftyConcurrentRedemptionsOfACodeHaveOneWinner(_ backend: Backend) async throws {
         try await Self.with(backend) { store in
             try await store.saveCode(
@@ -122,7 +138,7 @@ import TollgateIssuer
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: backends)
     func fiftyConcurrentRotationsHaveOneWinnerAndTheRestGetItsAnswer(_ backend: Backend) async throws {
         try await Self.with(backend) { store in
             try await store.saveRefreshToken(Self.refresh("r0"))
@@ -152,7 +168,7 @@ import TollgateIssuer
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: backends)
     func reuseAfterTheGraceWindowRevokesTheFamilyAndItsAccessTokens(_ backend: Backend) async throws {
         try await Self.with(backend) { store in
             try await store.saveRefreshToken(Self.refresh("r0"))
@@ -201,7 +217,7 @@ import TollgateIssuer
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: backends)
     func expiredRecordsAreSwept(_ backend: Backend) async throws {
         try await Self.with(backend) { store in
             try await store.saveRefreshToken(Self.refresh("old", expiresAt: 10))
@@ -210,6 +226,143 @@ import TollgateIssuer
             #expect(try await store.refreshToken(digest: "old") == nil)
             #expect(try await store.refreshToken(digest: "new") != nil)
         }
+    }
+
+    @Test(arguments: backends)
+    func anApprovedDeviceCodeIsSpentByExactlyOneOfFiftyPolls(_ backend: Backend) async throws {
+        try await Self.with(backend) { store in
+            let record = DeviceAuthorizationRecord(
+                digest: "device-1",
+                userCode: "BCDFGHJK",
+                clientID: "@team/tv",
+                scopes: ["openid"],
+                interval: 5,
+                expiresAt: 4_000_000_000
+            )
+            try await store.saveDeviceAuthorization(record)
+            #expect(try await store.deviceAuthorization(userCode: "BCDFGHJK") == record)
+            #expect(
+                try await store.pollDeviceAuthorization(digest: "device-1", clientID: "@team/other", now: 10) == nil
+            )
+            #expect(
+                try await store.pollDeviceAuthorization(digest: "device-1", clientID: "@team/tv", now: 10)?.status
+                    == .pending
+            )
+            #expect(
+                try await store.decideDeviceAuthorization(
+                    userCode: "BCDFGHJK",
+                    username: "ada",
+                    authenticatedAt: 11,
+                    now: 11
+                )
+            )
+            #expect(
+                try await !store.decideDeviceAuthorization(
+                    userCode: "BCDFGHJK",
+                    username: nil,
+                    authenticatedAt: 12,
+                    now: 12
+                ),
+                "a decided request cannot be decided again"
+            )
+            let approvals = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<50 {
+                    group.addTask {
+                        try await store.pollDeviceAuthorization(digest: "device-1", clientID: "@team/tv", now: 30)?
+                            .status == .approved
+                    }
+                }
+                var count = 0
+                for try await approved in group where approved { count += 1 }
+                return count
+            }
+            #expect(approvals == 1)
+            #expect(try await store.deviceAuthorization(userCode: "BCDFGHJK")?.status == .redeemed)
+            #expect(try await store.deleteExpired(before: 4_000_000_001) >= 1)
+            #expect(try await store.deviceAuthorization(userCode: "BCDFGHJK") == nil)
+        }
+    }
+
+    @Test(arguments: backends)
+    func revokingAClientRevokesItsTokensAndNoOneElses(_ backend: Backend) async throws {
+        try await Self.with(backend) { store in
+            try await store.saveClient(RegisteredClient(id: "@team/web", kind: .web, secret: .hashing("s")))
+            for (digest, client) in [("mine", "@team/web"), ("theirs", "@team/other")] {
+                try await store.saveToken(
+                    TokenRecord(
+                        digest: digest,
+                        kind: .access,
+                        clientID: client,
+                        subject: "ada",
+                        scope: [],
+                        audience: nil,
+                        issuedAt: 1,
+                        expiresAt: 4_000_000_000
+                    )
+                )
+            }
+            try await store.saveRefreshToken(Self.refresh("r0"))
+            #expect(try await store.revokeClient(id: "@team/web"))
+            #expect(try await !store.revokeClient(id: "nobody"))
+            #expect(try await store.client(id: "@team/web")?.revoked == true)
+            #expect(try await store.token(digest: "mine")?.revoked == true)
+            #expect(try await store.token(digest: "theirs")?.revoked == false)
+            #expect(try await store.refreshToken(digest: "r0")?.revoked == true)
+        }
+    }
+
+    @Test(arguments: backends)
+    func signingKeysAreSavedReplacedAndDeleted(_ backend: Backend) async throws {
+        try await Self.with(backend) { store in
+            var key = StoredSigningKey(
+                keyID: "k1",
+                algorithm: "ES256",
+                privateKeyDER: [1, 2],
+                stage: .next,
+                createdAt: 1
+            )
+            try await store.saveSigningKey(key)
+            key.stage = .active
+            try await store.saveSigningKey(key)
+            #expect(try await store.signingKeys() == [key])
+            try await store.deleteSigningKey(keyID: "k1")
+            #expect(try await store.signingKeys().isEmpty)
+        }
+    }
+
+    /// Two issuer replicas on one PostgreSQL database: fifty refreshes of one token, spread
+    /// over both, rotate it exactly once.
+    @Test(.enabled(if: PostgresTestDatabase.isConfigured))
+    func twoReplicasOnOneDatabaseRotateATokenOnce() async throws {
+        let database = try await PostgresTestDatabase.create()
+        let first = try await PostgresIssuerStore.open(database)
+        let second = try await PostgresIssuerStore.open(database)
+        try await first.saveRefreshToken(Self.refresh("r0"))
+        let outcomes = try await withThrowingTaskGroup(of: RefreshRotation.self) { group in
+            for index in 0..<50 {
+                let store = index % 2 == 0 ? first : second
+                group.addTask {
+                    try await store.rotateRefreshToken(
+                        digest: "r0",
+                        clientID: "@team/web",
+                        successor: Self.refresh("r1-\(index)", generation: 1),
+                        answer: "answer-\(index)",
+                        now: 100,
+                        grace: 30
+                    )
+                }
+            }
+            var all: [RefreshRotation] = []
+            for try await outcome in group { all.append(outcome) }
+            return all
+        }
+        #expect(outcomes.filter { $0 == .rotated }.count == 1)
+        var replays = Set<String>()
+        for case .replayWithinGrace(let answer) in outcomes { replays.insert(answer) }
+        #expect(replays.count == 1)
+        await first.close()
+        await second.close()
+        try await PostgresTestDatabase.drop(database)
     }
 
     @Test func sqliteKeepsEverythingAcrossAReopen() async throws {

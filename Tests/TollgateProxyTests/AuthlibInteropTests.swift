@@ -4,14 +4,23 @@ import TollgateTestSupport
 
 /// Authlib, an independent OAuth 2 / OpenID Connect client from PyPI, drives `tollgate serve`'s
 /// issuer over real HTTP: the code flow with PKCE through the HTML forms, ID token validation,
-/// userinfo, refresh rotation and family revocation, client_credentials, introspection and
-/// revocation (Tests/Interop/authlib_flow.py).
+/// userinfo, refresh rotation and family revocation, client_credentials, introspection,
+/// revocation, the device flow and RP-initiated logout (Tests/Interop/authlib_flow.py) — once
+/// on SQLite and once on PostgreSQL.
 @Suite("Authlib interop", .serialized)
 struct AuthlibInteropTests {
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Interop/authlib_flow.py").path
 
-    @Test func authlibCompletesEveryFlowAgainstTheRunningIssuer() async throws {
+    enum Storage: String, Sendable, CaseIterable {
+        case sqlite
+        case postgres
+    }
+
+    static let storages: [Storage] = [.sqlite] + (TestPostgres.isConfigured ? [.postgres] : [])
+
+    @Test(arguments: storages)
+    func authlibCompletesEveryFlowAgainstTheRunningIssuer(_ storage: Storage) async throws {
         let port = try Ports.free()
         let adminPort = try Ports.free()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)")
@@ -27,6 +36,15 @@ struct AuthlibInteropTests {
             atomically: true,
             encoding: .utf8
         )
+        var storageSection = "sqlite: issuer.sqlite"
+        if storage == .postgres {
+            let url = try TestPostgres.createDatabase()
+            storageSection = """
+                postgres:
+                      url: \(url)
+                      password_file: \(try #require(TestPostgres.passwordFile))
+                """
+        }
         let file = directory.appendingPathComponent("tollgate.yaml")
         try """
         listen: 127.0.0.1:\(port)
@@ -35,6 +53,9 @@ struct AuthlibInteropTests {
           access_log: false
         issuer:
           issuer: http://127.0.0.1:\(port)
+          grant_types: [authorization_code, client_credentials, refresh_token, device_code]
+          storage:
+            \(storageSection)
           apis:
             - audience: "@team/orders"
               scopes: ["@team/orders.read"]
@@ -43,7 +64,11 @@ struct AuthlibInteropTests {
               type: web
               client_secret_file: web.secret
               redirect_uris: ["http://127.0.0.1:9/callback"]
+              post_logout_redirect_uris: ["http://127.0.0.1:9/signed-out"]
               scopes: [openid, profile, email, offline_access, "@team/orders.read"]
+            - client_id: "@team/tv"
+              type: device
+              scopes: [openid, profile, offline_access, "@team/orders.read"]
             - client_id: "@team/svc"
               type: machine
               client_secret_file: m2m.secret
@@ -67,7 +92,7 @@ struct AuthlibInteropTests {
             ]
         )
         defer { client.stop() }
-        #expect(await client.waitForExit(timeout: .seconds(60)))
+        #expect(await client.waitForExit(timeout: .seconds(90)))
         #expect(client.process.terminationStatus == 0, "\(client.log)\n--- tollgate ---\n\(tollgate.log)")
         #expect(client.log.contains("authlib: all checks passed"))
     }

@@ -111,7 +111,7 @@ public enum ConfigurationLoader {
                     name: local.name,
                     issuer: local.issuer,
                     audiences: local.audiences,
-                    algorithms: [.rs256, .es256]
+                    algorithms: [.rs256, .es256, .eddsa]
                 )
                 policy.leeway = 30
                 configuration.issuers.append(
@@ -441,12 +441,35 @@ public enum ConfigurationLoader {
             }
         }
 
+        /// `postgres: {url: postgres://user@host:port/database, password_file | password_env}`;
+        /// the password never in the URL.
+        func postgresStorage(_ node: ConfigurationNode) throws(ConfigurationError) -> LocalIssuerSettings.Postgres {
+            let members = try node.mapping(allowed: ["url", "password_file", "password_env", "password", "tls"])
+            if let inline = members["password"] {
+                throw inline.error("secrets are not written in the file; use password_file or password_env")
+            }
+            let urlNode = try members.required("url")
+            let url = try urlNode.nonEmptyString()
+            guard let parsed = LocalIssuerSettings.Postgres.parse(url) else {
+                throw urlNode.error("expected postgres://USER@HOST[:PORT]/DATABASE (the password from a file or env)")
+            }
+            if parsed.hadPassword {
+                throw urlNode.error("the URL holds a password; use password_file or password_env")
+            }
+            var settings = parsed.settings
+            if members.has("password_file") || members.has("password_env") {
+                settings.password = try secret(members, file: "password_file", env: "password_env", owner: node)
+            }
+            if let tls = members["tls"] { settings.tls = try tls.bool() }
+            return settings
+        }
+
         func localIssuer(_ node: ConfigurationNode) throws(ConfigurationError) -> LocalIssuerSettings {
             let members = try node.mapping(allowed: [
                 "name", "issuer", "supported_scopes", "access_token_ttl", "refresh_token_ttl", "code_ttl",
                 "enable_dynamic_registration", "require_pkce_for_public", "jwt_access_token", "store_client_secret",
                 "store_tokens", "pairwise_secret_file", "pairwise_secret_env", "pairwise_secret", "grant_types",
-                "signing_algorithm", "storage", "apis", "clients", "users",
+                "signing_algorithm", "storage", "apis", "clients", "users", "consent_page", "jwks_max_age",
             ])
             let urlNode = try members.required("issuer")
             let url = try urlNode.nonEmptyString()
@@ -460,6 +483,7 @@ public enum ConfigurationLoader {
             if let value = members["access_token_ttl"] { settings.accessTokenTTL = try value.positiveInteger() }
             if let value = members["refresh_token_ttl"] { settings.refreshTokenTTL = try value.positiveInteger() }
             if let value = members["code_ttl"] { settings.codeTTL = try value.positiveInteger() }
+            if let value = members["jwks_max_age"] { settings.jwksMaxAge = try value.positiveInteger() }
             if let value = members["enable_dynamic_registration"] {
                 settings.enableDynamicRegistration = try value.bool()
             }
@@ -505,15 +529,22 @@ public enum ConfigurationLoader {
             }
             if let value = members["signing_algorithm"] {
                 let text = try value.string()
-                guard text == "RS256" || text == "ES256" else { throw value.error("expected RS256 or ES256") }
+                guard ["RS256", "ES256", "EdDSA"].contains(text) else {
+                    throw value.error("expected RS256, ES256 or EdDSA")
+                }
                 settings.signingAlgorithm = text
             }
             if let value = members["storage"] {
                 let storage = try value.mapping(allowed: ["memory", "sqlite", "postgres"])
                 if let postgres = storage["postgres"] {
-                    throw postgres.error("PostgreSQL storage is not available in this build; use sqlite or memory")
+                    if storage.has("memory") || storage.has("sqlite") {
+                        throw value.error("give one of sqlite, postgres or memory")
+                    }
+                    settings.storage = .postgres(try postgresStorage(postgres))
                 }
                 switch (storage["memory"], storage["sqlite"]) {
+                case (nil, nil) where storage.has("postgres"):
+                    break
                 case (let memory?, nil):
                     guard try memory.bool() else { throw memory.error("give sqlite: PATH, or memory: true") }
                     settings.storage = .memory
@@ -527,6 +558,13 @@ public enum ConfigurationLoader {
                 }
             }
             var allScopes = Set(settings.supportedScopes)
+            if let value = members["consent_page"] {
+                let page = try value.nonEmptyString()
+                guard page.hasPrefix("https://") || page.hasPrefix("http://") || page.hasPrefix("/"),
+                    !page.contains("#")
+                else { throw value.error("must be an http(s) URL or an absolute path, without fragment") }
+                settings.consentPage = page
+            }
             if let value = members["apis"] {
                 for element in try value.sequence() {
                     let api = try element.mapping(allowed: ["audience", "scopes"])

@@ -17,7 +17,7 @@ public struct LocalIssuerSettings: Sendable, Equatable {
     public var storeTokens = "hashed"
     public var pairwiseSecret: Secret?
     public var grantTypes = ["authorization_code", "client_credentials", "refresh_token"]
-    /// `RS256` (default) or `ES256`.
+    /// `RS256` (default), `ES256` or `EdDSA`.
     public var signingAlgorithm = "RS256"
     public var apis: [API] = []
     public var clients: [Client] = []
@@ -25,12 +25,66 @@ public struct LocalIssuerSettings: Sendable, Equatable {
     /// Where its state lives: SQLite (the default, `tollgate-issuer.sqlite` beside the
     /// configuration file) or memory (lost on restart).
     public var storage: Storage
+    /// Where the browser goes for consent when the application renders its own page (with
+    /// `consent_code`, `client_id` and `scope`); it answers through the JSON consent endpoint.
+    /// `nil`: the built-in page.
+    public var consentPage: String?
+    /// `Cache-Control: max-age` of the JWKS and discovery, seconds; a new signing key is
+    /// published for longer than this before it signs.
+    public var jwksMaxAge = 300
     public var line: Int?
 
     public enum Storage: Sendable, Equatable {
         case memory
         /// An absolute path.
         case sqlite(String)
+        /// Several issuer replicas on one database.
+        case postgres(Postgres)
+    }
+
+    /// A PostgreSQL database, by its parts; the password comes from a file or the environment.
+    public struct Postgres: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+        public var username: String
+        public var database: String
+        public var password: Secret?
+        /// TLS to the server (default off: a local socket or loopback).
+        public var tls = false
+
+        /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`; `hadPassword` says whether the URL
+        /// held one (which the loader refuses).
+        public static func parse(_ url: String) -> (settings: Postgres, hadPassword: Bool)? {
+            var rest = Substring(url)
+            if rest.hasPrefix("postgres://") {
+                rest = rest.dropFirst("postgres://".count)
+            } else if rest.hasPrefix("postgresql://") {
+                rest = rest.dropFirst("postgresql://".count)
+            } else {
+                return nil
+            }
+            guard let at = rest.lastIndex(of: "@"), let slash = rest[at...].firstIndex(of: "/") else { return nil }
+            let userinfo = rest[..<at]
+            let hostPort = rest[rest.index(after: at)..<slash]
+            let database = rest[rest.index(after: slash)...]
+            guard !database.isEmpty, !database.contains("/"), !database.contains("?") else { return nil }
+            let userParts = userinfo.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let user = userParts.first, !user.isEmpty else { return nil }
+            var host = hostPort
+            var port = 5432
+            if let colon = hostPort.lastIndex(of: ":") {
+                guard let number = Int(hostPort[hostPort.index(after: colon)...]), (1...65535).contains(number) else {
+                    return nil
+                }
+                port = number
+                host = hostPort[..<colon]
+            }
+            guard !host.isEmpty else { return nil }
+            return (
+                Postgres(host: String(host), port: port, username: String(user), database: String(database)),
+                userParts.count == 2
+            )
+        }
     }
 
     /// A person who can sign in with the built-in form.

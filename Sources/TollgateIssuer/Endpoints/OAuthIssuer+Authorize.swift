@@ -122,6 +122,9 @@ extension OAuthIssuer {
                     ]
                 )
             }
+            if let page = options.consentPage {
+                return consentPageRedirect(page, pending: pending, cookie: cookie)
+            }
             return consentPage(pending, client: client, cookie: cookie)
         }
         return try await issueCode(pending, cookie: cookie)
@@ -197,6 +200,15 @@ extension OAuthIssuer {
                 "This consent form has expired or was not sent by this site. Start again.",
                 status: .forbidden
             )
+        }
+        if let userCode = pending.deviceUserCode {
+            let allow = form["decision"] == "allow"
+            guard try await decideDevice(pending, userCode: userCode, allow: allow) else {
+                return errorPage("The device's request has expired or was already answered.", status: .badRequest)
+            }
+            return allow
+                ? noticePage("Device connected", "You can go back to your device.")
+                : noticePage("Request denied", "The device was not given access.")
         }
         guard form["decision"] == "allow" else {
             try await store.deletePendingAuthorization(id: pending.id)

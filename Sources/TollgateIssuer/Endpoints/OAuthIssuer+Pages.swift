@@ -20,6 +20,9 @@ extension OAuthIssuer {
 
     func consentPage(_ pending: PendingAuthorization, client: RegisteredClient, cookie: String?) -> IssuerResponse {
         var body = "<h1>Allow access?</h1>"
+        if let code = pending.deviceUserCode {
+            body += "<p>Check that your device shows <b>\(Self.escape(Self.displayed(code)))</b>.</p>"
+        }
         body += "<p><b>\(Self.escape(client.id))</b> asks to:</p><ul>"
         for scope in pending.scopes { body += "<li>\(Self.escape(scope))</li>" }
         body += "</ul><form method=\"post\" action=\"\(Self.escape(basePath + Endpoint.consent.rawValue))\">"
@@ -29,6 +32,33 @@ extension OAuthIssuer {
         var response = page("Allow access?", body, status: .ok)
         if let cookie { response.head.headerFields.append(HTTPField(name: .setCookie, value: cookie)) }
         return response
+    }
+
+    /// The device verification page: the user code, and the sign-in fields without a session.
+    func deviceEntryPage(
+        _ pending: PendingAuthorization,
+        userCode: String?,
+        signedIn: Bool,
+        message: String?
+    ) -> IssuerResponse {
+        var body = "<h1>Connect a device</h1><p>Enter the code your device shows.</p>"
+        if let message { body += "<p class=\"error\">\(Self.escape(message))</p>" }
+        body += "<form method=\"post\" action=\"\(Self.escape(basePath + Endpoint.device.rawValue))\">"
+        body += hidden(pending)
+        body += "<label>Code <input name=\"user_code\" autocomplete=\"off\" autocapitalize=\"characters\" required"
+        if let userCode { body += " value=\"\(Self.escape(userCode))\"" }
+        body += "></label>"
+        if !signedIn {
+            body += "<label>User name <input name=\"username\" autocomplete=\"username\" required></label>"
+            body += "<label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\""
+            body += " required></label>"
+        }
+        body += "<button type=\"submit\">Continue</button></form>"
+        return page("Connect a device", body, status: message == nil ? .ok : .badRequest)
+    }
+
+    func noticePage(_ title: String, _ message: String) -> IssuerResponse {
+        page(title, "<h1>\(Self.escape(title))</h1><p>\(Self.escape(message))</p>", status: .ok)
     }
 
     func errorPage(_ message: String, status: HTTPResponse.Status) -> IssuerResponse {

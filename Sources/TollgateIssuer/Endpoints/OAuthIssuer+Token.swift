@@ -20,7 +20,7 @@ extension OAuthIssuer {
         case .refreshToken:
             return try await refresh(client, form: form)
         case .deviceCode:
-            throw OAuthError.unsupportedGrantType
+            return try await deviceCode(client, form: form)
         }
     }
 

@@ -43,6 +43,17 @@ public final class OAuthIssuer: Sendable {
         return OAuthIssuer(options: options, store: store, keys: keys, logger: logger)
     }
 
+    /// How the key ring times its stages for these options.
+    public var keyTiming: KeyRing.Timing {
+        KeyRing.Timing(jwksMaxAge: options.jwksMaxAge, tokenLifetime: options.accessTokenTTL)
+    }
+
+    /// Moves the signing keys whose stage is over (see `KeyRing`); every replica runs it every
+    /// `keyTiming.refreshInterval` seconds, which also picks up keys other replicas stored.
+    public func advanceKeys() async throws {
+        try await keys.advance(store: store, timing: keyTiming, now: now())
+    }
+
     // MARK: - Paths
 
     enum Endpoint: String, CaseIterable {
@@ -57,6 +68,10 @@ public final class OAuthIssuer: Sendable {
         case consent = "/oauth2/authorize/consent"
         case userinfo = "/oauth2/userinfo"
         case endSession = "/oauth2/end_session"
+        case deviceAuthorization = "/oauth2/device_authorization"
+        case device = "/oauth2/device"
+        case consentDecision = "/oauth2/consent"
+        case registration = "/oauth2/register"
     }
 
     /// The URL of `endpoint`.
@@ -144,6 +159,19 @@ public final class OAuthIssuer: Sendable {
                 try requireMethod(request, [.get, .post])
                 let parameters = request.method == .post ? try form(request, body) : try query(of: target)
                 return try await endSession(request, parameters: parameters)
+            case .deviceAuthorization:
+                try requireMethod(request, [.post])
+                return try await deviceAuthorization(request, form: try form(request, body))
+            case .device:
+                try requireMethod(request, [.get, .post])
+                if request.method == .get { return try await devicePage(request, parameters: try query(of: target)) }
+                return try await deviceEntry(request, form: try form(request, body))
+            case .consentDecision:
+                try requireMethod(request, [.post])
+                return try await consentDecision(request, body: body)
+            case .registration:
+                try requireMethod(request, [.post])
+                return try await register(request, body: body)
             }
         } catch let error as OAuthError {
             return error.response
@@ -217,7 +245,16 @@ public final class OAuthIssuer: Sendable {
         let grants = GrantType.allCases.filter { options.grantTypes.contains($0) }.map { JSONValue.string($0.rawValue) }
         var scopes = options.supportedScopes
         for api in options.apis { scopes += api.scopes }
-        return .object([
+        var document = discoveryFields(grants: grants, scopes: scopes)
+        if options.grantTypes.contains(.deviceCode) {
+            document["device_authorization_endpoint"] = .string(url(.deviceAuthorization))
+        }
+        if options.enableDynamicRegistration { document["registration_endpoint"] = .string(url(.registration)) }
+        return .object(document)
+    }
+
+    private func discoveryFields(grants: [JSONValue], scopes: [String]) -> [String: JSONValue] {
+        [
             "issuer": .string(options.issuer),
             "jwks_uri": .string(url(.jwks)),
             "token_endpoint": .string(url(.token)),
@@ -250,6 +287,6 @@ public final class OAuthIssuer: Sendable {
             "subject_types_supported": .array([.string(options.pairwiseSecret == nil ? "public" : "pairwise")]),
             "id_token_signing_alg_values_supported": .array([.string(keys.snapshot.active.algorithm.rawValue)]),
             "authorization_response_iss_parameter_supported": .bool(true),
-        ])
+        ]
     }
 }

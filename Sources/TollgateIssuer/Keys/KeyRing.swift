@@ -4,6 +4,13 @@ import TollgateCore
 /// The issuer's signing keys: loaded from storage, one generated on first start, the active one
 /// signing, every published one (next, active, retired) in the JWKS. Immutable snapshots, swapped
 /// whole, so signing and publishing never take more than a short lock.
+///
+/// Rotation is staged so that no verifier ever sees a token signed by a key it has not fetched:
+/// `rotate` stores a `next` key, published at once but not signing until it has been in the JWKS
+/// for longer than the JWKS max-age plus one refresh interval (so every replica and every cache
+/// has it); `advance` — run by every replica every refresh interval — then makes it active and
+/// retires the old active key, which stays published until the last token it signed has expired,
+/// and is then dropped.
 public final class KeyRing: Sendable {
     public struct Snapshot: Sendable {
         public let active: SigningKey
@@ -12,6 +19,27 @@ public final class KeyRing: Sendable {
         public let document: String
         /// The same keys as the verifier reads them.
         public let keySet: JSONWebKeySet
+        /// The stored records this snapshot was made from.
+        public let stored: [StoredSigningKey]
+    }
+
+    /// How a ring times its stages.
+    public struct Timing: Sendable {
+        /// The JWKS `Cache-Control: max-age`.
+        public var jwksMaxAge: Int
+        /// How long a signed token can live (the longest of access and ID tokens).
+        public var tokenLifetime: Int
+
+        public init(jwksMaxAge: Int, tokenLifetime: Int) {
+            self.jwksMaxAge = jwksMaxAge
+            self.tokenLifetime = tokenLifetime
+        }
+
+        /// How often replicas re-read the keys from storage.
+        public var refreshInterval: Int { max(1, min(15, jwksMaxAge)) }
+
+        /// How long a `next` key is published before it signs.
+        public var publishedBeforeSigning: Int { jwksMaxAge + refreshInterval }
     }
 
     private let current: Mutex<Snapshot>
@@ -32,18 +60,80 @@ public final class KeyRing: Sendable {
     {
         var stored = try await store.signingKeys()
         if !stored.contains(where: { $0.stage == .active }) {
-            let key = try SigningKey.generate(algorithm)
-            let record = StoredSigningKey(
-                keyID: key.keyID,
-                algorithm: key.algorithm.rawValue,
-                privateKeyDER: key.privateKeyDER,
-                stage: .active,
-                createdAt: now
-            )
+            let record = try makeRecord(algorithm, stage: .active, now: now)
             try await store.saveSigningKey(record)
             stored.append(record)
         }
         return KeyRing(snapshot: try makeSnapshot(stored))
+    }
+
+    static func makeRecord(
+        _ algorithm: SigningKey.Algorithm,
+        stage: StoredSigningKey.Stage,
+        now: Int,
+        until: Int? = nil
+    ) throws -> StoredSigningKey {
+        let key = try SigningKey.generate(algorithm)
+        return StoredSigningKey(
+            keyID: key.keyID,
+            algorithm: key.algorithm.rawValue,
+            privateKeyDER: key.privateKeyDER,
+            stage: stage,
+            createdAt: now,
+            stageUntil: until
+        )
+    }
+
+    /// Starts a rotation: stores a `next` key of `algorithm` that signs from
+    /// `now + timing.publishedBeforeSigning`. Returns it. Works on the store alone, so
+    /// `tollgate issuer rotate-keys` can run beside the serving processes.
+    @discardableResult
+    public static func rotate(
+        store: any IssuerStore,
+        algorithm: SigningKey.Algorithm,
+        timing: Timing,
+        now: Int
+    ) async throws -> StoredSigningKey {
+        let record = try makeRecord(algorithm, stage: .next, now: now, until: now + timing.publishedBeforeSigning)
+        try await store.saveSigningKey(record)
+        return record
+    }
+
+    /// Re-reads the keys from `store`, moves every key whose stage is over to the next one
+    /// (next → active, the old active → retired until its tokens have expired, retired → gone),
+    /// stores the moves and swaps the snapshot. Idempotent: replicas running it together agree.
+    public func advance(store: any IssuerStore, timing: Timing, now: Int) async throws {
+        let stored = try await store.signingKeys()
+        let moved = Self.advanced(stored, timing: timing, now: now)
+        for record in moved.changed { try await store.saveSigningKey(record) }
+        for keyID in moved.dropped { try await store.deleteSigningKey(keyID: keyID) }
+        let next = try Self.makeSnapshot(moved.kept)
+        current.withLock { $0 = next }
+    }
+
+    /// The stage moves due at `now`, as a pure function of the stored keys.
+    static func advanced(
+        _ stored: [StoredSigningKey],
+        timing: Timing,
+        now: Int
+    ) -> (kept: [StoredSigningKey], changed: [StoredSigningKey], dropped: [String]) {
+        var keys = stored
+        var changed: [StoredSigningKey] = []
+        // The newest due `next` key becomes active; every other active key retires.
+        let due = keys.indices.filter { keys[$0].stage == .next && (keys[$0].stageUntil ?? 0) <= now }
+        if let promoted = due.max(by: { keys[$0].createdAt < keys[$1].createdAt }) {
+            for index in keys.indices where keys[index].stage == .active {
+                keys[index].stage = .retired
+                keys[index].stageUntil = now + timing.tokenLifetime
+                changed.append(keys[index])
+            }
+            keys[promoted].stage = .active
+            keys[promoted].stageUntil = nil
+            changed.append(keys[promoted])
+        }
+        let dropped = keys.filter { $0.stage == .retired && ($0.stageUntil ?? 0) <= now }.map(\.keyID)
+        keys.removeAll { dropped.contains($0.keyID) }
+        return (keys, changed, dropped)
     }
 
     static func makeSnapshot(_ stored: [StoredSigningKey]) throws -> Snapshot {
@@ -58,7 +148,7 @@ public final class KeyRing: Sendable {
         guard let active else { throw IssuerError.noActiveKey }
         let document = JSONValue.object(["keys": .array(published.map(\.publicJWK))]).serialized()
         let keySet = try JSONWebKeySet.parse(Array(document.utf8))
-        return Snapshot(active: active, published: published, document: document, keySet: keySet)
+        return Snapshot(active: active, published: published, document: document, keySet: keySet, stored: stored)
     }
 }
 

@@ -53,6 +53,8 @@ public struct PendingAuthorization: Sendable, Equatable, Codable {
     /// Set once the person signed in for this request.
     public var username: String?
     public var authenticatedAt: Int?
+    /// Set when this is the confirmation of a device's user code rather than a redirect flow.
+    public var deviceUserCode: String?
     public var expiresAt: Int
 
     public init(
@@ -70,6 +72,7 @@ public struct PendingAuthorization: Sendable, Equatable, Codable {
         loginHint: String? = nil,
         username: String? = nil,
         authenticatedAt: Int? = nil,
+        deviceUserCode: String? = nil,
         expiresAt: Int
     ) {
         self.id = id
@@ -86,6 +89,7 @@ public struct PendingAuthorization: Sendable, Equatable, Codable {
         self.loginHint = loginHint
         self.username = username
         self.authenticatedAt = authenticatedAt
+        self.deviceUserCode = deviceUserCode
         self.expiresAt = expiresAt
     }
 }
@@ -201,4 +205,66 @@ public enum RefreshRotation: Sendable, Equatable {
     /// Spent earlier, revoked, expired, unknown or another client's: the family is revoked
     /// (when there is one) and the grant refused.
     case refused(familyRevoked: Bool)
+}
+
+/// An RFC 8628 device authorization: the device polls with the device code (stored by digest)
+/// while the person enters the user code on the verification page.
+public struct DeviceAuthorizationRecord: Sendable, Equatable, Codable {
+    public enum Status: String, Sendable, Codable {
+        case pending
+        case approved
+        case denied
+        /// Approved and exchanged for tokens: the device code is spent.
+        case redeemed
+    }
+
+    public var digest: String
+    /// Normalised: upper-case letters only, no separator.
+    public var userCode: String
+    public var clientID: String
+    public var scopes: [String]
+    public var resource: String?
+    /// Seconds the device must wait between polls; grows by 5 on each `slow_down`.
+    public var interval: Int
+    public var lastPolledAt: Int?
+    public var status: Status
+    public var username: String?
+    public var authenticatedAt: Int?
+    public var expiresAt: Int
+
+    public init(
+        digest: String,
+        userCode: String,
+        clientID: String,
+        scopes: [String],
+        resource: String? = nil,
+        interval: Int,
+        lastPolledAt: Int? = nil,
+        status: Status = .pending,
+        username: String? = nil,
+        authenticatedAt: Int? = nil,
+        expiresAt: Int
+    ) {
+        self.digest = digest
+        self.userCode = userCode
+        self.clientID = clientID
+        self.scopes = scopes
+        self.resource = resource
+        self.interval = interval
+        self.lastPolledAt = lastPolledAt
+        self.status = status
+        self.username = username
+        self.authenticatedAt = authenticatedAt
+        self.expiresAt = expiresAt
+    }
+
+    /// What a poll does to the record at `now`: records the poll, lengthens the interval when it
+    /// came too soon, and spends an approved authorization. The same rule in every store.
+    public func polled(at now: Int) -> DeviceAuthorizationRecord {
+        var next = self
+        if status == .pending, let last = lastPolledAt, now - last < interval { next.interval += 5 }
+        if status == .approved { next.status = .redeemed }
+        next.lastPolledAt = now
+        return next
+    }
 }

@@ -16,6 +16,8 @@ extension IssuerOptions {
         pairwiseSecret = settings.pairwiseSecret?.value
         grantTypes = Set(settings.grantTypes.compactMap(GrantType.init(rawValue:)))
         apis = settings.apis.map { APIDefinition(audience: $0.audience, scopes: $0.scopes) }
+        consentPage = settings.consentPage
+        jwksMaxAge = settings.jwksMaxAge
     }
 }
 
@@ -42,7 +44,10 @@ extension OAuthIssuer {
     public static func start(settings: LocalIssuerSettings, store: any IssuerStore) async throws -> OAuthIssuer {
         let options = IssuerOptions(settings: settings)
         for client in settings.clients {
-            try await store.saveClient(RegisteredClient(settings: client, storeSecret: options.storeClientSecret))
+            var declared = RegisteredClient(settings: client, storeSecret: options.storeClientSecret)
+            // A client revoked with `tollgate issuer revoke-client` stays revoked across restarts.
+            if let stored = try await store.client(id: client.id), stored.revoked { declared.revoked = true }
+            try await store.saveClient(declared)
         }
         for user in settings.users {
             try await store.saveUser(

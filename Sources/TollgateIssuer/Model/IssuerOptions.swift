@@ -22,6 +22,9 @@ public struct IssuerOptions: Sendable {
     public var apis: [APIDefinition] = []
     /// `Cache-Control: max-age` of the JWKS, seconds.
     public var jwksMaxAge: Int = 300
+    /// The application's own consent page (see `LocalIssuerSettings.consentPage`); `nil`: the
+    /// built-in one.
+    public var consentPage: String?
 
     public enum StorageForm: String, Sendable {
         case hashed

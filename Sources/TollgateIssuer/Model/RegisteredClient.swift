@@ -34,6 +34,8 @@ public struct RegisteredClient: Sendable, Equatable, Codable {
     /// First-party: no consent page.
     public var skipConsent: Bool
     public var revoked: Bool
+    /// A name to show people (`client_name`); the id when absent.
+    public var name: String?
 
     public init(
         id: String,
@@ -44,7 +46,8 @@ public struct RegisteredClient: Sendable, Equatable, Codable {
         scopes: [String] = [],
         grantTypes: Set<GrantType>? = nil,
         skipConsent: Bool = false,
-        revoked: Bool = false
+        revoked: Bool = false,
+        name: String? = nil
     ) {
         self.id = id
         self.kind = kind
@@ -55,5 +58,6 @@ public struct RegisteredClient: Sendable, Equatable, Codable {
         self.grantTypes = grantTypes ?? kind.defaultGrantTypes
         self.skipConsent = skipConsent
         self.revoked = revoked
+        self.name = name
     }
 }

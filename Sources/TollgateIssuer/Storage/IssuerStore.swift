@@ -4,9 +4,13 @@ public protocol IssuerStore: Sendable {
     func client(id: String) async throws -> RegisteredClient?
     func saveClient(_ client: RegisteredClient) async throws
     func clients() async throws -> [RegisteredClient]
+    /// Marks the client revoked and revokes every token and refresh token issued to it, in one
+    /// transaction; `false` when there is no such client.
+    func revokeClient(id: String) async throws -> Bool
 
     func signingKeys() async throws -> [StoredSigningKey]
     func saveSigningKey(_ key: StoredSigningKey) async throws
+    func deleteSigningKey(keyID: String) async throws
 
     func saveToken(_ token: TokenRecord) async throws
     func token(digest: String) async throws -> TokenRecord?
@@ -54,6 +58,22 @@ public protocol IssuerStore: Sendable {
     ) async throws -> RefreshRotation
     /// Revokes every refresh token of `familyID` and the access tokens issued with them.
     func revokeFamily(_ familyID: String) async throws
+
+    func saveDeviceAuthorization(_ record: DeviceAuthorizationRecord) async throws
+    /// The device authorization whose (normalised) user code is `userCode`.
+    func deviceAuthorization(userCode: String) async throws -> DeviceAuthorizationRecord?
+    /// Settles a pending device authorization: approved by `username`, or denied when it is
+    /// `nil`. `false` when it is no longer pending (decided, expired or unknown).
+    func decideDeviceAuthorization(
+        userCode: String,
+        username: String?,
+        authenticatedAt: Int,
+        now: Int
+    ) async throws -> Bool
+    /// One poll by `clientID`, in one transaction: returns the record as it was before and stores
+    /// `record.polled(at: now)`, so of concurrent polls of an approved code exactly one sees it
+    /// approved. `nil` when there is none under `digest` for this client.
+    func pollDeviceAuthorization(digest: String, clientID: String, now: Int) async throws -> DeviceAuthorizationRecord?
 }
 
 /// A signing key at rest: the private key's PKCS#8 DER, and where it is in its rotation.

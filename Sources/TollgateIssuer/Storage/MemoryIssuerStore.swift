@@ -12,6 +12,9 @@ public final class MemoryIssuerStore: IssuerStore {
         var consents: [String: Set<String>] = [:]
         var codes: [String: AuthorizationCodeRecord] = [:]
         var refreshTokens: [String: RefreshTokenRecord] = [:]
+        var devices: [String: DeviceAuthorizationRecord] = [:]
+        /// User code → device code digest.
+        var userCodes: [String: String] = [:]
     }
 
     private let state = Mutex(State())
@@ -28,6 +31,19 @@ public final class MemoryIssuerStore: IssuerStore {
         state.withLock { Array($0.clients.values) }.sorted { $0.id < $1.id }
     }
 
+    public func revokeClient(id: String) async throws -> Bool {
+        state.withLock { state in
+            guard state.clients[id] != nil else { return false }
+            state.clients[id]?.revoked = true
+            for (digest, token) in state.tokens where token.clientID == id { state.tokens[digest]?.revoked = true }
+            for (digest, token) in state.refreshTokens where token.clientID == id {
+                state.refreshTokens[digest]?.revoked = true
+                state.refreshTokens[digest]?.successorAnswer = nil
+            }
+            return true
+        }
+    }
+
     public func signingKeys() async throws -> [StoredSigningKey] { state.withLock { $0.keys } }
 
     public func saveSigningKey(_ key: StoredSigningKey) async throws {
@@ -38,6 +54,10 @@ public final class MemoryIssuerStore: IssuerStore {
                 state.keys.append(key)
             }
         }
+    }
+
+    public func deleteSigningKey(keyID: String) async throws {
+        state.withLock { $0.keys.removeAll { $0.keyID == keyID } }
     }
 
     public func saveToken(_ token: TokenRecord) async throws {
@@ -73,6 +93,11 @@ public final class MemoryIssuerStore: IssuerStore {
             }
             for (key, value) in state.refreshTokens where value.expiresAt < now {
                 state.refreshTokens.removeValue(forKey: key)
+                count += 1
+            }
+            for (key, value) in state.devices where value.expiresAt < now {
+                state.devices.removeValue(forKey: key)
+                state.userCodes.removeValue(forKey: value.userCode)
                 count += 1
             }
             return count
@@ -179,6 +204,47 @@ public final class MemoryIssuerStore: IssuerStore {
         }
         for (digest, token) in state.tokens where token.familyID == familyID {
             state.tokens[digest]?.revoked = true
+        }
+    }
+
+    public func saveDeviceAuthorization(_ record: DeviceAuthorizationRecord) async throws {
+        state.withLock { state in
+            state.devices[record.digest] = record
+            state.userCodes[record.userCode] = record.digest
+        }
+    }
+
+    public func deviceAuthorization(userCode: String) async throws -> DeviceAuthorizationRecord? {
+        state.withLock { state in state.userCodes[userCode].flatMap { state.devices[$0] } }
+    }
+
+    public func decideDeviceAuthorization(
+        userCode: String,
+        username: String?,
+        authenticatedAt: Int,
+        now: Int
+    ) async throws -> Bool {
+        state.withLock { state in
+            guard let digest = state.userCodes[userCode], var record = state.devices[digest],
+                record.status == .pending, record.expiresAt > now
+            else { return false }
+            record.status = username == nil ? .denied : .approved
+            record.username = username
+            record.authenticatedAt = authenticatedAt
+            state.devices[digest] = record
+            return true
+        }
+    }
+
+    public func pollDeviceAuthorization(
+        digest: String,
+        clientID: String,
+        now: Int
+    ) async throws -> DeviceAuthorizationRecord? {
+        state.withLock { state in
+            guard let record = state.devices[digest], record.clientID == clientID else { return nil }
+            state.devices[digest] = record.polled(at: now)
+            return record
         }
     }
 }

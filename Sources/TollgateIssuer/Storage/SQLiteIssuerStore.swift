@@ -150,6 +150,30 @@ public final class SQLiteIssuerStore: IssuerStore {
         return try rows.compactMap { try Self.decode(RegisteredClient.self, $0) }
     }
 
+    public func revokeClient(id: String) async throws -> Bool {
+        try await transaction { connection in
+            let rows = try await connection.query(
+                "SELECT body FROM records WHERE kind = 'client' AND key = ?",
+                [.text(id)]
+            )
+            guard var client = try Self.decode(RegisteredClient.self, rows.first) else { return false }
+            client.revoked = true
+            _ = try await connection.query(
+                "UPDATE records SET body = ? WHERE kind = 'client' AND key = ?",
+                [.text(try Self.encode(client)), .text(id)]
+            )
+            _ = try await connection.query(
+                "UPDATE tokens SET revoked = 1 WHERE json_extract(body, '$.clientID') = ?",
+                [.text(id)]
+            )
+            _ = try await connection.query(
+                "UPDATE refresh_tokens SET revoked = 1, successor_answer = NULL WHERE client_id = ?",
+                [.text(id)]
+            )
+            return true
+        }
+    }
+
     public func signingKeys() async throws -> [StoredSigningKey] {
         let rows = try await transaction { connection in
             try await connection.query("SELECT body FROM records WHERE kind = 'signing_key'")
@@ -158,6 +182,8 @@ public final class SQLiteIssuerStore: IssuerStore {
     }
 
     public func saveSigningKey(_ key: StoredSigningKey) async throws { try await put("signing_key", key.keyID, key) }
+
+    public func deleteSigningKey(keyID: String) async throws { try await delete("signing_key", keyID) }
 
     public func saveToken(_ token: TokenRecord) async throws {
         let body = try Self.encode(token)
@@ -378,5 +404,81 @@ public final class SQLiteIssuerStore: IssuerStore {
             [.text(familyID)]
         )
         _ = try await connection.query("UPDATE tokens SET revoked = 1 WHERE family_id = ?", [.text(familyID)])
+    }
+
+    // MARK: - Device authorizations (RFC 8628)
+
+    public func saveDeviceAuthorization(_ record: DeviceAuthorizationRecord) async throws {
+        let body = try Self.encode(record)
+        let digest = try Self.encode(record.digest)
+        try await transaction { connection in
+            _ = try await connection.query(
+                "INSERT OR REPLACE INTO records (kind, key, expires_at, body) VALUES ('device', ?, ?, ?)",
+                [.text(record.digest), .integer(record.expiresAt), .text(body)]
+            )
+            _ = try await connection.query(
+                "INSERT OR REPLACE INTO records (kind, key, expires_at, body) VALUES ('user_code', ?, ?, ?)",
+                [.text(record.userCode), .integer(record.expiresAt), .text(digest)]
+            )
+        }
+    }
+
+    static func device(userCode: String, on connection: SQLiteConnection) async throws -> DeviceAuthorizationRecord? {
+        let rows = try await connection.query(
+            "SELECT body FROM records WHERE kind = 'user_code' AND key = ?",
+            [.text(userCode)]
+        )
+        guard let digest = try decode(String.self, rows.first) else { return nil }
+        let devices = try await connection.query(
+            "SELECT body FROM records WHERE kind = 'device' AND key = ?",
+            [.text(digest)]
+        )
+        return try decode(DeviceAuthorizationRecord.self, devices.first)
+    }
+
+    static func update(device record: DeviceAuthorizationRecord, on connection: SQLiteConnection) async throws {
+        _ = try await connection.query(
+            "UPDATE records SET body = ? WHERE kind = 'device' AND key = ?",
+            [.text(try encode(record)), .text(record.digest)]
+        )
+    }
+
+    public func deviceAuthorization(userCode: String) async throws -> DeviceAuthorizationRecord? {
+        try await transaction { connection in try await Self.device(userCode: userCode, on: connection) }
+    }
+
+    public func decideDeviceAuthorization(
+        userCode: String,
+        username: String?,
+        authenticatedAt: Int,
+        now: Int
+    ) async throws -> Bool {
+        try await transaction { connection in
+            guard var record = try await Self.device(userCode: userCode, on: connection),
+                record.status == .pending, record.expiresAt > now
+            else { return false }
+            record.status = username == nil ? .denied : .approved
+            record.username = username
+            record.authenticatedAt = authenticatedAt
+            try await Self.update(device: record, on: connection)
+            return true
+        }
+    }
+
+    public func pollDeviceAuthorization(
+        digest: String,
+        clientID: String,
+        now: Int
+    ) async throws -> DeviceAuthorizationRecord? {
+        try await transaction { connection in
+            let rows = try await connection.query(
+                "SELECT body FROM records WHERE kind = 'device' AND key = ?",
+                [.text(digest)]
+            )
+            guard let record = try Self.decode(DeviceAuthorizationRecord.self, rows.first), record.clientID == clientID
+            else { return nil }
+            try await Self.update(device: record.polled(at: now), on: connection)
+            return record
+        }
     }
 }

@@ -1,0 +1,72 @@
+import HTTPTypes
+import TollgateCore
+
+/// The JSON consent endpoint, for applications that render their own consent page
+/// (`consent_page`): `POST {"consent_code": "…", "accept": true}` from the signed-in browser.
+/// The answer names where the browser goes next (`redirect_uri`: the client with its code or
+/// `access_denied`), or, for a device's request, the device's new state.
+///
+/// Cross-site forms cannot send `application/json` without a CORS preflight, which this
+/// endpoint never grants, and the consent code is an unguessable value bound to the signed-in
+/// user, so it needs no separate anti-forgery token.
+extension OAuthIssuer {
+    func consentDecision(_ request: HTTPRequest, body: [UInt8]) async throws -> IssuerResponse {
+        let contentType = request.headerFields[.contentType]?.lowercased() ?? ""
+        guard contentType.hasPrefix("application/json") else {
+            throw OAuthError.invalidRequest("the body must be application/json")
+        }
+        guard let document = try? JSONParser.parse(body), let code = document["consent_code"]?.stringValue,
+            let accept = document["accept"]?.boolValue
+        else {
+            throw OAuthError.invalidRequest("expected {\"consent_code\": string, \"accept\": boolean}")
+        }
+        guard let session = try await currentSession(request) else {
+            return .json(
+                .object(["error": .string("login_required"), "error_description": .string("sign in first")]),
+                status: .unauthorized,
+                headers: IssuerResponse.noStore
+            )
+        }
+        guard let pending = try await store.pendingAuthorization(id: code), pending.expiresAt > now(),
+            pending.username == session.username, !pending.clientID.isEmpty
+        else { throw OAuthError.invalidRequest("the consent code is not valid") }
+        if let userCode = pending.deviceUserCode {
+            guard try await decideDevice(pending, userCode: userCode, allow: accept) else {
+                throw OAuthError.invalidRequest("the device's request has expired or was already answered")
+            }
+            return .json(.object(["status": .string(accept ? "approved" : "denied")]), headers: IssuerResponse.noStore)
+        }
+        let next: IssuerResponse
+        if accept {
+            try await store.saveConsent(
+                username: session.username,
+                clientID: pending.clientID,
+                scopes: Set(pending.scopes)
+            )
+            next = try await issueCode(pending, cookie: nil)
+        } else {
+            try await store.deletePendingAuthorization(id: pending.id)
+            next = redirect(
+                to: pending.redirectURI,
+                ["error": "access_denied", "error_description": "the user denied the request", "state": pending.state]
+            )
+        }
+        return .json(
+            .object(["redirect_uri": .string(next.head.headerFields[.location] ?? pending.redirectURI)]),
+            headers: IssuerResponse.noStore
+        )
+    }
+
+    /// The application's own consent page for `pending`: `consent_page?consent_code=…&client_id=…&scope=…`.
+    func consentPageRedirect(_ page: String, pending: PendingAuthorization, cookie: String?) -> IssuerResponse {
+        let query = FormURLEncoding.encode([
+            ("consent_code", pending.id), ("client_id", pending.clientID),
+            ("scope", pending.scopes.joined(separator: " ")),
+        ])
+        var fields = HTTPFields()
+        fields[.location] = page + (page.contains("?") ? "&" : "?") + query
+        fields[.cacheControl] = "no-store"
+        if let cookie { fields.append(HTTPField(name: .setCookie, value: cookie)) }
+        return .empty(status: .found, headers: fields)
+    }
+}

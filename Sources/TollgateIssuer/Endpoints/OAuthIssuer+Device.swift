@@ -1,0 +1,209 @@
+import HTTPTypes
+import Logging
+import TollgateCore
+
+/// The device authorization grant (RFC 8628): the device asks for a device code and a user code,
+/// the person enters the user code on the verification page, signs in and confirms, and the
+/// device's polls of the token endpoint then get the tokens once.
+extension OAuthIssuer {
+    /// Seconds a device waits between polls at first (RFC 8628 §3.2 default).
+    static let deviceInterval = 5
+    /// RFC 8628 §6.1: consonants only, so no word is spelled and no two letters look alike.
+    static let userCodeAlphabet = Array("BCDFGHJKLMNPQRSTVWXZ")
+    static let userCodeLength = 8
+
+    // MARK: - Device authorization request (RFC 8628 §3.1, §3.2)
+
+    func deviceAuthorization(_ request: HTTPRequest, form: [String: String]) async throws -> IssuerResponse {
+        let client = try await authenticateClient(request, form: form)
+        guard options.grantTypes.contains(.deviceCode), client.grantTypes.contains(.deviceCode) else {
+            throw OAuthError.unauthorizedClient("the client may not use the device authorization grant")
+        }
+        let requested = form["scope"].map { $0.split(separator: " ").map(String.init) }
+        let scopes = try grantedScopes(requested: requested, client: client, userScopesAllowed: true)
+        if let resource = form["resource"], !options.apis.contains(where: { $0.audience == resource }) {
+            throw OAuthError.invalidTarget("'resource' is not a known API")
+        }
+        let deviceCode = RandomToken.make()
+        let userCode = Self.makeUserCode()
+        let expiresIn = options.codeTTL
+        try await store.saveDeviceAuthorization(
+            DeviceAuthorizationRecord(
+                digest: RandomToken.digest(deviceCode),
+                userCode: userCode,
+                clientID: client.id,
+                scopes: scopes,
+                resource: form["resource"],
+                interval: Self.deviceInterval,
+                expiresAt: now() + expiresIn
+            )
+        )
+        let display = Self.displayed(userCode)
+        return .json(
+            .object([
+                "device_code": .string(deviceCode),
+                "user_code": .string(display),
+                "verification_uri": .string(url(.device)),
+                "verification_uri_complete": .string(
+                    url(.device) + "?" + FormURLEncoding.encode([("user_code", display)])
+                ),
+                "expires_in": .number(Double(expiresIn)),
+                "interval": .number(Double(Self.deviceInterval)),
+            ]),
+            headers: IssuerResponse.noStore
+        )
+    }
+
+    static func makeUserCode() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<userCodeLength).map { _ in userCodeAlphabet.randomElement(using: &generator)! })
+    }
+
+    /// `BCDFGHJK` → `BCDF-GHJK`.
+    static func displayed(_ code: String) -> String {
+        let half = code.index(code.startIndex, offsetBy: code.count / 2)
+        return code[..<half] + "-" + code[half...]
+    }
+
+    /// What the person typed, as stored: letters upper-cased, everything else (dashes, spaces)
+    /// dropped (RFC 8628 §6.1).
+    static func normalizedUserCode(_ typed: String) -> String {
+        String(typed.uppercased().filter { $0.isLetter && $0.isASCII })
+    }
+
+    // MARK: - The token request (RFC 8628 §3.4, §3.5)
+
+    func deviceCode(_ client: RegisteredClient, form: [String: String]) async throws -> IssuerResponse {
+        guard let code = form["device_code"] else { throw OAuthError.invalidRequest("'device_code' is missing") }
+        let at = now()
+        guard
+            let record = try await store.pollDeviceAuthorization(
+                digest: RandomToken.digest(code),
+                clientID: client.id,
+                now: at
+            )
+        else { throw OAuthError.invalidGrant("the device code is not valid") }
+        guard record.expiresAt > at else {
+            throw OAuthError(code: "expired_token", description: "the device code has expired", status: .badRequest)
+        }
+        switch record.status {
+        case .pending:
+            if let last = record.lastPolledAt, at - last < record.interval {
+                throw OAuthError(code: "slow_down", description: "poll less often", status: .badRequest)
+            }
+            throw OAuthError(
+                code: "authorization_pending",
+                description: "the user has not yet confirmed the code",
+                status: .badRequest
+            )
+        case .denied:
+            throw OAuthError(code: "access_denied", description: "the user denied the request", status: .badRequest)
+        case .redeemed:
+            logger.warning("device code used twice", metadata: ["client": "\(client.id)"])
+            throw OAuthError.invalidGrant("the device code was already used")
+        case .approved:
+            guard let username = record.username else { throw OAuthError.invalidGrant("the device code is not valid") }
+            let (answer, issued) = try await tokenAnswer(
+                client: client,
+                username: username,
+                scopes: record.scopes,
+                resource: form["resource"] ?? record.resource,
+                authenticatedAt: record.authenticatedAt ?? at,
+                nonce: nil,
+                familyID: RandomToken.make(bytes: 16),
+                generation: 0
+            )
+            if let refresh = issued.refresh { try await store.saveRefreshToken(refresh) }
+            return .json(answer, headers: IssuerResponse.noStore)
+        }
+    }
+
+    // MARK: - The verification page (RFC 8628 §3.3)
+
+    /// `GET`: the form for the user code (pre-filled from `verification_uri_complete`), with
+    /// the sign-in fields when there is no session.
+    func devicePage(_ request: HTTPRequest, parameters: [String: String]) async throws -> IssuerResponse {
+        let pending = PendingAuthorization(
+            id: RandomToken.make(),
+            csrfToken: RandomToken.make(),
+            clientID: "",
+            redirectURI: "",
+            scopes: [],
+            prompt: [],
+            expiresAt: now() + Self.formTTL
+        )
+        try await store.savePendingAuthorization(pending)
+        let session = try await currentSession(request)
+        return deviceEntryPage(pending, userCode: parameters["user_code"], signedIn: session != nil, message: nil)
+    }
+
+    /// `POST`: the user code (and the credentials, without a session) → the confirmation page.
+    func deviceEntry(_ request: HTTPRequest, form: [String: String]) async throws -> IssuerResponse {
+        guard var pending = try await validPending(form), pending.clientID.isEmpty, pending.username == nil else {
+            return errorPage("This form has expired or was not sent by this site. Start again.", status: .forbidden)
+        }
+        let typed = form["user_code"] ?? ""
+        var session = try await currentSession(request)
+        func again(_ message: String) -> IssuerResponse {
+            deviceEntryPage(pending, userCode: typed, signedIn: session != nil, message: message)
+        }
+        let userCode = Self.normalizedUserCode(typed)
+        guard userCode.count == Self.userCodeLength,
+            let device = try await store.deviceAuthorization(userCode: userCode),
+            device.status == .pending, device.expiresAt > now(),
+            let client = try await store.client(id: device.clientID), !client.revoked
+        else {
+            // A wrong code burns the form, so guessing needs a new page per try.
+            try await store.deletePendingAuthorization(id: pending.id)
+            pending.id = RandomToken.make()
+            pending.csrfToken = RandomToken.make()
+            try await store.savePendingAuthorization(pending)
+            logger.info("device user code not accepted")
+            return again("That code is not valid or has expired.")
+        }
+        var cookie: String?
+        if session == nil {
+            guard let user = try await store.user(username: form["username"] ?? ""),
+                PasswordHash.verify(form["password"] ?? "", against: user.passwordHash)
+            else { return again("The user name or password is not right.") }
+            let value = RandomToken.make()
+            let signed = LoginSession(
+                digest: RandomToken.digest(value),
+                username: user.username,
+                authenticatedAt: now(),
+                expiresAt: now() + Self.sessionTTL
+            )
+            try await store.saveSession(signed)
+            session = signed
+            cookie = sessionCookie(value)
+        }
+        guard let session else { return again("Sign in to continue.") }
+        pending.clientID = client.id
+        pending.scopes = device.scopes
+        pending.username = session.username
+        pending.authenticatedAt = session.authenticatedAt
+        pending.deviceUserCode = userCode
+        pending.csrfToken = RandomToken.make()
+        try await store.savePendingAuthorization(pending)
+        // A device is always confirmed by the person, first-party or not: the user code is what
+        // an attacker would phish with.
+        return consentPage(pending, client: client, cookie: cookie)
+    }
+
+    /// The person's decision on a device's request, from the consent form or the JSON consent
+    /// endpoint.
+    func decideDevice(_ pending: PendingAuthorization, userCode: String, allow: Bool) async throws -> Bool {
+        guard let username = pending.username else { return false }
+        try await store.deletePendingAuthorization(id: pending.id)
+        let settled = try await store.decideDeviceAuthorization(
+            userCode: userCode,
+            username: allow ? username : nil,
+            authenticatedAt: pending.authenticatedAt ?? now(),
+            now: now()
+        )
+        if settled && allow {
+            try await store.saveConsent(username: username, clientID: pending.clientID, scopes: Set(pending.scopes))
+        }
+        return settled
+    }
+}

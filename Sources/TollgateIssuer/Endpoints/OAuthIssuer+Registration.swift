@@ -1,0 +1,150 @@
+import HTTPTypes
+import Logging
+import TollgateCore
+
+/// RFC 7591 dynamic client registration: refused unless `enable_dynamic_registration` is on,
+/// because it lets any caller create a client. A registered client is always third-party (the
+/// person is asked for consent) and gets only the issuer's grant types and scopes.
+extension OAuthIssuer {
+    func register(_ request: HTTPRequest, body: [UInt8]) async throws -> IssuerResponse {
+        guard options.enableDynamicRegistration else {
+            return .json(
+                .object([
+                    "error": .string("access_denied"),
+                    "error_description": .string("dynamic client registration is not enabled"),
+                ]),
+                status: .forbidden,
+                headers: IssuerResponse.noStore
+            )
+        }
+        let contentType = request.headerFields[.contentType]?.lowercased() ?? ""
+        guard contentType.hasPrefix("application/json") else {
+            throw Self.metadataError("the body must be application/json")
+        }
+        guard let document = try? JSONParser.parse(body), let metadata = document.objectValue else {
+            throw Self.metadataError("the body is not a JSON object")
+        }
+        func strings(_ name: String) throws(OAuthError) -> [String]? {
+            guard let value = metadata[name] else { return nil }
+            guard let array = value.arrayValue else { throw Self.metadataError("'\(name)' must be an array") }
+            var result: [String] = []
+            for element in array {
+                guard let text = element.stringValue else { throw Self.metadataError("'\(name)' holds a non-string") }
+                result.append(text)
+            }
+            return result
+        }
+        func string(_ name: String) throws(OAuthError) -> String? {
+            guard let value = metadata[name] else { return nil }
+            guard let text = value.stringValue else { throw Self.metadataError("'\(name)' must be a string") }
+            return text
+        }
+
+        let method = try string("token_endpoint_auth_method") ?? "client_secret_basic"
+        guard ["client_secret_basic", "client_secret_post", "none"].contains(method) else {
+            throw Self.metadataError("token_endpoint_auth_method '\(method)' is not supported")
+        }
+        let grantNames = try strings("grant_types") ?? ["authorization_code"]
+        var grants = Set<GrantType>()
+        for name in grantNames {
+            guard let grant = GrantType(rawValue: name), options.grantTypes.contains(grant) else {
+                throw Self.metadataError("the grant type '\(name)' is not offered")
+            }
+            grants.insert(grant)
+        }
+        for responseType in try strings("response_types") ?? ["code"] where responseType != "code" {
+            throw Self.metadataError("only the response type 'code' is offered")
+        }
+        let confidential = method != "none"
+        if grants.contains(.clientCredentials) && !confidential {
+            throw Self.metadataError("client_credentials needs a client secret")
+        }
+        let redirectURIs = try strings("redirect_uris") ?? []
+        if grants.contains(.authorizationCode) && redirectURIs.isEmpty {
+            throw OAuthError(
+                code: "invalid_redirect_uri",
+                description: "the authorization code grant needs redirect_uris",
+                status: .badRequest
+            )
+        }
+        let postLogout = try strings("post_logout_redirect_uris") ?? []
+        for uri in redirectURIs + postLogout where !Self.isRegistrableRedirect(uri) {
+            throw OAuthError(
+                code: "invalid_redirect_uri",
+                description:
+                    "a redirect URI must be https, http on loopback, or a private-use scheme, without fragment",
+                status: .badRequest
+            )
+        }
+        let known = Set(options.supportedScopes + options.apis.flatMap(\.scopes))
+        let scopes = try string("scope").map { $0.split(separator: " ").map(String.init) } ?? options.supportedScopes
+        for scope in scopes where !known.contains(scope) {
+            throw Self.metadataError("the scope '\(scope)' is not offered")
+        }
+        let name = try string("client_name")
+
+        let kind: RegisteredClient.Kind
+        if grants == [.clientCredentials] {
+            kind = .machine
+        } else if grants.contains(.deviceCode) && !grants.contains(.authorizationCode) {
+            kind = .device
+        } else if confidential {
+            kind = .web
+        } else {
+            kind = redirectURIs.allSatisfy { $0.hasPrefix("https://") } ? .spa : .native
+        }
+        let secret = confidential ? RandomToken.make() : nil
+        let client = RegisteredClient(
+            id: RandomToken.make(bytes: 16),
+            kind: kind,
+            secret: secret.map { options.storeClientSecret == .hashed ? .hashing($0) : .keeping($0) },
+            redirectURIs: redirectURIs,
+            postLogoutRedirectURIs: postLogout,
+            scopes: scopes,
+            grantTypes: grants,
+            skipConsent: false,
+            name: name
+        )
+        try await store.saveClient(client)
+        logger.info("client registered", metadata: ["client": "\(client.id)", "type": "\(kind.rawValue)"])
+        var answer: [String: JSONValue] = [
+            "client_id": .string(client.id),
+            "client_id_issued_at": .number(Double(now())),
+            "token_endpoint_auth_method": .string(method),
+            "grant_types": .array(GrantType.allCases.filter(grants.contains).map { .string($0.rawValue) }),
+            "response_types": .array(grants.contains(.authorizationCode) ? [.string("code")] : []),
+            "redirect_uris": .array(redirectURIs.map(JSONValue.string)),
+            "scope": .string(scopes.joined(separator: " ")),
+        ]
+        if !postLogout.isEmpty { answer["post_logout_redirect_uris"] = .array(postLogout.map(JSONValue.string)) }
+        if let name { answer["client_name"] = .string(name) }
+        if let secret {
+            answer["client_secret"] = .string(secret)
+            answer["client_secret_expires_at"] = .number(0)
+        }
+        return .json(.object(answer), status: .created, headers: IssuerResponse.noStore)
+    }
+
+    static func metadataError(_ description: String) -> OAuthError {
+        OAuthError(code: "invalid_client_metadata", description: description, status: .badRequest)
+    }
+
+    /// RFC 8252 and OAuth 2.1 §2.3.1: `https`, `http` only on a loopback address, or a private-use
+    /// scheme in reverse-DNS form (with a dot); never a fragment.
+    static func isRegistrableRedirect(_ uri: String) -> Bool {
+        guard !uri.contains("#"), !uri.contains(" "), let colon = uri.firstIndex(of: ":") else { return false }
+        let scheme = uri[..<colon].lowercased()
+        let rest = uri[uri.index(after: colon)...]
+        switch scheme {
+        case "https":
+            return rest.hasPrefix("//") && rest.count > 2
+        case "http":
+            let host = host(of: uri).lowercased()
+            return ["127.0.0.1", "[::1]", "localhost"].contains { host == $0 || host.hasPrefix($0 + ":") }
+        case "javascript", "data", "file", "vbscript":
+            return false
+        default:
+            return scheme.contains(".") && !rest.isEmpty
+        }
+    }
+}

@@ -1,0 +1,227 @@
+import ArgumentParser
+import TollgateCore
+import TollgateIssuer
+
+/// The `issuer:` section of a configuration file and its storage, opened for one command.
+struct IssuerAdminContext {
+    let settings: LocalIssuerSettings
+    let options: IssuerOptions
+    let store: any IssuerStore
+
+    static func open(_ path: String) async throws -> IssuerAdminContext {
+        let configuration: TollgateConfiguration
+        do {
+            configuration = try ConfigurationLoader.load(path: path)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(2)
+        }
+        guard let settings = configuration.localIssuer else {
+            printError("error: \(path) has no issuer: section")
+            throw ExitCode(2)
+        }
+        if case .memory = settings.storage {
+            printError("error: the issuer keeps its state in memory; only the running process can change it")
+            throw ExitCode(2)
+        }
+        let store = try await IssuerStorage.open(settings.storage)
+        return IssuerAdminContext(settings: settings, options: IssuerOptions(settings: settings), store: store)
+    }
+
+    /// Runs `body`, then closes the storage whatever happened.
+    static func with(_ path: String, _ body: (IssuerAdminContext) async throws -> Void) async throws {
+        let context = try await open(path)
+        do {
+            try await body(context)
+        } catch let failure as IssuerAdministration.Failure {
+            try? await IssuerStorage.close(context.store)
+            printError("error: \(failure)")
+            throw ExitCode(1)
+        } catch {
+            try? await IssuerStorage.close(context.store)
+            throw error
+        }
+        try await IssuerStorage.close(context.store)
+    }
+}
+
+struct RotateKeys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate-keys",
+        abstract:
+            "Start a signing key rotation: a new key is published now and signs once it has been published for longer than the JWKS max-age."
+    )
+
+    @Option(name: .shortAndLong, help: "The YAML configuration file.")
+    var config: String
+
+    @Option(help: "RS256, ES256 or EdDSA (default: the configured signing_algorithm).")
+    var algorithm: String?
+
+    func run() async throws {
+        try await IssuerAdminContext.with(config) { context in
+            let name = algorithm ?? context.settings.signingAlgorithm
+            guard let algorithm = SigningKey.Algorithm(rawValue: name) else {
+                throw IssuerAdministration.Failure.invalid("'\(name)' is not RS256, ES256 or EdDSA")
+            }
+            let now = Int(wallClockSeconds())
+            let timing = KeyRing.Timing(
+                jwksMaxAge: context.options.jwksMaxAge,
+                tokenLifetime: context.options.accessTokenTTL
+            )
+            let key = try await KeyRing.rotate(store: context.store, algorithm: algorithm, timing: timing, now: now)
+            print("new \(key.algorithm) key \(key.keyID): published now, signing in \(timing.publishedBeforeSigning)s")
+            print("the current key stays published for \(timing.tokenLifetime)s after that, until its tokens expire")
+        }
+    }
+}
+
+struct CreateClient: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create-client",
+        abstract: "Register a client; a confidential client's secret is printed once."
+    )
+
+    @Option(name: .shortAndLong, help: "The YAML configuration file.")
+    var config: String
+
+    @Option(name: .customLong("id"), help: "The client id, such as @team/web.")
+    var clientID: String
+
+    @Option(help: "web, spa, native, machine or device.")
+    var type: String
+
+    @Option(name: .customLong("redirect-uri"), help: "A redirect URI (repeatable).")
+    var redirectURIs: [String] = []
+
+    @Option(name: .customLong("post-logout-redirect-uri"), help: "A post-logout redirect URI (repeatable).")
+    var postLogoutRedirectURIs: [String] = []
+
+    @Option(name: .customLong("scope"), help: "A scope the client may be granted (repeatable).")
+    var scopes: [String] = []
+
+    @Option(name: .customLong("grant-type"), help: "A grant type (repeatable; default: the type's).")
+    var grantTypes: [String] = []
+
+    @Flag(help: "A first-party client: no consent page.")
+    var skipConsent = false
+
+    func run() async throws {
+        try await IssuerAdminContext.with(config) { context in
+            guard let kind = RegisteredClient.Kind(rawValue: type) else {
+                throw IssuerAdministration.Failure.invalid("the type must be web, spa, native, machine or device")
+            }
+            var grants: Set<GrantType>?
+            if !grantTypes.isEmpty {
+                grants = []
+                for name in grantTypes {
+                    let full = name == "device_code" ? GrantType.deviceCode.rawValue : name
+                    guard let grant = GrantType(rawValue: full) else {
+                        throw IssuerAdministration.Failure.invalid("'\(name)' is not a grant type")
+                    }
+                    grants?.insert(grant)
+                }
+            }
+            let (client, secret) = try await IssuerAdministration.createClient(
+                id: clientID,
+                kind: kind,
+                redirectURIs: redirectURIs,
+                postLogoutRedirectURIs: postLogoutRedirectURIs,
+                scopes: scopes,
+                grantTypes: grants,
+                skipConsent: skipConsent,
+                options: context.options,
+                store: context.store
+            )
+            print("client \(client.id) (\(client.kind.rawValue)) created")
+            if let secret { print("client_secret: \(secret)  (shown once; it is stored hashed)") }
+        }
+    }
+}
+
+struct AddUser: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add-user",
+        abstract: "Add or replace a user of the built-in sign-in; the password is read on standard input."
+    )
+
+    @Option(name: .shortAndLong, help: "The YAML configuration file.")
+    var config: String
+
+    @Option(help: "The user name.")
+    var username: String
+
+    @Option(
+        name: .customLong("claim"),
+        help: "A profile claim as name=value (repeatable), such as email=ada@example.com."
+    )
+    var claims: [String] = []
+
+    func run() async throws {
+        var parsed: [String: String] = [:]
+        for claim in claims {
+            guard let equals = claim.firstIndex(of: "="), equals != claim.startIndex else {
+                printError("error: a claim is name=value, not '\(claim)'")
+                throw ExitCode(2)
+            }
+            parsed[String(claim[..<equals])] = String(claim[claim.index(after: equals)...])
+        }
+        guard let password = readLine(strippingNewline: true), !password.isEmpty else {
+            printError("error: no password on standard input")
+            throw ExitCode(2)
+        }
+        try await IssuerAdminContext.with(config) { context in
+            try await IssuerAdministration.addUser(
+                username: username,
+                password: password,
+                claims: parsed,
+                store: context.store
+            )
+            print("user \(username) saved")
+        }
+    }
+}
+
+struct ListClients: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list-clients",
+        abstract: "List the registered clients (never their secrets)."
+    )
+
+    @Option(name: .shortAndLong, help: "The YAML configuration file.")
+    var config: String
+
+    func run() async throws {
+        try await IssuerAdminContext.with(config) { context in
+            for client in try await context.store.clients() {
+                let grants = GrantType.allCases.filter(client.grantTypes.contains).map(\.rawValue)
+                var line = "\(client.id)\t\(client.kind.rawValue)\t\(client.revoked ? "revoked" : "active")"
+                line += "\tgrants=\(grants.joined(separator: ","))\tscopes=\(client.scopes.joined(separator: " "))"
+                if !client.redirectURIs.isEmpty {
+                    line += "\tredirect_uris=\(client.redirectURIs.joined(separator: ","))"
+                }
+                print(line)
+            }
+        }
+    }
+}
+
+struct RevokeClient: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "revoke-client",
+        abstract: "Revoke a client and every token it holds."
+    )
+
+    @Option(name: .shortAndLong, help: "The YAML configuration file.")
+    var config: String
+
+    @Argument(help: "The client id.")
+    var clientID: String
+
+    func run() async throws {
+        try await IssuerAdminContext.with(config) { context in
+            try await IssuerAdministration.revokeClient(id: clientID, store: context.store)
+            print("client \(clientID) revoked, with its tokens")
+        }
+    }
+}
