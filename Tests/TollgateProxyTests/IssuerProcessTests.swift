@@ -1,0 +1,255 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+import TollgateCore
+import TollgateTestSupport
+
+/// The issuer as operators run it: real `tollgate serve` processes, the administration commands
+/// against their storage, independent clients (curl, Python's requests) over real HTTP.
+@Suite("Issuer processes", .serialized)
+struct IssuerProcessTests {
+    static let interop = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Interop")
+
+    static func script(
+        _ program: String,
+        _ arguments: [String],
+        timeout: Duration = .seconds(90)
+    ) async throws -> (Bool, String) {
+        let process = try ExternalProcess("/usr/bin/env", [program] + arguments)
+        defer { process.stop() }
+        let exited = await process.waitForExit(timeout: timeout)
+        return (exited && process.process.terminationStatus == 0, process.log)
+    }
+
+    /// The identity provider docs' "No framework (curl)" walk-through, unchanged in its steps.
+    @Test func theCurlWalkThroughRunsAgainstTheRunningIssuer() async throws {
+        let fixture = try IssuerFixture(storage: .sqlite)
+        defer { fixture.stop() }
+        try await fixture.serve()
+        let (passed, log) = try await Self.script(
+            "bash",
+            [
+                Self.interop.appendingPathComponent("curl_walkthrough.sh").path, fixture.issuer, "@team/web",
+                IssuerFixture.webSecret, "@team/svc", IssuerFixture.machineSecret, "ada", IssuerFixture.password,
+                IssuerFixture.redirectURI, IssuerFixture.postLogoutURI,
+            ]
+        )
+        #expect(passed, "\(log)\n--- tollgate ---\n\(fixture.logs)")
+        #expect(log.contains("curl walk-through: all steps passed"))
+    }
+
+    /// Two issuer processes on one store (the SQLite file, or one PostgreSQL database): fifty
+    /// refreshes of one token at once, half to each, rotate it exactly once.
+    @Test(arguments: IssuerFixture.storages)
+    func fiftyConcurrentRefreshesOverTwoProcessesRotateOnce(_ storage: IssuerFixture.Storage) async throws {
+        let fixture = try IssuerFixture(storage: storage)
+        defer { fixture.stop() }
+        try await fixture.serve()
+        let second = try await fixture.serve()
+        let (passed, log) = try await Self.script(
+            "python3",
+            [
+                Self.interop.appendingPathComponent("refresh_race.py").path, fixture.issuer,
+                "http://127.0.0.1:\(second)", "@team/web", IssuerFixture.webSecret, "ada", IssuerFixture.password,
+                IssuerFixture.redirectURI,
+            ]
+        )
+        #expect(passed, "\(log)\n--- tollgate ---\n\(fixture.logs)")
+        #expect(log.contains("refresh race: all checks passed"))
+    }
+
+    static func post(_ url: String, form: String, basic: (String, String)? = nil) async throws -> (Int, [String: Any]) {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        if let basic {
+            request.headers.add(
+                name: "Authorization",
+                value: FormURLEncoding.basicAuthorization(clientID: basic.0, clientSecret: basic.1)
+            )
+        }
+        request.body = .bytes(ByteBuffer(string: form))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 1 << 16)
+        let object = (try? JSONSerialization.jsonObject(with: Data(String(buffer: body).utf8))) as? [String: Any]
+        return (Int(response.status.code), object ?? [:])
+    }
+
+    static func get(_ url: String, token: String? = nil) async throws -> (Int, String) {
+        var request = HTTPClientRequest(url: url)
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 20)))
+    }
+
+    static func clientCredentials(
+        _ fixture: IssuerFixture,
+        id: String,
+        secret: String
+    ) async throws -> (Int, [String: Any]) {
+        try await post(fixture.issuer + "/oauth2/token", form: "grant_type=client_credentials", basic: (id, secret))
+    }
+
+    /// create-client, list-clients, add-user and revoke-client work on the storage of a
+    /// running issuer, which sees the change on its next request.
+    @Test func theAdministrationCommandsChangeARunningIssuer() async throws {
+        let upstream = try await TestHTTPServer.start(handler: ProxyEnvironment.echo)
+        defer { Task { try? await upstream.shutdown() } }
+        let fixture = try IssuerFixture(
+            storage: .sqlite,
+            extra: "  jwt_access_token: false",
+            upstream: upstream.port,
+            routes: """
+                routes:
+                  - match: { prefix: /orders }
+                    issuers: [local]
+                    require: { scopes: { all: ["@team/orders.read"] } }
+                default: deny
+                """
+        )
+        defer { fixture.stop() }
+        try await fixture.serve()
+        let config = fixture.configuration.path
+
+        let created = try fixture.run([
+            "issuer", "create-client", "-c", config, "--id", "@ops/reporter", "--type", "machine", "--scope",
+            "@team/orders.read",
+        ])
+        #expect(created.status == 0, "\(created.output)")
+        let secret = try #require(
+            created.output.split(separator: "\n").first { $0.hasPrefix("client_secret: ") }.map {
+                String($0.dropFirst("client_secret: ".count).prefix { $0 != " " })
+            }
+        )
+        let (issued, answer) = try await Self.clientCredentials(fixture, id: "@ops/reporter", secret: secret)
+        #expect(issued == 200, "\(answer)")
+        let token = try #require(answer["access_token"] as? String)
+        #expect(try await Self.get(fixture.issuer + "/orders/1", token: token).0 == 200)
+
+        let listed = try fixture.run(["issuer", "list-clients", "-c", config])
+        #expect(listed.status == 0)
+        #expect(listed.output.contains("@ops/reporter\tmachine\tactive"))
+        #expect(listed.output.contains("@team/web\tweb\tactive"))
+        #expect(!listed.output.contains(secret), "secrets are never listed")
+        #expect(!listed.output.contains(IssuerFixture.webSecret))
+
+        let duplicate = try fixture.run([
+            "issuer", "create-client", "-c", config, "--id", "@ops/reporter", "--type", "machine",
+        ])
+        #expect(duplicate.status != 0 && duplicate.output.contains("already exists"))
+        let badScope = try fixture.run([
+            "issuer", "create-client", "-c", config, "--id", "x", "--type", "machine", "--scope", "admin",
+        ])
+        #expect(badScope.status != 0 && badScope.output.contains("neither a supported scope"))
+
+        let revoked = try fixture.run(["issuer", "revoke-client", "-c", config, "@ops/reporter"])
+        #expect(revoked.status == 0, "\(revoked.output)")
+        // Its opaque token is refused by the gate at once, and it can no longer authenticate.
+        #expect(try await Self.get(fixture.issuer + "/orders/1", token: token).0 == 401)
+        let (refused, error) = try await Self.clientCredentials(fixture, id: "@ops/reporter", secret: secret)
+        #expect(refused == 401 && error["error"] as? String == "invalid_client")
+        #expect(try fixture.run(["issuer", "revoke-client", "-c", config, "nobody"]).status != 0)
+
+        let added = try fixture.run(
+            ["issuer", "add-user", "-c", config, "--username", "grace", "--claim", "email=grace@example.test"],
+            input: "another good password\n"
+        )
+        #expect(added.status == 0, "\(added.output)")
+        let signedIn = try await Self.signIn(fixture, username: "grace", password: "another good password")
+        #expect(signedIn.contains("Allow access?"), "the new user signs in: \(signedIn)")
+    }
+
+    /// The sign-in form for the web client, filled in; returns the page that follows.
+    static func signIn(_ fixture: IssuerFixture, username: String, password: String) async throws -> String {
+        let query = FormURLEncoding.encode([
+            ("response_type", "code"), ("client_id", "@team/web"), ("redirect_uri", IssuerFixture.redirectURI),
+            ("scope", "openid"), ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+            ("code_challenge_method", "S256"),
+        ])
+        let (_, page) = try await get(fixture.issuer + "/oauth2/authorize?" + query)
+        func hidden(_ name: String) -> String {
+            guard let range = page.range(of: "name=\"\(name)\" value=\"") else { return "" }
+            return String(page[range.upperBound...].prefix { $0 != "\"" })
+        }
+        var request = HTTPClientRequest(url: fixture.issuer + "/oauth2/authorize/login")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        request.body = .bytes(
+            ByteBuffer(
+                string: FormURLEncoding.encode([
+                    ("request", hidden("request")), ("csrf", hidden("csrf")), ("username", username),
+                    ("password", password),
+                ])
+            )
+        )
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        return String(buffer: try await response.body.collect(upTo: 1 << 20))
+    }
+
+    static func keyID(of token: String) -> String? {
+        guard let header = Base64URL.decode(String(token.split(separator: ".").first ?? "")) else { return nil }
+        return (try? JSONParser.parse(header))?["kid"]?.stringValue
+    }
+
+    /// `tollgate issuer rotate-keys` beside a running gate: the new key is published first and
+    /// signs only after the JWKS max-age (1 s here) plus a refresh interval; a token of the old
+    /// key keeps passing the gate.
+    @Test func rotateKeysBesideARunningGateKeepsOldTokensValid() async throws {
+        let upstream = try await TestHTTPServer.start(handler: ProxyEnvironment.echo)
+        defer { Task { try? await upstream.shutdown() } }
+        let fixture = try IssuerFixture(
+            storage: .sqlite,
+            extra: "  jwks_max_age: 1",
+            upstream: upstream.port,
+            routes: """
+                routes:
+                  - match: { prefix: /orders }
+                    issuers: [local]
+                    require: { scopes: { all: ["@team/orders.read"] } }
+                default: deny
+                """
+        )
+        defer { fixture.stop() }
+        try await fixture.serve()
+        let (_, first) = try await Self.clientCredentials(fixture, id: "@team/svc", secret: IssuerFixture.machineSecret)
+        let oldToken = try #require(first["access_token"] as? String)
+        let oldKey = try #require(Self.keyID(of: oldToken))
+
+        let rotated = try fixture.run(["issuer", "rotate-keys", "-c", fixture.configuration.path])
+        #expect(rotated.status == 0, "\(rotated.output)")
+        #expect(rotated.output.contains("signing in 2s"))
+        // Published before it signs.
+        var published = false
+        var newKey: String?
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline {
+            let (_, jwks) = try await Self.get(fixture.issuer + "/oauth2/jwks")
+            let count = (try? JSONParser.parse(jwks))?["keys"]?.arrayValue?.count ?? 0
+            let (_, answer) = try await Self.clientCredentials(
+                fixture,
+                id: "@team/svc",
+                secret: IssuerFixture.machineSecret
+            )
+            let kid = (answer["access_token"] as? String).flatMap(Self.keyID(of:))
+            if kid == oldKey && count == 2 { published = true }
+            if let kid, kid != oldKey {
+                newKey = kid
+                break
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(published, "the new key was in the JWKS while the old one still signed")
+        let signing = try #require(newKey, "the new key signs within the deadline: \(fixture.logs)")
+        let (_, jwks) = try await Self.get(fixture.issuer + "/oauth2/jwks")
+        #expect(jwks.contains(oldKey) && jwks.contains(signing), "both keys are published")
+        #expect(try await Self.get(fixture.issuer + "/orders/1", token: oldToken).0 == 200)
+        let (_, fresh) = try await Self.clientCredentials(fixture, id: "@team/svc", secret: IssuerFixture.machineSecret)
+        #expect(
+            try await Self.get(fixture.issuer + "/orders/1", token: try #require(fresh["access_token"] as? String)).0
+                == 200
+        )
+    }
+}
