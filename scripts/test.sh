@@ -17,6 +17,11 @@ fi
 if ! python3 -c "import authlib, requests" 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check "authlib>=1.3,<2" "requests>=2.28,<3"
 fi
+# py_oidc_auth, a relying-party library, drives the issuer too (it needs greenlet for its
+# SQLAlchemy import).
+if ! python3 -c "import py_oidc_auth" 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check "py_oidc_auth>=2606,<2700" "greenlet>=3"
+fi
 # The forward-auth tests put Debian's nginx (auth_request) in front of Tollgate; the TLS tests
 # make a throwaway certificate with openssl.
 missing=()

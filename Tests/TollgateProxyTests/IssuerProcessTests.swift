@@ -41,6 +41,24 @@ struct IssuerProcessTests {
         #expect(log.contains("curl walk-through: all steps passed"))
     }
 
+    /// py_oidc_auth (reference 001's relying-party library, from PyPI): login with PKCE,
+    /// callback, refresh, device flow, userinfo and logout.
+    @Test func pyOIDCAuthCompletesItsFlowsAgainstTheRunningIssuer() async throws {
+        let fixture = try IssuerFixture(storage: .sqlite)
+        defer { fixture.stop() }
+        try await fixture.serve()
+        let (passed, log) = try await Self.script(
+            "python3",
+            [
+                Self.interop.appendingPathComponent("py_oidc_auth_flow.py").path, fixture.issuer, "@team/web",
+                IssuerFixture.webSecret, "ada", IssuerFixture.password, IssuerFixture.redirectURI,
+                IssuerFixture.postLogoutURI,
+            ]
+        )
+        #expect(passed, "\(log)\n--- tollgate ---\n\(fixture.logs)")
+        #expect(log.contains("py_oidc_auth: all checks passed"))
+    }
+
     /// Two issuer processes on one store (the SQLite file, or one PostgreSQL database): fifty
     /// refreshes of one token at once, half to each, rotate it exactly once.
     @Test(arguments: IssuerFixture.storages)

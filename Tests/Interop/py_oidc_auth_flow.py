@@ -1,0 +1,107 @@
+"""py_oidc_auth (an independent relying-party library from PyPI) drives a running Tollgate issuer.
+
+Usage: py_oidc_auth_flow.py ISSUER_URL WEB_CLIENT_ID WEB_SECRET USER PASSWORD REDIRECT_URI POST_LOGOUT_URI
+The issuer has a public device client `@team/tv`. Covers the library's calls: login with PKCE,
+callback, refresh, device flow, userinfo and logout. The person's part (the HTML forms) is
+done with requests. Prints one line per check and exits non-zero on the first failure.
+"""
+import asyncio
+import re
+import sys
+import time
+from urllib.parse import parse_qs, urlparse
+
+import requests
+from py_oidc_auth.auth_base import OIDCAuth
+from py_oidc_auth.exceptions import InvalidRequest
+from py_oidc_auth.schema import IDToken
+
+issuer, web_id, web_secret, user, password, redirect_uri, post_logout_uri = sys.argv[1:8]
+discovery = issuer + "/.well-known/openid-configuration"
+origin = "/".join(issuer.split("/", 3)[:3])
+
+
+def check(condition, label):
+    if not condition:
+        print("FAILED:", label)
+        sys.exit(1)
+    print("ok:", label)
+
+
+def fields(html):
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
+
+
+def action(html):
+    return re.search(r'<form method="post" action="([^"]+)"', html).group(1)
+
+
+async def main():
+    auth = OIDCAuth(client_id=web_id, client_secret=web_secret, discovery_url=discovery, scopes="openid profile email")
+    url = await auth.login(redirect_uri=redirect_uri, prompt="login", offline_access=True)
+    check("code_challenge_method=S256" in url, "login builds an authorization URL with PKCE")
+    browser = requests.Session()
+    page = browser.get(url, timeout=10)
+    form = fields(page.text)
+    form.update(username=user, password=password)
+    consent = browser.post(origin + action(page.text), data=form, timeout=10)
+    form = fields(consent.text)
+    form["decision"] = "allow"
+    done = browser.post(origin + action(consent.text), data=form, allow_redirects=False, timeout=10)
+    query = parse_qs(urlparse(done.headers["Location"]).query)
+    check("code" in query and query.get("iss") == [issuer], "the person signs in and consents; the code comes back")
+
+    tokens = await auth.callback(code=query["code"][0], state=query["state"][0])
+    check(bool(tokens["access_token"]) and bool(tokens["refresh_token"]), "callback exchanges the code (PKCE)")
+
+    info = await auth.userinfo(IDToken(), {"authorization": "Bearer " + tokens["access_token"]})
+    check(info.username == user and info.email == "ada@example.test", "userinfo from the userinfo endpoint")
+
+    refreshed = await auth.token("/callback", refresh_token=tokens["refresh_token"])
+    check(refreshed.refresh_token != tokens["refresh_token"], "refresh rotates the refresh token")
+    retried = await auth.token("/callback", refresh_token=tokens["refresh_token"])
+    check(retried.refresh_token == refreshed.refresh_token, "a retry within the grace window gets the same successor")
+    await auth.token("/callback", refresh_token=refreshed.refresh_token)
+    try:
+        await auth.token("/callback", refresh_token=tokens["refresh_token"])
+        check(False, "the spent refresh token is refused")
+    except InvalidRequest:
+        check(True, "once its successor was used, the spent refresh token is refused")
+    try:
+        await auth.userinfo(IDToken(), {"authorization": "Bearer " + tokens["access_token"]})
+        check(False, "the family's access tokens are revoked with it")
+    except InvalidRequest:
+        check(True, "the family's access tokens are revoked with it")
+
+
+    # The device flow, with the public device client.
+    device = OIDCAuth(client_id="@team/tv", discovery_url=discovery, scopes="openid profile offline_access")
+    started = await device.device_flow()
+    check(bool(started.user_code) and started.verification_uri.startswith(issuer), "device_flow starts")
+    try:
+        await device.token("/device", device_code=started.device_code)
+        check(False, "polling before the person confirms fails")
+    except InvalidRequest:
+        check(True, "polling before the person confirms fails")
+    person = requests.Session()
+    entry = person.get(started.verification_uri_complete, timeout=10)
+    form = fields(entry.text)
+    form.update(user_code=started.user_code, username=user, password=password)
+    confirm = person.post(origin + action(entry.text), data=form, timeout=10)
+    form = fields(confirm.text)
+    form["decision"] = "allow"
+    person.post(origin + action(confirm.text), data=form, timeout=10)
+    time.sleep(started.interval)
+    device_token = await device.token("/device", device_code=started.device_code)
+    check(bool(device_token.access_token) and bool(device_token.refresh_token), "the device's poll gets tokens")
+
+    # Logout: the library sends client_id and the post-logout URI (no id_token_hint).
+    target = await auth.logout(post_logout_uri)
+    check(target.startswith(issuer + "/oauth2/end_session?"), "logout points at end_session")
+    signed_out = browser.get(target, allow_redirects=False, timeout=10)
+    check(signed_out.status_code == 302 and signed_out.headers["Location"].startswith(post_logout_uri),
+          "end_session returns to the registered post-logout URI")
+    print("py_oidc_auth: all checks passed")
+
+
+asyncio.run(main())
