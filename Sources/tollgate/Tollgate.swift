@@ -141,6 +141,18 @@ struct CheckConfig: ParsableCommand {
         }
         if let local = configuration.localIssuer {
             print("issuer in this process: \(local.name) \(local.issuer) [\(local.signingAlgorithm)]")
+            switch local.storage {
+            case .memory: print("  storage: memory (lost on restart)")
+            case .sqlite(let path): print("  storage: sqlite \(path)")
+            case .postgres(let postgres):
+                print(
+                    "  storage: postgres \(postgres.username)@\(postgres.host):\(postgres.port)/\(postgres.database)"
+                        + (postgres.tls ? " (TLS)" : "")
+                )
+            }
+            print(
+                "  dynamic registration: \(local.enableDynamicRegistration ? "enabled" : "off"); JWKS max-age \(local.jwksMaxAge)s"
+            )
             print("  grant types: \(local.grantTypes.joined(separator: ", "))")
             print(
                 "  access tokens: \(local.jwtAccessToken ? "JWT for API scopes, else opaque" : "opaque"), \(local.accessTokenTTL)s"

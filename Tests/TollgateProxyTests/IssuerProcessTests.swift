@@ -207,6 +207,39 @@ struct IssuerProcessTests {
         return String(buffer: try await response.body.collect(upTo: 1 << 20))
     }
 
+    /// A reload never rebuilds the issuer: a changed `issuer:` section is refused as a whole
+    /// (the running one keeps serving, the issuer unchanged), an edit elsewhere that only moves
+    /// the section's lines applies.
+    @Test func aReloadThatChangesTheIssuerSectionIsRefusedAndOneThatMovesItApplies() async throws {
+        let fixture = try IssuerFixture(storage: .sqlite)
+        defer { fixture.stop() }
+        try await fixture.serve()
+        let process = try #require(fixture.processes.first)
+        let original = try String(contentsOf: fixture.configuration, encoding: .utf8)
+        try original.replacingOccurrences(of: "  grant_types:", with: "  access_token_ttl: 60\n  grant_types:")
+            .write(to: fixture.configuration, atomically: true, encoding: .utf8)
+        process.signal(SIGHUP)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !process.log.contains("the issuer: section changed") && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(process.log.contains("the issuer: section changed"), "\(process.log)")
+        let (_, answer) = try await Self.clientCredentials(
+            fixture,
+            id: "@team/svc",
+            secret: IssuerFixture.machineSecret
+        )
+        #expect(answer["expires_in"] as? Int == 3600, "the issuer keeps its options")
+
+        try ("# a comment above everything\n# and another\n" + original)
+            .write(to: fixture.configuration, atomically: true, encoding: .utf8)
+        process.signal(SIGHUP)
+        while !process.log.contains("configuration applied") && ContinuousClock.now < deadline + .seconds(10) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(process.log.contains("configuration applied"), "\(process.log)")
+    }
+
     static func keyID(of token: String) -> String? {
         guard let header = Base64URL.decode(String(token.split(separator: ".").first ?? "")) else { return nil }
         return (try? JSONParser.parse(header))?["kid"]?.stringValue

@@ -173,9 +173,11 @@ public final class PostgresIssuerStore: IssuerStore {
     }
 
     func get<T: Decodable & Sendable>(_ type: T.Type, _ kind: String, _ key: String) async throws -> T? {
-        let text = try await transaction { connection, logger in
-            try await Self.body(kind, key, on: connection, logger: logger)
-        }
+        // One statement, no explicit transaction.
+        let text = try await client.query(
+            "SELECT body FROM records WHERE kind = \(kind) AND key = \(key)",
+            logger: logger
+        ).collect().first?.decode(String.self)
         return try Self.decode(type, text)
     }
 

@@ -99,6 +99,20 @@ public final class ProxyRuntime: Sendable {
             logger.info("configuration unchanged", metadata: ["file": "\(path)"])
             return .success(())
         }
+        // The in-process issuer (its storage, keys, clients and options) is built once at start;
+        // a reload that changes it would leave the gate and the issuer disagreeing.
+        if Self.issuerSection(loaded) != Self.issuerSection(snapshot.configuration) {
+            metrics.reloadFailures.increment()
+            let error = ConfigurationError(
+                file: path,
+                line: loaded.localIssuer?.line ?? snapshot.configuration.localIssuer?.line,
+                column: nil,
+                field: "issuer",
+                message: "the issuer: section changed; it takes effect on a restart, so nothing was applied"
+            )
+            logger.error("configuration refused, the previous one keeps serving", metadata: ["error": "\(error)"])
+            return .failure(error)
+        }
         do {
             try await applyNow(loaded)
         } catch {
@@ -109,6 +123,13 @@ public final class ProxyRuntime: Sendable {
             )
         }
         return .success(())
+    }
+
+    /// The `issuer:` section as a reload compares it: where it sits in the file does not count.
+    static func issuerSection(_ configuration: TollgateConfiguration) -> LocalIssuerSettings? {
+        var section = configuration.localIssuer
+        section?.line = nil
+        return section
     }
 
     /// Swaps in `configuration`. Each issuer configured as before keeps its key cache and
