@@ -12,7 +12,7 @@ struct Tollgate: AsyncParsableCommand {
         commandName: "tollgate",
         abstract: "Edge token verification: checks OAuth 2 access tokens in front of a service.",
         version: TollgateIssuer.version,
-        subcommands: [Serve.self, CheckConfig.self, IssuerCommand.self]
+        subcommands: [Serve.self, Demo.self, CheckConfig.self, IssuerCommand.self, Inject.self]
     )
 }
 
@@ -39,6 +39,19 @@ struct Serve: AsyncParsableCommand {
             printError("error: \(error)")
             throw ExitCode(2)
         }
+        try await GateRunner.run(configuration, path: config)
+    }
+}
+
+/// What `serve` and `demo` run: the issuer (when configured), the proxy, the admin listener and
+/// the services that keep them current, until SIGTERM or SIGINT has drained them.
+enum GateRunner {
+    static func run(
+        _ configuration: TollgateConfiguration,
+        path: String,
+        started: @Sendable (RunningProxy) -> Void = { _ in },
+        services extra: [any Service] = []
+    ) async throws {
         for warning in configuration.warnings { printError("warning: \(warning)") }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -57,7 +70,7 @@ struct Serve: AsyncParsableCommand {
         do {
             proxy = try await RunningProxy.start(
                 configuration: configuration,
-                configurationPath: config,
+                configurationPath: path,
                 group: RunningProxy.makeEventLoopGroup(for: configuration),
                 logger: logger,
                 localEndpoints: local?.endpoints,
@@ -72,18 +85,20 @@ struct Serve: AsyncParsableCommand {
             "listening",
             metadata: ["proxy": "\(configuration.listen)", "admin": "\(configuration.admin)", "port": "\(proxy.port)"]
         )
+        started(proxy)
         let grace = Duration.milliseconds(Int64(configuration.server.drainGrace * 1000))
         let (keys, watcher, listeners) = proxy.services(grace: grace)
         // Shut down in reverse order: the listeners drain first, then reloads stop, then keys.
+        var services: [any Service] = extra + [keys, watcher, SignalReloadService(proxy: proxy)]
+        if let local {
+            services += [
+                IssuerSweeperService(store: local.store, logger: logger),
+                IssuerKeyService(issuer: local.issuer, logger: logger),
+            ]
+        }
         let group = ServiceGroup(
             configuration: .init(
-                services: [keys, watcher, SignalReloadService(proxy: proxy)]
-                    + (local.map {
-                        [
-                            IssuerSweeperService(store: $0.store, logger: logger),
-                            IssuerKeyService(issuer: $0.issuer, logger: logger),
-                        ]
-                    } ?? []) + [listeners],
+                services: services + [listeners],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
