@@ -143,6 +143,6 @@ echo
 echo "| storage | client_credentials/s (JWT) | ÷ raw RSA-2048 sign/s ($RAW) | introspection/s | refresh rotations/s |"
 echo "| --- | --- | --- | --- | --- |"
 for storage in $STORAGES; do
-    ratio=$(python3 -c "print(f'{${RESULTS[$storage.issue]} / $RAW * 100:.0f} %')")
+    ratio=$(python3 -c "print(f'{${RESULTS[$storage.issue]} / $RAW * 100:.1f} %')")
     echo "| $storage | ${RESULTS[$storage.issue]} | $ratio | ${RESULTS[$storage.introspect]} | ${RESULTS[$storage.refresh]} |"
 done

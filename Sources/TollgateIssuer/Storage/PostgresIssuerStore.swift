@@ -129,9 +129,11 @@ public final class PostgresIssuerStore: IssuerStore {
         String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, _ text: String?) throws -> T? {
+    static let bodies = DecodedBodies()
+
+    static func decode<T: Decodable & Sendable>(_ type: T.Type, _ text: String?) throws -> T? {
         guard let text else { return nil }
-        return try JSONDecoder().decode(type, from: Data(text.utf8))
+        return try bodies.decode(type, text)
     }
 
     static func body(

@@ -113,9 +113,11 @@ public final class SQLiteIssuerStore: IssuerStore {
         String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, _ row: SQLiteRow?) throws -> T? {
+    static let bodies = DecodedBodies()
+
+    static func decode<T: Decodable & Sendable>(_ type: T.Type, _ row: SQLiteRow?) throws -> T? {
         guard let text = row?.column("body")?.string else { return nil }
-        return try JSONDecoder().decode(type, from: Data(text.utf8))
+        return try bodies.decode(type, text)
     }
 
     func put<T: Encodable & Sendable>(_ kind: String, _ key: String, _ value: T, expiresAt: Int? = nil) async throws {
