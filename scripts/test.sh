@@ -46,6 +46,8 @@ export TOLLGATE_TEST_REQUIRE_POSTGRES=1
 
 swift format lint --strict --recursive Package.swift Sources Tests Fuzz
 swift build --build-tests
+# What deploy/ ships: the manifests and inject's output against the Kubernetes schemas, checkov.
+./scripts/validate-deploy.sh
 # Every parser that sees hostile bytes, under libFuzzer for a bounded time (FUZZ_SECONDS each).
 ./scripts/fuzz.sh
 swift test --skip-build

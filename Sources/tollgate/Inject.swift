@@ -70,7 +70,9 @@ struct SidecarInjector {
     mutating func inject(_ text: String) throws -> String {
         var documents: [Node] = []
         do {
-            for document in try Yams.compose_all(yaml: text) { documents.append(document) }
+            // The parser reports a malformed stream as it reaches it, document by document.
+            let parser = try Parser(yaml: text)
+            while let document = try parser.nextRoot() { documents.append(document) }
         } catch {
             throw Refusal(description: "the input is not YAML: \(error)")
         }

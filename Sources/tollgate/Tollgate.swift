@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import ServiceLifecycle
 import TollgateCore
@@ -81,6 +82,9 @@ enum GateRunner {
             printError("error: cannot start: \(error)")
             throw ExitCode(1)
         }
+        // One startup summary: a table on a terminal, one JSON line for a log collector.
+        let summary = ConfigurationSummary(configuration)
+        printError(isatty(STDERR_FILENO) != 0 ? summary.text : summary.json)
         logger.info(
             "listening",
             metadata: ["proxy": "\(configuration.listen)", "admin": "\(configuration.admin)", "port": "\(proxy.port)"]
@@ -141,19 +145,9 @@ struct CheckConfig: ParsableCommand {
             throw ExitCode(2)
         }
         print("configuration \(file) is valid")
+        let summary = ConfigurationSummary(configuration)
         print("issuers:")
-        for issuer in configuration.issuers {
-            let algorithms = issuer.policy.algorithms.map(\.rawValue).sorted().joined(separator: ",")
-            var keys = "introspection only"
-            switch issuer.keySource {
-            case .jwksURI(let url): keys = "jwks_uri \(url)"
-            case .discovery: keys = "discovery"
-            case .fixed(let box): keys = "jwks_file (\(box.keySet.keys.count) keys)"
-            case .inProcess: keys = "the issuer in this process"
-            case nil: break
-            }
-            print("  \(issuer.policy.name): \(issuer.policy.issuer) [\(algorithms)] \(keys)")
-        }
+        print(summary.issuerTable)
         if let local = configuration.localIssuer {
             print("issuer in this process: \(local.name) \(local.issuer) [\(local.signingAlgorithm)]")
             switch local.storage {
@@ -178,21 +172,7 @@ struct CheckConfig: ParsableCommand {
             }
         }
         print("routes (first match wins):")
-        for route in configuration.routes.routes {
-            let methods = route.methods.map { $0.sorted().joined(separator: ",") } ?? "*"
-            var rule: String
-            switch route.authentication {
-            case .none: rule = "no token"
-            case .required(let issuers): rule = "token from " + (issuers?.joined(separator: ",") ?? "any issuer")
-            }
-            if let scopes = route.scopes {
-                if !scopes.all.isEmpty { rule += "; all of [\(scopes.all.joined(separator: " "))]" }
-                if !scopes.any.isEmpty { rule += "; any of [\(scopes.any.joined(separator: " "))]" }
-            }
-            for condition in route.conditions { rule += "; \(condition)" }
-            print("  \(route.name): \(methods) \(route.pattern) → \(rule)")
-        }
-        print("  default: \(configuration.routes.defaultAction.rawValue)")
+        print(summary.routeTable)
         for warning in configuration.warnings { printError("warning: \(warning)") }
     }
 }

@@ -56,7 +56,8 @@ public final class TestHTTPServer: Sendable {
     /// it parsed as a request (bytes after a 101 included).
     public var rawReceived: String { String(decoding: raw.withLockedValue { $0 }, as: UTF8.self) }
 
-    public static func start(handler: @escaping Handler) async throws -> TestHTTPServer {
+    /// - Parameter port: 0 for any free port.
+    public static func start(port: Int = 0, handler: @escaping Handler) async throws -> TestHTTPServer {
         let box = NIOLockedValueBox<TestHTTPServer?>(nil)
         let requests = NIOLockedValueBox<[Request]>([])
         let raw = NIOLockedValueBox<[UInt8]>([])
@@ -78,7 +79,7 @@ public final class TestHTTPServer: Sendable {
                     )
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).get()
+            .bind(host: "127.0.0.1", port: port).get()
         let server = TestHTTPServer(channel: channel, port: channel.localAddress!.port!, raw: raw)
         box.withLockedValue { $0 = server }
         return server

@@ -32,7 +32,14 @@ final class IssuerFixture: @unchecked Sendable {
     /// - Parameters:
     ///   - extra: more lines for the `issuer:` section, indented by two spaces.
     ///   - routes: the file's `routes:` and anything after it.
-    init(storage: Storage, extra: String = "", upstream: Int? = nil, routes: String? = nil) throws {
+    ///   - extraClients: more entries for `clients:`, written from column 0 (`- client_id: …`).
+    init(
+        storage: Storage,
+        extra: String = "",
+        extraClients: String = "",
+        upstream: Int? = nil,
+        routes: String? = nil
+    ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         issuerPort = try Ports.free()
@@ -47,6 +54,8 @@ final class IssuerFixture: @unchecked Sendable {
             atomically: true,
             encoding: .utf8
         )
+        // Each line of `extraClients` (written from column 0) under `clients:`.
+        let clientsBlock = extraClients.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
         var storageSection = "sqlite: issuer.sqlite"
         if storage == .postgres {
             storageSection = """
@@ -81,6 +90,7 @@ final class IssuerFixture: @unchecked Sendable {
                 - client_id: "@team/tv"
                   type: device
                   scopes: [openid, profile, offline_access, "@team/orders.read"]
+            \(clientsBlock)
               users:
                 - username: ada
                   password_hash_file: ada.hash
