@@ -69,7 +69,7 @@ import TollgateTestSupport
     }
 
     @Test func entriesExpireAtTheirDeadline() {
-        let cache = VerifiedTokenCache(maximumEntries: 100)
+        let cache = VerifiedTokenCache(maximumEntries: 100, admitOnSecondSighting: false)
         let digest = TokenDigest(token: "a")
         cache.store(Self.token(expiresAt: 110), for: digest, until: 110, now: 100)
         #expect(cache.lookup(digest, now: 109) != nil)
@@ -78,17 +78,55 @@ import TollgateTestSupport
     }
 
     @Test func theCacheStaysWithinItsBound() {
-        let cache = VerifiedTokenCache(maximumEntries: 160)
+        let cache = VerifiedTokenCache(maximumEntries: 160, admitOnSecondSighting: false)
         for index in 0..<5000 {
             cache.store(Self.token(expiresAt: 1000), for: TokenDigest(token: "token-\(index)"), until: 1000, now: 0)
         }
         #expect(cache.count <= 160)
     }
 
+    @Test func aTokenSeenOnceIsNotCachedAndOneSeenTwiceIs() {
+        let cache = VerifiedTokenCache(maximumEntries: 1000)
+        for index in 0..<500 {
+            cache.store(Self.token(expiresAt: 1000), for: TokenDigest(token: "once-\(index)"), until: 1000, now: 0)
+        }
+        #expect(cache.count == 0, "a flood of tokens seen once inserts nothing")
+        let twice = TokenDigest(token: "twice")
+        cache.store(Self.token(expiresAt: 1000), for: twice, until: 1000, now: 0)
+        #expect(cache.lookup(twice, now: 1) == nil)
+        cache.store(Self.token(expiresAt: 1000), for: twice, until: 1000, now: 1)
+        #expect(cache.lookup(twice, now: 2) != nil)
+    }
+
+    /// CLOCK: a token used between the inserts of a flood keeps its place; arbitrary eviction
+    /// lost it within a few hundred inserts.
+    @Test func aTokenInUseSurvivesAFloodOfNewOnes() {
+        let cache = VerifiedTokenCache(maximumEntries: 160, admitOnSecondSighting: false)
+        let hot = TokenDigest(token: "hot")
+        cache.store(Self.token(expiresAt: 1000), for: hot, until: 1000, now: 0)
+        var survived = true
+        for index in 0..<5000 {
+            cache.store(Self.token(expiresAt: 1000), for: TokenDigest(token: "cold-\(index)"), until: 1000, now: 0)
+            if cache.lookup(hot, now: 1) == nil { survived = false }
+        }
+        #expect(survived)
+        #expect(cache.count <= 160)
+        // Expired entries are taken before live ones.
+        let expiring = VerifiedTokenCache(maximumEntries: 16, admitOnSecondSighting: false)
+        let live = TokenDigest(token: "live")
+        expiring.store(Self.token(expiresAt: 1000), for: live, until: 1000, now: 0)
+        for index in 0..<200 {
+            expiring.store(Self.token(expiresAt: 5), for: TokenDigest(token: "short-\(index)"), until: 5, now: 0)
+        }
+        #expect(expiring.count <= 16)
+    }
+
     @Test func aCachedTokenIsRecheckedForExpiryAndIssuer() async {
         let clock = ManualClock()
         let verifier = TestTokens.verifier(now: clock.function)
         let token = TestTokens.rs256(now: clock.now, ["exp": Int(clock.now) + 10])
+        #expect((try? await verifier.verify(token).get()) != nil)
+        #expect(verifier.cache.count == 0, "a token is cached on its second sighting")
         #expect((try? await verifier.verify(token).get()) != nil)
         #expect(verifier.cache.count == 1)
         #expect(await verifier.verify(token, acceptedIssuers: ["other"]).failureCode == .untrustedIssuer)

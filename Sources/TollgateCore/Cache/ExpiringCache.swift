@@ -3,18 +3,53 @@ import Synchronization
 /// A bounded map from token digest to a value with a deadline, split into independently locked
 /// shards so concurrent requests rarely contend.
 ///
-/// When a shard is full it drops expired entries, but sweeps at most once a second; otherwise it
-/// evicts an arbitrary entry. A cache is an accelerator: a miss only costs one more verification,
-/// while an O(n) sweep on every insert would put the whole shard on the request path.
+/// Eviction is CLOCK (second chance), an approximation of least-recently-used that costs no
+/// list maintenance on a hit: each entry has a slot on a ring and a referenced bit set by every
+/// hit; when a full shard needs room, its hand sweeps the ring, clearing referenced bits and
+/// taking the first entry not referenced since the hand last passed (or an expired one). A hot
+/// token therefore survives a flood of tokens seen once.
 public final class ExpiringCache<Value: Sendable>: Sendable {
     private struct Entry {
         let value: Value
         let evictAt: Double
+        let slot: Int
+        var referenced: Bool
     }
 
     private struct Shard {
         var entries: [TokenDigest: Entry] = [:]
-        var lastSweep: Double = -.infinity
+        /// The ring the hand sweeps: a slot per entry (nil: free).
+        var ring: [TokenDigest?] = []
+        var free: [Int] = []
+        var hand = 0
+
+        /// Takes a slot for a new entry, evicting one when the shard holds `limit` entries.
+        mutating func slot(limit: Int, now: Double) -> Int {
+            if entries.count >= limit {
+                // At most two turns: the first clears every referenced bit.
+                for _ in 0..<(2 * ring.count) {
+                    let index = hand
+                    hand = (hand + 1) % ring.count
+                    guard let digest = ring[index], let entry = entries[digest] else { continue }
+                    if entry.referenced && entry.evictAt > now {
+                        entries[digest]?.referenced = false
+                        continue
+                    }
+                    entries[digest] = nil
+                    ring[index] = nil
+                    return index
+                }
+            }
+            if let index = free.popLast() { return index }
+            ring.append(nil)
+            return ring.count - 1
+        }
+
+        mutating func remove(_ digest: TokenDigest) {
+            guard let entry = entries.removeValue(forKey: digest) else { return }
+            ring[entry.slot] = nil
+            free.append(entry.slot)
+        }
     }
 
     private final class LockedShard: Sendable {
@@ -36,9 +71,10 @@ public final class ExpiringCache<Value: Sendable>: Sendable {
         shards[digest.shardIndex].shard.withLock { shard in
             guard let entry = shard.entries[digest] else { return nil }
             if entry.evictAt <= now {
-                shard.entries[digest] = nil
+                shard.remove(digest)
                 return nil
             }
+            if !entry.referenced { shard.entries[digest]?.referenced = true }
             return entry.value
         }
     }
@@ -47,21 +83,18 @@ public final class ExpiringCache<Value: Sendable>: Sendable {
         guard perShardLimit > 0, evictAt > now else { return }
         let limit = perShardLimit
         shards[digest.shardIndex].shard.withLock { shard in
-            if shard.entries.count >= limit, shard.entries[digest] == nil {
-                if now - shard.lastSweep >= 1 {
-                    shard.lastSweep = now
-                    shard.entries = shard.entries.filter { $0.value.evictAt > now }
-                }
-                if shard.entries.count >= limit, let victim = shard.entries.keys.first {
-                    shard.entries[victim] = nil
-                }
+            if let existing = shard.entries[digest] {
+                shard.entries[digest] = Entry(value: value, evictAt: evictAt, slot: existing.slot, referenced: true)
+                return
             }
-            shard.entries[digest] = Entry(value: value, evictAt: evictAt)
+            let slot = shard.slot(limit: limit, now: now)
+            shard.ring[slot] = digest
+            shard.entries[digest] = Entry(value: value, evictAt: evictAt, slot: slot, referenced: false)
         }
     }
 
     public func removeAll() {
-        for locked in shards { locked.shard.withLock { $0.entries.removeAll() } }
+        for locked in shards { locked.shard.withLock { $0 = Shard() } }
     }
 
     public var count: Int {

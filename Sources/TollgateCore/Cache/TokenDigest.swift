@@ -28,4 +28,7 @@ public struct TokenDigest: Hashable, Sendable {
     }
 
     var shardIndex: Int { Int(truncatingIfNeeded: b & 0xF) }
+
+    /// 64 bits of the digest, for the doorkeeper's fingerprints.
+    var fingerprint: UInt64 { c }
 }
