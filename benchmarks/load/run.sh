@@ -213,6 +213,9 @@ issuers:
       client_id: bench
       client_secret_env: BENCH_INTROSPECTION_SECRET
 routes:
+  # The HTTP path's own cost: the same exchange with no token to check.
+  - match: { prefix: /public }
+    auth: none
   - match: { prefix: /orders }
     require: { scopes: { all: [orders.read] } }
 forward:
@@ -271,6 +274,10 @@ run() {
 
 NGINX_PATTERN="nginx -c $WORK/nx/"
 run nginx "repeated RS256 (no auth)" 18081 "$WORK/repeated.lua" "$NGINX_PATTERN"
+cat >"$WORK/public.lua" <<'LUA'
+wrk.path = "/public/1"
+LUA
+run tollgate "pass-through (auth: none)" 18084 "$WORK/public.lua" "tollgate serve --config $WORK"
 run tollgate "repeated RS256" 18084 "$WORK/repeated.lua" "tollgate serve --config $WORK"
 run haproxy "repeated RS256" 18082 "$WORK/repeated.lua" "haproxy -f $WORK"
 run tollgate "distinct RS256" 18084 "$WORK/rs256.lua" "tollgate serve --config $WORK"
@@ -291,6 +298,7 @@ echo
 NGINX_RPS=$(awk -F'\t' '$1 == "nginx" {print $3}' "$RESULTS")
 rate() { awk -F'\t' -v n="$1" -v c="$2" '$1 == n && $2 == c {print $3}' "$RESULTS"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+echo "pass-through, Tollgate / nginx:            $(ratio "$(rate tollgate 'pass-through (auth: none)')" "$NGINX_RPS")   (the HTTP path alone)"
 echo "repeated token, Tollgate / nginx:          $(ratio "$(rate tollgate 'repeated RS256')" "$NGINX_RPS")   (target >= 0.8)"
 echo "distinct RS256, Tollgate / HAProxy:        $(ratio "$(rate tollgate 'distinct RS256')" "$(rate haproxy 'distinct RS256')")   (target >= 1.25)"
 echo "distinct ES256, Tollgate / HAProxy:        $(ratio "$(rate tollgate 'distinct ES256')" "$(rate haproxy 'distinct ES256')")   (target >= 1.3)"
