@@ -58,8 +58,9 @@ struct SidecarInjector {
     let image: String
     let configMap: String
     let appPort: Int?
-    /// The application ports the Services must stop targeting, by number and by name.
-    var appPorts: [(number: Int, name: String?)] = []
+    /// Each injected pod template's labels and the application ports its Services must stop
+    /// targeting, by number and by name.
+    var injected: [(labels: [String: String], ports: [(number: Int, name: String?)])] = []
 
     init(image: String, configMap: String, appPort: Int?) {
         self.image = image
@@ -148,7 +149,12 @@ struct SidecarInjector {
                 description: "\(kind) \(name) declares several ports: say which is the application's with --app-port"
             )
         }
-        appPorts += declared.map { (number: $0.0, name: $0.1) }
+        let labelsPath = kind == "Pod" ? ["metadata", "labels"] : Array(path.dropLast()) + ["metadata", "labels"]
+        var labels: [String: String] = [:]
+        for (key, value) in Self.get(document, labelsPath)?.mapping ?? Node.Mapping([]) {
+            if let key = key.string, let value = value.string { labels[key] = value }
+        }
+        injected.append((labels, declared.map { (number: $0.0, name: $0.1) }))
         if alreadyInjected { return document }
 
         var updatedInit = initContainers
@@ -178,9 +184,20 @@ struct SidecarInjector {
         return updated
     }
 
-    /// Services that targeted the application's port target the sidecar's instead.
+    /// Services that select an injected pod template and targeted the application's port target
+    /// the sidecar's instead; other Services are left alone.
     func retarget(_ service: Node) throws -> Node {
-        guard var ports = Self.get(service, ["spec", "ports"])?.sequence.map(Array.init) else { return service }
+        var selector: [String: String] = [:]
+        for (key, value) in Self.get(service, ["spec", "selector"])?.mapping ?? Node.Mapping([]) {
+            if let key = key.string, let value = value.string { selector[key] = value }
+        }
+        let selected = injected.filter { workload in
+            !selector.isEmpty && selector.allSatisfy { workload.labels[$0.key] == $0.value }
+        }
+        let appPorts = selected.flatMap(\.ports)
+        guard !appPorts.isEmpty, var ports = Self.get(service, ["spec", "ports"])?.sequence.map(Array.init) else {
+            return service
+        }
         var changed = false
         for index in ports.indices {
             guard var port = ports[index].mapping else { continue }

@@ -91,6 +91,7 @@ import TollgateCore
         #expect(postgres.host == "db.internal" && postgres.port == 6432)
         #expect(postgres.username == "tollgate" && postgres.database == "issuer")
         #expect(postgres.password?.value == String(repeating: "p", count: 32))
+        #expect(postgres.tls, "TLS by default to a database on another host")
         #expect(configuration.issuer(named: "local")?.policy.algorithms.contains(.eddsa) == true)
         // The default storage is SQLite beside the file.
         let plain = try #require(try Self.parse("  issuer: https://i\n").localIssuer)

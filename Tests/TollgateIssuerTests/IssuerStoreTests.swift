@@ -239,7 +239,10 @@ import TollgateIssuer
                 interval: 5,
                 expiresAt: 4_000_000_000
             )
-            try await store.saveDeviceAuthorization(record)
+            #expect(try await store.saveDeviceAuthorization(record))
+            var collision = record
+            collision.digest = "device-2"
+            #expect(try await !store.saveDeviceAuthorization(collision), "a user code in use is never taken over")
             #expect(try await store.deviceAuthorization(userCode: "BCDFGHJK") == record)
             #expect(
                 try await store.pollDeviceAuthorization(digest: "device-1", clientID: "@team/other", now: 10) == nil

@@ -103,19 +103,28 @@ import TollgateIssuer
         let answer = await Self.postJSON(
             issuer,
             "/oauth2/register",
-            #"{"grant_types": ["client_credentials"], "scope": "@team/orders.read"}"#
+            #"{"redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "client_secret_basic"}"#
         )
         #expect(answer.head.status == .created)
         let registered = try Self.json(answer)
         let id = try #require(registered["client_id"] as? String)
         let secret = try #require(registered["client_secret"] as? String)
         #expect(registered["client_secret_expires_at"] as? Int == 0)
-        let token = await Flow.post(
+        // The secret authenticates the client (revocation answers 200 to an authenticated client).
+        let revoked = await Flow.post(
             issuer,
-            "/oauth2/token",
-            [("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)]
+            "/oauth2/revoke",
+            [("token", "anything")],
+            authorization: FormURLEncoding.basicAuthorization(clientID: id, clientSecret: secret)
         )
-        #expect(token.head.status == .ok)
+        #expect(revoked.head.status == .ok)
+        let wrong = await Flow.post(
+            issuer,
+            "/oauth2/revoke",
+            [("token", "anything")],
+            authorization: FormURLEncoding.basicAuthorization(clientID: id, clientSecret: "wrong")
+        )
+        #expect(wrong.head.status == .unauthorized)
     }
 
     @Test(arguments: [
@@ -132,6 +141,8 @@ import TollgateIssuer
         ),
         (#"{"redirect_uris": "https://a.test/cb"}"#, "invalid_client_metadata"),
         (#"[1, 2]"#, "invalid_client_metadata"),
+        // Open registration never yields a client that gets tokens without a person.
+        (#"{"grant_types": ["client_credentials"], "scope": "@team/orders.read"}"#, "invalid_client_metadata"),
     ])
     func badMetadataIsRefusedWithTheRFC7591Error(_ body: String, _ error: String) async throws {
         let issuer = try await Self.makeIssuer(registration: true)

@@ -43,7 +43,7 @@ struct DeployTests {
         #expect(twice.status == 0)
         #expect(twice.output == once.output, "injecting twice changes nothing")
         let documents = once.output.components(separatedBy: "---\n")
-        #expect(documents.count == 3)
+        #expect(documents.count == 4)
         let deployment = documents[0]
         #expect(deployment.contains("initContainers:\n      - name: tollgate"))
         #expect(deployment.contains("restartPolicy: Always"))
@@ -54,6 +54,7 @@ struct DeployTests {
         #expect(deployment.contains("name: tollgate-config\n        configMap:\n          name: tollgate-config"))
         #expect(documents[1].contains("targetPort: tollgate"), "the Service targets the gate, not the app")
         #expect(documents[2].contains("LOG_LEVEL: info"), "other documents pass through")
+        #expect(documents[3].contains("targetPort: 3000"), "a Service selecting other pods is left alone")
     }
 
     @Test(arguments: [

@@ -460,6 +460,8 @@ public enum ConfigurationLoader {
             if members.has("password_file") || members.has("password_env") {
                 settings.password = try secret(members, file: "password_file", env: "password_env", owner: node)
             }
+            // TLS by default, but for a database on this machine; `tls: false` says so explicitly.
+            settings.tls = !["127.0.0.1", "::1", "[::1]", "localhost"].contains(settings.host)
             if let tls = members["tls"] { settings.tls = try tls.bool() }
             return settings
         }

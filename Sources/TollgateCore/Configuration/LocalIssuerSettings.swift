@@ -49,7 +49,7 @@ public struct LocalIssuerSettings: Sendable, Equatable {
         public var username: String
         public var database: String
         public var password: Secret?
-        /// TLS to the server (default off: a local socket or loopback).
+        /// TLS to the server: on by default, off by default for a loopback host.
         public var tls = false
 
         /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`; `hadPassword` says whether the URL

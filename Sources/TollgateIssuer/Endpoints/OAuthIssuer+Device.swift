@@ -25,9 +25,11 @@ extension OAuthIssuer {
             throw OAuthError.invalidTarget("'resource' is not a known API")
         }
         let deviceCode = RandomToken.make()
-        let userCode = Self.makeUserCode()
         let expiresIn = options.codeTTL
-        try await store.saveDeviceAuthorization(
+        // A user code already in use is never reused: draw another (20^8 codes, a handful live).
+        var userCode = Self.makeUserCode()
+        var attempts = 0
+        while try await !store.saveDeviceAuthorization(
             DeviceAuthorizationRecord(
                 digest: RandomToken.digest(deviceCode),
                 userCode: userCode,
@@ -37,7 +39,11 @@ extension OAuthIssuer {
                 interval: Self.deviceInterval,
                 expiresAt: now() + expiresIn
             )
-        )
+        ) {
+            attempts += 1
+            guard attempts < 8 else { throw OAuthError.invalidRequest("no user code is free; try again") }
+            userCode = Self.makeUserCode()
+        }
         let display = Self.displayed(userCode)
         return .json(
             .object([

@@ -56,8 +56,10 @@ extension OAuthIssuer {
             throw Self.metadataError("only the response type 'code' is offered")
         }
         let confidential = method != "none"
-        if grants.contains(.clientCredentials) && !confidential {
-            throw Self.metadataError("client_credentials needs a client secret")
+        // Open registration must not hand out tokens no person agreed to: client_credentials
+        // (and so machine clients) are registered by an administrator only.
+        if grants.contains(.clientCredentials) {
+            throw Self.metadataError("client_credentials clients are not registered dynamically")
         }
         let redirectURIs = try strings("redirect_uris") ?? []
         if grants.contains(.authorizationCode) && redirectURIs.isEmpty {
@@ -84,9 +86,7 @@ extension OAuthIssuer {
         let name = try string("client_name")
 
         let kind: RegisteredClient.Kind
-        if grants == [.clientCredentials] {
-            kind = .machine
-        } else if grants.contains(.deviceCode) && !grants.contains(.authorizationCode) {
+        if grants.contains(.deviceCode) && !grants.contains(.authorizationCode) {
             kind = .device
         } else if confidential {
             kind = .web

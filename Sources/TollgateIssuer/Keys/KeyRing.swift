@@ -40,6 +40,10 @@ public final class KeyRing: Sendable {
 
         /// How long a `next` key is published before it signs.
         public var publishedBeforeSigning: Int { jwksMaxAge + refreshInterval }
+
+        /// How long a retired key stays published: past the last token it signed on any replica
+        /// (one refresh interval after the rotation), plus a verifier's clock leeway.
+        public var retiredFor: Int { tokenLifetime + refreshInterval + 60 }
     }
 
     private let current: Mutex<Snapshot>
@@ -121,17 +125,23 @@ public final class KeyRing: Sendable {
         var changed: [StoredSigningKey] = []
         // The newest due `next` key becomes active; every other active key retires.
         let due = keys.indices.filter { keys[$0].stage == .next && (keys[$0].stageUntil ?? 0) <= now }
+        var superseded: [String] = []
         if let promoted = due.max(by: { keys[$0].createdAt < keys[$1].createdAt }) {
-            for index in keys.indices where keys[index].stage == .active {
-                keys[index].stage = .retired
-                keys[index].stageUntil = now + timing.tokenLifetime
-                changed.append(keys[index])
-            }
+            // The promoted key is stored first: a crash between the moves leaves two active keys
+            // (the newest signs), never none.
             keys[promoted].stage = .active
             keys[promoted].stageUntil = nil
             changed.append(keys[promoted])
+            for index in keys.indices where index != promoted && keys[index].stage == .active {
+                keys[index].stage = .retired
+                keys[index].stageUntil = now + timing.retiredFor
+                changed.append(keys[index])
+            }
+            // Older due `next` keys never signed and never will.
+            superseded = due.filter { $0 != promoted }.map { keys[$0].keyID }
         }
-        let dropped = keys.filter { $0.stage == .retired && ($0.stageUntil ?? 0) <= now }.map(\.keyID)
+        let dropped =
+            keys.filter { $0.stage == .retired && ($0.stageUntil ?? 0) <= now }.map(\.keyID) + superseded
         keys.removeAll { dropped.contains($0.keyID) }
         return (keys, changed, dropped)
     }

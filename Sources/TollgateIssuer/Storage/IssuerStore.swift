@@ -59,7 +59,9 @@ public protocol IssuerStore: Sendable {
     /// Revokes every refresh token of `familyID` and the access tokens issued with them.
     func revokeFamily(_ familyID: String) async throws
 
-    func saveDeviceAuthorization(_ record: DeviceAuthorizationRecord) async throws
+    /// Stores a new device authorization; `false` (and nothing stored) when its user code is
+    /// already taken, so a collision can never point a live code at another device.
+    func saveDeviceAuthorization(_ record: DeviceAuthorizationRecord) async throws -> Bool
     /// The device authorization whose (normalised) user code is `userCode`.
     func deviceAuthorization(userCode: String) async throws -> DeviceAuthorizationRecord?
     /// Settles a pending device authorization: approved by `username`, or denied when it is

@@ -207,10 +207,12 @@ public final class MemoryIssuerStore: IssuerStore {
         }
     }
 
-    public func saveDeviceAuthorization(_ record: DeviceAuthorizationRecord) async throws {
+    public func saveDeviceAuthorization(_ record: DeviceAuthorizationRecord) async throws -> Bool {
         state.withLock { state in
+            guard state.userCodes[record.userCode] == nil else { return false }
             state.devices[record.digest] = record
             state.userCodes[record.userCode] = record.digest
+            return true
         }
     }
 

@@ -506,26 +506,29 @@ public final class PostgresIssuerStore: IssuerStore {
 
     // MARK: - Device authorizations (RFC 8628)
 
-    public func saveDeviceAuthorization(_ record: DeviceAuthorizationRecord) async throws {
+    public func saveDeviceAuthorization(_ record: DeviceAuthorizationRecord) async throws -> Bool {
         let body = try Self.encode(record)
         let digest = try Self.encode(record.digest)
-        try await transaction { connection, logger in
+        let userCode = record.userCode
+        let expiresAt = record.expiresAt
+        return try await transaction { connection, logger in
+            let taken = try await connection.query(
+                """
+                INSERT INTO records (kind, key, expires_at, body) VALUES ('user_code', \(userCode), \(expiresAt), \(digest))
+                ON CONFLICT (kind, key) DO NOTHING RETURNING key
+                """,
+                logger: logger
+            ).collect()
+            guard !taken.isEmpty else { return false }
             try await Self.put(
                 "device",
                 record.digest,
                 body: body,
-                expiresAt: record.expiresAt,
+                expiresAt: expiresAt,
                 on: connection,
                 logger: logger
             )
-            try await Self.put(
-                "user_code",
-                record.userCode,
-                body: digest,
-                expiresAt: record.expiresAt,
-                on: connection,
-                logger: logger
-            )
+            return true
         }
     }
 

@@ -419,18 +419,20 @@ public final class SQLiteIssuerStore: IssuerStore {
 
     // MARK: - Device authorizations (RFC 8628)
 
-    public func saveDeviceAuthorization(_ record: DeviceAuthorizationRecord) async throws {
+    public func saveDeviceAuthorization(_ record: DeviceAuthorizationRecord) async throws -> Bool {
         let body = try Self.encode(record)
         let digest = try Self.encode(record.digest)
-        try await transaction { connection in
-            _ = try await connection.query(
-                "INSERT OR REPLACE INTO records (kind, key, expires_at, body) VALUES ('device', ?, ?, ?)",
-                [.text(record.digest), .integer(record.expiresAt), .text(body)]
-            )
-            _ = try await connection.query(
-                "INSERT OR REPLACE INTO records (kind, key, expires_at, body) VALUES ('user_code', ?, ?, ?)",
+        return try await transaction { connection in
+            let taken = try await connection.query(
+                "INSERT OR IGNORE INTO records (kind, key, expires_at, body) VALUES ('user_code', ?, ?, ?) RETURNING key",
                 [.text(record.userCode), .integer(record.expiresAt), .text(digest)]
             )
+            guard !taken.isEmpty else { return false }
+            _ = try await connection.query(
+                "INSERT INTO records (kind, key, expires_at, body) VALUES ('device', ?, ?, ?)",
+                [.text(record.digest), .integer(record.expiresAt), .text(body)]
+            )
+            return true
         }
     }
 
