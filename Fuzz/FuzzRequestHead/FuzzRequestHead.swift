@@ -1,42 +1,97 @@
 import FuzzSupport
 import NIOCore
-import NIOEmbedded
 import NIOHTTP1
 import TollgateCore
 import TollgateProxy
 
-/// A request head as the proxy handler receives it: NIO's decoder, then Tollgate's checks
-/// (framing, Host, target form) and path normalisation. Properties: no crash, no hang, and an
-/// accepted head has one valid Host (HTTP/1.1), an origin-form target and no CONNECT.
+/// A request stream as the proxy receives it: `HTTP1RequestParser`, then Tollgate's checks
+/// (Host, target form) and path normalisation. Properties: no crash, no hang; the stream parses
+/// to the same parts (or the same refusal after the same parts) whether it arrives at once or in
+/// two pieces split where the input says; no accepted name or value holds CR, LF or NUL; body
+/// bytes never outnumber the input; an accepted head has at most one Host, one for HTTP/1.1,
+/// an origin-form target and no CONNECT.
 enum FuzzRequestHead {
-    static func check(_ bytes: UnsafeRawBufferPointer) {
-        let channel = EmbeddedChannel()
-        defer { _ = try? channel.finish() }
-        do {
-            try channel.pipeline.syncOperations.addHandler(
-                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
-            )
-            try channel.writeInbound(ByteBuffer(bytes: bytes))
-        } catch {
-            return
-        }
-        while let part = try? channel.readInbound(as: HTTPServerRequestPart.self) {
-            guard case .head(let head) = part else { continue }
-            switch CheckedRequestHead.check(head, isHTTP2: false) {
-            case .success(let checked):
-                require(head.method != .CONNECT, "CONNECT accepted")
-                require(checked.target.hasPrefix("/") || checked.target == "*", "target \(checked.target)")
-                let hosts = head.headers["host"]
-                require(hosts.count <= 1, "two Host headers accepted")
-                if head.version == .http1_1 { require(hosts.count == 1, "HTTP/1.1 without Host accepted") }
-                if let authority = checked.authority {
-                    require(CheckedRequestHead.isValidAuthority(authority), "authority \(authority)")
+    struct Run: Equatable {
+        var parts: [HTTP1RequestParser.Part] = []
+        var refused = false
+    }
+
+    static func run(_ pieces: [UnsafeRawBufferPointer]) -> Run {
+        var parser = HTTP1RequestParser(limits: .init(maximumHeadBytes: 8192, maximumTrailerBytes: 4096))
+        var buffer = ByteBuffer()
+        var run = Run()
+        for piece in pieces {
+            buffer.writeBytes(piece)
+            while true {
+                do {
+                    guard case .part(var part) = try parser.next(&buffer) else { break }
+                    if case .body(let body) = part {
+                        // Body slices of the two runs differ in where they are cut: compare bytes.
+                        if case .body(var previous)? = run.parts.last {
+                            run.parts.removeLast()
+                            previous.writeImmutableBuffer(body)
+                            part = .body(previous)
+                        }
+                    }
+                    run.parts.append(part)
+                } catch {
+                    run.refused = true
+                    return run
                 }
-                _ = PathNormalizer.normalize(checked.target)
-            case .failure(let error):
-                let answer = error.response(realm: "fuzz")
-                require(answer.status == 400, "a malformed head answered \(answer.status)")
             }
+        }
+        return run
+    }
+
+    static func check(_ bytes: UnsafeRawBufferPointer) {
+        let whole = run([bytes])
+        let split = bytes.isEmpty ? 0 : Int(bytes[0]) % bytes.count
+        let pieces = run([
+            UnsafeRawBufferPointer(rebasing: bytes[..<split]), UnsafeRawBufferPointer(rebasing: bytes[split...]),
+        ])
+        require(whole == pieces, "the stream parsed differently when split at \(split)")
+        var bodyBytes = 0
+        for part in whole.parts {
+            switch part {
+            case .head(let head):
+                checkHead(head)
+            case .body(let body):
+                bodyBytes += body.readableBytes
+            case .end(let trailers):
+                for (name, value) in trailers ?? [:] { requireClean(name, value) }
+            }
+        }
+        require(bodyBytes <= bytes.count, "more body bytes than input")
+    }
+
+    static func requireClean(_ name: String, _ value: String) {
+        require(
+            !name.isEmpty && !name.utf8.contains { $0 <= 0x20 || $0 >= 0x7F || $0 == UInt8(ascii: ":") },
+            "name \(name.debugDescription)"
+        )
+        require(!value.utf8.contains { $0 == 0 || $0 == 0x0A || $0 == 0x0D }, "value \(value.debugDescription)")
+    }
+
+    static func checkHead(_ head: HTTPRequestHead) {
+        for (name, value) in head.headers { requireClean(name, value) }
+        require(
+            !head.uri.isEmpty && !head.uri.utf8.contains { $0 <= 0x20 || $0 >= 0x7F },
+            "target \(head.uri.debugDescription)"
+        )
+        switch CheckedRequestHead.check(head, isHTTP2: false) {
+        case .success(let checked):
+            require(head.method != .CONNECT, "CONNECT accepted")
+            require(checked.target.hasPrefix("/") || checked.target == "*", "target \(checked.target)")
+            let hosts = head.headers["host"]
+            require(hosts.count <= 1, "two Host headers accepted")
+            if head.version == .http1_1 { require(hosts.count == 1, "HTTP/1.1 without Host accepted") }
+            if let authority = checked.authority {
+                require(CheckedRequestHead.isValidAuthority(authority), "authority \(authority)")
+            }
+            _ = PathNormalizer.normalize(checked.target)
+        case .failure(let error):
+            let answer = error.response(realm: "fuzz")
+            require(answer.status == 400, "a malformed head answered \(answer.status)")
         }
     }
 }

@@ -5,7 +5,7 @@ import Testing
 
 @testable import TollgateProxy
 
-/// `CheckedRequestHead.decoderStops` must say exactly when NIO's decoder stops after a request:
+/// `CheckedRequestHead.decoderStops` must say exactly when the decoder stops after a request:
 /// if it said no when the decoder stops, the connection would hang; if it said yes when the
 /// decoder goes on, requests would be read from a decoder that was about to be replaced.
 @Suite struct DecoderAgreementTests {
@@ -27,11 +27,11 @@ import Testing
         "",
     ]
 
-    /// How many request heads NIO's decoder delivers for `first` followed by a plain request.
+    /// How many request heads the proxy's decoder delivers for `first` followed by a plain request.
     static func headsDecoded(_ first: String) throws -> (Int, HTTPRequestHead?) {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(
-            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+            HTTP1RequestDecoder(limits: .init(maximumHeadBytes: 4096, maximumTrailerBytes: 1024))
         )
         let bytes = "GET / HTTP/1.1\r\nHost: a\r\n\(first)\r\nGET /second HTTP/1.1\r\nHost: a\r\n\r\n"
         try channel.writeInbound(ByteBuffer(string: bytes))
@@ -48,9 +48,12 @@ import Testing
     }
 
     @Test(arguments: heads)
-    func decoderStopsAgreesWithNIOsDecoder(_ headers: String) throws {
+    func decoderStopsAgreesWithTheDecoder(_ headers: String) throws {
         let (count, head) = try Self.headsDecoded(headers)
         let checked = try CheckedRequestHead.check(#require(head), isHTTP2: false).get()
-        #expect(checked.decoderStops == (count == 1), "NIO decoded \(count) heads for \(headers.debugDescription)")
+        #expect(
+            checked.decoderStops == (count == 1),
+            "the decoder delivered \(count) heads for \(headers.debugDescription)"
+        )
     }
 }

@@ -193,12 +193,12 @@ struct FramingTests {
         try await ProxyEnvironment.with { environment in
             let text = try await Self.exchange(
                 environment,
-                "GET http://api.example/orders/../healthz?x=1 HTTP/1.1\r\nHost: ignored.example\r\nConnection: close\r\n\r\n"
+                "GET http://API.example/orders/../healthz?x=1 HTTP/1.1\r\nHost: api.example\r\nConnection: close\r\n\r\n"
             )
             #expect(Self.statuses(in: text) == [200], "\(text.prefix(300))")
             let request = try #require(environment.upstream.requests.first)
             #expect(request.uri == "/healthz?x=1")
-            #expect(request.header("host") == "api.example")
+            #expect(request.header("host") == "API.example")
             #expect(request.headers.filter { $0.0.lowercased() == "host" }.count == 1)
         }
     }

@@ -214,13 +214,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         handle(part, context: context)
     }
 
-    /// Bytes NIO's parser refused, in a head or in a chunked body: 400 and close when no response
-    /// has started on the connection (RFC 9112 §2.2), else just close. A request already on its
-    /// way upstream is cut there too, so the upstream never sees the rest as a request of its
-    /// own. (Done here instead of in NIO's HTTPServerProtocolErrorHandler, one handler less on
-    /// every write.)
+    /// Bytes the parser refused, in a head or in a chunked body: 400 (431 for a head too large)
+    /// and close when no response has started on the connection (RFC 9112 §2.2), else just close.
+    /// A request already on its way upstream is cut there too, so the upstream never sees the
+    /// rest as a request of its own.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard error is HTTPParserError, !isHTTP2 else {
+        let refusal: GateError
+        if let parseError = error as? HTTP1ParseError, !isHTTP2 {
+            refusal = parseError.gateError
+        } else {
             context.fireErrorCaught(error)
             return
         }
@@ -243,19 +245,20 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             }
             current.keepAlive = false
             current.hasBody = true
-            respondLocally(GateError(.malformedRequest, "\(error)"))
+            respondLocally(refusal)
             return
         }
-        let response = GateError(.malformedRequest).response(realm: runtime.snapshot.realm)
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Content-Length", value: String(response.body.utf8.count))
-        headers.add(name: "Connection", value: "close")
-        let head = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: response.body)))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        context.close(promise: nil)
+        let current = Exchange(
+            started: .now(),
+            requestID: Self.requestID(from: HTTPHeaders(), random: &random),
+            method: "-",
+            keepAlive: false,
+            snapshot: runtime.snapshot
+        )
+        current.path = "-"
+        current.hasBody = true
+        exchange = current
+        respondLocally(refusal)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -621,6 +624,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                     .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds))
                 )
             }
+            if let problem = UpstreamResponseFraming.problem(head) {
+                refuseUpstreamAnswer(upstream, reason: problem)
+                return
+            }
             if head.status == .switchingProtocols && !acceptsSwitch(head) {
                 // A 101 nobody asked for, or to another protocol than the one asked for (an h2c
                 // tunnel): neither connection can be trusted to speak HTTP/1.1 any more.
@@ -759,23 +766,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         channel.read()
     }
 
-    /// After an upgrade or CONNECT that was not relayed (refused, or answered without 101), NIO's
-    /// decoder has stopped parsing; the connection goes on as HTTP/1.1 (RFC 9110 §7.8) with a
-    /// fresh decoder, which receives the bytes the old one held back.
-    private func replaceStoppedDecoder(context: ChannelHandlerContext) -> Bool {
-        let operations = context.pipeline.syncOperations
-        guard let old = try? operations.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self) else {
+    /// After an upgrade that was not relayed (refused, or answered without 101), the decoder has
+    /// held what followed; the connection goes on as HTTP/1.1 (RFC 9110 §7.8).
+    private func resumeStoppedDecoder(context: ChannelHandlerContext) -> Bool {
+        guard let decoder = try? context.pipeline.syncOperations.handler(type: HTTP1RequestDecoder.self) else {
             return false
         }
-        do {
-            try operations.addHandler(
-                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
-                position: .after(old.handler)
-            )
-        } catch {
-            return false
-        }
-        operations.removeHandler(context: old, promise: nil)
+        decoder.resume()
         return true
     }
 
@@ -942,7 +939,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 // Nothing was pipelined behind it (the decoder held it back): swap the decoder
                 // last, since it hands the held bytes on at once.
                 resumeReading()
-                if !replaceStoppedDecoder(context: context) { context.close(promise: nil) }
+                if !resumeStoppedDecoder(context: context) { context.close(promise: nil) }
                 return
             }
             // Replay what the client sent ahead, until a request has to wait again.

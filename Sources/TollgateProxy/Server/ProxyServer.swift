@@ -85,7 +85,7 @@ public final class ProxyServer: Sendable {
     static func configureHTTP1(_ channel: any Channel, runtime: ProxyRuntime, scheme: String) throws {
         let operations = channel.pipeline.syncOperations
         try operations.addHandler(HTTPResponseEncoder(), name: "response-encoder")
-        try operations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
+        try operations.addHandler(HTTP1RequestDecoder(server: runtime.snapshot.configuration.server))
         try operations.addHandler(ProxyHandler(runtime: runtime, scheme: scheme, isHTTP2: false), name: "proxy")
     }
 

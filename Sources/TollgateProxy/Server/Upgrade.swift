@@ -23,7 +23,7 @@ enum Upgrade {
                     upstreamPipeline.removeHandler(context: context, promise: nil)
                 }
             }
-            if let context = try? clientPipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self) {
+            if let context = try? clientPipeline.context(handlerType: HTTP1RequestDecoder.self) {
                 clientPipeline.removeHandler(context: context, promise: nil)
             }
         } catch {

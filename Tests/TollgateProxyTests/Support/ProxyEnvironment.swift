@@ -157,7 +157,8 @@ struct ProxyEnvironment {
         file: String? = nil,
         jwksDown: Bool = false,
         trustedProxies: [String] = ["127.0.0.1"],
-        replaceServer: Bool = false
+        replaceServer: Bool = false,
+        upstreamPort: Int? = nil
     ) async throws -> ProxyEnvironment {
         let jwksFailing = Switch()
         jwksFailing.set(jwksDown)
@@ -178,7 +179,7 @@ struct ProxyEnvironment {
         }
         let upstream = try await TestHTTPServer.start(handler: upstreamHandler ?? echo)
         let yaml = Self.yaml(
-            upstreamPort: upstream.port,
+            upstreamPort: upstreamPort ?? upstream.port,
             jwksPort: jwks.port,
             introspectionPort: introspection.port,
             trustedProxies: trustedProxies,
@@ -247,6 +248,7 @@ struct ProxyEnvironment {
         jwksDown: Bool = false,
         trustedProxies: [String] = ["127.0.0.1"],
         replaceServer: Bool = false,
+        upstreamPort: Int? = nil,
         _ body: (ProxyEnvironment) async throws -> Void
     ) async throws {
         let environment = try await start(
@@ -255,7 +257,8 @@ struct ProxyEnvironment {
             introspectionHandler: introspectionHandler,
             jwksDown: jwksDown,
             trustedProxies: trustedProxies,
-            replaceServer: replaceServer
+            replaceServer: replaceServer,
+            upstreamPort: upstreamPort
         )
         do {
             try await body(environment)
