@@ -23,6 +23,14 @@ let package = Package(
             ],
             path: "Benchmarks/CoreBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        )
+        ),
+        .executableTarget(
+            name: "CacheFootprint",
+            dependencies: [
+                .product(name: "TollgateCore", package: "Tollgate"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Benchmarks/CacheFootprint"
+        ),
     ]
 )

@@ -6,6 +6,7 @@
 #
 #   benchmarks/load/run.sh [SECONDS_PER_CASE] [TOKENS]
 #   CASES='nginx|tollgate' benchmarks/load/run.sh 5 1000   # only the rows whose "proxy case" matches
+#   PERF=1 CASES=tollgate benchmarks/load/run.sh 5 60000   # also a perf profile of each Tollgate case
 #
 # Needs Debian's wrk, nginx-light, haproxy, apache2, libapache2-mod-auth-openidc (installed here
 # with apt-get when missing), python3 with joserfc, and a release build of tollgate (built here).
@@ -258,9 +259,22 @@ run() {
     taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d1s -s "$warmup" "http://127.0.0.1:$port/orders/1" >/dev/null 2>&1 || true
     local before after
     before=$(ticks "$pattern")
-    local output
+    local output profile="" perf_pid=""
+    if [[ -n "${PERF:-}" && "$name" == tollgate ]]; then
+        # PERF=1: a cpu-clock profile of the proxy over the measured run (its figures then include
+        # perf's own cost: use them for the profile, not for the table).
+        profile="$WORK/perf-${case//[^a-zA-Z0-9]/_}"
+        perf record -q -e cpu-clock -F 1999 -g -p "$TOLLGATE" -o "$profile.data" -- sleep "$DURATION" 2>/dev/null &
+        perf_pid=$!
+    fi
     output=$(taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "http://127.0.0.1:$port/orders/1")
     after=$(ticks "$pattern")
+    if [[ -n "$profile" ]]; then
+        wait "$perf_pid" || true
+        perf report -i "$profile.data" --no-children --sort dso,symbol --percent-limit 0.7 --stdio 2>/dev/null \
+            | grep -E '^ +[0-9]' >"$profile.txt" || true
+        echo "profile of tollgate $case: $profile.txt" >&2
+    fi
     local rps requests non2xx p50 p99
     rps=$(echo "$output" | awk '/Requests\/sec/ {print $2}')
     requests=$(echo "$output" | awk '/requests in/ {print $1}')

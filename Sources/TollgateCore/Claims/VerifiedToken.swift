@@ -32,6 +32,19 @@ public struct VerifiedToken: Sendable, Equatable {
         self.encodedClaims = encodedClaims
     }
 
+    /// The token keeping only the claims `projection` names.
+    public func projected(_ projection: ClaimProjection) -> VerifiedToken {
+        VerifiedToken(
+            issuerName: issuerName,
+            claims: projection.project(claims),
+            subject: subject,
+            scopes: scopes,
+            expiresAt: expiresAt,
+            leeway: leeway,
+            encodedClaims: projection.keepsEncodedClaims ? encodedClaims : ""
+        )
+    }
+
     public func isExpired(at now: Double) -> Bool {
         expiresAt + leeway <= now
     }

@@ -3,7 +3,8 @@ import Logging
 
 extension TokenVerifier {
     /// Builds the verifier for a loaded configuration: one key cache and introspection client per
-    /// issuer, sharing `client`.
+    /// issuer, sharing `client`. A verified JWT keeps only the claims the configuration reads
+    /// (`ClaimProjection`); the verifier, and its cache, are rebuilt with each configuration.
     ///
     /// - Parameter previous: the configuration and verifier being replaced: an issuer configured
     ///   exactly as before keeps its key cache (loaded keys, refresh schedule) and introspection
@@ -30,7 +31,12 @@ extension TokenVerifier {
             }
             return Self.makeIssuerVerifier(issuer, client: client, logger: logger, now: now)
         }
-        self.init(issuers: issuers, cache: VerifiedTokenCache(maximumEntries: configuration.cacheEntries), now: now)
+        self.init(
+            issuers: issuers,
+            cache: VerifiedTokenCache(maximumEntries: configuration.cacheEntries),
+            claimProjection: ClaimProjection(configuration),
+            now: now
+        )
     }
 
     static func makeIssuerVerifier(

@@ -14,6 +14,8 @@ public final class TokenVerifier: Sendable {
 
     public let issuers: [IssuerVerifier]
     public let cache: VerifiedTokenCache
+    /// What a verified JWT keeps of its claims; `nil` keeps them all.
+    public let claimProjection: ClaimProjection?
     private let issuerIndexByIssuer: [String: Int]
     private let maximumTokenSize: Int
     private let now: @Sendable () -> Double
@@ -21,10 +23,12 @@ public final class TokenVerifier: Sendable {
     public init(
         issuers: [IssuerVerifier],
         cache: VerifiedTokenCache = VerifiedTokenCache(maximumEntries: 100_000),
+        claimProjection: ClaimProjection? = nil,
         now: @escaping @Sendable () -> Double = wallClockSeconds
     ) {
         self.issuers = issuers
         self.cache = cache
+        self.claimProjection = claimProjection
         self.now = now
         var index: [String: Int] = [:]
         for (position, issuer) in issuers.enumerated() where index[issuer.policy.issuer] == nil {
@@ -122,9 +126,10 @@ public final class TokenVerifier: Sendable {
             headerType: jws.type,
             policy: issuer.policy,
             now: time,
-            encodedClaims: String(jws.payloadSegment)
+            encodedClaims: claimProjection?.keepsEncodedClaims == false ? "" : String(jws.payloadSegment)
         ) {
-        case .success(let verified):
+        case .success(var verified):
+            if let claimProjection { verified = verified.projected(claimProjection) }
             cache.store(verified, for: digest, until: verified.expiresAt + verified.leeway, now: time)
             return .verified(verified)
         case .failure(let failure):

@@ -936,8 +936,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             }
             waitingSince = .now()
             if current.decoderStops && pipelined.isEmpty {
-                // Nothing was pipelined behind it (the decoder held it back): swap the decoder
-                // last, since it hands the held bytes on at once.
+                // Nothing was pipelined behind it (the decoder held it back): resume the decoder
+                // last, since it parses the held bytes at once.
                 resumeReading()
                 if !resumeStoppedDecoder(context: context) { context.close(promise: nil) }
                 return
