@@ -25,7 +25,7 @@ import TollgateTestSupport
     func introspector(
         _ endpoint: String,
         authentication: IntrospectionSettings.ClientAuthentication = .clientSecretBasic,
-        timeout: Double = 2.5
+        timeout: Double = 10
     ) -> IntrospectionClient {
         var settings = IntrospectionSettings(
             endpoint: endpoint,

@@ -9,11 +9,21 @@ import Synchronization
 /// taking the first entry not referenced since the hand last passed (or an expired one). A hot
 /// token therefore survives a flood of tokens seen once.
 public final class ExpiringCache<Value: Sendable>: Sendable {
-    private struct Entry {
+    /// A reference, so a dictionary bucket holds 40 bytes instead of the whole value (buckets are
+    /// mostly empty after a resize), and a hit sets its bit without writing to the dictionary.
+    /// Only touched under its shard's lock.
+    private final class Entry {
         let value: Value
         let evictAt: Double
         let slot: Int
         var referenced: Bool
+
+        init(value: Value, evictAt: Double, slot: Int, referenced: Bool) {
+            self.value = value
+            self.evictAt = evictAt
+            self.slot = slot
+            self.referenced = referenced
+        }
     }
 
     private struct Shard {
@@ -32,7 +42,7 @@ public final class ExpiringCache<Value: Sendable>: Sendable {
                     hand = (hand + 1) % ring.count
                     guard let digest = ring[index], let entry = entries[digest] else { continue }
                     if entry.referenced && entry.evictAt > now {
-                        entries[digest]?.referenced = false
+                        entry.referenced = false
                         continue
                     }
                     entries[digest] = nil
@@ -74,7 +84,7 @@ public final class ExpiringCache<Value: Sendable>: Sendable {
                 shard.remove(digest)
                 return nil
             }
-            if !entry.referenced { shard.entries[digest]?.referenced = true }
+            if !entry.referenced { entry.referenced = true }
             return entry.value
         }
     }

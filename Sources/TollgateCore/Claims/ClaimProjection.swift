@@ -1,22 +1,25 @@
-/// The claims a verified token keeps once verified: only those the configuration reads (forwarded
-/// as headers, tested by a route's conditions), and the payload as received only when it is
-/// forwarded whole. A cached token then costs a few hundred bytes instead of its whole claim set
+/// What a verified token keeps once verified: the forwarded claims' header values computed once,
+/// the claims a route's conditions test, and the payload as received only when it is forwarded
+/// whole. A cached token then costs well under a kilobyte instead of its whole claim set
 /// (`benchmarks/Benchmarks/CacheFootprint`).
 public struct ClaimProjection: Sendable, Equatable {
-    /// Top-level claim names kept: each configured path and every dotted prefix of it, since
+    /// Top-level claim names kept: each path and every dotted prefix of it, since
     /// `JSONValue.value(atPath:)` may find `a.b.c` under `a`, `a.b` or the whole name.
     public var names: Set<String>
     /// Keep `encodedClaims` (the configuration forwards the payload header).
     public var keepsEncodedClaims: Bool
+    /// The claim headers to compute at verification; their claims need not be kept.
+    public var forward: ClaimHeaderMapping?
 
-    public init(names: Set<String>, keepsEncodedClaims: Bool) {
+    public init(names: Set<String>, keepsEncodedClaims: Bool, forward: ClaimHeaderMapping? = nil) {
         self.names = names
         self.keepsEncodedClaims = keepsEncodedClaims
+        self.forward = forward
     }
 
     /// What `configuration` reads from a token.
     public init(_ configuration: TollgateConfiguration) {
-        var paths = configuration.forward.entries.map(\.claim)
+        var paths: [String] = []
         for route in configuration.routes.routes {
             paths += route.conditions.map(\.claim)
         }
@@ -29,7 +32,11 @@ public struct ClaimProjection: Sendable, Equatable {
                 names.insert(prefix)
             }
         }
-        self.init(names: names, keepsEncodedClaims: configuration.forward.payloadHeader != nil)
+        self.init(
+            names: names,
+            keepsEncodedClaims: configuration.forward.payloadHeader != nil,
+            forward: configuration.forward.entries.isEmpty ? nil : configuration.forward
+        )
     }
 
     /// `claims` with only the kept members.

@@ -6,13 +6,17 @@ public struct VerifiedToken: Sendable, Equatable {
     public let issuerName: String
     public let claims: JSONValue
     public let subject: String?
-    public let scopes: [String]
+    /// The granted scopes, compactly (`scopes` lists them).
+    public let scopeSet: ScopeSet
     /// `exp` in seconds since 1970; introspection results without `exp` use their cache deadline.
     public let expiresAt: Double
     /// Tolerated clock skew for `expiresAt`.
     public let leeway: Double
     /// The claim set as base64url JSON: the token's own payload segment for a JWT.
     public let encodedClaims: String
+    /// The forwarded claims' header values, when computed at verification (`ClaimProjection`);
+    /// `claims` then need not hold those claims.
+    public let claimHeaders: ClaimHeaderValues?
 
     public init(
         issuerName: String,
@@ -26,22 +30,38 @@ public struct VerifiedToken: Sendable, Equatable {
         self.issuerName = issuerName
         self.claims = claims
         self.subject = subject
-        self.scopes = scopes
+        self.scopeSet = ScopeSet(scopes)
         self.expiresAt = expiresAt
         self.leeway = leeway
         self.encodedClaims = encodedClaims
+        self.claimHeaders = nil
     }
 
-    /// The token keeping only the claims `projection` names.
+    private init(
+        _ token: VerifiedToken,
+        claims: JSONValue,
+        encodedClaims: String,
+        claimHeaders: ClaimHeaderValues?
+    ) {
+        issuerName = token.issuerName
+        self.claims = claims
+        subject = token.subject
+        scopeSet = token.scopeSet
+        expiresAt = token.expiresAt
+        leeway = token.leeway
+        self.encodedClaims = encodedClaims
+        self.claimHeaders = claimHeaders
+    }
+
+    public var scopes: [String] { Array(scopeSet) }
+
+    /// The token keeping only the claims `projection` names, with the claim headers computed.
     public func projected(_ projection: ClaimProjection) -> VerifiedToken {
         VerifiedToken(
-            issuerName: issuerName,
+            self,
             claims: projection.project(claims),
-            subject: subject,
-            scopes: scopes,
-            expiresAt: expiresAt,
-            leeway: leeway,
-            encodedClaims: projection.keepsEncodedClaims ? encodedClaims : ""
+            encodedClaims: projection.keepsEncodedClaims ? encodedClaims : "",
+            claimHeaders: projection.forward.map { ClaimHeaderValues($0, claims: claims) }
         )
     }
 

@@ -10,7 +10,7 @@ public enum AuthorizationDecision: Sendable, Equatable {
 extension Route {
     /// Re-evaluated on every request, cached claims or not: caches hold claims, never verdicts.
     public func authorize(_ token: VerifiedToken) -> AuthorizationDecision {
-        if let scopes, !scopes.isSatisfied(by: token.scopes) {
+        if let scopes, !scopes.isSatisfied(by: token.scopeSet) {
             return .insufficientScope(scopes.challengeScope)
         }
         for condition in conditions where !condition.isSatisfied(by: token.claims) {

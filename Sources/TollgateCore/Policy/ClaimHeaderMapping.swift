@@ -72,17 +72,38 @@ public struct ClaimHeaderMapping: Sendable, Equatable {
     public func headers(for token: VerifiedToken) -> Result<[(name: String, value: String)], Failure> {
         var result: [(name: String, value: String)] = []
         result.reserveCapacity(entries.count + 1)
+        if let precomputed = token.claimHeaders, precomputed.entries == entries {
+            switch precomputed.values {
+            case .success(let values):
+                for value in values { result.append((value.header, value.value)) }
+            case .failure(let failure):
+                return .failure(failure)
+            }
+        } else {
+            switch values(from: token.claims) {
+            case .success(let values):
+                for value in values { result.append((value.header, value.value)) }
+            case .failure(let failure):
+                return .failure(failure)
+            }
+        }
+        if let payloadHeader {
+            result.append((payloadHeader, token.encodedClaims))
+        }
+        return .success(result)
+    }
+
+    /// The claim headers' values for `claims` (the payload header aside).
+    func values(from claims: JSONValue) -> Result<[ClaimHeaderValues.Value], Failure> {
+        var result: [ClaimHeaderValues.Value] = []
         for entry in entries {
-            guard let value = token.claims.value(atPath: entry.claim), let text = Self.headerValue(value) else {
+            guard let value = claims.value(atPath: entry.claim), let text = Self.headerValue(value) else {
                 continue
             }
             if text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
                 return .failure(.unsafeValue(header: entry.header))
             }
-            result.append((entry.header, text))
-        }
-        if let payloadHeader {
-            result.append((payloadHeader, token.encodedClaims))
+            result.append(ClaimHeaderValues.Value(header: entry.header, value: text))
         }
         return .success(result)
     }
@@ -102,5 +123,22 @@ public struct ClaimHeaderMapping: Sendable, Equatable {
             }.joined(separator: ",")
         case .object: return value.serialized()
         }
+    }
+}
+
+/// A verified token's claim-header values, computed once when it was verified, for the mapping
+/// `entries` (shared by every token of one configuration, so it costs each a reference).
+public struct ClaimHeaderValues: Sendable, Equatable {
+    public struct Value: Sendable, Equatable {
+        public let header: String
+        public let value: String
+    }
+
+    public let entries: [ClaimHeaderMapping.Entry]
+    public let values: Result<[Value], ClaimHeaderMapping.Failure>
+
+    init(_ mapping: ClaimHeaderMapping, claims: JSONValue) {
+        entries = mapping.entries
+        values = mapping.values(from: claims)
     }
 }

@@ -9,6 +9,12 @@ public struct ScopeRequirement: Sendable, Equatable {
         self.any = any
     }
 
+    public func isSatisfied(by scopes: ScopeSet) -> Bool {
+        for needed in all where !scopes.contains(needed) { return false }
+        if !any.isEmpty && !any.contains(where: scopes.contains) { return false }
+        return true
+    }
+
     public func isSatisfied(by scopes: [String]) -> Bool {
         for needed in all where !scopes.contains(needed) { return false }
         if !any.isEmpty && !any.contains(where: scopes.contains) { return false }
