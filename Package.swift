@@ -35,12 +35,6 @@ let sharedSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
-/// The proxy's request path without runtime exclusivity checks in release builds (measured:
-/// benchmarks/README.md, "Exclusivity checks"). Only this target: unsafe flags would keep a
-/// package that depends on TollgateCore or TollgateIssuer by version from building.
-let proxySettings: [SwiftSetting] =
-    sharedSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
-
 let package = Package(
     name: "Tollgate",
     platforms: [.macOS(.v15)],
@@ -88,7 +82,7 @@ let package = Package(
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
-            swiftSettings: proxySettings
+            swiftSettings: sharedSettings
         ),
         .target(
             name: "TollgateIssuer",

@@ -159,6 +159,14 @@ import Testing
         ("a space after the version", "GET / HTTP/1.1 \r\nHost: a\r\n\r\n"),
         ("a method with a separator", "GE(T / HTTP/1.1\r\nHost: a\r\n\r\n"),
         ("an empty method", " / HTTP/1.1\r\nHost: a\r\n\r\n"),
+        (
+            "Content_Length",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent_Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        ),
+        (
+            "Transfer_Encoding",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer_Encoding: chunked\r\n\r\n0\r\n\r\n"
+        ),
         ("a lower-case method", "get / HTTP/1.1\r\nHost: a\r\n\r\n"),
         ("an unknown method", "FROB / HTTP/1.1\r\nHost: a\r\n\r\n"),
         (

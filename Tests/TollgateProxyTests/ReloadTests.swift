@@ -91,6 +91,33 @@ struct ReloadTests {
         #expect(try await environment.send("/orders/1", headers: ["Authorization: Bearer \(token)"]).status == 200)
     }
 
+    /// A cached token keeps only the claims the configuration reads: a reload that forwards
+    /// another claim gets a new verifier, and the same token, cached before, carries the new header.
+    @Test func aReloadThatForwardsAnotherClaimForwardsItForATokenCachedBefore() async throws {
+        let file = Self.temporaryFile(".yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let environment = try await ProxyEnvironment.start(file: file.path)
+        defer { Task { await environment.stop() } }
+        let token = TestIssuer.shared.token(["tenant": "acme"])
+        for _ in 0..<3 {
+            let response = try await environment.send("/orders/1", headers: ["Authorization: Bearer \(token)"])
+            #expect(response.status == 200)
+            #expect(!response.body.contains("X-Auth-Tenant"))
+        }
+        let yaml = try String(contentsOf: file, encoding: .utf8)
+        try yaml.replacingOccurrences(
+            of: "    X-Auth-Subject: sub\n",
+            with: "    X-Auth-Subject: sub\n    X-Auth-Tenant: tenant\n"
+        )
+        .write(to: file, atomically: true, encoding: .utf8)
+        let before = environment.proxy.runtime.snapshot.verifier
+        #expect((try? await environment.proxy.runtime.reload(from: file.path).get()) != nil)
+        #expect(environment.proxy.runtime.snapshot.verifier !== before)
+        let response = try await environment.send("/orders/1", headers: ["Authorization: Bearer \(token)"])
+        #expect(response.status == 200)
+        #expect(response.body.contains("X-Auth-Tenant: acme"), "\(response.body)")
+    }
+
     @Test func anUnchangedIssuerKeepsAnsweringAcrossAReloadDuringAKeyOutage() async throws {
         let file = Self.temporaryFile(".yaml")
         defer { try? FileManager.default.removeItem(at: file) }

@@ -24,6 +24,7 @@ struct StrictParsingTests {
                 "an absolute-form target for another host",
                 "GET http://other.test/healthz HTTP/1.1\r\nHost: api.test\r\n\r\n"
             ),
+            ("absolute form without Host", "GET http://other.test/healthz HTTP/1.0\r\n\r\n"),
             ("a second Host", "GET /healthz HTTP/1.1\r\nHost: api.test\r\nHost: other.test\r\n\r\n"),
             ("no Host in HTTP/1.1", "GET /healthz HTTP/1.1\r\n\r\n"),
             ("CONNECT", "CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n\r\n"),
@@ -83,6 +84,27 @@ struct StrictParsingTests {
             )
             #expect(FramingTests.statuses(in: second) == [200], "\(name): \(second.prefix(300))")
             #expect(upstream.connections == 2, "\(name): the connection that sent it was used again")
+        }
+    }
+}
+
+extension StrictParsingTests {
+    /// RFC 9112 §9.6: after an answer that closes the connection, what the client sent behind that
+    /// request in the same packet is not processed.
+    @Test func nothingSentAfterARequestThatClosesTheConnectionIsProcessed() async throws {
+        try await ProxyEnvironment.with { environment in
+            let answer = try await FramingTests.exchange(
+                environment,
+                "CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n\r\n" + Self.smuggled
+            )
+            #expect(FramingTests.statuses(in: answer) == [400], "\(answer.prefix(300))")
+            #expect(environment.upstream.rawReceived.isEmpty)
+            let closing = try await FramingTests.exchange(
+                environment,
+                "GET /healthz HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n" + Self.smuggled
+            )
+            #expect(FramingTests.statuses(in: closing) == [200], "\(closing.prefix(300))")
+            #expect(!environment.upstream.rawReceived.contains("smuggled"))
         }
     }
 }

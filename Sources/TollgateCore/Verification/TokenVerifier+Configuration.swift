@@ -3,8 +3,8 @@ import Logging
 
 extension TokenVerifier {
     /// Builds the verifier for a loaded configuration: one key cache and introspection client per
-    /// issuer, sharing `client`. A verified JWT keeps only the claims the configuration reads
-    /// (`ClaimProjection`); the verifier, and its cache, are rebuilt with each configuration.
+    /// issuer, sharing `client`. A verified JWT keeps only what the configuration reads
+    /// (`ClaimProjection`): a configuration that reads other claims needs a new verifier.
     ///
     /// - Parameter previous: the configuration and verifier being replaced: an issuer configured
     ///   exactly as before keeps its key cache (loaded keys, refresh schedule) and introspection

@@ -71,9 +71,9 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
                 case .part(let part):
                     context.fireChannelRead(wrapInboundOut(convert(part)))
                 case .needMoreData, .paused:
-                    if buffer.readableBytes == 0 {
-                        buffer.clear()
-                    } else if buffer.readerIndex > 16 * 1024 {
+                    // An empty buffer is replaced by the next read; clearing it would copy storage
+                    // that body slices still share.
+                    if buffer.readableBytes > 0 && buffer.readerIndex > 16 * 1024 {
                         buffer.discardReadBytes()
                     }
                     return

@@ -8,7 +8,7 @@ import NIOHTTP1
 /// control character but HTAB in the head, obs-fold, whitespace between a field name and its
 /// colon, a request line that is not `method SP target SP HTTP/1.x`, a method that is not a
 /// registered one in upper case, a target with bytes outside
-/// visible ASCII, a second or non-numeric `Content-Length`, any `Transfer-Encoding` but a single
+/// visible ASCII, a second or non-numeric `Content-Length` (or one spelt `Content_Length`), any `Transfer-Encoding` but a single
 /// `chunked`, `Transfer-Encoding` in HTTP/1.0 or beside `Content-Length`, a chunk size that is not
 /// hexadecimal or too large, chunk extensions past `maximumChunkLineBytes`, chunk data not ended by
 /// CRLF. Up to `maximumLeadingEmptyLines` empty lines before a request line are skipped
@@ -262,6 +262,10 @@ package struct HTTP1RequestParser {
                 if CheckedRequestHead.listContains(valueString, "upgrade") { connectionUpgrade = true }
             case 7 where name.equalsLowercased(upgradeName):
                 if !value.isEmpty { upgrade = true }
+            case 14 where name.equalsLowercasedFoldingUnderscore(contentLengthName),
+                17 where name.equalsLowercasedFoldingUnderscore(transferEncodingName):
+                // `Content_Length`: an upstream that reads `_` as `-` would frame the body by it.
+                throw HTTP1ParseError(.malformed, "a framing header spelt with an underscore")
             default:
                 break
             }
@@ -469,6 +473,19 @@ private let tokenCharacters: [Bool] = (0..<256).map { value in
 }
 
 extension Slice where Base == UnsafeRawBufferPointer {
+    /// Like `equalsLowercased`, with `_` read as `-`.
+    fileprivate func equalsLowercasedFoldingUnderscore(_ lowercased: [UInt8]) -> Bool {
+        guard count == lowercased.count else { return false }
+        var other = lowercased.startIndex
+        for byte in self {
+            var folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            if folded == UInt8(ascii: "_") { folded = UInt8(ascii: "-") }
+            guard folded == lowercased[other] else { return false }
+            other += 1
+        }
+        return true
+    }
+
     /// ASCII case-insensitive comparison with a lower-case name.
     fileprivate func equalsLowercased(_ lowercased: [UInt8]) -> Bool {
         guard count == lowercased.count else { return false }

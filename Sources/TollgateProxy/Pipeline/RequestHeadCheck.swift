@@ -71,8 +71,9 @@ package struct CheckedRequestHead {
             case .some(let parts):
                 // RFC 9112 §3.2.2 lets the target's authority override Host; a gateway in front that
                 // routes by Host and an upstream that reads the target would then disagree on
-                // which service the request is for, so the two must name the same one.
-                if let host, !host.caseInsensitiveEquals(parts.authority) {
+                // which service the request is for, so the two must name the same one (and Host
+                // must be there, HTTP/1.0 included).
+                guard let host, host.caseInsensitiveEquals(parts.authority) else {
                     return .failure(GateError(.malformedRequest, "an absolute-form target for another host than Host"))
                 }
                 target = parts.target

@@ -180,8 +180,11 @@ public final class ProxyRuntime: Sendable {
         logger: Logger
     ) throws -> ProxySnapshot {
         let verifier: TokenVerifier
+        // The verifier, and its cache, stay only if nothing it keeps of a token changes with the
+        // configuration: the issuers, the cache size and the claims read (`ClaimProjection`).
         if let previous, previous.configuration.issuers == configuration.issuers,
-            previous.configuration.cacheEntries == configuration.cacheEntries
+            previous.configuration.cacheEntries == configuration.cacheEntries,
+            previous.verifier.claimProjection == ClaimProjection(configuration)
         {
             verifier = previous.verifier
         } else {

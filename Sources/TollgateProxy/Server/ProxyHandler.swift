@@ -201,7 +201,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private var pipelined: [HTTPServerRequestPart] = []
     private var quiescing = false
 
+    /// The last answer closes the connection: whatever the client sent after that request is not
+    /// processed (RFC 9112 §9.6), even if it was already read.
+    private var closing = false
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if closing { return }
         let part = unwrapInboundIn(data)
         if !pipelined.isEmpty {
             pipelined.append(part)
@@ -923,6 +928,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         if isHTTP2 { return }
         if !current.keepAlive {
             // Should the client stop reading, the idle timeout still closes the connection.
+            closing = true
+            pipelined.removeAll()
             waitingSince = .now()
             servedOne = true
             closeAfterLastWrite(context: context)
