@@ -161,6 +161,16 @@ let package = Package(
             path: "Fuzz/FuzzRequestHead",
             swiftSettings: sharedSettings
         ),
+        .executableTarget(
+            name: "FuzzResponseHead",
+            dependencies: [
+                "FuzzSupport", "TollgateProxy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Fuzz/FuzzResponseHead",
+            swiftSettings: sharedSettings
+        ),
         .testTarget(
             name: "TollgateCoreTests",
             dependencies: [

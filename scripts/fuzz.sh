@@ -9,8 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(FuzzJWS FuzzPath FuzzConfiguration FuzzRequestHead)
-corpora=(jws path configuration request-head)
+targets=(FuzzJWS FuzzPath FuzzConfiguration FuzzRequestHead FuzzResponseHead)
+corpora=(jws path configuration request-head response-head)
 seconds="${FUZZ_SECONDS:-30}"
 if [ $# -ge 1 ]; then
     targets=("$1")
@@ -19,6 +19,7 @@ if [ $# -ge 1 ]; then
         FuzzPath) corpora=(path) ;;
         FuzzConfiguration) corpora=(configuration) ;;
         FuzzRequestHead) corpora=(request-head) ;;
+        FuzzResponseHead) corpora=(response-head) ;;
         *) echo "unknown fuzz target $1" >&2; exit 2 ;;
     esac
     seconds="${2:-$seconds}"

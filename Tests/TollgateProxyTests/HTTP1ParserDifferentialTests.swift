@@ -123,9 +123,6 @@ import Testing
     ]
 
     /// Streams the proxy refuses though llhttp takes them, each with the rule the refusal applies.
-    /// (The hostile table of `HTTP1RequestParserTests` runs here too: whatever llhttp does with
-    /// it, the proxy refuses it.)
-    /// Streams the proxy refuses though llhttp takes them, each with the rule the refusal applies.
     /// Every other stream of `HTTP1RequestParserTests`' hostile table llhttp refuses too.
     static let refusedOnPurpose: [String: String] = [
         "Content_Length":

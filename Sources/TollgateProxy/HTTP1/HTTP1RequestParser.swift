@@ -52,23 +52,14 @@ package struct HTTP1RequestParser {
 
     private enum State {
         case head
-        case body(remaining: Int)
-        case chunkSize
-        case chunkData(remaining: Int)
-        case chunkDataEnd
-        case trailers
-        case endOfMessage
+        case body(HTTP1MessageBody)
         case paused
         case failed(HTTP1ParseError)
     }
 
     package let limits: Limits
     private var state = State.head
-    /// How far into the unfinished head or trailer section the bytes have been checked, and
-    /// where its current line starts (offsets from the buffer's reader index), so a section that
-    /// arrives in pieces is scanned once.
-    private var scanned = 0
-    private var lineStart = 0
+    private var scanner = HTTP1SectionScanner()
     private var leadingEmptyLines = 0
     private var pausesAfterMessage = false
 
@@ -79,7 +70,7 @@ package struct HTTP1RequestParser {
     /// Between two requests: no head, body or trailer section is partly read.
     package var isBetweenMessages: Bool {
         switch state {
-        case .head: scanned == 0
+        case .head: scanner.scanned == 0
         case .paused: true
         default: false
         }
@@ -94,47 +85,41 @@ package struct HTTP1RequestParser {
     /// The next complete part of the request stream in `buffer`, which it consumes.
     /// - Throws: `HTTP1ParseError`; every later call throws it again.
     package mutating func next(_ buffer: inout ByteBuffer) throws -> Next {
-        switch state {
-        case .failed(let error):
-            throw error
-        case .paused:
-            return .paused
-        case .endOfMessage:
-            finishMessage()
-            return .part(.end(nil))
-        case .head:
-            do {
+        do {
+            switch state {
+            case .failed(let error):
+                throw error
+            case .paused:
+                return .paused
+            case .head:
                 return try head(&buffer)
-            } catch let error as HTTP1ParseError {
-                state = .failed(error)
-                throw error
+            case .body(var body):
+                let next = try body.next(&buffer)
+                switch next {
+                case .body(let slice):
+                    state = .body(body)
+                    return .part(.body(slice))
+                case .end(let trailers):
+                    state = pausesAfterMessage ? .paused : .head
+                    pausesAfterMessage = false
+                    leadingEmptyLines = 0
+                    return .part(.end(trailers))
+                case .needMoreData:
+                    state = .body(body)
+                    return .needMoreData
+                }
             }
-        case .body(let remaining):
-            guard buffer.readableBytes > 0 else { return .needMoreData }
-            let count = min(remaining, buffer.readableBytes)
-            let slice = buffer.readSlice(length: count)!
-            state = count == remaining ? .endOfMessage : .body(remaining: remaining - count)
-            return .part(.body(slice))
-        case .chunkSize, .chunkData, .chunkDataEnd, .trailers:
-            do {
-                return try chunked(&buffer)
-            } catch let error as HTTP1ParseError {
-                state = .failed(error)
-                throw error
-            }
+        } catch let error as HTTP1ParseError {
+            state = .failed(error)
+            throw error
         }
-    }
-
-    private mutating func finishMessage() {
-        state = pausesAfterMessage ? .paused : .head
-        pausesAfterMessage = false
-        leadingEmptyLines = 0
     }
 
     // MARK: - Head
 
     private mutating func head(_ buffer: inout ByteBuffer) throws -> Next {
-        while scanned == 0, let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self), first == .cr {
+        while scanner.scanned == 0, let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self), first == .cr
+        {
             guard let second = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt8.self) else {
                 return .needMoreData
             }
@@ -145,63 +130,25 @@ package struct HTTP1RequestParser {
             }
             buffer.moveReaderIndex(forwardBy: 2)
         }
-        guard let length = try scanSection(buffer, limit: limits.maximumHeadBytes) else { return .needMoreData }
+        guard let length = try scanner.scan(buffer, limit: limits.maximumHeadBytes) else { return .needMoreData }
         let parsed = try buffer.withUnsafeReadableBytes { bytes in
             try Self.parseHead(UnsafeRawBufferPointer(rebasing: bytes[0..<length]))
         }
         buffer.moveReaderIndex(forwardBy: length)
-        scanned = 0
-        lineStart = 0
         pausesAfterMessage = parsed.asksToSwitch
-        switch parsed.framing {
-        case .none: state = .endOfMessage
-        case .length(let count): state = count == 0 ? .endOfMessage : .body(remaining: count)
-        case .chunked: state = .chunkSize
-        }
+        state = .body(
+            HTTP1MessageBody(
+                parsed.framing,
+                maximumTrailerBytes: limits.maximumTrailerBytes,
+                maximumChunkLineBytes: limits.maximumChunkLineBytes
+            )
+        )
         return .part(.head(parsed.head))
-    }
-
-    /// Checks the bytes of a head or trailer section as they arrive and finds its end.
-    /// - Returns: the section's length, final empty line included, or `nil` while it is incomplete.
-    private mutating func scanSection(_ buffer: ByteBuffer, limit: Int) throws -> Int? {
-        let result: Int? = try buffer.withUnsafeReadableBytes { bytes in
-            var index = scanned
-            while index < bytes.count {
-                let byte = bytes[index]
-                if byte == .cr {
-                    guard index + 1 < bytes.count else { break }
-                    guard bytes[index + 1] == .lf else { throw HTTP1ParseError(.malformed, "a bare CR") }
-                    if index == lineStart { return index + 2 }
-                    index += 2
-                    lineStart = index
-                    continue
-                }
-                if byte == .lf { throw HTTP1ParseError(.malformed, "a bare LF") }
-                if byte < 0x20 && byte != .htab || byte == 0x7F {
-                    throw HTTP1ParseError(.malformed, "a control character in the head")
-                }
-                index += 1
-            }
-            scanned = index
-            return nil
-        }
-        if let result {
-            guard result <= limit + 2 else { throw HTTP1ParseError(.headTooLarge, "the head is too large") }
-            return result
-        }
-        guard scanned <= limit else { throw HTTP1ParseError(.headTooLarge, "the head is too large") }
-        return nil
-    }
-
-    package enum Framing: Equatable {
-        case none
-        case length(Int)
-        case chunked
     }
 
     struct ParsedHead {
         var head: HTTPRequestHead
-        var framing: Framing
+        var framing: HTTP1MessageBody.Framing
         var asksToSwitch: Bool
     }
 
@@ -240,30 +187,31 @@ package struct HTTP1RequestParser {
         var transferEncoding = false
         var connectionUpgrade = false
         var upgrade = false
-        try parseFields(bytes, from: index) { name, value in
+        try HTTP1Syntax.parseFields(bytes, from: index) { name, value in
             let nameString = String(decoding: name, as: UTF8.self)
             let valueString = String(decoding: value, as: UTF8.self)
             switch name.count {
-            case 14 where name.equalsLowercased(contentLengthName):
+            case 14 where name.equalsLowercased(HTTP1Syntax.contentLength):
                 guard contentLength == nil else {
                     throw HTTP1ParseError(.malformed, "more than one Content-Length")
                 }
-                guard let length = Self.decimal(value) else {
+                guard let length = HTTP1Syntax.decimal(value) else {
                     throw HTTP1ParseError(.malformed, "invalid Content-Length")
                 }
                 contentLength = length
-            case 17 where name.equalsLowercased(transferEncodingName):
+            case 17 where name.equalsLowercased(HTTP1Syntax.transferEncoding):
                 guard !transferEncoding else { throw HTTP1ParseError(.malformed, "more than one Transfer-Encoding") }
-                guard value.equalsLowercased(chunkedName) else {
+                guard value.equalsLowercased(HTTP1Syntax.chunked) else {
                     throw HTTP1ParseError(.malformed, "a transfer coding other than chunked")
                 }
                 transferEncoding = true
-            case 10 where name.equalsLowercased(connectionName), 16 where name.equalsLowercased(proxyConnectionName):
+            case 10 where name.equalsLowercased(HTTP1Syntax.connection),
+                16 where name.equalsLowercased(HTTP1Syntax.proxyConnection):
                 if CheckedRequestHead.listContains(valueString, "upgrade") { connectionUpgrade = true }
-            case 7 where name.equalsLowercased(upgradeName):
+            case 7 where name.equalsLowercased(HTTP1Syntax.upgrade):
                 if !value.isEmpty { upgrade = true }
-            case 14 where name.equalsLowercasedFoldingUnderscore(contentLengthName),
-                17 where name.equalsLowercasedFoldingUnderscore(transferEncodingName):
+            case 14 where name.equalsLowercasedFoldingUnderscore(HTTP1Syntax.contentLength),
+                17 where name.equalsLowercasedFoldingUnderscore(HTTP1Syntax.transferEncoding):
                 // `Content_Length`: an upstream that reads `_` as `-` would frame the body by it.
                 throw HTTP1ParseError(.malformed, "a framing header spelt with an underscore")
             default:
@@ -271,7 +219,7 @@ package struct HTTP1RequestParser {
             }
             headers.add(name: nameString, value: valueString)
         }
-        let framing: Framing
+        let framing: HTTP1MessageBody.Framing
         if transferEncoding {
             guard contentLength == nil else {
                 throw HTTP1ParseError(.malformed, "both Content-Length and Transfer-Encoding")
@@ -296,205 +244,5 @@ package struct HTTP1RequestParser {
             headers: headers
         )
         return ParsedHead(head: head, framing: framing, asksToSwitch: connectionUpgrade && upgrade)
-    }
-
-    /// Calls `field` with the name and the trimmed value of each field line from `start` to the
-    /// section's final empty line.
-    static func parseFields(
-        _ bytes: UnsafeRawBufferPointer,
-        from start: Int,
-        _ field: (UnsafeRawBufferPointer.SubSequence, UnsafeRawBufferPointer.SubSequence) throws -> Void
-    ) throws {
-        var index = start
-        while bytes[index] != .cr {
-            if bytes[index] == .space || bytes[index] == .htab {
-                throw HTTP1ParseError(.malformed, "obs-fold (a field line starting with whitespace)")
-            }
-            let nameStart = index
-            while bytes[index].isTokenCharacter { index += 1 }
-            guard bytes[index] == UInt8(ascii: ":") else {
-                throw HTTP1ParseError(
-                    .malformed,
-                    bytes[index] == .space || bytes[index] == .htab
-                        ? "whitespace between a field name and its colon" : "a field line without a valid name"
-                )
-            }
-            guard index > nameStart else { throw HTTP1ParseError(.malformed, "an empty field name") }
-            let name = bytes[nameStart..<index]
-            index += 1
-            while bytes[index] == .space || bytes[index] == .htab { index += 1 }
-            let valueStart = index
-            while bytes[index] != .cr { index += 1 }
-            var valueEnd = index
-            while valueEnd > valueStart, bytes[valueEnd - 1] == .space || bytes[valueEnd - 1] == .htab {
-                valueEnd -= 1
-            }
-            try field(name, bytes[valueStart..<valueEnd])
-            index += 2
-        }
-    }
-
-    /// `1*DIGIT`, at most 18 digits.
-    static func decimal(_ bytes: UnsafeRawBufferPointer.SubSequence) -> Int? {
-        guard !bytes.isEmpty, bytes.count <= 18 else { return nil }
-        var value = 0
-        for byte in bytes {
-            guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
-            value = value * 10 + Int(byte - UInt8(ascii: "0"))
-        }
-        return value
-    }
-
-    // MARK: - Chunked body (RFC 9112 §7.1)
-
-    private mutating func chunked(_ buffer: inout ByteBuffer) throws -> Next {
-        while true {
-            switch state {
-            case .chunkSize:
-                guard let size = try chunkSizeLine(&buffer) else { return .needMoreData }
-                state = size == 0 ? .trailers : .chunkData(remaining: size)
-            case .chunkData(let remaining):
-                guard buffer.readableBytes > 0 else { return .needMoreData }
-                let count = min(remaining, buffer.readableBytes)
-                let slice = buffer.readSlice(length: count)!
-                state = count == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - count)
-                return .part(.body(slice))
-            case .chunkDataEnd:
-                guard buffer.readableBytes >= 2 else {
-                    if let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self), first != .cr {
-                        throw HTTP1ParseError(.badChunk, "chunk data longer than its size")
-                    }
-                    return .needMoreData
-                }
-                guard buffer.readInteger(as: UInt16.self) == UInt16(UInt8.cr) << 8 | UInt16(UInt8.lf) else {
-                    throw HTTP1ParseError(.badChunk, "chunk data longer than its size")
-                }
-                state = .chunkSize
-            case .trailers:
-                guard let length = try scanSection(buffer, limit: limits.maximumTrailerBytes) else {
-                    return .needMoreData
-                }
-                var trailers = HTTPHeaders()
-                try buffer.withUnsafeReadableBytes { bytes in
-                    try Self.parseFields(UnsafeRawBufferPointer(rebasing: bytes[0..<length]), from: 0) { name, value in
-                        trailers.add(
-                            name: String(decoding: name, as: UTF8.self),
-                            value: String(decoding: value, as: UTF8.self)
-                        )
-                    }
-                }
-                buffer.moveReaderIndex(forwardBy: length)
-                scanned = 0
-                lineStart = 0
-                finishMessage()
-                return .part(.end(trailers.isEmpty ? nil : trailers))
-            default:
-                return .needMoreData
-            }
-        }
-    }
-
-    /// `chunk-size [ chunk-ext ] CRLF`: the size, or `nil` while the line is incomplete.
-    private func chunkSizeLine(_ buffer: inout ByteBuffer) throws -> Int? {
-        let limit = limits.maximumChunkLineBytes
-        let line: (size: Int, length: Int)? = try buffer.withUnsafeReadableBytes { bytes in
-            var index = 0
-            var size = 0
-            while index < bytes.count, let digit = bytes[index].hexValue {
-                guard index < 15 else { throw HTTP1ParseError(.badChunk, "a chunk size too large") }
-                size = size << 4 | digit
-                index += 1
-            }
-            if index == bytes.count { return nil }
-            guard index > 0 else { throw HTTP1ParseError(.badChunk, "a chunk size that is not hexadecimal") }
-            // BWS ";" chunk-ext: kept to visible characters and whitespace, and dropped.
-            while index < bytes.count, bytes[index] == .space || bytes[index] == .htab { index += 1 }
-            if index < bytes.count, bytes[index] != .cr {
-                guard bytes[index] == UInt8(ascii: ";") else {
-                    throw HTTP1ParseError(.badChunk, "a chunk size that is not hexadecimal")
-                }
-                while index < bytes.count, bytes[index] != .cr {
-                    let byte = bytes[index]
-                    guard byte >= 0x20 && byte != 0x7F || byte == .htab else {
-                        throw HTTP1ParseError(.badChunk, "a control character in a chunk extension")
-                    }
-                    index += 1
-                }
-            }
-            guard index + 1 < bytes.count else {
-                guard index <= limit else { throw HTTP1ParseError(.badChunk, "chunk extensions too long") }
-                return nil
-            }
-            guard bytes[index + 1] == .lf else { throw HTTP1ParseError(.badChunk, "a bare CR in a chunk line") }
-            guard index <= limit else { throw HTTP1ParseError(.badChunk, "chunk extensions too long") }
-            return (size, index + 2)
-        }
-        guard let line else { return nil }
-        buffer.moveReaderIndex(forwardBy: line.length)
-        return line.size
-    }
-}
-
-private let contentLengthName = Array("content-length".utf8)
-private let transferEncodingName = Array("transfer-encoding".utf8)
-private let connectionName = Array("connection".utf8)
-private let proxyConnectionName = Array("proxy-connection".utf8)
-private let upgradeName = Array("upgrade".utf8)
-private let chunkedName = Array("chunked".utf8)
-
-extension UInt8 {
-    fileprivate static let cr = UInt8(ascii: "\r")
-    fileprivate static let lf = UInt8(ascii: "\n")
-    fileprivate static let space = UInt8(ascii: " ")
-    fileprivate static let htab = UInt8(ascii: "\t")
-
-    /// RFC 9110 §5.6.2 tchar.
-    fileprivate var isTokenCharacter: Bool { tokenCharacters[Int(self)] }
-
-    fileprivate var hexValue: Int? {
-        switch self {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(self - UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(self - UInt8(ascii: "a") + 10)
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(self - UInt8(ascii: "A") + 10)
-        default: nil
-        }
-    }
-}
-
-private let tokenCharacters: [Bool] = (0..<256).map { value in
-    let byte = UInt8(value)
-    switch byte {
-    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-        UInt8(ascii: "0")...UInt8(ascii: "9"):
-        return true
-    default:
-        return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-    }
-}
-
-extension Slice where Base == UnsafeRawBufferPointer {
-    /// Like `equalsLowercased`, with `_` read as `-`.
-    fileprivate func equalsLowercasedFoldingUnderscore(_ lowercased: [UInt8]) -> Bool {
-        guard count == lowercased.count else { return false }
-        var other = lowercased.startIndex
-        for byte in self {
-            var folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-            if folded == UInt8(ascii: "_") { folded = UInt8(ascii: "-") }
-            guard folded == lowercased[other] else { return false }
-            other += 1
-        }
-        return true
-    }
-
-    /// ASCII case-insensitive comparison with a lower-case name.
-    fileprivate func equalsLowercased(_ lowercased: [UInt8]) -> Bool {
-        guard count == lowercased.count else { return false }
-        var other = lowercased.startIndex
-        for byte in self {
-            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-            guard folded == lowercased[other] else { return false }
-            other += 1
-        }
-        return true
     }
 }

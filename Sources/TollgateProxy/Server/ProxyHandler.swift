@@ -629,7 +629,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                     .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds))
                 )
             }
-            if let problem = UpstreamResponseFraming.problem(head) {
+            // An HTTP/1.1 upstream's framing was checked by its parser (`UpstreamCodec`); an h2c
+            // stream's is checked here, as the answer may go on to an HTTP/1.1 client.
+            if upstream.isStream, let problem = UpstreamResponseFraming.problem(head) {
                 refuseUpstreamAnswer(upstream, reason: problem)
                 return
             }
@@ -677,17 +679,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 return
             }
             if let trailers, !HTTPQuoting.areValidToSend(trailers) {
-                // The head is out: all that is left is to cut both connections.
-                upstream.handler.delegate = nil
-                upstream.channel.close(promise: nil)
-                pool = nil
-                state = .idle
-                current.outcome = .upstreamError
-                current.reason = GateError.Code.upstreamInvalidResponse.rawValue
-                current.detail = "invalid_response_trailer"
-                log()
-                exchange = nil
-                context.close(promise: nil)
+                cutAfterResponseStarted(upstream, detail: "invalid_response_trailer")
                 return
             }
             if current.isHead {
@@ -727,6 +719,31 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         exchange?.keepAlive = false
         exchange?.decoderStops = false
         respondLocally(GateError(.upstreamInvalidResponse, reason))
+    }
+
+    func upstreamMalformed(_ error: HTTP1ParseError) {
+        guard case .forwarding(let upstream) = state, let current = exchange else { return }
+        if current.responseStarted {
+            cutAfterResponseStarted(upstream, detail: error.reason)
+        } else {
+            refuseUpstreamAnswer(upstream, reason: error.reason)
+        }
+    }
+
+    /// The upstream's answer went wrong after its head was relayed: all that is left is to cut
+    /// both connections.
+    private func cutAfterResponseStarted(_ upstream: UpstreamConnection, detail: String) {
+        guard let context, let current = exchange else { return }
+        upstream.handler.delegate = nil
+        upstream.channel.close(promise: nil)
+        pool = nil
+        state = .idle
+        current.outcome = .upstreamError
+        current.reason = GateError.Code.upstreamInvalidResponse.rawValue
+        current.detail = detail
+        log()
+        exchange = nil
+        context.close(promise: nil)
     }
 
     func upstreamReadComplete() {

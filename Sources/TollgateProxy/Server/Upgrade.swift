@@ -18,7 +18,7 @@ enum Upgrade {
                 }
             }
             upstreamPipeline.removeHandler(upstream.handler, promise: nil)
-            for name in ["request-encoder", "response-decoder"] {
+            for name in ["upstream-codec"] {
                 if let context = try? upstreamPipeline.context(name: name) {
                     upstreamPipeline.removeHandler(context: context, promise: nil)
                 }

@@ -12,6 +12,8 @@ protocol UpstreamDelegate: AnyObject {
     func upstreamReadComplete()
     func upstreamWritabilityChanged(isWritable: Bool)
     func upstreamClosed()
+    /// The upstream's answer broke HTTP/1.1 framing; the connection closes next.
+    func upstreamMalformed(_ error: HTTP1ParseError)
 }
 
 /// The last handler of an upstream connection's pipeline: hands response parts to the current
@@ -56,6 +58,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let malformed = error as? HTTP1ParseError { delegate?.upstreamMalformed(malformed) }
         context.close(promise: nil)
     }
 
@@ -153,11 +156,7 @@ final class UpstreamPool: @unchecked Sendable {
                         try channel.pipeline.syncOperations.addHandler(tls)
                     }
                     let operations = channel.pipeline.syncOperations
-                    try operations.addHandler(HTTPRequestEncoder(), name: "request-encoder")
-                    try operations.addHandler(
-                        ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)),
-                        name: "response-decoder"
-                    )
+                    try operations.addHandler(UpstreamCodec(), name: "upstream-codec")
                     try operations.addHandler(UpstreamHandler())
                 }
             }

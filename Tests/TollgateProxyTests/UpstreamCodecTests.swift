@@ -1,0 +1,169 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+
+@testable import TollgateProxy
+
+/// The upstream connection's codec in an `EmbeddedChannel`: the bytes it writes for each request
+/// and the parts it reads from the answers.
+@Suite struct UpstreamCodecTests {
+    static func channel() throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(UpstreamCodec(), name: "upstream-codec")
+        return channel
+    }
+
+    /// Everything written so far, as text.
+    static func written(_ channel: EmbeddedChannel) throws -> String {
+        var text = ""
+        while let data = try channel.readOutbound(as: IOData.self) {
+            guard case .byteBuffer(let buffer) = data else { continue }
+            text += String(buffer: buffer)
+        }
+        return text
+    }
+
+    static func head(_ method: HTTPMethod, _ headers: [(String, String)] = []) -> HTTPClientRequestPart {
+        .head(HTTPRequestHead(version: .http1_1, method: method, uri: "/p?q=1", headers: HTTPHeaders(headers)))
+    }
+
+    static func body(_ text: String) -> HTTPClientRequestPart {
+        .body(.byteBuffer(ByteBuffer(string: text)))
+    }
+
+    @Test func aRequestWithoutBodyIsItsHeadInOneWrite() throws {
+        let channel = try Self.channel()
+        try channel.writeOutbound(Self.head(.GET, [("Host", "api.test"), ("X-A", "b")]))
+        try channel.writeOutbound(HTTPClientRequestPart.end(nil))
+        var writes: [String] = []
+        while let data = try channel.readOutbound(as: IOData.self) {
+            if case .byteBuffer(let buffer) = data { writes.append(String(buffer: buffer)) }
+        }
+        #expect(writes == ["GET /p?q=1 HTTP/1.1\r\nHost: api.test\r\nX-A: b\r\n\r\n"])
+    }
+
+    @Test func aBodyWithContentLengthGoesOutAsItIs() throws {
+        let channel = try Self.channel()
+        try channel.writeOutbound(Self.head(.POST, [("Content-Length", "5")]))
+        try channel.writeOutbound(Self.body("hel"))
+        try channel.writeOutbound(Self.body("lo"))
+        try channel.writeOutbound(HTTPClientRequestPart.end(nil))
+        #expect(try Self.written(channel) == "POST /p?q=1 HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello")
+    }
+
+    @Test func aChunkedBodyIsChunkedWithItsTrailers() throws {
+        let channel = try Self.channel()
+        try channel.writeOutbound(Self.head(.POST, [("Transfer-Encoding", "chunked")]))
+        try channel.writeOutbound(Self.body("0123456789abcdefg"))
+        try channel.writeOutbound(Self.body(""))
+        try channel.writeOutbound(HTTPClientRequestPart.end(HTTPHeaders([("grpc-timeout", "1S")])))
+        #expect(
+            try Self.written(channel)
+                == "POST /p?q=1 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n11\r\n0123456789abcdefg\r\n0\r\ngrpc-timeout: 1S\r\n\r\n"
+        )
+    }
+
+    @Test func aPOSTStatingNoFramingIsSentChunked() throws {
+        let channel = try Self.channel()
+        try channel.writeOutbound(Self.head(.POST))
+        try channel.writeOutbound(Self.body("abc"))
+        try channel.writeOutbound(HTTPClientRequestPart.end(nil))
+        #expect(
+            try Self.written(channel)
+                == "POST /p?q=1 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        )
+    }
+
+    /// NIO's encoder drops a TRACE's Content-Length and writes its body raw: a request smuggled
+    /// behind it. Here the framing stays.
+    @Test func aTRACEKeepsItsContentLength() throws {
+        let channel = try Self.channel()
+        try channel.writeOutbound(Self.head(.TRACE, [("Content-Length", "3")]))
+        try channel.writeOutbound(Self.body("abc"))
+        try channel.writeOutbound(HTTPClientRequestPart.end(nil))
+        #expect(try Self.written(channel) == "TRACE /p?q=1 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
+    }
+
+    @Test func bodyBytesAfterAHeadStatingNoBodyCloseTheConnectionUnwritten() throws {
+        let channel = try Self.channel()
+        try channel.writeOutbound(Self.head(.GET))
+        _ = try Self.written(channel)
+        #expect(throws: (any Error).self) { try channel.writeOutbound(Self.body("GET /smuggled HTTP/1.1\r\n\r\n")) }
+        #expect(try Self.written(channel) == "")
+        #expect(!channel.isActive)
+    }
+
+    @Test func answersAreReadAsTheirRequestsFrameThem() throws {
+        let channel = try Self.channel()
+        try channel.writeOutbound(Self.head(.HEAD))
+        try channel.writeOutbound(Self.head(.GET))
+        try channel.writeInbound(
+            ByteBuffer(
+                string: "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+            )
+        )
+        var parts: [String] = []
+        while let part = try channel.readInbound(as: HTTPClientResponsePart.self) {
+            switch part {
+            case .head(let head): parts.append("head \(head.status.code)")
+            case .body(let body): parts.append("body \(String(buffer: body))")
+            case .end: parts.append("end")
+            }
+        }
+        #expect(parts == ["head 200", "end", "head 200", "body ok", "end"])
+    }
+
+    @Test func anAnswerRunningUntilTheCloseEndsWithIt() throws {
+        let channel = try Self.channel()
+        try channel.writeOutbound(Self.head(.GET))
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\n\r\npart"))
+        channel.pipeline.fireChannelInactive()
+        var ended = false
+        var body = ""
+        while let part = try channel.readInbound(as: HTTPClientResponsePart.self) {
+            switch part {
+            case .head: break
+            case .body(let bytes): body += String(buffer: bytes)
+            case .end: ended = true
+            }
+        }
+        #expect(body == "part")
+        #expect(ended)
+    }
+
+    @Test func aMalformedAnswerIsAParseErrorAndNothingAfterItIsRead() throws {
+        let channel = try Self.channel()
+        try channel.writeOutbound(Self.head(.GET))
+        #expect(throws: HTTP1ParseError.self) {
+            try channel.writeInbound(
+                ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok")
+            )
+        }
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+        #expect(try channel.readInbound(as: HTTPClientResponsePart.self) == nil)
+    }
+
+    @Test func bytesAfterA101GoOnRawWhenTheCodecIsRemoved() throws {
+        let channel = try Self.channel()
+        try channel.writeOutbound(Self.head(.GET, [("Connection", "upgrade"), ("Upgrade", "websocket")]))
+        try channel.writeInbound(
+            ByteBuffer(
+                string:
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n\u{1}frame"
+            )
+        )
+        guard case .head(let head) = try channel.readInbound(as: HTTPClientResponsePart.self) else {
+            Issue.record("no head")
+            return
+        }
+        #expect(head.status == .switchingProtocols)
+        #expect(try channel.readInbound(as: HTTPClientResponsePart.self) == .end(nil))
+        #expect(try channel.readInbound(as: HTTPClientResponsePart.self) == nil)
+        let context = try channel.pipeline.syncOperations.context(name: "upstream-codec")
+        channel.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        channel.embeddedEventLoop.run()
+        let raw = try channel.readInbound(as: ByteBuffer.self)
+        #expect(raw.map { Array($0.readableBytesView) } == [0x01] + Array("frame".utf8))
+    }
+}
