@@ -91,15 +91,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private var buffered: [HTTPClientRequestPart] = []
     /// The body of a local endpoint's request, bounded by `maximumLocalBodyBytes`.
     private var localBody: [UInt8] = []
-    private var pendingRead = false
     /// One coarse repeating check per connection instead of a timer armed and cancelled per
     /// request (each of those is a timerfd update, measured at about a tenth of the proxy's CPU
     /// under load).
     private var ticker: RepeatedTask?
-    /// Since when the connection has waited for a request head (`nil` while a request runs).
-    private var waitingSince: NIODeadline?
-    /// Whether this connection has completed a request (header timeout before, idle timeout after).
-    private var servedOne = false
+    /// Keep-alive, pipelining, held reads and the head timeouts: the connection's decisions.
+    private var connection: ConnectionStateMachine
     private var random = SplitMix64()
     private var peer: SocketAddress?
     /// The peer's address as text, formatted once per connection.
@@ -109,6 +106,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         self.runtime = runtime
         self.scheme = scheme
         self.isHTTP2 = isHTTP2
+        connection = ConnectionStateMachine(isStream: isHTTP2, now: .now())
     }
 
     // MARK: - Connection life
@@ -129,7 +127,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func connectionStarted(context: ChannelHandlerContext) {
         guard !started else { return }
         started = true
-        if !isHTTP2 { waitingSince = .now() }
+        connection = ConnectionStateMachine(isStream: isHTTP2, now: .now())
         startTicker(context: context)
     }
 
@@ -158,6 +156,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         }
         state = .idle
         buffered.removeAll()
+        connection.closed()
         context.fireChannelInactive()
     }
 
@@ -168,15 +167,17 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func tick() {
         guard let context else { return }
         let now = NIODeadline.now()
+        let server = runtime.snapshot.configuration.server
+        if connection.hasTimedOut(
+            now: now,
+            headerTimeout: .nanoseconds(Int64(server.headerTimeout * 1_000_000_000)),
+            idleTimeout: .nanoseconds(Int64(server.idleTimeout * 1_000_000_000))
+        ) {
+            // Header-read or idle timeout: nothing is in flight, close quietly.
+            context.close(promise: nil)
+            return
+        }
         switch state {
-        case .idle:
-            guard !isHTTP2, let waitingSince else { return }
-            let server = runtime.snapshot.configuration.server
-            let limit = servedOne ? server.idleTimeout : server.headerTimeout
-            if now - waitingSince >= .nanoseconds(Int64(limit * 1_000_000_000)) {
-                // Header-read or idle timeout: nothing is in flight, close quietly.
-                context.close(promise: nil)
-            }
         case .forwarding(let upstream):
             guard let current = exchange, !current.responseStarted, let started = current.upstreamStarted else {
                 return
@@ -188,35 +189,21 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             upstream.channel.close(promise: nil)
             current.keepAlive = false
             respondLocally(GateError(.upstreamTimeout))
-        case .waiting, .discarding, .upgraded, .local:
+        case .idle, .waiting, .discarding, .upgraded, .local:
             break
         }
     }
 
     // MARK: - Reads from the client
 
-    /// Parts of requests a client pipelined before the current response ended; replayed in
-    /// order once it has. (Done here rather than with NIO's HTTPServerPipelineHandler, which
-    /// stops reading during every exchange: two epoll_ctl calls per request.)
-    private var pipelined: [HTTPServerRequestPart] = []
-    private var quiescing = false
-
-    /// The last answer closes the connection: whatever the client sent after that request is not
+    /// Requests a client pipelined before the current response ended are queued by the state
+    /// machine and replayed in order once it has. (Done here rather than with NIO's
+    /// HTTPServerPipelineHandler, which stops reading during every exchange: two epoll_ctl calls
+    /// per request.) After an answer that closes the connection, nothing the client sent is
     /// processed (RFC 9112 §9.6), even if it was already read.
-    private var closing = false
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if closing { return }
         let part = unwrapInboundIn(data)
-        if !pipelined.isEmpty {
-            pipelined.append(part)
-            return
-        }
-        if case .head = part, exchange != nil {
-            pipelined.append(part)
-            return
-        }
-        handle(part, context: context)
+        if connection.partReceived(part) == .process { handle(part, context: context) }
     }
 
     /// Bytes the parser refused, in a head or in a chunked body: 400 (431 for a head too large)
@@ -231,7 +218,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             context.fireErrorCaught(error)
             return
         }
-        pipelined.removeAll()
+        connection.parseErrorReceived()
         if let current = exchange, current.requestEnded {
             // The bad bytes follow a complete request, which may already be carried out upstream:
             // let its answer finish, then close.
@@ -268,11 +255,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent, !isHTTP2 {
-            quiescing = true
-            if exchange == nil, pipelined.isEmpty, case .idle = state {
-                context.close(promise: nil)
-            } else {
-                exchange?.keepAlive = false
+            switch connection.quiesce() {
+            case .closeNow: context.close(promise: nil)
+            case .closeAfterCurrentExchange: exchange?.keepAlive = false
+            case .none: break
             }
             return
         }
@@ -282,7 +268,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch part {
         case .head(let head):
-            waitingSince = nil
             if ticker == nil { startTicker(context: context) }
             requestHead(head, context: context)
         case .body(let buffer):
@@ -323,31 +308,30 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     }
 
     func read(context: ChannelHandlerContext) {
-        if !pipelined.isEmpty {
-            pendingRead = true
-            return
-        }
+        if connection.readRequested(exchangeHolds: exchangeHoldsReads) { context.read() }
+    }
+
+    /// Whether the exchange wants no more bytes from the client yet.
+    private var exchangeHoldsReads: Bool {
         if let current = exchange, current.decoderStops, current.requestEnded {
-            // NIO's decoder has stopped after this request and would buffer whatever comes, without
-            // limit: read nothing more until the relay starts or a fresh decoder is in place.
-            pendingRead = true
-            return
+            // The parser has stopped after this request and would buffer whatever comes: read
+            // nothing more until the relay starts or the parser resumes.
+            return true
         }
         switch state {
         case .waiting where !(exchange?.requestEnded ?? true):
             // A body is still coming: hold it at the socket until the upstream is there. (A request
             // without one is not held: toggling read interest costs two epoll_ctl calls.)
-            pendingRead = true
+            return true
         case .forwarding(let upstream) where !upstream.channel.isWritable:
-            pendingRead = true
+            return true
         default:
-            context.read()
+            return false
         }
     }
 
     private func resumeReading() {
-        guard pendingRead, let context else { return }
-        pendingRead = false
+        guard let context, connection.resumeReads() else { return }
         context.read()
     }
 
@@ -367,7 +351,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             started: .now(),
             requestID: requestID,
             method: head.method.rawValue,
-            keepAlive: !isHTTP2 && head.isKeepAlive && !runtime.isDraining && !quiescing,
+            keepAlive: !isHTTP2 && head.isKeepAlive && !runtime.isDraining && !connection.quiescing,
             snapshot: snapshot
         )
         current.hasBody =
@@ -403,30 +387,20 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
         var method = head.method.rawValue
         var target = checked.target
-        var envoyTarget: String?
-        var isForwardAuth = false
-        if let authPath = snapshot.configuration.forwardAuth?.path {
-            let path = Self.pathOf(target)
-            if path == authPath {
-                isForwardAuth = true
-            } else if target.hasPrefix(authPath + "/") {
-                // Envoy ext_authz: the original path follows the configured prefix.
-                isForwardAuth = true
-                envoyTarget = String(target.dropFirst(authPath.utf8.count))
-            }
-        }
-        if isForwardAuth {
+        let forwardAuth = ForwardAuthRequest.parse(
+            method: method,
+            target: target,
+            headers: head.headers,
+            configuredPath: snapshot.configuration.forwardAuth?.path
+        )
+        if let forwardAuth {
             guard snapshot.isTrusted(peer) else {
                 current.path = Self.pathOf(target)
                 respondLocally(GateError(.untrustedForwarder))
                 return
             }
-            if let forwardedMethod = head.headers.first(name: "x-forwarded-method") { method = forwardedMethod }
-            if let uri = head.headers.first(name: "x-forwarded-uri") ?? head.headers.first(name: "x-original-uri") {
-                target = uri
-            } else if let envoyTarget {
-                target = envoyTarget
-            }
+            method = forwardAuth.method
+            target = forwardAuth.target
             current.method = method
         } else if snapshot.pools == nil {
             current.path = Self.pathOf(target)
@@ -435,7 +409,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         }
         let decision = snapshot.evaluate(method: method, target: target, headers: head.headers)
         current.path = Self.pathOf(target)
-        decide(decision, head: head, checked: checked, isForwardAuth: isForwardAuth, context: context)
+        decide(decision, head: head, checked: checked, isForwardAuth: forwardAuth != nil, context: context)
     }
 
     /// Acts on the pipeline's decision: answer, forward, or verify first and decide again.
@@ -778,6 +752,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func startRelay(upstream: UpstreamConnection) {
         guard let context else { return }
         state = .upgraded
+        connection.switchedProtocols()
         ticker?.cancel()
         ticker = nil
         log()
@@ -846,16 +821,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     // MARK: - Answers
 
     private func forwardAuthAllowed(_ token: VerifiedToken?, snapshot: ProxySnapshot) {
-        var headers: [(String, String)] = []
-        if let token {
-            switch snapshot.configuration.forward.headers(for: token) {
-            case .success(let claimHeaders): headers = claimHeaders.map { ($0.name, $0.value) }
-            case .failure:
-                respondLocally(GateError(.unsafeClaimValue))
-                return
-            }
+        do {
+            let answer = try ForwardAuthRequest.allowedAnswer(for: token, mapping: snapshot.configuration.forward)
+            respondLocally(answer, outcome: token == nil ? .public : .allowed)
+        } catch {
+            respondLocally(error)
         }
-        respondLocally(VerdictResponse(status: 200, headers: headers), outcome: token == nil ? .public : .allowed)
     }
 
     private func respondLocally(_ error: GateError) {
@@ -937,46 +908,29 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         finish()
     }
 
-    /// Step 8, then keep-alive or close.
+    /// Step 8, then what the connection does next: close, resume a stopped parser, or replay
+    /// what the client pipelined until a request has to wait again.
     private func finish() {
         guard let context, let current = exchange else { return }
         log()
         exchange = nil
-        if isHTTP2 { return }
-        if !current.keepAlive {
-            // Should the client stop reading, the idle timeout still closes the connection.
-            closing = true
-            pipelined.removeAll()
-            waitingSince = .now()
-            servedOne = true
+        let next = connection.exchangeFinished(
+            keepAlive: current.keepAlive,
+            parserStopped: current.decoderStops,
+            now: .now()
+        )
+        switch next {
+        case .none:
+            break
+        case .closeAfterLastWrite:
             closeAfterLastWrite(context: context)
-            return
-        }
-        if case .idle = state {
-            servedOne = true
-            if quiescing {
-                closeAfterLastWrite(context: context)
-                return
-            }
-            waitingSince = .now()
-            if current.decoderStops && pipelined.isEmpty {
-                // Nothing was pipelined behind it (the decoder held it back): resume the decoder
-                // last, since it parses the held bytes at once.
-                resumeReading()
-                if !resumeStoppedDecoder(context: context) { context.close(promise: nil) }
-                return
-            }
-            // Replay what the client sent ahead, until a request has to wait again.
-            while !pipelined.isEmpty && exchange == nil {
-                let part = pipelined.removeFirst()
-                if case .head = part {} else { continue }
-                handle(part, context: context)
-                while !pipelined.isEmpty, exchange != nil {
-                    if case .head = pipelined[0] { break }
-                    handle(pipelined.removeFirst(), context: context)
-                }
-            }
-            if pipelined.isEmpty { resumeReading() }
+        case .resumeStoppedParser:
+            // Resumed last, since it parses the held bytes at once.
+            resumeReading()
+            if !resumeStoppedDecoder(context: context) { context.close(promise: nil) }
+        case .replayQueue:
+            while let part = connection.nextQueuedPart() { handle(part, context: context) }
+            if !connection.hasQueuedParts { resumeReading() }
         }
     }
 
