@@ -597,44 +597,30 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         guard let context, case .forwarding(let upstream) = state, let current = exchange else { return }
         switch part {
         case .head(let head):
-            if head.status == .continue { return }
+            let action = ResponseRelay.head(
+                head,
+                fromStream: upstream.isStream,
+                upgradeProtocols: current.isUpgrade ? current.upgradeProtocols : nil,
+                clientKeepAlive: current.keepAlive,
+                toHTTP1Client: !isHTTP2
+            )
+            if action == .skip { return }
             if let started = current.upstreamStarted {
                 current.snapshot.metrics.upstreamLatency.record(
                     .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds))
                 )
             }
-            // An HTTP/1.1 upstream's framing was checked by its parser (`UpstreamCodec`); an h2c
-            // stream's is checked here, as the answer may go on to an HTTP/1.1 client.
-            if upstream.isStream, let problem = UpstreamResponseFraming.problem(head) {
-                refuseUpstreamAnswer(upstream, reason: problem)
-                return
-            }
-            if head.status == .switchingProtocols && !acceptsSwitch(head) {
-                // A 101 nobody asked for, or to another protocol than the one asked for (an h2c
-                // tunnel): neither connection can be trusted to speak HTTP/1.1 any more.
-                refuseUpstreamAnswer(upstream, reason: "unrequested_upgrade")
-                return
-            }
-            let upgraded = head.status == .switchingProtocols
-            var copy = head
-            copy.headers = ProxySnapshot.downstreamHeaders(from: head.headers, isUpgrade: upgraded)
-            if !current.keepAlive && !isHTTP2 && !upgraded {
-                copy.headers.replaceOrAdd(name: "Connection", value: "close")
-            }
-            guard HTTPQuoting.areValidToSend(copy.headers) else {
-                refuseUpstreamAnswer(upstream, reason: "invalid_response_header")
+            guard case .relay(let relayed, let switches, let reusable) = action else {
+                if case .refuse(let reason) = action { refuseUpstreamAnswer(upstream, reason: reason) }
                 return
             }
             current.responseStarted = true
             current.status = Int(head.status.code)
-            // An upstream that closes after this response (`Connection: close`, HTTP/1.0) must not
-            // go back to the pool, or the next request would meet a closing connection; nor one
-            // that was asked to upgrade and did not (its parser may have stopped, as NIO's does).
-            current.upstreamReusable = head.isKeepAlive && !current.isUpgrade
-            context.write(wrapOutboundOut(.head(copy)), promise: nil)
-            if upgraded {
-                // The relay starts after the decoder has delivered this response's end; bytes
-                // after it are handed on when the decoder is removed.
+            current.upstreamReusable = reusable
+            context.write(wrapOutboundOut(.head(relayed)), promise: nil)
+            if switches {
+                // The relay starts after the codec has delivered this answer's end; bytes after
+                // it are handed on when the codec is removed.
                 exchange?.upgradeAccepted = true
                 context.flush()
             }
@@ -674,15 +660,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 resumeReading()
             }
         }
-    }
-
-    /// A 101 is relayed only for an upgrade the route allowed, to a protocol the client asked for.
-    private func acceptsSwitch(_ head: HTTPResponseHead) -> Bool {
-        guard let current = exchange, current.isUpgrade else { return false }
-        let chosen = head.headers["upgrade"].flatMap { $0.split(separator: ",") }.map {
-            ($0.trimmingSpaces().split(separator: "/", maxSplits: 1).first ?? "").lowercased()
-        }
-        return chosen.count == 1 && current.upgradeProtocols.contains(chosen[0])
     }
 
     /// The upstream's answer cannot be relayed: 502, and neither connection is used again.
