@@ -151,6 +151,48 @@ import TollgateTestSupport
         #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(text) }
     }
 
+    /// Members that are not kept are checked as strictly as kept ones: each of these is refused
+    /// with `b` kept and the offending member `a` skipped.
+    @Test(arguments: [
+        #"{"a":"\ud800","b":1}"#, #"{"a":"\q","b":1}"#, "{\"a\":\"\u{1}\",\"b\":1}", #"{"a":[1,],"b":1}"#,
+        #"{"a":{"x":1,},"b":1}"#, #"{"a":01,"b":1}"#, #"{"a":1e999,"b":1}"#, #"{"a":tru,"b":1}"#,
+        #"{"a":"unterminated"#, #"{"a":{"x" 1},"b":1}"#, #"{"a":1,"a":2,"b":1}"#, #"{"a":1,"b":1,"a":2}"#,
+        #"{"b":1,"a":1} x"#, #"{"a":"x","b":1,"b":2}"#,
+        "{\"a\":" + String(repeating: "[", count: 40) + String(repeating: "]", count: 40) + ",\"b\":1}",
+    ])
+    func skippedMembersAreRefusedAsStrictlyAsKeptOnes(_ text: String) {
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parseObject(Array(text.utf8), keeping: ["b"]) }
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(text) }
+    }
+
+    @Test func invalidUTF8InASkippedMemberIsRefused() {
+        let bytes = Array(#"{"a":""#.utf8) + [0xC3, 0x28] + Array(#"","b":1}"#.utf8)
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parseObject(bytes, keeping: ["b"]) }
+    }
+
+    @Test func onlyTheKeptMembersAreBuiltAndTheyEqualAWholeParse() throws {
+        let text = #"""
+            {"iss":"https://idp","sub":"u1","aud":["a","b"],"exp":1.5e9,"name":"Zo\u00eb","groups":["x","y"],
+             "realm_access":{"roles":["r1"],"nested":{"deep":[1,{"k":"v"}]}},"email":"a@b","n":-0.25,"t":true,
+             "e":null,"esc":"a\"b\\c\/d"}
+            """#
+        let whole = try JSONParser.parse(text)
+        let kept: Set<String> = ["iss", "sub", "aud", "exp", "realm_access", "missing"]
+        let parsed = try JSONParser.parseObject(Array(text.utf8), keeping: kept)
+        guard case .object(let members) = whole, case .object(let keptMembers) = parsed else {
+            Issue.record("not objects")
+            return
+        }
+        #expect(keptMembers == members.filter { kept.contains($0.key) })
+        #expect(keptMembers.count == 5)
+    }
+
+    @Test func aDuplicateInsideASkippedMemberIsNotLookedFor() throws {
+        let parsed = try JSONParser.parseObject(Array(#"{"a":{"x":1,"x":2},"b":1}"#.utf8), keeping: ["b"])
+        #expect(parsed == .object(["b": .number(1)]))
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(#"{"a":{"x":1,"x":2},"b":1}"#) }
+    }
+
     @Test func base64URLIsStrict() {
         #expect(Base64URL.decode("aGk") == Array("hi".utf8))
         #expect(Base64URL.decode("aGk=") == nil)

@@ -23,6 +23,29 @@ public struct ClaimProjection: Sendable, Equatable {
         for route in configuration.routes.routes {
             paths += route.conditions.map(\.claim)
         }
+        self.init(
+            names: Self.namesWithPrefixes(paths),
+            keepsEncodedClaims: configuration.forward.payloadHeader != nil,
+            forward: configuration.forward.entries.isEmpty ? nil : configuration.forward
+        )
+    }
+
+    /// The claims the checks of `ClaimsValidator` read.
+    static let validatedNames: Set<String> = ["iss", "aud", "exp", "nbf", "iat", "sub", "scope", "scp"]
+
+    /// The top-level members a claim set must be parsed into for verification, this projection
+    /// and the issuers' scope claims (`scopeClaims`) to be served; `nil` when the payload is
+    /// forwarded whole, which is then parsed whole, nested duplicates checked.
+    public func namesToParse(scopeClaims: [String]) -> Set<String>? {
+        if keepsEncodedClaims { return nil }
+        return Self.validatedNames.union(names).union(
+            Self.namesWithPrefixes((forward?.entries.map(\.claim) ?? []) + scopeClaims)
+        )
+    }
+
+    /// Each path and every dotted prefix of it, since `JSONValue.value(atPath:)` may find
+    /// `a.b.c` under `a`, `a.b` or the whole name.
+    static func namesWithPrefixes(_ paths: [String]) -> Set<String> {
         var names: Set<String> = []
         for path in paths {
             names.insert(path)
@@ -32,11 +55,7 @@ public struct ClaimProjection: Sendable, Equatable {
                 names.insert(prefix)
             }
         }
-        self.init(
-            names: names,
-            keepsEncodedClaims: configuration.forward.payloadHeader != nil,
-            forward: configuration.forward.entries.isEmpty ? nil : configuration.forward
-        )
+        return names
     }
 
     /// `claims` with only the kept members.

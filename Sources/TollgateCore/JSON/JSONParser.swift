@@ -30,6 +30,31 @@ public struct JSONParser {
         try parse(Array(string.utf8))
     }
 
+    /// A top-level object of which only the members named in `kept` are built: the others are
+    /// checked as strictly (syntax, UTF-8, escapes, depth, numbers) but not materialised, so a
+    /// claim set pays for the claims that are read and not for the rest. Duplicate names are
+    /// refused at the top level, kept or not; inside a member that is not kept, which nothing
+    /// reads, they are not looked for.
+    public static func parseObject(
+        _ bytes: some Collection<UInt8>,
+        keeping kept: Set<String>
+    ) throws(Failure)
+        -> JSONValue
+    {
+        let array = Array(bytes)
+        return try array.withUnsafeBufferPointer { buffer throws(Failure) in
+            var parser = Cursor(buffer: buffer)
+            parser.skipWhitespace()
+            guard parser.position < buffer.count, buffer[parser.position] == UInt8(ascii: "{") else {
+                throw parser.failure("expected an object")
+            }
+            let value = try parser.parseObject(depth: 1, keeping: kept)
+            parser.skipWhitespace()
+            if parser.position != buffer.count { throw parser.failure("trailing characters") }
+            return value
+        }
+    }
+
     private struct Cursor {
         let buffer: UnsafeBufferPointer<UInt8>
         var position = 0
@@ -88,11 +113,14 @@ public struct JSONParser {
             position += count
         }
 
-        mutating func parseObject(depth: Int) throws(Failure) -> JSONValue {
+        /// - Parameter kept: at the top level of `parseObject(_:keeping:)`, the members to build
+        ///   (`nil`: all of them).
+        mutating func parseObject(depth: Int, keeping kept: Set<String>? = nil) throws(Failure) -> JSONValue {
             position += 1
             // Sized for a typical claim set up front: each growth of the dictionary re-hashes
             // every key and looks up its storage type again.
             var members: [String: JSONValue] = Dictionary(minimumCapacity: depth == 1 ? 32 : 4)
+            var skipped: Set<String> = []
             skipWhitespace()
             if position < buffer.count, buffer[position] == UInt8(ascii: "}") {
                 position += 1
@@ -110,8 +138,15 @@ public struct JSONParser {
                 }
                 position += 1
                 skipWhitespace()
-                let value = try parseValue(depth: depth)
-                if members.updateValue(value, forKey: key) != nil { throw failure("duplicate member name") }
+                if let kept, !kept.contains(key) {
+                    try skipValue(depth: depth)
+                    if !skipped.insert(key).inserted { throw failure("duplicate member name") }
+                } else {
+                    let value = try parseValue(depth: depth)
+                    if members.updateValue(value, forKey: key) != nil || skipped.contains(key) {
+                        throw failure("duplicate member name")
+                    }
+                }
                 skipWhitespace()
                 guard position < buffer.count else { throw failure("unexpected end") }
                 if buffer[position] == UInt8(ascii: ",") {
@@ -124,6 +159,87 @@ public struct JSONParser {
                 }
                 throw failure("expected ',' or '}'")
             }
+        }
+
+        /// Checks one value as `parseValue` would and moves past it, building nothing but what
+        /// a rare case needs (a string with escapes or non-ASCII bytes, a fraction).
+        mutating func skipValue(depth: Int) throws(Failure) {
+            guard position < buffer.count else { throw failure("unexpected end") }
+            switch buffer[position] {
+            case UInt8(ascii: "{"):
+                if depth >= JSONParser.maximumDepth { throw failure("nesting too deep") }
+                try skipContainer(depth: depth + 1, closing: UInt8(ascii: "}"), hasNames: true)
+            case UInt8(ascii: "["):
+                if depth >= JSONParser.maximumDepth { throw failure("nesting too deep") }
+                try skipContainer(depth: depth + 1, closing: UInt8(ascii: "]"), hasNames: false)
+            case UInt8(ascii: "\""):
+                try skipString()
+            case UInt8(ascii: "t"):
+                try expectLiteral("true")
+            case UInt8(ascii: "f"):
+                try expectLiteral("false")
+            case UInt8(ascii: "n"):
+                try expectLiteral("null")
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                _ = try parseNumber()
+            default:
+                throw failure("unexpected character")
+            }
+        }
+
+        mutating func skipContainer(depth: Int, closing: UInt8, hasNames: Bool) throws(Failure) {
+            position += 1
+            skipWhitespace()
+            if position < buffer.count, buffer[position] == closing {
+                position += 1
+                return
+            }
+            while true {
+                skipWhitespace()
+                if hasNames {
+                    guard position < buffer.count, buffer[position] == UInt8(ascii: "\"") else {
+                        throw failure("expected member name")
+                    }
+                    try skipString()
+                    skipWhitespace()
+                    guard position < buffer.count, buffer[position] == UInt8(ascii: ":") else {
+                        throw failure("expected ':'")
+                    }
+                    position += 1
+                    skipWhitespace()
+                }
+                try skipValue(depth: depth)
+                skipWhitespace()
+                guard position < buffer.count else { throw failure("unexpected end") }
+                if buffer[position] == UInt8(ascii: ",") {
+                    position += 1
+                    continue
+                }
+                if buffer[position] == closing {
+                    position += 1
+                    return
+                }
+                throw failure(hasNames ? "expected ',' or '}'" : "expected ',' or ']'")
+            }
+        }
+
+        /// A plain ASCII string is only scanned; any other goes through `parseString` for its
+        /// escape and UTF-8 checks.
+        mutating func skipString() throws(Failure) {
+            let start = position
+            position += 1
+            while position < buffer.count {
+                let byte = buffer[position]
+                if byte == UInt8(ascii: "\"") {
+                    position += 1
+                    return
+                }
+                if byte == UInt8(ascii: "\\") || byte >= 0x80 { break }
+                if byte < 0x20 { throw failure("control character in string") }
+                position += 1
+            }
+            position = start
+            _ = try parseString()
         }
 
         mutating func parseArray(depth: Int) throws(Failure) -> JSONValue {

@@ -16,6 +16,9 @@ public final class TokenVerifier: Sendable {
     public let cache: VerifiedTokenCache
     /// What a verified JWT keeps of its claims; `nil` keeps them all.
     public let claimProjection: ClaimProjection?
+    /// The claim names a JWT's payload is parsed into (`JSONParser.parseObject(_:keeping:)`);
+    /// `nil` parses it whole.
+    private let parsedClaimNames: Set<String>?
     private let issuerIndexByIssuer: [String: Int]
     private let maximumTokenSize: Int
     private let now: @Sendable () -> Double
@@ -29,6 +32,7 @@ public final class TokenVerifier: Sendable {
         self.issuers = issuers
         self.cache = cache
         self.claimProjection = claimProjection
+        parsedClaimNames = claimProjection?.namesToParse(scopeClaims: issuers.compactMap(\.policy.scopeClaim))
         self.now = now
         var index: [String: Int] = [:]
         for (position, issuer) in issuers.enumerated() where index[issuer.policy.issuer] == nil {
@@ -95,7 +99,13 @@ public final class TokenVerifier: Sendable {
         case .success(let parsed): jws = parsed
         case .failure(let failure): return .failed(failure)
         }
-        guard let claims = try? JSONParser.parse(jws.payload), case .object = claims else {
+        let parsed: JSONValue?
+        if let parsedClaimNames {
+            parsed = try? JSONParser.parseObject(jws.payload, keeping: parsedClaimNames)
+        } else {
+            parsed = try? JSONParser.parse(jws.payload)
+        }
+        guard let claims = parsed, case .object = claims else {
             return .failed(VerificationFailure(.malformedClaims, "the payload is not a JSON object"))
         }
         guard let issuerString = claims["iss"]?.stringValue, let position = issuerIndexByIssuer[issuerString] else {
