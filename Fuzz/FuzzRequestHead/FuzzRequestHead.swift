@@ -11,9 +11,27 @@ import TollgateProxy
 /// bytes never outnumber the input; an accepted head has at most one Host, one for HTTP/1.1,
 /// an origin-form target and no CONNECT.
 enum FuzzRequestHead {
+    /// A part as compared between the two runs: the head by its fields and framing.
+    enum Part: Equatable {
+        case head(HTTPRequestHead, RequestHead.Framing, keepAlive: Bool)
+        case body(ByteBuffer)
+        case end(HTTPHeaders?)
+
+        init(_ part: HTTP1RequestParser.Part) {
+            switch part {
+            case .head(let head): self = .head(head.nioHead, head.framing, keepAlive: head.isKeepAlive)
+            case .body(let body): self = .body(body)
+            case .end(let trailers): self = .end(trailers)
+            }
+        }
+    }
+
     struct Run: Equatable {
-        var parts: [HTTP1RequestParser.Part] = []
+        var parts: [Part] = []
+        var heads: [RequestHead] = []
         var refused = false
+
+        static func == (lhs: Run, rhs: Run) -> Bool { lhs.parts == rhs.parts && lhs.refused == rhs.refused }
     }
 
     static func run(_ pieces: [UnsafeRawBufferPointer]) -> Run {
@@ -24,7 +42,9 @@ enum FuzzRequestHead {
             buffer.writeBytes(piece)
             while true {
                 do {
-                    guard case .part(var part) = try parser.next(&buffer) else { break }
+                    guard case .part(let parsed) = try parser.next(&buffer) else { break }
+                    if case .head(let head) = parsed { run.heads.append(head) }
+                    var part = Part(parsed)
                     if case .body(let body) = part {
                         // Body slices of the two runs differ in where they are cut: compare bytes.
                         if case .body(var previous)? = run.parts.last {
@@ -51,9 +71,10 @@ enum FuzzRequestHead {
         ])
         require(whole == pieces, "the stream parsed differently when split at \(split)")
         var bodyBytes = 0
+        for head in whole.heads { checkIndex(head) }
         for part in whole.parts {
             switch part {
-            case .head(let head):
+            case .head(let head, _, _):
                 checkHead(head)
             case .body(let body):
                 bodyBytes += body.readableBytes
@@ -70,6 +91,25 @@ enum FuzzRequestHead {
             "name \(name.debugDescription)"
         )
         require(!value.utf8.contains { $0 == 0 || $0 == 0x0A || $0 == 0x0D }, "value \(value.debugDescription)")
+    }
+
+    /// Each field's offsets lie inside the head, in order: a line holds its name, a colon and its
+    /// value and ends in CRLF.
+    static func checkIndex(_ head: RequestHead) {
+        var previousEnd = 0
+        var index = 0
+        head.forEachField { _, name, value in
+            require(name.startIndex >= previousEnd, "field \(index) starts before the previous one ends")
+            require(
+                name.endIndex < value.startIndex || name.endIndex == value.startIndex - 1 || value.isEmpty,
+                "field \(index): its value does not follow its name"
+            )
+            require(name.base[name.endIndex] == UInt8(ascii: ":"), "field \(index): no colon after the name")
+            previousEnd = value.endIndex
+            index += 1
+            return true
+        }
+        require(previousEnd <= head.bytes.readableBytes, "a field past the head")
     }
 
     static func checkHead(_ head: HTTPRequestHead) {

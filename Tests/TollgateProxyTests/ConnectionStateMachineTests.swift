@@ -11,12 +11,12 @@ import Testing
     static let header = TimeAmount.seconds(10)
     static let idle = TimeAmount.seconds(60)
 
-    static func head(_ uri: String = "/") -> HTTPServerRequestPart {
-        .head(HTTPRequestHead(version: .http1_1, method: .GET, uri: uri))
+    static func head(_ uri: String = "/") -> RequestPart {
+        .head(RequestHead(HTTPRequestHead(version: .http1_1, method: .GET, uri: uri)))
     }
 
-    static let body = HTTPServerRequestPart.body(ByteBuffer(string: "x"))
-    static let end = HTTPServerRequestPart.end(nil)
+    static let body = RequestPart.body(ByteBuffer(string: "x"))
+    static let end = RequestPart.end(nil)
 
     static func machine(isStream: Bool = false) -> ConnectionStateMachine {
         ConnectionStateMachine(isStream: isStream, now: start)

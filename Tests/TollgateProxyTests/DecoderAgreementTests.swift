@@ -28,7 +28,7 @@ import Testing
     ]
 
     /// How many request heads the proxy's decoder delivers for `first` followed by a plain request.
-    static func headsDecoded(_ first: String) throws -> (Int, HTTPRequestHead?) {
+    static func headsDecoded(_ first: String) throws -> (Int, RequestHead?) {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(
             HTTP1RequestDecoder(limits: .init(maximumHeadBytes: 4096, maximumTrailerBytes: 1024))
@@ -36,8 +36,8 @@ import Testing
         let bytes = "GET / HTTP/1.1\r\nHost: a\r\n\(first)\r\nGET /second HTTP/1.1\r\nHost: a\r\n\r\n"
         try channel.writeInbound(ByteBuffer(string: bytes))
         var count = 0
-        var firstHead: HTTPRequestHead?
-        while let part = try channel.readInbound(as: HTTPServerRequestPart.self) {
+        var firstHead: RequestHead?
+        while let part = try channel.readInbound(as: RequestPart.self) {
             if case .head(let head) = part {
                 count += 1
                 if firstHead == nil { firstHead = head }

@@ -41,10 +41,13 @@ import TollgateCore
     @Test func anotherPathIsNoCheck() {
         for target in ["/authx", "/orders/auth", "/"] {
             #expect(
-                ForwardAuthRequest.parse(method: "GET", target: target, headers: [:], configuredPath: "/auth") == nil
+                ForwardAuthRequest.parse(method: "GET", target: target, headers: HTTPHeaders(), configuredPath: "/auth")
+                    == nil
             )
         }
-        #expect(ForwardAuthRequest.parse(method: "GET", target: "/auth", headers: [:], configuredPath: nil) == nil)
+        #expect(
+            ForwardAuthRequest.parse(method: "GET", target: "/auth", headers: HTTPHeaders(), configuredPath: nil) == nil
+        )
     }
 
     @Test func anAllowedCheckIsAnsweredWithTheForwardedClaims() throws {

@@ -46,7 +46,7 @@ import Testing
             while true {
                 guard case .part(let part) = try parser.next(&buffer) else { break }
                 switch part {
-                case .head(let head): messages.append(message(head))
+                case .head(let head): messages.append(message(head.nioHead))
                 case .body(let body): messages[messages.count - 1].body += body.readableBytesView
                 case .end(let trailers): end(&messages, trailers)
                 }

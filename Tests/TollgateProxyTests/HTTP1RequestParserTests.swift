@@ -31,7 +31,7 @@ import Testing
             loop: while true {
                 switch try parser.next(&buffer) {
                 case .part(.head(let head)):
-                    parsed.heads.append(head)
+                    parsed.heads.append(head.nioHead)
                     parsed.bodies.append([])
                 case .part(.body(let body)):
                     parsed.bodies[parsed.bodies.count - 1] += body.readableBytesView

@@ -24,18 +24,22 @@ import Testing
         return text
     }
 
-    static func head(_ method: HTTPMethod, _ headers: [(String, String)] = []) -> HTTPClientRequestPart {
-        .head(HTTPRequestHead(version: .http1_1, method: method, uri: "/p?q=1", headers: HTTPHeaders(headers)))
+    static func head(_ method: HTTPMethod, _ headers: [(String, String)] = []) -> UpstreamRequestPart {
+        .head(
+            UpstreamRequestHead(
+                HTTPRequestHead(version: .http1_1, method: method, uri: "/p?q=1", headers: HTTPHeaders(headers))
+            )
+        )
     }
 
-    static func body(_ text: String) -> HTTPClientRequestPart {
+    static func body(_ text: String) -> UpstreamRequestPart {
         .body(.byteBuffer(ByteBuffer(string: text)))
     }
 
     @Test func aRequestWithoutBodyIsItsHeadInOneWrite() throws {
         let channel = try Self.channel()
         try channel.writeOutbound(Self.head(.GET, [("Host", "api.test"), ("X-A", "b")]))
-        try channel.writeOutbound(HTTPClientRequestPart.end(nil))
+        try channel.writeOutbound(UpstreamRequestPart.end(nil))
         var writes: [String] = []
         while let data = try channel.readOutbound(as: IOData.self) {
             if case .byteBuffer(let buffer) = data { writes.append(String(buffer: buffer)) }
@@ -48,7 +52,7 @@ import Testing
         try channel.writeOutbound(Self.head(.POST, [("Content-Length", "5")]))
         try channel.writeOutbound(Self.body("hel"))
         try channel.writeOutbound(Self.body("lo"))
-        try channel.writeOutbound(HTTPClientRequestPart.end(nil))
+        try channel.writeOutbound(UpstreamRequestPart.end(nil))
         #expect(try Self.written(channel) == "POST /p?q=1 HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello")
     }
 
@@ -57,7 +61,7 @@ import Testing
         try channel.writeOutbound(Self.head(.POST, [("Transfer-Encoding", "chunked")]))
         try channel.writeOutbound(Self.body("0123456789abcdefg"))
         try channel.writeOutbound(Self.body(""))
-        try channel.writeOutbound(HTTPClientRequestPart.end(HTTPHeaders([("grpc-timeout", "1S")])))
+        try channel.writeOutbound(UpstreamRequestPart.end(HTTPHeaders([("grpc-timeout", "1S")])))
         #expect(
             try Self.written(channel)
                 == "POST /p?q=1 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n11\r\n0123456789abcdefg\r\n0\r\ngrpc-timeout: 1S\r\n\r\n"
@@ -68,7 +72,7 @@ import Testing
         let channel = try Self.channel()
         try channel.writeOutbound(Self.head(.POST))
         try channel.writeOutbound(Self.body("abc"))
-        try channel.writeOutbound(HTTPClientRequestPart.end(nil))
+        try channel.writeOutbound(UpstreamRequestPart.end(nil))
         #expect(
             try Self.written(channel)
                 == "POST /p?q=1 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
@@ -81,7 +85,7 @@ import Testing
         let channel = try Self.channel()
         try channel.writeOutbound(Self.head(.TRACE, [("Content-Length", "3")]))
         try channel.writeOutbound(Self.body("abc"))
-        try channel.writeOutbound(HTTPClientRequestPart.end(nil))
+        try channel.writeOutbound(UpstreamRequestPart.end(nil))
         #expect(try Self.written(channel) == "TRACE /p?q=1 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
     }
 

@@ -41,7 +41,12 @@ public struct ClaimHeaderMapping: Sendable, Equatable {
     /// Whether an incoming header must be removed: any case, and `_` read as `-`, because some
     /// servers (nginx with `underscores_in_headers`, CGI, many frameworks) treat them alike.
     public func mustStrip(_ name: String) -> Bool {
-        let utf8 = name.utf8
+        var name = name
+        return name.withUTF8 { mustStrip(utf8: UnsafeRawBufferPointer($0)[...]) }
+    }
+
+    /// `mustStrip(_:)` over a name's bytes, as a request head holds them.
+    public func mustStrip(utf8: Slice<UnsafeRawBufferPointer>) -> Bool {
         let count = utf8.count
         for key in strippedKeys where key.count == count {
             var equal = true

@@ -57,7 +57,7 @@ struct ConnectionStateMachine {
     private(set) var quiescing = false
     /// One exchange per HTTP/2 stream: no pipelining, no keep-alive, no head timeout.
     let isStream: Bool
-    private var queued: [HTTPServerRequestPart] = []
+    private var queued: [RequestPart] = []
     private var readPending = false
 
     init(isStream: Bool, now: NIODeadline) {
@@ -70,7 +70,7 @@ struct ConnectionStateMachine {
     // MARK: - Request parts
 
     /// A request part arrived from the parser.
-    mutating func partReceived(_ part: HTTPServerRequestPart) -> PartAction {
+    mutating func partReceived(_ part: RequestPart) -> PartAction {
         switch state {
         case .closing, .relaying:
             return .ignore
@@ -93,7 +93,7 @@ struct ConnectionStateMachine {
     /// The next queued part to process now, if any: the rest of the current request, or the
     /// next request's head once the connection waits for one (stray body parts before it, left
     /// by a request that was answered early, are dropped).
-    mutating func nextQueuedPart() -> HTTPServerRequestPart? {
+    mutating func nextQueuedPart() -> RequestPart? {
         switch state {
         case .serving:
             guard let first = queued.first, !isHead(first) else { return nil }
@@ -199,7 +199,7 @@ struct ConnectionStateMachine {
         }
     }
 
-    private func isHead(_ part: HTTPServerRequestPart) -> Bool {
+    private func isHead(_ part: RequestPart) -> Bool {
         if case .head = part { return true }
         return false
     }

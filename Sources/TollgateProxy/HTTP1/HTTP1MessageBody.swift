@@ -90,7 +90,8 @@ struct HTTP1MessageBody {
                 try buffer.withUnsafeReadableBytes { bytes in
                     try HTTP1Syntax.parseFields(UnsafeRawBufferPointer(rebasing: bytes[0..<length]), from: 0) {
                         name,
-                        value in
+                        value,
+                        _ in
                         trailers.add(
                             name: String(decoding: name, as: UTF8.self),
                             value: String(decoding: value, as: UTF8.self)

@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 import TollgateCore
 
-/// Turns a client connection's bytes into `HTTPServerRequestPart`s with `HTTP1RequestParser`, in
+/// Turns a client connection's bytes into `RequestPart`s with `HTTP1RequestParser`, in
 /// place of NIO's `HTTPRequestDecoder` (whose llhttp accepts bare LF, obs-fold in some spellings,
 /// chained transfer codings and more than a proxy should pass on: `HTTP1ParserDifferentialTests`).
 ///
@@ -11,7 +11,7 @@ import TollgateCore
 /// `resume()` (answered without a switch) or its removal (relayed: the held bytes go on raw).
 final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
-    typealias InboundOut = HTTPServerRequestPart
+    typealias InboundOut = RequestPart
 
     private var parser: HTTP1RequestParser
     private var buffer = ByteBuffer()
@@ -69,7 +69,7 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
             do {
                 switch try parser.next(&buffer) {
                 case .part(let part):
-                    context.fireChannelRead(wrapInboundOut(convert(part)))
+                    context.fireChannelRead(wrapInboundOut(part))
                 case .needMoreData, .paused:
                     // An empty buffer is replaced by the next read; clearing it would copy storage
                     // that body slices still share.
@@ -84,14 +84,6 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
                 context.fireErrorCaught(error)
                 return
             }
-        }
-    }
-
-    private func convert(_ part: HTTP1RequestParser.Part) -> HTTPServerRequestPart {
-        switch part {
-        case .head(let head): .head(head)
-        case .body(let body): .body(body)
-        case .end(let trailers): .end(trailers)
         }
     }
 }

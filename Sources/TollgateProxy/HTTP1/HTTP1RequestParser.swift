@@ -35,11 +35,7 @@ package struct HTTP1RequestParser {
         }
     }
 
-    package enum Part: Equatable {
-        case head(HTTPRequestHead)
-        case body(ByteBuffer)
-        case end(HTTPHeaders?)
-    }
+    package typealias Part = RequestPart
 
     package enum Next: Equatable {
         case part(Part)
@@ -131,10 +127,10 @@ package struct HTTP1RequestParser {
             buffer.moveReaderIndex(forwardBy: 2)
         }
         guard let length = try scanner.scan(buffer, limit: limits.maximumHeadBytes) else { return .needMoreData }
-        let parsed = try buffer.withUnsafeReadableBytes { bytes in
+        var parsed = try buffer.withUnsafeReadableBytes { bytes in
             try Self.parseHead(UnsafeRawBufferPointer(rebasing: bytes[0..<length]))
         }
-        buffer.moveReaderIndex(forwardBy: length)
+        parsed.head.bytes = buffer.readSlice(length: length)!
         pausesAfterMessage = parsed.asksToSwitch
         state = .body(
             HTTP1MessageBody(
@@ -147,7 +143,8 @@ package struct HTTP1RequestParser {
     }
 
     struct ParsedHead {
-        var head: HTTPRequestHead
+        /// Its `bytes` are set by the caller, which holds the buffer.
+        var head: RequestHead
         var framing: HTTP1MessageBody.Framing
         var asksToSwitch: Bool
     }
@@ -182,14 +179,24 @@ package struct HTTP1RequestParser {
         let version = HTTPVersion(major: 1, minor: bytes[index + 7] == UInt8(ascii: "1") ? 1 : 0)
         index += 10
 
-        var headers = HTTPHeaders()
+        var fields: [RequestHead.Field] = []
+        fields.reserveCapacity(16)
         var contentLength: Int?
+        var close = false
+        var keepAlive = false
         var transferEncoding = false
         var connectionUpgrade = false
         var upgrade = false
-        try HTTP1Syntax.parseFields(bytes, from: index) { name, value in
-            let nameString = String(decoding: name, as: UTF8.self)
-            let valueString = String(decoding: value, as: UTF8.self)
+        try HTTP1Syntax.parseFields(bytes, from: index) { name, value, lineEnd in
+            fields.append(
+                RequestHead.Field(
+                    lineStart: UInt32(name.startIndex),
+                    nameEnd: UInt32(name.endIndex),
+                    valueStart: UInt32(value.startIndex),
+                    valueEnd: UInt32(value.endIndex),
+                    lineEnd: UInt32(lineEnd)
+                )
+            )
             switch name.count {
             case 14 where name.equalsLowercased(HTTP1Syntax.contentLength):
                 guard contentLength == nil else {
@@ -205,9 +212,13 @@ package struct HTTP1RequestParser {
                     throw HTTP1ParseError(.malformed, "a transfer coding other than chunked")
                 }
                 transferEncoding = true
-            case 10 where name.equalsLowercased(HTTP1Syntax.connection),
-                16 where name.equalsLowercased(HTTP1Syntax.proxyConnection):
-                if CheckedRequestHead.listContains(valueString, "upgrade") { connectionUpgrade = true }
+            case 10 where name.equalsLowercased(HTTP1Syntax.connection):
+                let options = ConnectionOptions(value)
+                if options.upgrade { connectionUpgrade = true }
+                if options.close { close = true }
+                if options.keepAlive { keepAlive = true }
+            case 16 where name.equalsLowercased(HTTP1Syntax.proxyConnection):
+                if ConnectionOptions(value).upgrade { connectionUpgrade = true }
             case 7 where name.equalsLowercased(HTTP1Syntax.upgrade):
                 if !value.isEmpty { upgrade = true }
             case 14 where name.equalsLowercasedFoldingUnderscore(HTTP1Syntax.contentLength),
@@ -217,7 +228,6 @@ package struct HTTP1RequestParser {
             default:
                 break
             }
-            headers.add(name: nameString, value: valueString)
         }
         let framing: HTTP1MessageBody.Framing
         if transferEncoding {
@@ -237,12 +247,63 @@ package struct HTTP1RequestParser {
         // Methods are case-sensitive (RFC 9110 §9.1), but some upstreams read `get` as GET while a
         // route for GET would not match it: only the registered methods NIO names pass.
         if case .RAW = method { throw HTTP1ParseError(.malformed, "an unknown method") }
-        let head = HTTPRequestHead(
-            version: version,
+        let head = RequestHead(
             method: method,
+            version: version,
             uri: String(decoding: bytes[targetStart..<targetEnd], as: UTF8.self),
-            headers: headers
+            bytes: ByteBuffer(),
+            fields: fields,
+            framing: framing.requestFraming,
+            isKeepAlive: version.minor == 1 ? !close : keepAlive && !close
         )
         return ParsedHead(head: head, framing: framing, asksToSwitch: connectionUpgrade && upgrade)
+    }
+}
+
+/// The options of a `Connection` value the parser acts on (RFC 9110 §7.6.1), read from its bytes.
+/// Also reads `TE` lists, for `trailers`.
+struct ConnectionOptions {
+    var close = false
+    var keepAlive = false
+    var upgrade = false
+    var trailers = false
+    /// An option other than these four.
+    var namesOthers = false
+
+    private static let closeToken = Array("close".utf8)
+    private static let keepAliveToken = Array("keep-alive".utf8)
+    private static let upgradeToken = Array("upgrade".utf8)
+    private static let trailersToken = Array("trailers".utf8)
+
+    init(_ value: UnsafeRawBufferPointer.SubSequence) {
+        var start = value.startIndex
+        while start < value.endIndex {
+            var end = start
+            while end < value.endIndex, value[end] != UInt8(ascii: ",") { end += 1 }
+            var itemStart = start
+            var itemEnd = end
+            while itemStart < itemEnd, value[itemStart] == .space || value[itemStart] == .htab { itemStart += 1 }
+            while itemEnd > itemStart, value[itemEnd - 1] == .space || value[itemEnd - 1] == .htab { itemEnd -= 1 }
+            let item = value[itemStart..<itemEnd]
+            switch item.count {
+            case 5 where item.equalsLowercased(Self.closeToken): close = true
+            case 7 where item.equalsLowercased(Self.upgradeToken): upgrade = true
+            case 10 where item.equalsLowercased(Self.keepAliveToken): keepAlive = true
+            case 8 where item.equalsLowercased(Self.trailersToken): trailers = true
+            case 0: break
+            default: namesOthers = true
+            }
+            start = end + 1
+        }
+    }
+}
+
+extension HTTP1MessageBody.Framing {
+    var requestFraming: RequestHead.Framing {
+        switch self {
+        case .none, .untilClose: .none
+        case .length(let count): .length(count)
+        case .chunked: .chunked
+        }
     }
 }

@@ -193,7 +193,7 @@ package struct HTTP1ResponseParser {
         var headers = HTTPHeaders()
         var contentLength: Int?
         var transferEncoding = false
-        try HTTP1Syntax.parseFields(bytes, from: index) { name, value in
+        try HTTP1Syntax.parseFields(bytes, from: index) { name, value, _ in
             switch name.count {
             case 14 where name.equalsLowercased(HTTP1Syntax.contentLength):
                 guard contentLength == nil else { throw HTTP1ParseError(.malformed, "more than one Content-Length") }

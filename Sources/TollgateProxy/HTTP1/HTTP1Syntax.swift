@@ -3,14 +3,14 @@ import NIOCore
 /// RFC 9112 syntax shared by the request and the response parser: field lines and decimal
 /// lengths, over bytes whose CTLs, bare CRs and bare LFs `HTTP1SectionScanner` has refused.
 enum HTTP1Syntax {
-    /// Calls `field` with the name and the trimmed value of each field line from `start` to the
-    /// section's final empty line.
+    /// Calls `field` with the name, the trimmed value and the end (after its CRLF) of each field
+    /// line from `start` to the section's final empty line.
     /// - Throws: `HTTP1ParseError` for obs-fold, whitespace before a colon or a name that is not a
     ///   token.
     static func parseFields(
         _ bytes: UnsafeRawBufferPointer,
         from start: Int,
-        _ field: (UnsafeRawBufferPointer.SubSequence, UnsafeRawBufferPointer.SubSequence) throws -> Void
+        _ field: (UnsafeRawBufferPointer.SubSequence, UnsafeRawBufferPointer.SubSequence, Int) throws -> Void
     ) throws {
         var index = start
         while bytes[index] != .cr {
@@ -36,8 +36,8 @@ enum HTTP1Syntax {
             while valueEnd > valueStart, bytes[valueEnd - 1] == .space || bytes[valueEnd - 1] == .htab {
                 valueEnd -= 1
             }
-            try field(name, bytes[valueStart..<valueEnd])
             index += 2
+            try field(name, bytes[valueStart..<valueEnd], index)
         }
     }
 

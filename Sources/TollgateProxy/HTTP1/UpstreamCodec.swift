@@ -1,6 +1,92 @@
 import NIOCore
 import NIOHTTP1
 
+/// A request head ready for the upstream: its bytes as they are written, the method (the
+/// answer's framing depends on it) and the body framing the head states.
+struct UpstreamRequestHead {
+    enum Framing {
+        case none
+        case length
+        case chunked
+    }
+
+    var method: HTTPMethod
+    var bytes: ByteBuffer
+    var framing: Framing
+
+    init(method: HTTPMethod, bytes: ByteBuffer, framing: Framing) {
+        self.method = method
+        self.bytes = bytes
+        self.framing = framing
+    }
+
+    /// A head given as NIO's type, written out with the framing it states: `Transfer-Encoding`
+    /// dropped beside `Content-Length` (RFC 9112 §6.3), `Transfer-Encoding: chunked` added for a
+    /// POST, PUT or PATCH that states none (an HTTP/2 client's).
+    init(_ head: HTTPRequestHead) {
+        var headers = head.headers
+        if headers.contains(name: "content-length") {
+            if headers.contains(name: "transfer-encoding") { headers.remove(name: "transfer-encoding") }
+            framing = .length
+        } else if headers.contains(name: "transfer-encoding") {
+            framing = .chunked
+        } else if head.method == .POST || head.method == .PUT || head.method == .PATCH {
+            headers.add(name: "Transfer-Encoding", value: "chunked")
+            framing = .chunked
+        } else {
+            framing = .none
+        }
+        method = head.method
+        bytes = ByteBuffer()
+        bytes.writeString(head.method.rawValue)
+        bytes.writeInteger(UInt8.space)
+        bytes.writeString(head.uri)
+        bytes.writeStaticString(" HTTP/1.1\r\n")
+        for (name, value) in headers {
+            bytes.writeString(name)
+            bytes.writeStaticString(": ")
+            bytes.writeString(value)
+            bytes.writeStaticString("\r\n")
+        }
+        bytes.writeStaticString("\r\n")
+    }
+
+    /// The head as NIO's type, for an HTTP/2 upstream (read back by the request parser).
+    func nioHead() throws -> HTTPRequestHead {
+        let parsed = try bytes.withUnsafeReadableBytes { try HTTP1RequestParser.parseHead($0) }
+        var head = parsed.head
+        head.bytes = bytes
+        return head.nioHead
+    }
+}
+
+/// What the proxy handler writes to an upstream connection or stream.
+enum UpstreamRequestPart {
+    case head(UpstreamRequestHead)
+    case body(IOData)
+    case end(HTTPHeaders?)
+}
+
+/// On an HTTP/2 upstream stream, before NIO's HTTP/1-to-HTTP/2 codec.
+final class UpstreamHTTP2Adapter: ChannelOutboundHandler {
+    typealias OutboundIn = UpstreamRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(let head):
+            do {
+                context.write(wrapOutboundOut(.head(try head.nioHead())), promise: promise)
+            } catch {
+                promise?.fail(error)
+                context.close(promise: nil)
+            }
+        case .body(let body): context.write(wrapOutboundOut(.body(body)), promise: promise)
+        case .end(let trailers): context.write(wrapOutboundOut(.end(trailers)), promise: promise)
+        }
+    }
+}
+
 /// An upstream connection's HTTP/1.1 codec, in place of NIO's `HTTPRequestEncoder` and
 /// `HTTPResponseDecoder`: requests are written with the framing their head states, responses are
 /// read by `HTTP1ResponseParser`.
@@ -17,18 +103,12 @@ import NIOHTTP1
 final class UpstreamCodec: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundIn = UpstreamRequestPart
     typealias OutboundOut = IOData
-
-    private enum Framing {
-        case none
-        case length
-        case chunked
-    }
 
     private var parser: HTTP1ResponseParser
     private var buffer = ByteBuffer()
-    private var framing = Framing.none
+    private var framing = UpstreamRequestHead.Framing.none
     private var failed = false
     private var decoding = false
     private var removed = false
@@ -41,22 +121,10 @@ final class UpstreamCodec: ChannelDuplexHandler, RemovableChannelHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
-        case .head(var head):
-            framing = Self.frame(&head)
+        case .head(let head):
+            framing = head.framing
             parser.expectResponse(to: head.method)
-            var out = context.channel.allocator.buffer(capacity: 512)
-            out.writeString(head.method.rawValue)
-            out.writeInteger(UInt8.space)
-            out.writeString(head.uri)
-            out.writeStaticString(" HTTP/1.1\r\n")
-            for (name, value) in head.headers {
-                out.writeString(name)
-                out.writeStaticString(": ")
-                out.writeString(value)
-                out.writeStaticString("\r\n")
-            }
-            out.writeStaticString("\r\n")
-            context.write(wrapOutboundOut(.byteBuffer(out)), promise: promise)
+            context.write(wrapOutboundOut(.byteBuffer(head.bytes)), promise: promise)
         case .body(let body):
             switch framing {
             case .length:
@@ -100,23 +168,6 @@ final class UpstreamCodec: ChannelDuplexHandler, RemovableChannelHandler {
             }
             out.writeStaticString("\r\n")
             context.write(wrapOutboundOut(.byteBuffer(out)), promise: promise)
-        }
-    }
-
-    /// The framing a request head states, with `Transfer-Encoding: chunked` added for a body
-    /// that states none and `Transfer-Encoding` dropped beside `Content-Length` (RFC 9112 §6.3).
-    private static func frame(_ head: inout HTTPRequestHead) -> Framing {
-        if head.headers.contains(name: "content-length") {
-            if head.headers.contains(name: "transfer-encoding") { head.headers.remove(name: "transfer-encoding") }
-            return .length
-        }
-        if head.headers.contains(name: "transfer-encoding") { return .chunked }
-        switch head.method {
-        case .POST, .PUT, .PATCH:
-            head.headers.add(name: "Transfer-Encoding", value: "chunked")
-            return .chunked
-        default:
-            return .none
         }
     }
 

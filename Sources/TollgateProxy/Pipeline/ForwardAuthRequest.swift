@@ -1,6 +1,15 @@
 import NIOHTTP1
 import TollgateCore
 
+/// Reads a header by name: a request head as received, or NIO's collection.
+protocol FieldLookup {
+    /// The first value named `name` (lower-case), compared case-insensitively.
+    func first(name: String) -> String?
+}
+
+extension HTTPHeaders: FieldLookup {}
+extension RequestHead: FieldLookup {}
+
 /// A forward-auth check (nginx `auth_request`, Traefik `forwardAuth`, Envoy `ext_authz`): which
 /// request the gate is asked about, and the answer to an allowed one. The original request
 /// comes in `X-Forwarded-Method` and `X-Forwarded-Uri` (or nginx's `X-Original-URI`), or, for
@@ -15,7 +24,7 @@ struct ForwardAuthRequest: Equatable {
     static func parse(
         method: String,
         target: String,
-        headers: HTTPHeaders,
+        headers: some FieldLookup,
         configuredPath: String?
     ) -> ForwardAuthRequest? {
         guard let configuredPath else { return nil }

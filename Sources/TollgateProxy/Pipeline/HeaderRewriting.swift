@@ -27,8 +27,14 @@ enum HeaderName {
 
     /// `_` counts as `-`: CGI, PHP, WSGI and Rack read `X_Forwarded_For` as `X-Forwarded-For`.
     init(_ name: String) {
-        func named(_ lower: String) -> Bool { name.caseInsensitiveEqualsFoldingUnderscore(lower) }
-        switch name.utf8.count {
+        var name = name
+        self = name.withUTF8 { HeaderName(utf8: UnsafeRawBufferPointer($0)[...]) }
+    }
+
+    /// From the name's bytes, as a request head holds them.
+    init(utf8 name: Slice<UnsafeRawBufferPointer>) {
+        func named(_ lower: StaticString) -> Bool { name.equalsFoldingUnderscore(lower) }
+        switch name.count {
         case 2: self = named("te") ? .te : .other
         case 4: self = named("host") ? .host : .other
         case 7: self = named("upgrade") ? .upgrade : named("trailer") ? .trailer : .other
@@ -52,6 +58,37 @@ enum HeaderName {
             self = named("proxy-authenticate") ? .hopByHop : named("x-forwarded-prefix") ? .override : .other
         case 19: self = named("proxy-authorization") ? .hopByHop : .other
         default: self = .other
+        }
+    }
+}
+
+extension Slice where Base == UnsafeRawBufferPointer {
+    /// ASCII case-insensitive comparison with a lower-case name, `_` in `self` read as `-`.
+    func equalsFoldingUnderscore(_ lower: StaticString) -> Bool {
+        guard count == lower.utf8CodeUnitCount else { return false }
+        return lower.withUTF8Buffer { expected in
+            var other = 0
+            for byte in self {
+                var folded = byte >= 65 && byte <= 90 ? byte + 32 : byte
+                if folded == UInt8(ascii: "_") { folded = UInt8(ascii: "-") }
+                if folded != expected[other] { return false }
+                other += 1
+            }
+            return true
+        }
+    }
+
+    /// ASCII case-insensitive comparison with a lower-case name.
+    func equalsLowercased(_ lower: StaticString) -> Bool {
+        guard count == lower.utf8CodeUnitCount else { return false }
+        return lower.withUTF8Buffer { expected in
+            var other = 0
+            for byte in self {
+                let folded = byte >= 65 && byte <= 90 ? byte + 32 : byte
+                if folded != expected[other] { return false }
+                other += 1
+            }
+            return true
         }
     }
 }
@@ -80,113 +117,143 @@ struct ClientConnection {
 }
 
 extension ProxySnapshot {
-    /// The headers the upstream receives (step 4 and 7): hop-by-hop headers and whatever the
+    /// The head the upstream receives (step 4 and 7), written by copying the client's field
+    /// lines it keeps, in runs, and adding Tollgate's own: hop-by-hop headers and whatever the
     /// client's `Connection:` names removed (never the headers Tollgate sets itself), spoofable
-    /// claim headers removed in every spelling, `X-Forwarded-*` set, claims added.
-    func upstreamHeaders(
-        from incoming: HTTPHeaders,
+    /// claim headers removed in every spelling, `X-Forwarded-*` set, claims added. `target` is
+    /// `basePath` and `requestTarget` joined.
+    func upstreamHead(
+        from incoming: RequestHead,
+        basePath: String = "",
+        requestTarget: String,
+        checked: CheckedRequestHead,
         token: VerifiedToken?,
         connection: ClientConnection,
         requestID: String,
         traceparent: String,
         isUpgrade: Bool,
-        authority: String? = nil,
-        allowsOverrideHeaders: Bool = false
-    ) -> Result<HTTPHeaders, ClaimHeaderMapping.Failure> {
-        let teTrailersRequested = incoming["te"].contains { CheckedRequestHead.listContains($0, "trailers") }
-        var connectionNamed = connectionOptions(incoming)
-        if !connectionNamed.isEmpty { connectionNamed.removeAll { protectedHeaders.contains($0) } }
+        allowsOverrideHeaders: Bool = false,
+        allocator: ByteBufferAllocator = ByteBufferAllocator()
+    ) -> Result<UpstreamRequestHead, ClaimHeaderMapping.Failure> {
         let mapping = configuration.forward
-        // The client's headers are kept as they are and the few offending names removed, rather
-        // than copied one by one (this runs on every request).
-        var removals: [String] = []
+        var claimHeaders: [(name: String, value: String)] = []
+        if let token {
+            switch mapping.headers(for: token) {
+            case .success(let headers): claimHeaders = headers
+            case .failure(let failure): return .failure(failure)
+            }
+        }
+        var connectionNamed = checked.connectionNamed
+        if !connectionNamed.isEmpty { connectionNamed.removeAll { protectedHeaders.contains($0) } }
+        let authority = checked.authority
+        let framing: UpstreamRequestHead.Framing
+        var addsChunked = false
+        switch incoming.framing {
+        case .length: framing = .length
+        case .chunked: framing = .chunked
+        case .none:
+            switch incoming.method {
+            case .POST, .PUT, .PATCH:
+                // A body stated by neither (an HTTP/2 client's) goes chunked, as NIO sends it.
+                addsChunked = true
+                framing = .chunked
+            default:
+                framing = .none
+            }
+        }
+
+        var out = allocator.buffer(capacity: incoming.bytes.readableBytes + requestTarget.utf8.count + 320)
+        out.writeString(incoming.method.rawValue)
+        out.writeInteger(UInt8.space)
+        out.writeString(basePath)
+        out.writeString(requestTarget)
+        out.writeStaticString(" HTTP/1.1\r\n")
         var forwardedFor: String?
         var forwardedProto: String?
         var forwardedHost: String?
-        var host: String?
-        var teTrailers = false
-        var teOther = false
-        for (name, value) in incoming {
-            switch HeaderName(name) {
-            case .forwardedFor:
-                if connection.peerTrusted { forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value }
-                removals.append(name)
-                continue
-            case .forwardedProto:
-                if connection.peerTrusted { forwardedProto = value }
-                removals.append(name)
-                continue
-            case .forwardedHost:
-                if connection.peerTrusted { forwardedHost = value }
-                removals.append(name)
-                continue
-            case .forwardedOther:
-                if !connection.peerTrusted {
-                    removals.append(name)
-                    continue
-                }
-            case .tracing, .hopByHop, .connection:
-                removals.append(name)
-                continue
-            case .trailer:
-                // The request's trailers are dropped unless it asked for them (`TE: trailers`).
-                if !teTrailersRequested {
-                    removals.append(name)
-                    continue
-                }
-            case .host:
-                if let authority {
+        let trusted = connection.peerTrusted
+        incoming.bytes.withUnsafeReadableBytes { raw in
+            // A run of kept lines is copied with one write.
+            var runStart = 0
+            var runEnd = 0
+            var host: Slice<UnsafeRawBufferPointer>?
+            for field in incoming.fields {
+                let name = raw[Int(field.lineStart)..<Int(field.nameEnd)]
+                let value = raw[Int(field.valueStart)..<Int(field.valueEnd)]
+                let keep: Bool
+                switch HeaderName(utf8: name) {
+                case .forwardedFor:
+                    if trusted { forwardedFor = forwardedFor.map { $0 + ", " + value.string } ?? value.string }
+                    keep = false
+                case .forwardedProto:
+                    if trusted { forwardedProto = value.string }
+                    keep = false
+                case .forwardedHost:
+                    if trusted { forwardedHost = value.string }
+                    keep = false
+                case .forwardedOther:
+                    keep = trusted
+                case .tracing, .hopByHop, .connection:
+                    keep = false
+                case .trailer:
+                    // The request's trailers are dropped unless it asked for them (`TE: trailers`).
+                    keep = checked.acceptsTrailers
+                case .host:
                     // Absolute form: the target's authority stands in for Host (RFC 9112 §3.2.2).
-                    host = authority
-                    removals.append(name)
-                    continue
+                    if authority == nil { host = value }
+                    keep = authority == nil
+                case .override:
+                    keep = allowsOverrideHeaders
+                case .upgrade:
+                    keep = isUpgrade
+                case .te:
+                    // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC requires it end to end.
+                    keep = value.equalsLowercased("trailers")
+                case .other:
+                    if mapping.mustStrip(utf8: name)
+                        || (!connectionNamed.isEmpty && connectionNamed.contains { name.equalsLowercased($0) })
+                    {
+                        keep = false
+                    } else if name.count == 14, name.equalsLowercased("content-length") {
+                        keep = framing == .length
+                    } else if name.count == 17, name.equalsLowercased("transfer-encoding") {
+                        keep = framing == .chunked
+                    } else {
+                        keep = true
+                    }
                 }
-                host = value
-            case .override:
-                if !allowsOverrideHeaders {
-                    removals.append(name)
-                    continue
+                if keep {
+                    if runEnd != Int(field.lineStart) {
+                        out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[runStart..<runEnd]))
+                        runStart = Int(field.lineStart)
+                    }
+                    runEnd = Int(field.lineEnd)
                 }
-            case .upgrade:
-                if !isUpgrade { removals.append(name) }
-                continue
-            case .te:
-                // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC requires it end to end.
-                if value.caseInsensitiveEquals("trailers") { teTrailers = true } else { teOther = true }
-                continue
-            case .other:
-                break
             }
-            if mapping.mustStrip(name)
-                || (!connectionNamed.isEmpty && connectionNamed.contains(where: { name.caseInsensitiveEquals($0) }))
-            {
-                removals.append(name)
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[runStart..<runEnd]))
+            if forwardedHost == nil, authority == nil, let host {
+                out.writeStaticString("X-Forwarded-Host: ")
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: host))
+                out.writeStaticString("\r\n")
             }
         }
-        var headers = incoming
-        headers.reserveCapacity(incoming.count + mapping.entries.count + 6)
-        for name in removals { headers.remove(name: name) }
-        if teOther {
-            headers.remove(name: "te")
-            if teTrailers { headers.add(name: "TE", value: "trailers") }
+        if let authority { out.writeField("Host", authority) }
+        if let forwardedHost = forwardedHost ?? authority { out.writeField("X-Forwarded-Host", forwardedHost) }
+        if isUpgrade { out.writeStaticString("Connection: upgrade\r\n") }
+        if addsChunked { out.writeStaticString("Transfer-Encoding: chunked\r\n") }
+        out.writeStaticString("X-Forwarded-For: ")
+        if let forwardedFor {
+            out.writeString(forwardedFor)
+            out.writeStaticString(", ")
         }
-        if let authority { headers.add(name: "Host", value: authority) }
-        if isUpgrade { headers.add(name: "Connection", value: "upgrade") }
-        let peerAddress = connection.peerAddress
-        headers.add(name: "X-Forwarded-For", value: forwardedFor.map { $0 + ", " + peerAddress } ?? peerAddress)
-        headers.add(name: "X-Forwarded-Proto", value: forwardedProto ?? connection.scheme)
-        if let forwardedHost = forwardedHost ?? host { headers.add(name: "X-Forwarded-Host", value: forwardedHost) }
-        headers.add(name: "X-Request-Id", value: requestID)
-        headers.add(name: "traceparent", value: traceparent)
-        if let token {
-            switch mapping.headers(for: token) {
-            case .success(let claimHeaders):
-                for header in claimHeaders { headers.add(name: header.name, value: header.value) }
-            case .failure(let failure):
-                return .failure(failure)
-            }
-        }
-        return .success(headers)
+        out.writeString(connection.peerAddress)
+        out.writeStaticString("\r\n")
+        out.writeField("X-Forwarded-Proto", forwardedProto ?? connection.scheme)
+        out.writeField("X-Request-Id", requestID)
+        out.writeField("traceparent", traceparent)
+        for header in claimHeaders { out.writeField(header.name, header.value) }
+        out.writeStaticString("\r\n")
+        return .success(UpstreamRequestHead(method: incoming.method, bytes: out, framing: framing))
     }
 
     /// Request trailers that may go on (gRPC, `TE: trailers`): the spoofable names removed exactly
@@ -239,6 +306,15 @@ extension ProxySnapshot {
         for name in removals { headers.remove(name: name) }
         if isUpgrade { headers.add(name: "Connection", value: "upgrade") }
         return headers
+    }
+}
+
+extension ByteBuffer {
+    mutating func writeField(_ name: String, _ value: String) {
+        writeString(name)
+        writeStaticString(": ")
+        writeString(value)
+        writeStaticString("\r\n")
     }
 }
 

@@ -15,6 +15,7 @@ public final class ProxySnapshot: Sendable, AtomicReference {
     /// Lower-cased names a client's `Connection:` header may never remove.
     let protectedHeaders: Set<String>
     let tokenHeader: String
+    let tokenHeaderLowercased: String
     /// Connections to the upstream; `nil` when only forward-auth is served.
     let pools: UpstreamPools?
 
@@ -34,6 +35,7 @@ public final class ProxySnapshot: Sendable, AtomicReference {
         for name in configuration.forward.setHeaderNames { protected.insert(name.lowercased()) }
         protectedHeaders = protected
         tokenHeader = configuration.token.header
+        tokenHeaderLowercased = configuration.token.header.lowercased()
     }
 
     var realm: String { configuration.realm }
@@ -51,12 +53,12 @@ public final class ProxySnapshot: Sendable, AtomicReference {
 
     /// Limits, normalisation, route match, token extraction and, when it can answer without
     /// waiting, verification and authorisation. `target` is in origin form.
-    func evaluate(method: String, target: String, headers: HTTPHeaders) -> GateDecision {
+    func evaluate(method: String, target: String, head: RequestHead) -> GateDecision {
         let server = configuration.server
         if target.utf8.count > server.maximumRequestLine {
             return .respond(GateError(.requestTargetTooLong), nil)
         }
-        if headers.count > server.maximumHeaderCount || Self.headerBytes(headers) > server.maximumHeaderBytes {
+        if head.count > server.maximumHeaderCount || head.fieldBytes > server.maximumHeaderBytes {
             return .respond(GateError(.headersTooLarge), nil)
         }
         let normalized: PathNormalizer.Normalized
@@ -85,7 +87,7 @@ public final class ProxySnapshot: Sendable, AtomicReference {
             }
         }
         let token: String
-        switch extractToken(headers: headers, query: normalized.query) {
+        switch extractToken(head: head, query: normalized.query) {
         case .token(let value): token = value
         case .missing: return .respond(GateError(.missingToken), matched)
         case .malformed(let description): return .respond(GateError(.badTokenRequest, description), matched)
@@ -125,25 +127,28 @@ public final class ProxySnapshot: Sendable, AtomicReference {
         case malformed(String)
     }
 
-    func extractToken(headers: HTTPHeaders, query: String?) -> ExtractedToken {
-        var headerValue: String?
+    func extractToken(head: RequestHead, query: String?) -> ExtractedToken {
+        var headerIndex: Int?
         var seen = 0
-        for (name, value) in headers where name.utf8.count == tokenHeader.utf8.count {
-            guard name.caseInsensitiveEquals(tokenHeader) else { continue }
-            seen += 1
-            headerValue = value
+        let tokenHeader = tokenHeaderLowercased
+        head.forEachField { index, name, _ in
+            if name.equalsLowercased(tokenHeader) {
+                seen += 1
+                headerIndex = index
+            }
+            return true
         }
-        if seen > 1 { return .malformed("the \(tokenHeader) header appears more than once") }
+        if seen > 1 { return .malformed("the \(self.tokenHeader) header appears more than once") }
         var found: String?
-        if let headerValue {
-            switch Self.bearerToken(in: headerValue) {
+        if let headerIndex {
+            switch Self.bearerToken(in: head.value(at: headerIndex)) {
             case .token(let token): found = token
             case .missing: return .missing
             case .malformed(let description): return .malformed(description)
             }
         }
         if found == nil, let cookieName = configuration.token.cookie {
-            found = Self.cookie(named: cookieName, in: headers)
+            found = Self.cookie(named: cookieName, in: head.values(name: "cookie"))
         }
         if let parameter = configuration.token.queryParameter, let query,
             let value = Self.queryValue(named: parameter, in: query)
@@ -182,8 +187,8 @@ public final class ProxySnapshot: Sendable, AtomicReference {
         }
     }
 
-    static func cookie(named name: String, in headers: HTTPHeaders) -> String? {
-        for value in headers["cookie"] {
+    static func cookie(named name: String, in values: [String]) -> String? {
+        for value in values {
             for pair in value.split(separator: ";") {
                 let trimmed = pair.trimmingSpaces()
                 guard let equals = trimmed.firstIndex(of: "=") else { continue }
@@ -201,12 +206,6 @@ public final class ProxySnapshot: Sendable, AtomicReference {
             }
         }
         return nil
-    }
-
-    static func headerBytes(_ headers: HTTPHeaders) -> Int {
-        var total = 0
-        for (name, value) in headers { total += name.utf8.count + value.utf8.count + 4 }
-        return total
     }
 }
 

@@ -16,8 +16,17 @@ package struct CheckedRequestHead {
     /// names removed; every other request's trailers are dropped.
     package var acceptsTrailers: Bool
 
-    /// - Returns: the checked head, or the refusal (always answered with a close).
+    /// The lower-cased options the client's `Connection` lists (other than `close`,
+    /// `keep-alive` and `upgrade`): the headers they name are removed on the way upstream.
+    package var connectionNamed: [String]
+
+    /// `check(_:isHTTP2:)` for a head given as NIO's type.
     package static func check(_ head: HTTPRequestHead, isHTTP2: Bool) -> Result<CheckedRequestHead, GateError> {
+        check(RequestHead(head), isHTTP2: isHTTP2)
+    }
+
+    /// - Returns: the checked head, or the refusal (always answered with a close).
+    package static func check(_ head: RequestHead, isHTTP2: Bool) -> Result<CheckedRequestHead, GateError> {
         var hosts = 0
         var host: String?
         var transferEncoding = false
@@ -26,20 +35,30 @@ package struct CheckedRequestHead {
         var hasUpgradeHeader = false
         var upgrade: [String] = []
         var acceptsTrailers = false
-        for (name, value) in head.headers {
-            switch HeaderName(name) {
+        var connectionNamed: [String] = []
+        head.forEachField { _, name, value in
+            switch HeaderName(utf8: name) {
             case .host:
                 hosts += 1
-                host = value
+                host = value.string
             case .connection:
-                if Self.listContains(value, "upgrade") { connectionUpgrade = true }
+                let options = ConnectionOptions(value)
+                if options.upgrade { connectionUpgrade = true }
+                if !options.namesOthers && !options.trailers { break }
+                for item in value.string.split(separator: ",") {
+                    let option = item.trimmingSpaces().lowercased()
+                    if !option.isEmpty, option != "keep-alive", option != "close", option != "upgrade" {
+                        connectionNamed.append(option)
+                    }
+                }
             case .hopByHop:
                 // llhttp reads Proxy-Connection as Connection: mirror it, or the decoder could stop
                 // without this check knowing.
-                if name.caseInsensitiveEquals("proxy-connection"), Self.listContains(value, "upgrade") {
+                if name.equalsLowercased("proxy-connection"), ConnectionOptions(value).upgrade {
                     proxyConnectionUpgrade = true
                 }
             case .upgrade:
+                let value = value.string
                 if !value.trimmingSpaces().isEmpty { hasUpgradeHeader = true }
                 for item in value.split(separator: ",") {
                     let name = item.trimmingSpaces()
@@ -47,10 +66,11 @@ package struct CheckedRequestHead {
                     if !bare.isEmpty { upgrade.append(bare.lowercased()) }
                 }
             case .te:
-                if Self.listContains(value, "trailers") { acceptsTrailers = true }
+                if ConnectionOptions(value).trailers { acceptsTrailers = true }
             default:
-                if name.caseInsensitiveEquals("transfer-encoding") { transferEncoding = true }
+                if name.equalsLowercased("transfer-encoding") { transferEncoding = true }
             }
+            return true
         }
         // CONNECT would make the decoder read what follows as another protocol: a tunnel.
         if head.method == .CONNECT { return .failure(GateError(.malformedRequest, "CONNECT is not proxied")) }
@@ -94,7 +114,8 @@ package struct CheckedRequestHead {
                 authority: authority,
                 decoderStops: decoderStops,
                 upgradeProtocols: connectionUpgrade && upgrades ? upgrade : [],
-                acceptsTrailers: acceptsTrailers
+                acceptsTrailers: acceptsTrailers,
+                connectionNamed: connectionNamed
             )
         )
     }

@@ -12,7 +12,7 @@ import TollgateCore
 /// from the client pause. Reads also pause whenever the other side cannot take more data, so
 /// memory stays bounded whatever the body size.
 final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamDelegate {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = RequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -66,7 +66,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         /// The upstream's response allows another request on its connection.
         var upstreamReusable = true
         /// The head sent upstream, kept for one retry on a fresh connection.
-        var upstreamHead: HTTPRequestHead?
+        var upstreamHead: UpstreamRequestHead?
         /// The exchange runs on a pooled connection that had served a request before.
         var reusedUpstream = false
         var retried = false
@@ -88,7 +88,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private var context: ChannelHandlerContext?
     private var state = State.idle
     private var exchange: Exchange?
-    private var buffered: [HTTPClientRequestPart] = []
+    private var buffered: [UpstreamRequestPart] = []
     /// The body of a local endpoint's request, bounded by `maximumLocalBodyBytes`.
     private var localBody: [UInt8] = []
     /// One coarse repeating check per connection instead of a timer armed and cancelled per
@@ -242,7 +242,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         }
         let current = Exchange(
             started: .now(),
-            requestID: Self.requestID(from: HTTPHeaders(), random: &random),
+            requestID: TraceParent.hex(random.next(), random.next()),
             method: "-",
             keepAlive: false,
             snapshot: runtime.snapshot
@@ -265,7 +265,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         context.fireUserInboundEventTriggered(event)
     }
 
-    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    private func handle(_ part: RequestPart, context: ChannelHandlerContext) {
         switch part {
         case .head(let head):
             if ticker == nil { startTicker(context: context) }
@@ -274,7 +274,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             switch state {
             case .waiting: buffered.append(.body(.byteBuffer(buffer)))
             case .forwarding(let upstream):
-                upstream.channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
+                upstream.channel.write(UpstreamRequestPart.body(.byteBuffer(buffer)), promise: nil)
             case .local:
                 if localBody.count + buffer.readableBytes > maximumLocalBodyBytes {
                     exchange?.keepAlive = false
@@ -294,7 +294,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             switch state {
             case .waiting: buffered.append(.end(trailers))
             case .forwarding(let upstream):
-                upstream.channel.writeAndFlush(HTTPClientRequestPart.end(trailers), promise: nil)
+                upstream.channel.writeAndFlush(UpstreamRequestPart.end(trailers), promise: nil)
             case .discarding: finishIfComplete()
             case .local(let endpoints, let request): answerLocally(endpoints, request)
             case .idle, .upgraded: break
@@ -344,9 +344,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     // MARK: - The pipeline
 
-    private func requestHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func requestHead(_ head: RequestHead, context: ChannelHandlerContext) {
         let snapshot = runtime.snapshot
-        let requestID = Self.requestID(from: head.headers, random: &random)
+        let requestID = Self.requestID(from: head, random: &random)
         let current = Exchange(
             started: .now(),
             requestID: requestID,
@@ -354,9 +354,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             keepAlive: !isHTTP2 && head.isKeepAlive && !runtime.isDraining && !connection.quiescing,
             snapshot: snapshot
         )
-        current.hasBody =
-            head.headers.contains(name: "transfer-encoding")
-            || head.headers.first(name: "content-length").map { $0 != "0" } ?? false
+        current.hasBody = head.hasBody
         exchange = current
         buffered.removeAll(keepingCapacity: true)
 
@@ -390,7 +388,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         let forwardAuth = ForwardAuthRequest.parse(
             method: method,
             target: target,
-            headers: head.headers,
+            headers: head,
             configuredPath: snapshot.configuration.forwardAuth?.path
         )
         if let forwardAuth {
@@ -407,7 +405,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             respondLocally(GateError(.notFound, "no upstream is configured"))
             return
         }
-        let decision = snapshot.evaluate(method: method, target: target, headers: head.headers)
+        let decision = snapshot.evaluate(method: method, target: target, head: head)
         current.path = Self.pathOf(target)
         decide(decision, head: head, checked: checked, isForwardAuth: forwardAuth != nil, context: context)
     }
@@ -415,7 +413,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// Acts on the pipeline's decision: answer, forward, or verify first and decide again.
     private func decide(
         _ decision: GateDecision,
-        head: HTTPRequestHead,
+        head: RequestHead,
         checked: CheckedRequestHead,
         isForwardAuth: Bool,
         context: ChannelHandlerContext
@@ -472,7 +470,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     /// Step 7: connect (or reuse), send the rewritten head and whatever body arrived meanwhile.
     private func forward(
-        _ head: HTTPRequestHead,
+        _ head: RequestHead,
         checked: CheckedRequestHead,
         matched: MatchedRequest,
         token: VerifiedToken?,
@@ -493,7 +491,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             && checked.upgradeProtocols.allSatisfy { $0 != "h2c" && allowed.contains($0) }
         current.isUpgrade = isUpgrade
         current.upgradeProtocols = isUpgrade ? checked.upgradeProtocols : []
-        let incomingTrace = head.headers.first(name: "traceparent")
+        let incomingTrace = head.first(name: "traceparent")
         let traceparent =
             incomingTrace.flatMap { TraceParent.isValid($0) ? $0 : nil } ?? TraceParent.start(using: &random)
         let connection = ClientConnection(
@@ -501,29 +499,25 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             peerTrusted: snapshot.isTrusted(peer),
             scheme: scheme
         )
-        let headers: HTTPHeaders
-        switch snapshot.upstreamHeaders(
-            from: head.headers,
+        let upstreamHead: UpstreamRequestHead
+        switch snapshot.upstreamHead(
+            from: head,
+            basePath: pool.basePath,
+            requestTarget: matched.normalized.requestTarget,
+            checked: checked,
             token: token,
             connection: connection,
             requestID: current.requestID,
             traceparent: traceparent,
             isUpgrade: isUpgrade,
-            authority: checked.authority,
-            allowsOverrideHeaders: route?.allowsOverrideHeaders ?? false
+            allowsOverrideHeaders: route?.allowsOverrideHeaders ?? false,
+            allocator: context.channel.allocator
         ) {
-        case .success(let value): headers = value
+        case .success(let value): upstreamHead = value
         case .failure:
             respondLocally(GateError(.unsafeClaimValue))
             return
         }
-        // Over HTTP/2 the codec has already turned `:authority` into `Host`.
-        let upstreamHead = HTTPRequestHead(
-            version: .http1_1,
-            method: head.method,
-            uri: pool.basePath + matched.normalized.requestTarget,
-            headers: headers
-        )
         state = .waiting
         buffered.insert(.head(upstreamHead), at: 0)
         if let upstream = pool.takeIdle() {
@@ -753,8 +747,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     // MARK: - Local endpoints
 
     /// The request as swift-http-types has it, for a local endpoint.
-    private func localRequest(_ head: HTTPRequestHead, checked: CheckedRequestHead) -> HTTPRequest? {
-        let authority = checked.authority ?? head.headers.first(name: "host")
+    private func localRequest(_ head: RequestHead, checked: CheckedRequestHead) -> HTTPRequest? {
+        let authority = checked.authority ?? head.first(name: "host")
         var request = HTTPRequest(
             method: HTTPRequest.Method(head.method.rawValue) ?? .get,
             scheme: scheme,
@@ -939,8 +933,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     }
 
     /// A client's `X-Request-Id` when it is short and plain, else a new random one.
-    static func requestID(from headers: HTTPHeaders, random: inout SplitMix64) -> String {
-        if let given = headers.first(name: "x-request-id"), !given.isEmpty, given.utf8.count <= 128,
+    static func requestID(from head: RequestHead, random: inout SplitMix64) -> String {
+        if let given = head.first(name: "x-request-id"), !given.isEmpty, given.utf8.count <= 128,
             given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") })
         {
             return given

@@ -108,6 +108,7 @@ public final class ProxyServer: Sendable {
                 stream.eventLoop.makeCompletedFuture {
                     let operations = stream.pipeline.syncOperations
                     try operations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                    try operations.addHandler(HTTP2RequestAdapter())
                     try operations.addHandler(ProxyHandler(runtime: runtime, scheme: scheme, isHTTP2: true))
                 }
             }

@@ -20,8 +20,8 @@ protocol UpstreamDelegate: AnyObject {
 /// delegate and holds reads while the client cannot take more (backpressure).
 final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundIn = UpstreamRequestPart
+    typealias OutboundOut = UpstreamRequestPart
 
     weak var delegate: (any UpstreamDelegate)?
     private var context: ChannelHandlerContext?
@@ -203,6 +203,7 @@ final class UpstreamPool: @unchecked Sendable {
                     try stream.pipeline.syncOperations.addHandler(
                         HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .http)
                     )
+                    try stream.pipeline.syncOperations.addHandler(UpstreamHTTP2Adapter())
                     try stream.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }
             }

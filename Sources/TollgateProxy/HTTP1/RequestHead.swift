@@ -1,0 +1,272 @@
+import NIOCore
+import NIOHTTP1
+
+/// A request head as it arrived: its bytes and the offsets of each field line. The pipeline reads
+/// the few fields it needs from the bytes, and the upstream head is written by copying the lines
+/// it keeps (`ProxySnapshot.upstreamHead`). No header collection is built: NIO's `HTTPHeaders`
+/// cost two strings and an array entry per field per request, and a second serialisation on the
+/// way out.
+///
+/// A head from HTTP/2 (NIO's codec gives `HTTPHeaders`) is written out once as HTTP/1.1 field
+/// lines by `init(_:)`, so both protocols take the same path after it.
+package struct RequestHead {
+    /// One field line's offsets in `bytes`, from its reader index: the line (its CRLF
+    /// included), the name, and the value without surrounding blanks.
+    package struct Field {
+        var lineStart: UInt32
+        var nameEnd: UInt32
+        var valueStart: UInt32
+        var valueEnd: UInt32
+        var lineEnd: UInt32
+    }
+
+    package enum Framing: Equatable {
+        case none
+        case length(Int)
+        case chunked
+    }
+
+    package var method: HTTPMethod
+    package var version: HTTPVersion
+    package var uri: String
+    /// The whole head (for HTTP/2, the field lines only).
+    package internal(set) var bytes: ByteBuffer
+    package private(set) var fields: [Field]
+    /// How the request's body is framed, from `Content-Length` and `Transfer-Encoding`.
+    package var framing: Framing
+    /// RFC 9112 §9.3: HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with
+    /// `Connection: keep-alive`.
+    package var isKeepAlive: Bool
+
+    init(
+        method: HTTPMethod,
+        version: HTTPVersion,
+        uri: String,
+        bytes: ByteBuffer,
+        fields: [Field],
+        framing: Framing,
+        isKeepAlive: Bool
+    ) {
+        self.method = method
+        self.version = version
+        self.uri = uri
+        self.bytes = bytes
+        self.fields = fields
+        self.framing = framing
+        self.isKeepAlive = isKeepAlive
+    }
+
+    /// A head given as NIO's type (HTTP/2, tests), written out as field lines once.
+    package init(_ head: HTTPRequestHead) {
+        var bytes = ByteBuffer()
+        bytes.reserveCapacity(head.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
+        var fields: [Field] = []
+        fields.reserveCapacity(head.headers.count)
+        var contentLength: Int?
+        var chunked = false
+        for (name, value) in head.headers {
+            let lineStart = UInt32(bytes.writerIndex)
+            bytes.writeString(name)
+            let nameEnd = UInt32(bytes.writerIndex)
+            bytes.writeStaticString(": ")
+            let valueStart = UInt32(bytes.writerIndex)
+            bytes.writeString(value)
+            let valueEnd = UInt32(bytes.writerIndex)
+            bytes.writeStaticString("\r\n")
+            fields.append(
+                Field(
+                    lineStart: lineStart,
+                    nameEnd: nameEnd,
+                    valueStart: valueStart,
+                    valueEnd: valueEnd,
+                    lineEnd: UInt32(bytes.writerIndex)
+                )
+            )
+            if name.caseInsensitiveEquals("content-length") {
+                contentLength = Int(value)
+            } else if name.caseInsensitiveEquals("transfer-encoding") {
+                chunked = true
+            }
+        }
+        self.init(
+            method: head.method,
+            version: head.version,
+            uri: head.uri,
+            bytes: bytes,
+            fields: fields,
+            framing: chunked ? .chunked : contentLength.map { .length($0) } ?? .none,
+            isKeepAlive: head.isKeepAlive
+        )
+    }
+
+    package var count: Int { fields.count }
+
+    /// A body follows the head (`Content-Length` above 0 or chunked).
+    package var hasBody: Bool {
+        switch framing {
+        case .none, .length(0): false
+        case .length, .chunked: true
+        }
+    }
+
+    /// The bytes of the field lines, as NIO counts them for its limits: name, value and 4 per
+    /// field.
+    package var fieldBytes: Int {
+        var total = 0
+        for field in fields {
+            total += Int(field.nameEnd - field.lineStart) + Int(field.valueEnd - field.valueStart) + 4
+        }
+        return total
+    }
+
+    /// Calls `body` with each field's index, name and value bytes, in order, until it returns
+    /// `false`.
+    package func forEachField(
+        _ body: (Int, UnsafeRawBufferPointer.SubSequence, UnsafeRawBufferPointer.SubSequence) throws -> Bool
+    ) rethrows {
+        try bytes.withUnsafeReadableBytes { raw in
+            for (index, field) in fields.enumerated() {
+                let name = raw[Int(field.lineStart)..<Int(field.nameEnd)]
+                let value = raw[Int(field.valueStart)..<Int(field.valueEnd)]
+                if try !body(index, name, value) { return }
+            }
+        }
+    }
+
+    package func name(at index: Int) -> String {
+        let field = fields[index]
+        return bytes.getString(
+            at: bytes.readerIndex + Int(field.lineStart),
+            length: Int(field.nameEnd - field.lineStart)
+        )
+            ?? ""
+    }
+
+    package func value(at index: Int) -> String {
+        let field = fields[index]
+        return bytes.getString(
+            at: bytes.readerIndex + Int(field.valueStart),
+            length: Int(field.valueEnd - field.valueStart)
+        ) ?? ""
+    }
+
+    /// The value of the first field named `name` (ASCII case-insensitive; `name` lower-case).
+    package func first(name: String) -> String? {
+        var found: Int?
+        var lowercased = name
+        lowercased.withUTF8 { wanted in
+            forEachField { index, fieldName, _ in
+                if fieldName.equalsLowercased(wanted) {
+                    found = index
+                    return false
+                }
+                return true
+            }
+        }
+        return found.map { value(at: $0) }
+    }
+
+    /// The values of every field named `name` (lower-case), in order.
+    package func values(name: String) -> [String] {
+        var indices: [Int] = []
+        var lowercased = name
+        lowercased.withUTF8 { wanted in
+            forEachField { index, fieldName, _ in
+                if fieldName.equalsLowercased(wanted) { indices.append(index) }
+                return true
+            }
+        }
+        return indices.map { value(at: $0) }
+    }
+
+    package func contains(name: String) -> Bool {
+        var found = false
+        var lowercased = name
+        lowercased.withUTF8 { wanted in
+            forEachField { _, fieldName, _ in
+                found = fieldName.equalsLowercased(wanted)
+                return !found
+            }
+        }
+        return found
+    }
+
+    /// The fields as NIO's collection, for the paths that are not per request (local endpoints,
+    /// tests).
+    package var headers: HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(fields.count)
+        for index in fields.indices { headers.add(name: name(at: index), value: value(at: index)) }
+        return headers
+    }
+
+    /// The head as NIO's type.
+    package var nioHead: HTTPRequestHead {
+        HTTPRequestHead(version: version, method: method, uri: uri, headers: headers)
+    }
+
+    /// Writes field line `index` as received (name, colon, blanks, value, CRLF) into `out`.
+    func copyLine(_ index: Int, into out: inout ByteBuffer) {
+        let field = fields[index]
+        var line = bytes.getSlice(
+            at: bytes.readerIndex + Int(field.lineStart),
+            length: Int(field.lineEnd - field.lineStart)
+        )!
+        out.writeBuffer(&line)
+    }
+}
+
+/// What the proxy handler reads from a client connection or stream: `HTTPServerRequestPart` with
+/// the head as received.
+package enum RequestPart: Equatable {
+    case head(RequestHead)
+    case body(ByteBuffer)
+    case end(HTTPHeaders?)
+}
+
+/// Between NIO's HTTP/2-to-HTTP/1 codec and the proxy handler on an HTTP/2 stream: the head's
+/// fields written out once as field lines.
+final class HTTP2RequestAdapter: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = RequestPart
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): context.fireChannelRead(wrapInboundOut(.head(RequestHead(head))))
+        case .body(let body): context.fireChannelRead(wrapInboundOut(.body(body)))
+        case .end(let trailers): context.fireChannelRead(wrapInboundOut(.end(trailers)))
+        }
+    }
+}
+
+extension RequestHead: Equatable {
+    /// The same request: method, target, version, fields in order, framing and keep-alive (not
+    /// the bytes' spacing).
+    package static func == (lhs: RequestHead, rhs: RequestHead) -> Bool {
+        lhs.nioHead == rhs.nioHead && lhs.framing == rhs.framing && lhs.isKeepAlive == rhs.isKeepAlive
+    }
+}
+
+extension Slice where Base == UnsafeRawBufferPointer {
+    /// ASCII case-insensitive comparison with lower-case bytes.
+    func equalsLowercased(_ lowercased: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard count == lowercased.count else { return false }
+        var other = 0
+        for byte in self {
+            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            guard folded == lowercased[other] else { return false }
+            other += 1
+        }
+        return true
+    }
+
+    /// ASCII case-insensitive comparison with a lower-case string.
+    func equalsLowercased(_ lowercased: String) -> Bool {
+        guard count == lowercased.utf8.count else { return false }
+        var lowercased = lowercased
+        return lowercased.withUTF8 { equalsLowercased($0) }
+    }
+
+    /// The bytes as a string.
+    var string: String { String(decoding: self, as: UTF8.self) }
+}
