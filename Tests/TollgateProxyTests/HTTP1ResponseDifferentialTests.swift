@@ -63,7 +63,7 @@ import Testing
                 take(
                     {
                         switch part {
-                        case .head(let head): .head(head)
+                        case .head(let head): .head(head.nioHead)
                         case .body(let body): .body(body)
                         case .end(let trailers): .end(trailers)
                         }

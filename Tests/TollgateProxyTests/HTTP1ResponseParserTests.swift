@@ -33,7 +33,7 @@ import Testing
         func take(_ part: HTTP1ResponseParser.Part) {
             switch part {
             case .head(let head):
-                parsed.heads.append(head)
+                parsed.heads.append(head.nioHead)
                 parsed.bodies.append([])
             case .body(let body):
                 parsed.bodies[parsed.bodies.count - 1] += body.readableBytesView

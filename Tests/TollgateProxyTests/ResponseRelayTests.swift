@@ -1,108 +1,169 @@
+import NIOCore
 import NIOHTTP1
 import Testing
 
 @testable import TollgateProxy
 
-/// `ResponseRelay` without sockets: which upstream answer heads reach the client, edited how,
-/// and whether the upstream connection may be reused after them.
+/// `ResponseRelay` without sockets: which upstream answer heads reach the client, written how,
+/// and whether the upstream and the client connection may be reused after them.
 @Suite struct ResponseRelayTests {
-    static func head(
-        _ status: HTTPResponseStatus,
-        _ headers: [(String, String)] = [],
-        version: HTTPVersion = .http1_1
-    ) -> HTTPResponseHead {
-        HTTPResponseHead(version: version, status: status, headers: HTTPHeaders(headers))
+    /// An upstream answer head as the upstream codec reads it.
+    static func parsed(_ text: String, method: HTTPMethod = .GET) throws -> ResponseHead {
+        var parser = HTTP1ResponseParser(limits: .init(maximumHeadBytes: 8192, maximumTrailerBytes: 1024))
+        parser.expectResponse(to: method)
+        var buffer = ByteBuffer(string: text)
+        guard case .part(.head(let head)) = try parser.next(&buffer) else {
+            throw HTTP1ParseError(.malformed, "no head in the test's text")
+        }
+        return head
+    }
+
+    /// A head as an h2c stream gives it (NIO's type, not read by our parser).
+    static func fromStream(_ status: HTTPResponseStatus, _ headers: [(String, String)] = []) -> ResponseHead {
+        ResponseHead(HTTPResponseHead(version: .http1_1, status: status, headers: HTTPHeaders(headers)))
     }
 
     static func relay(
-        _ head: HTTPResponseHead,
-        fromStream: Bool = false,
+        _ head: ResponseHead,
         upgrade: [String]? = nil,
         keepAlive: Bool = true,
-        http1: Bool = true
+        client: ResponseRelay.Client = .http1_1,
+        isHead: Bool = false
     ) -> ResponseRelay.HeadAction {
         ResponseRelay.head(
             head,
-            fromStream: fromStream,
             upgradeProtocols: upgrade,
             clientKeepAlive: keepAlive,
-            toHTTP1Client: http1
+            client: client,
+            isHeadRequest: isHead
         )
     }
 
-    @Test func anOrdinaryAnswerIsRelayedWithoutItsHopByHopFields() {
-        let action = Self.relay(
-            Self.head(
-                .ok,
-                [("Content-Length", "2"), ("Connection", "keep-alive, X-Hop"), ("X-Hop", "1"), ("X-End", "2")]
-            )
-        )
-        guard case .relay(let relayed, let switches, let reusable) = action else {
-            Issue.record("\(action)")
-            return
+    /// What the client receives as the head, and whether the body goes chunked.
+    static func written(_ action: ResponseRelay.HeadAction) throws -> (text: String, chunked: Bool) {
+        guard case .relay(let relayed) = action, case .relayedHead(let bytes, let chunked) = relayed.part else {
+            throw HTTP1ParseError(.malformed, "not relayed as bytes: \(action)")
         }
-        #expect(relayed.headers.map(\.name) == ["Content-Length", "X-End"])
-        #expect(!switches)
-        #expect(reusable)
+        return (String(buffer: bytes), chunked)
     }
 
-    @Test func aClientConnectionThatClosesGetsConnectionClose() {
-        guard case .relay(let relayed, _, _) = Self.relay(Self.head(.ok), keepAlive: false) else {
-            Issue.record("not relayed")
-            return
-        }
-        #expect(relayed.headers["connection"] == ["close"])
-        guard case .relay(let overHTTP2, _, _) = Self.relay(Self.head(.ok), keepAlive: false, http1: false) else {
-            Issue.record("not relayed")
+    static func relayed(_ action: ResponseRelay.HeadAction) throws -> ResponseRelay.Relayed {
+        guard case .relay(let relayed) = action else { throw HTTP1ParseError(.malformed, "not relayed: \(action)") }
+        return relayed
+    }
+
+    @Test func keptLinesAreCopiedAsReceivedWithoutTheHopByHopOnes() throws {
+        let head = try Self.parsed(
+            "HTTP/1.1 200 OK\r\nContent-Length:  2\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n"
+                + "keep-alive: 5\r\nx-end:\tcase kept \r\nTrailer: x\r\nSet-Cookie: a=b\r\n\r\nok"
+        )
+        let action = Self.relay(head)
+        let (text, chunked) = try Self.written(action)
+        #expect(text == "HTTP/1.1 200 OK\r\nContent-Length:  2\r\nx-end:\tcase kept \r\nSet-Cookie: a=b\r\n\r\n")
+        #expect(!chunked)
+        let relayed = try Self.relayed(action)
+        #expect(!relayed.switchesProtocols)
+        #expect(relayed.upstreamReusable)
+        #expect(!relayed.closesClient)
+    }
+
+    @Test func theStatusLineCarriesTollgatesVersionAndAlwaysItsSpace() throws {
+        let old = try Self.parsed("HTTP/1.0 404 Not Here\r\nContent-Length: 0\r\n\r\n")
+        #expect(try Self.written(Self.relay(old)).text.hasPrefix("HTTP/1.1 404 Not Here\r\n"))
+        let bare = try Self.parsed("HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n")
+        #expect(try Self.written(Self.relay(bare)).text.hasPrefix("HTTP/1.1 200 \r\n"))
+    }
+
+    @Test func aClientConnectionThatClosesGetsConnectionClose() throws {
+        let head = try Self.parsed("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        let closing = Self.relay(head, keepAlive: false)
+        #expect(try Self.written(closing).text == "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        #expect(try Self.relayed(closing).closesClient)
+        guard case .head(let overHTTP2) = try Self.relayed(Self.relay(head, keepAlive: false, client: .http2)).part
+        else {
+            Issue.record("an HTTP/2 client gets NIO's head")
             return
         }
         #expect(overHTTP2.headers["connection"].isEmpty, "HTTP/2 has no Connection field")
+        #expect(overHTTP2.headers["content-length"] == ["0"])
     }
 
-    @Test func anUpstreamThatClosesAfterItsAnswerIsNotReused() {
-        for head in [Self.head(.ok, [("Connection", "close")]), Self.head(.ok, version: .http1_0)] {
-            guard case .relay(_, _, let reusable) = Self.relay(head) else {
-                Issue.record("not relayed")
-                continue
-            }
-            #expect(!reusable)
-        }
-        guard case .relay(_, _, let askedToUpgrade) = Self.relay(Self.head(.ok), upgrade: ["websocket"]) else {
-            Issue.record("not relayed")
-            return
-        }
-        #expect(!askedToUpgrade, "an upgrade asked for and not made leaves the upstream's parser in doubt")
+    @Test func aBodyWithoutLengthGoesChunkedToAnHTTP11ClientAndUntilTheCloseToAnHTTP10One() throws {
+        let unstated = try Self.parsed("HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\n")
+        let toHTTP11 = try Self.written(Self.relay(unstated))
+        #expect(toHTTP11.text == "HTTP/1.1 200 OK\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        #expect(toHTTP11.chunked)
+        let toHTTP10 = Self.relay(unstated, client: .http1_0)
+        #expect(try Self.written(toHTTP10) == ("HTTP/1.1 200 OK\r\nX-A: 1\r\nConnection: close\r\n\r\n", false))
+        #expect(try Self.relayed(toHTTP10).closesClient)
+
+        let chunked = try Self.parsed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        #expect(
+            try Self.written(Self.relay(chunked)) == ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", true)
+        )
+        // An HTTP/1.0 client cannot read chunks: the body goes as it is, ended by the close.
+        let dechunked = Self.relay(chunked, client: .http1_0)
+        #expect(try Self.written(dechunked) == ("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", false))
+        #expect(try Self.relayed(dechunked).closesClient)
     }
 
-    @Test func aSwitchToTheProtocolAskedForIsRelayed() {
-        let head = Self.head(.switchingProtocols, [("Upgrade", "WebSocket"), ("Connection", "Upgrade")])
-        guard case .relay(let relayed, let switches, _) = Self.relay(head, upgrade: ["websocket"]) else {
-            Issue.record("not relayed")
-            return
+    @Test func answersWithoutABodyAreNeverChunked() throws {
+        let toHead = try Self.parsed("HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\n", method: .HEAD)
+        #expect(try Self.written(Self.relay(toHead, isHead: true)) == ("HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\n", false))
+        for status in ["204 No Content", "304 Not Modified"] {
+            let head = try Self.parsed("HTTP/1.1 \(status)\r\n\r\n")
+            #expect(try Self.written(Self.relay(head)) == ("HTTP/1.1 \(status)\r\n\r\n", false))
         }
-        #expect(switches)
-        #expect(relayed.headers["upgrade"] == ["WebSocket"])
-        #expect(relayed.headers["connection"] == ["upgrade"])
     }
 
-    @Test func aSwitchNobodyAskedForOrToAnotherProtocolIsRefused() {
-        let h2c = Self.head(.switchingProtocols, [("Upgrade", "h2c"), ("Connection", "Upgrade")])
+    @Test func anUpstreamThatClosesAfterItsAnswerIsNotReused() throws {
+        for text in ["HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", "HTTP/1.0 200 OK\r\n\r\n"] {
+            #expect(try !Self.relayed(Self.relay(Self.parsed(text))).upstreamReusable, "\(text)")
+        }
+        let asked = try Self.relayed(
+            Self.relay(Self.parsed("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), upgrade: ["websocket"])
+        )
+        #expect(!asked.upstreamReusable, "an upgrade asked for and not made leaves the upstream's parser in doubt")
+    }
+
+    @Test func aSwitchToTheProtocolAskedForIsRelayed() throws {
+        let head = try Self.parsed(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n"
+        )
+        let action = Self.relay(head, upgrade: ["websocket"], keepAlive: false)
+        #expect(try Self.relayed(action).switchesProtocols)
+        #expect(try !Self.relayed(action).closesClient)
+        #expect(
+            try Self.written(action)
+                == (
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\nSec-WebSocket-Accept: x\r\n"
+                        + "Connection: upgrade\r\n\r\n", false
+                )
+        )
+    }
+
+    @Test func aSwitchNobodyAskedForOrToAnotherProtocolIsRefused() throws {
+        let h2c = try Self.parsed("HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n")
         #expect(Self.relay(h2c) == .refuse(reason: "unrequested_upgrade"))
         #expect(Self.relay(h2c, upgrade: ["websocket"]) == .refuse(reason: "unrequested_upgrade"))
-        let two = Self.head(.switchingProtocols, [("Upgrade", "websocket, h2c")])
+        let two = try Self.parsed("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket, h2c\r\n\r\n")
         #expect(Self.relay(two, upgrade: ["websocket"]) == .refuse(reason: "unrequested_upgrade"))
     }
 
-    @Test func aHeaderThatCannotBeSentIsRefused() {
-        #expect(Self.relay(Self.head(.ok, [("X-A", "a\r\nX-B: b")])) == .refuse(reason: "invalid_response_header"))
+    @Test func anH2cStreamsHeadIsCheckedHere() throws {
+        #expect(
+            Self.relay(Self.fromStream(.ok, [("X-A", "a\r\nX-B: b")])) == .refuse(reason: "invalid_response_header")
+        )
+        let twoLengths = Self.fromStream(.ok, [("Content-Length", "2"), ("Content-Length", "3")])
+        #expect(Self.relay(twoLengths) == .refuse(reason: "repeated_content_length"))
+        // A clean one is relayed, written out like a parsed one.
+        let clean = Self.fromStream(.ok, [("Content-Length", "2"), ("Connection", "close"), ("X-A", "1")])
+        #expect(
+            try Self.written(Self.relay(clean)) == ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\n\r\n", false)
+        )
     }
 
-    @Test func anH2cStreamsFramingIsCheckedHere() {
-        let head = Self.head(.ok, [("Content-Length", "2"), ("Content-Length", "3")])
-        #expect(Self.relay(head, fromStream: true) == .refuse(reason: "repeated_content_length"))
-    }
-
-    @Test func aContinueIsSkipped() {
-        #expect(Self.relay(Self.head(.continue)) == .skip)
+    @Test func aContinueIsSkipped() throws {
+        #expect(Self.relay(Self.fromStream(.continue)) == .skip)
     }
 }

@@ -127,3 +127,44 @@ extension StrictParsingTests {
         }
     }
 }
+
+/// The upstream's answer head as the client receives it, over real sockets: the lines kept are
+/// the upstream's bytes, Tollgate's own follow, and a chunked body reaches an HTTP/1.0 client
+/// unchunked, ended by the close.
+extension StrictParsingTests {
+    static let chunkedAnswer =
+        "HTTP/1.1 200 OK\r\nx-Odd-Case:  spaced\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+
+    @Test func theUpstreamsFieldLinesReachTheClientAsTheyWereSent() async throws {
+        let upstream = try await RawUpstream.start { _ in Self.chunkedAnswer }
+        defer { Task { try? await upstream.shutdown() } }
+        try await ProxyEnvironment.with(upstreamPort: upstream.port) { environment in
+            let answer = try await FramingTests.exchange(
+                environment,
+                "GET /healthz HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n"
+            )
+            #expect(
+                answer.hasPrefix(
+                    "HTTP/1.1 200 OK\r\nx-Odd-Case:  spaced\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+                ),
+                "\(answer)"
+            )
+            #expect(answer.hasSuffix("\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "\(answer)")
+        }
+    }
+
+    @Test func aChunkedAnswerReachesAnHTTP10ClientUnchunkedEndedByTheClose() async throws {
+        let upstream = try await RawUpstream.start { _ in Self.chunkedAnswer }
+        defer { Task { try? await upstream.shutdown() } }
+        try await ProxyEnvironment.with(upstreamPort: upstream.port) { environment in
+            let answer = try await FramingTests.exchange(
+                environment,
+                "GET /healthz HTTP/1.0\r\nHost: api.test\r\nConnection: keep-alive\r\n\r\n"
+            )
+            #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\nx-Odd-Case:  spaced\r\nConnection: close\r\n"), "\(answer)")
+            #expect(!answer.lowercased().contains("transfer-encoding"), "\(answer)")
+            #expect(answer.hasSuffix("\r\n\r\nabcde"), "\(answer)")
+        }
+    }
+}

@@ -108,7 +108,7 @@ import Testing
             )
         )
         var parts: [String] = []
-        while let part = try channel.readInbound(as: HTTPClientResponsePart.self) {
+        while let part = try channel.readInbound(as: UpstreamResponsePart.self) {
             switch part {
             case .head(let head): parts.append("head \(head.status.code)")
             case .body(let body): parts.append("body \(String(buffer: body))")
@@ -125,7 +125,7 @@ import Testing
         channel.pipeline.fireChannelInactive()
         var ended = false
         var body = ""
-        while let part = try channel.readInbound(as: HTTPClientResponsePart.self) {
+        while let part = try channel.readInbound(as: UpstreamResponsePart.self) {
             switch part {
             case .head: break
             case .body(let bytes): body += String(buffer: bytes)
@@ -145,7 +145,7 @@ import Testing
             )
         }
         try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
-        #expect(try channel.readInbound(as: HTTPClientResponsePart.self) == nil)
+        #expect(try channel.readInbound(as: UpstreamResponsePart.self) == nil)
     }
 
     @Test func bytesAfterA101GoOnRawWhenTheCodecIsRemoved() throws {
@@ -157,13 +157,13 @@ import Testing
                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n\u{1}frame"
             )
         )
-        guard case .head(let head) = try channel.readInbound(as: HTTPClientResponsePart.self) else {
+        guard case .head(let head) = try channel.readInbound(as: UpstreamResponsePart.self) else {
             Issue.record("no head")
             return
         }
         #expect(head.status == .switchingProtocols)
-        #expect(try channel.readInbound(as: HTTPClientResponsePart.self) == .end(nil))
-        #expect(try channel.readInbound(as: HTTPClientResponsePart.self) == nil)
+        #expect(try channel.readInbound(as: UpstreamResponsePart.self) == .end(nil))
+        #expect(try channel.readInbound(as: UpstreamResponsePart.self) == nil)
         let context = try channel.pipeline.syncOperations.context(name: "upstream-codec")
         channel.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         channel.embeddedEventLoop.run()

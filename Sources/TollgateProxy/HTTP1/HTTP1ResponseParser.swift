@@ -29,11 +29,7 @@ package struct HTTP1ResponseParser {
         }
     }
 
-    package enum Part: Equatable {
-        case head(HTTPResponseHead)
-        case body(ByteBuffer)
-        case end(HTTPHeaders?)
-    }
+    package typealias Part = UpstreamResponsePart
 
     package enum Next: Equatable {
         case part(Part)
@@ -135,10 +131,10 @@ package struct HTTP1ResponseParser {
     private mutating func head(_ buffer: inout ByteBuffer) throws -> Next {
         while true {
             guard let length = try scanner.scan(buffer, limit: limits.maximumHeadBytes) else { return .needMoreData }
-            let parsed = try buffer.withUnsafeReadableBytes { bytes in
+            var parsed = try buffer.withUnsafeReadableBytes { bytes in
                 try Self.parseHead(UnsafeRawBufferPointer(rebasing: bytes[0..<length]))
             }
-            buffer.moveReaderIndex(forwardBy: length)
+            parsed.head.bytes = buffer.readSlice(length: length)!
             let status = parsed.head.status.code
             if status >= 100 && status < 200 && status != 101 {
                 // Interim (100 Continue, 103 Early Hints): dropped; the final answer follows.
@@ -161,7 +157,8 @@ package struct HTTP1ResponseParser {
     }
 
     struct ParsedHead {
-        var head: HTTPResponseHead
+        /// Its `bytes` are set by the caller, which holds the buffer.
+        var head: ResponseHead
         var framing: HTTP1MessageBody.Framing
     }
 
@@ -181,19 +178,33 @@ package struct HTTP1ResponseParser {
         let code = Int(bytes[9] - 48) * 100 + Int(bytes[10] - 48) * 10 + Int(bytes[11] - 48)
         guard code >= 100 && code <= 599 else { throw HTTP1ParseError(.malformed, "a status outside 100-599") }
         var index = 12
-        var reason = ""
+        var reasonRange = 12..<12
         if bytes[12] == .space {
             let start = 13
             index = start
             while bytes[index] != .cr { index += 1 }
-            reason = String(decoding: bytes[start..<index], as: UTF8.self)
+            reasonRange = start..<index
         }
         index += 2
+        let fieldsStart = index
 
-        var headers = HTTPHeaders()
+        var fields: [FieldOffsets] = []
+        fields.reserveCapacity(16)
         var contentLength: Int?
         var transferEncoding = false
-        try HTTP1Syntax.parseFields(bytes, from: index) { name, value, _ in
+        var close = false
+        var keepAlive = false
+        var namesOthers = false
+        try HTTP1Syntax.parseFields(bytes, from: index) { name, value, lineEnd in
+            fields.append(
+                FieldOffsets(
+                    lineStart: UInt32(name.startIndex),
+                    nameEnd: UInt32(name.endIndex),
+                    valueStart: UInt32(value.startIndex),
+                    valueEnd: UInt32(value.endIndex),
+                    lineEnd: UInt32(lineEnd)
+                )
+            )
             switch name.count {
             case 14 where name.equalsLowercased(HTTP1Syntax.contentLength):
                 guard contentLength == nil else { throw HTTP1ParseError(.malformed, "more than one Content-Length") }
@@ -207,13 +218,17 @@ package struct HTTP1ResponseParser {
                     throw HTTP1ParseError(.malformed, "a transfer coding other than chunked")
                 }
                 transferEncoding = true
+            case 10 where name.equalsLowercased(HTTP1Syntax.connection):
+                let options = ConnectionOptions(value)
+                if options.close { close = true }
+                if options.keepAlive { keepAlive = true }
+                if options.namesOthers || options.trailers { namesOthers = true }
             case 14 where name.equalsLowercasedFoldingUnderscore(HTTP1Syntax.contentLength),
                 17 where name.equalsLowercasedFoldingUnderscore(HTTP1Syntax.transferEncoding):
                 throw HTTP1ParseError(.malformed, "a framing header spelt with an underscore")
             default:
                 break
             }
-            headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
         }
         let framing: HTTP1MessageBody.Framing
         if transferEncoding {
@@ -227,11 +242,32 @@ package struct HTTP1ResponseParser {
         } else {
             framing = .untilClose
         }
-        let head = HTTPResponseHead(
+        // NIO's type names the registered codes itself; the phrase is kept for the others.
+        let status = HTTPResponseStatus(
+            statusCode: code,
+            reasonPhrase: String(decoding: bytes[reasonRange], as: UTF8.self)
+        )
+        let head = ResponseHead(
             version: version,
-            status: HTTPResponseStatus(statusCode: code, reasonPhrase: reason),
-            headers: headers
+            status: status,
+            bytes: ByteBuffer(),
+            fields: fields,
+            fieldsStart: fieldsStart,
+            framing: framing.responseFraming,
+            isKeepAlive: version.minor == 1 ? !close : keepAlive && !close,
+            connectionNamesOthers: namesOthers,
+            isChecked: true
         )
         return ParsedHead(head: head, framing: framing)
+    }
+}
+
+extension HTTP1MessageBody.Framing {
+    var responseFraming: ResponseHead.Framing {
+        switch self {
+        case .none, .untilClose: .unstated
+        case .length(let count): .length(count)
+        case .chunked: .chunked
+        }
     }
 }

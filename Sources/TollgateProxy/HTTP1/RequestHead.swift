@@ -9,16 +9,8 @@ import NIOHTTP1
 ///
 /// A head from HTTP/2 (NIO's codec gives `HTTPHeaders`) is written out once as HTTP/1.1 field
 /// lines by `init(_:)`, so both protocols take the same path after it.
-package struct RequestHead {
-    /// One field line's offsets in `bytes`, from its reader index: the line (its CRLF
-    /// included), the name, and the value without surrounding blanks.
-    package struct Field {
-        var lineStart: UInt32
-        var nameEnd: UInt32
-        var valueStart: UInt32
-        var valueEnd: UInt32
-        var lineEnd: UInt32
-    }
+package struct RequestHead: IndexedFields {
+    package typealias Field = FieldOffsets
 
     package enum Framing: Equatable {
         case none
@@ -99,8 +91,6 @@ package struct RequestHead {
         )
     }
 
-    package var count: Int { fields.count }
-
     /// A body follows the head (`Content-Length` above 0 or chunked).
     package var hasBody: Bool {
         switch framing {
@@ -118,6 +108,32 @@ package struct RequestHead {
         }
         return total
     }
+
+    /// The head as NIO's type.
+    package var nioHead: HTTPRequestHead {
+        HTTPRequestHead(version: version, method: method, uri: uri, headers: headers)
+    }
+}
+
+/// One field line's offsets in a head's bytes, from their reader index: the line (its CRLF
+/// included), the name, and the value without surrounding blanks.
+package struct FieldOffsets: Sendable {
+    var lineStart: UInt32
+    var nameEnd: UInt32
+    var valueStart: UInt32
+    var valueEnd: UInt32
+    var lineEnd: UInt32
+}
+
+/// A head as received with the offsets of its field lines: fields are read from the bytes, and
+/// copied as they are, without a header collection being built.
+package protocol IndexedFields {
+    var bytes: ByteBuffer { get }
+    var fields: [FieldOffsets] { get }
+}
+
+extension IndexedFields {
+    package var count: Int { fields.count }
 
     /// Calls `body` with each field's index, name and value bytes, in order, until it returns
     /// `false`.
@@ -199,21 +215,6 @@ package struct RequestHead {
         for index in fields.indices { headers.add(name: name(at: index), value: value(at: index)) }
         return headers
     }
-
-    /// The head as NIO's type.
-    package var nioHead: HTTPRequestHead {
-        HTTPRequestHead(version: version, method: method, uri: uri, headers: headers)
-    }
-
-    /// Writes field line `index` as received (name, colon, blanks, value, CRLF) into `out`.
-    func copyLine(_ index: Int, into out: inout ByteBuffer) {
-        let field = fields[index]
-        var line = bytes.getSlice(
-            at: bytes.readerIndex + Int(field.lineStart),
-            length: Int(field.lineEnd - field.lineStart)
-        )!
-        out.writeBuffer(&line)
-    }
 }
 
 /// What the proxy handler reads from a client connection or stream: `HTTPServerRequestPart` with
@@ -222,21 +223,6 @@ package enum RequestPart: Equatable {
     case head(RequestHead)
     case body(ByteBuffer)
     case end(HTTPHeaders?)
-}
-
-/// Between NIO's HTTP/2-to-HTTP/1 codec and the proxy handler on an HTTP/2 stream: the head's
-/// fields written out once as field lines.
-final class HTTP2RequestAdapter: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = RequestPart
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head): context.fireChannelRead(wrapInboundOut(.head(RequestHead(head))))
-        case .body(let body): context.fireChannelRead(wrapInboundOut(.body(body)))
-        case .end(let trailers): context.fireChannelRead(wrapInboundOut(.end(trailers)))
-        }
-    }
 }
 
 extension RequestHead: Equatable {

@@ -67,10 +67,21 @@ enum UpstreamRequestPart {
     case end(HTTPHeaders?)
 }
 
-/// On an HTTP/2 upstream stream, before NIO's HTTP/1-to-HTTP/2 codec.
-final class UpstreamHTTP2Adapter: ChannelOutboundHandler {
+/// On an h2c upstream stream, beside NIO's HTTP/1-to-HTTP/2 codec: requests go out as NIO's
+/// parts, answers come in as ours.
+final class UpstreamHTTP2Adapter: ChannelDuplexHandler {
     typealias OutboundIn = UpstreamRequestPart
     typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundOut = UpstreamResponsePart
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): context.fireChannelRead(wrapInboundOut(.head(ResponseHead(head))))
+        case .body(let body): context.fireChannelRead(wrapInboundOut(.body(body)))
+        case .end(let trailers): context.fireChannelRead(wrapInboundOut(.end(trailers)))
+        }
+    }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
@@ -102,7 +113,7 @@ final class UpstreamHTTP2Adapter: ChannelOutboundHandler {
 /// relay takes over); the held bytes then go on raw.
 final class UpstreamCodec: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
-    typealias InboundOut = HTTPClientResponsePart
+    typealias InboundOut = UpstreamResponsePart
     typealias OutboundIn = UpstreamRequestPart
     typealias OutboundOut = IOData
 
@@ -187,7 +198,7 @@ final class UpstreamCodec: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if !failed {
             do {
-                if let last = try parser.inputClosed() { context.fireChannelRead(wrapInboundOut(convert(last))) }
+                if let last = try parser.inputClosed() { context.fireChannelRead(wrapInboundOut(last)) }
             } catch {
                 failed = true
                 context.fireErrorCaught(error)
@@ -214,7 +225,7 @@ final class UpstreamCodec: ChannelDuplexHandler, RemovableChannelHandler {
             do {
                 switch try parser.next(&buffer) {
                 case .part(let part):
-                    context.fireChannelRead(wrapInboundOut(convert(part)))
+                    context.fireChannelRead(wrapInboundOut(part))
                 case .needMoreData, .switched:
                     if buffer.readableBytes > 0 && buffer.readerIndex > 16 * 1024 {
                         buffer.discardReadBytes()
@@ -227,14 +238,6 @@ final class UpstreamCodec: ChannelDuplexHandler, RemovableChannelHandler {
                 context.fireErrorCaught(error)
                 return
             }
-        }
-    }
-
-    private func convert(_ part: HTTP1ResponseParser.Part) -> HTTPClientResponsePart {
-        switch part {
-        case .head(let head): .head(head)
-        case .body(let body): .body(body)
-        case .end(let trailers): .end(trailers)
         }
     }
 }

@@ -1,57 +1,176 @@
+import NIOCore
 import NIOHTTP1
 
 /// What becomes of the upstream's answer head on its way to the client, decided from the head
 /// and the exchange's facts alone; `ProxyHandler` performs it.
+///
+/// For an HTTP/1.1 client the head is written here, as bytes: the upstream's status line with
+/// Tollgate's version, the field lines it keeps copied as they arrived (in runs), and the few
+/// Tollgate adds (`Connection`, `Transfer-Encoding` when the client needs chunks). An HTTP/2
+/// client gets NIO's head, which its codec writes.
 enum ResponseRelay {
+    /// The client's side of the exchange.
+    enum Client: Equatable {
+        case http1_1
+        /// No chunked coding: a body without a length is delimited by the close.
+        case http1_0
+        case http2
+    }
+
+    struct Relayed: Equatable {
+        /// The head to write to the client.
+        var part: ClientResponsePart
+        /// A 101: after its end, the connections relay bytes.
+        var switchesProtocols: Bool
+        /// The upstream connection may serve another request once this answer has ended.
+        var upstreamReusable: Bool
+        /// The client connection closes after this answer (asked for, or an HTTP/1.0 client's
+        /// body delimited by the close).
+        var closesClient: Bool
+    }
+
     enum HeadAction: Equatable {
         /// An interim answer the client does not see.
         case skip
         /// Not relayable: 502, and neither connection is used again.
         case refuse(reason: String)
-        /// Relay this head (hop-by-hop fields removed, `Connection` set); after a 101 the
-        /// connections relay bytes. `upstreamReusable`: the upstream connection may serve
-        /// another request once this answer has ended.
-        case relay(HTTPResponseHead, switchesProtocols: Bool, upstreamReusable: Bool)
+        case relay(Relayed)
     }
 
     /// - Parameters:
-    ///   - fromStream: the answer came on an h2c stream, whose framing no HTTP/1.1 parser checked.
     ///   - upgradeProtocols: the protocols the client asked to switch to and the route allows,
     ///     `nil` when the request asked for no upgrade that was relayed.
     ///   - clientKeepAlive: the client's connection stays open after this answer.
-    ///   - toHTTP1Client: the client speaks HTTP/1.1 (not a stream of its own).
+    ///   - isHeadRequest: the request was HEAD: no body follows whatever the head states.
     static func head(
-        _ head: HTTPResponseHead,
-        fromStream: Bool,
+        _ head: ResponseHead,
         upgradeProtocols: [String]?,
         clientKeepAlive: Bool,
-        toHTTP1Client: Bool
+        client: Client,
+        isHeadRequest: Bool = false,
+        allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) -> HeadAction {
-        if head.status == .continue { return .skip }
-        if fromStream, let problem = UpstreamResponseFraming.problem(head) { return .refuse(reason: problem) }
-        let switches = head.status == .switchingProtocols
+        let code = head.status.code
+        if code == 100 { return .skip }
+        if !head.isChecked {
+            // An h2c stream's answer, which no HTTP/1.1 parser read.
+            let nio = head.nioHead
+            if let problem = UpstreamResponseFraming.problem(nio) { return .refuse(reason: problem) }
+            guard HTTPQuoting.areValidToSend(nio.headers) else { return .refuse(reason: "invalid_response_header") }
+        }
+        let switches = code == 101
         if switches && !acceptsSwitch(head, asked: upgradeProtocols) {
             // A 101 nobody asked for, or to another protocol than the one asked for (an h2c
             // tunnel): neither connection can be trusted to speak HTTP/1.1 any more.
             return .refuse(reason: "unrequested_upgrade")
         }
-        var relayed = head
-        relayed.headers = ProxySnapshot.downstreamHeaders(from: head.headers, isUpgrade: switches)
-        if !clientKeepAlive && toHTTP1Client && !switches {
-            relayed.headers.replaceOrAdd(name: "Connection", value: "close")
-        }
-        guard HTTPQuoting.areValidToSend(relayed.headers) else { return .refuse(reason: "invalid_response_header") }
         // An upstream that closes after this answer (`Connection: close`, HTTP/1.0) must not go
         // back to the pool, or the next request would meet a closing connection; nor one that was
         // asked to upgrade and did not (its parser may have stopped).
         let reusable = head.isKeepAlive && upgradeProtocols == nil
-        return .relay(relayed, switchesProtocols: switches, upstreamReusable: reusable)
+        guard client != .http2 else {
+            var relayed = head.nioHead
+            relayed.headers = ProxySnapshot.downstreamHeaders(from: relayed.headers, isUpgrade: false)
+            return .relay(
+                Relayed(
+                    part: .head(relayed),
+                    switchesProtocols: false,
+                    upstreamReusable: reusable,
+                    closesClient: false
+                )
+            )
+        }
+        let mayHaveBody = !isHeadRequest && code >= 200 && code != 204 && code != 304
+        var closes = !clientKeepAlive && !switches
+        var chunked = false
+        var addsChunked = false
+        var keepsTransferEncoding = false
+        switch head.framing {
+        case .length:
+            break
+        case .chunked:
+            if client == .http1_1 {
+                keepsTransferEncoding = true
+                chunked = mayHaveBody
+            } else if mayHaveBody {
+                closes = true
+            }
+        case .unstated:
+            if mayHaveBody && !switches {
+                if client == .http1_1 {
+                    addsChunked = true
+                    chunked = true
+                } else {
+                    closes = true
+                }
+            }
+        }
+        let connectionNamed = head.connectionNamesOthers ? connectionOptions(head.headers) : []
+
+        var out = allocator.buffer(capacity: head.bytes.readableBytes + 48)
+        out.writeStaticString("HTTP/1.1 ")
+        head.bytes.withUnsafeReadableBytes { raw in
+            // `HTTP/1.x 200 OK\r\n`: the code, then the phrase (RFC 9112 §4 wants the space even
+            // when there is none).
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[9..<12]))
+            out.writeInteger(UInt8.space)
+            if raw[12] == .space {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[13..<head.fieldsStart]))
+            } else {
+                out.writeStaticString("\r\n")
+            }
+            var runStart = 0
+            var runEnd = 0
+            for field in head.fields {
+                let name = raw[Int(field.lineStart)..<Int(field.nameEnd)]
+                let keep: Bool
+                switch HeaderName(utf8: name) {
+                case .upgrade:
+                    keep = switches
+                case .hopByHop, .connection, .te, .trailer:
+                    // `Trailer` is end to end in RFC 9110, but the trailers it announces are
+                    // relayed only over HTTP/2, which does not need it.
+                    keep = false
+                default:
+                    if name.count == 14, name.equalsLowercased("content-length") {
+                        keep = true
+                    } else if name.count == 17, name.equalsLowercased("transfer-encoding") {
+                        keep = keepsTransferEncoding
+                    } else {
+                        keep = connectionNamed.isEmpty || !connectionNamed.contains { name.equalsLowercased($0) }
+                    }
+                }
+                if keep {
+                    if runEnd != Int(field.lineStart) {
+                        out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[runStart..<runEnd]))
+                        runStart = Int(field.lineStart)
+                    }
+                    runEnd = Int(field.lineEnd)
+                }
+            }
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[runStart..<runEnd]))
+        }
+        if switches {
+            out.writeStaticString("Connection: upgrade\r\n")
+        } else if closes {
+            out.writeStaticString("Connection: close\r\n")
+        }
+        if addsChunked { out.writeStaticString("Transfer-Encoding: chunked\r\n") }
+        out.writeStaticString("\r\n")
+        return .relay(
+            Relayed(
+                part: .relayedHead(out, chunked: chunked),
+                switchesProtocols: switches,
+                upstreamReusable: reusable,
+                closesClient: closes && !switches
+            )
+        )
     }
 
     /// A 101 is relayed only for an upgrade the route allowed, to one protocol the client asked for.
-    static func acceptsSwitch(_ head: HTTPResponseHead, asked: [String]?) -> Bool {
+    static func acceptsSwitch(_ head: ResponseHead, asked: [String]?) -> Bool {
         guard let asked else { return false }
-        let chosen = head.headers["upgrade"].flatMap { $0.split(separator: ",") }.map {
+        let chosen = head.values(name: "upgrade").flatMap { $0.split(separator: ",") }.map {
             ($0.trimmingSpaces().split(separator: "/", maxSplits: 1).first ?? "").lowercased()
         }
         return chosen.count == 1 && asked.contains(chosen[0])

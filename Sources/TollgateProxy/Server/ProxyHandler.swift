@@ -13,8 +13,8 @@ import TollgateCore
 /// memory stays bounded whatever the body size.
 final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamDelegate {
     typealias InboundIn = RequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ClientResponsePart
+    typealias OutboundOut = ClientResponsePart
 
     private enum State {
         case idle
@@ -58,6 +58,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         var acceptsTrailers = false
         /// A HEAD request: no answer to it carries a body (RFC 9110 §9.3.2).
         var isHead = false
+        /// An HTTP/1.0 client: no chunked coding in its answer.
+        var isHTTP10 = false
         /// The upstream answered 101 to an upgrade: after its end, bytes are relayed.
         var upgradeAccepted = false
         /// The client announced a body (Content-Length > 0 or Transfer-Encoding).
@@ -370,6 +372,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         current.decoderStops = checked.decoderStops
         current.acceptsTrailers = checked.acceptsTrailers
         current.isHead = head.method == .HEAD
+        current.isHTTP10 = !isHTTP2 && head.version.minor == 0
 
         if let endpoints = runtime.localEndpoints {
             let path = Self.pathOf(checked.target)
@@ -587,16 +590,17 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     // MARK: - The upstream's answer
 
-    func upstreamReceived(_ part: HTTPClientResponsePart) {
+    func upstreamReceived(_ part: UpstreamResponsePart) {
         guard let context, case .forwarding(let upstream) = state, let current = exchange else { return }
         switch part {
         case .head(let head):
             let action = ResponseRelay.head(
                 head,
-                fromStream: upstream.isStream,
                 upgradeProtocols: current.isUpgrade ? current.upgradeProtocols : nil,
                 clientKeepAlive: current.keepAlive,
-                toHTTP1Client: !isHTTP2
+                client: isHTTP2 ? .http2 : current.isHTTP10 ? .http1_0 : .http1_1,
+                isHeadRequest: current.isHead,
+                allocator: context.channel.allocator
             )
             if action == .skip { return }
             if let started = current.upstreamStarted {
@@ -604,15 +608,16 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                     .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds))
                 )
             }
-            guard case .relay(let relayed, let switches, let reusable) = action else {
+            guard case .relay(let relayed) = action else {
                 if case .refuse(let reason) = action { refuseUpstreamAnswer(upstream, reason: reason) }
                 return
             }
             current.responseStarted = true
             current.status = Int(head.status.code)
-            current.upstreamReusable = reusable
-            context.write(wrapOutboundOut(.head(relayed)), promise: nil)
-            if switches {
+            current.upstreamReusable = relayed.upstreamReusable
+            if relayed.closesClient { current.keepAlive = false }
+            context.write(wrapOutboundOut(relayed.part), promise: nil)
+            if relayed.switchesProtocols {
                 // The relay starts after the codec has delivered this answer's end; bytes after
                 // it are handed on when the codec is removed.
                 exchange?.upgradeAccepted = true

@@ -84,7 +84,7 @@ public final class ProxyServer: Sendable {
 
     static func configureHTTP1(_ channel: any Channel, runtime: ProxyRuntime, scheme: String) throws {
         let operations = channel.pipeline.syncOperations
-        try operations.addHandler(HTTPResponseEncoder(), name: "response-encoder")
+        try operations.addHandler(HTTP1ResponseWriter(), name: "response-writer")
         try operations.addHandler(HTTP1RequestDecoder(server: runtime.snapshot.configuration.server))
         try operations.addHandler(ProxyHandler(runtime: runtime, scheme: scheme, isHTTP2: false), name: "proxy")
     }
@@ -108,7 +108,7 @@ public final class ProxyServer: Sendable {
                 stream.eventLoop.makeCompletedFuture {
                     let operations = stream.pipeline.syncOperations
                     try operations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                    try operations.addHandler(HTTP2RequestAdapter())
+                    try operations.addHandler(HTTP2StreamAdapter())
                     try operations.addHandler(ProxyHandler(runtime: runtime, scheme: scheme, isHTTP2: true))
                 }
             }

@@ -12,7 +12,7 @@ enum Upgrade {
             // Everything after the decoders first, so bytes the decoders forward land in the glue.
             try clientPipeline.addHandler(clientGlue)
             try upstreamPipeline.addHandler(upstreamGlue)
-            for name in ["proxy", "pipelining", "protocol-errors", "response-encoder"] {
+            for name in ["proxy", "pipelining", "protocol-errors", "response-writer"] {
                 if let context = try? clientPipeline.context(name: name) {
                     clientPipeline.removeHandler(context: context, promise: nil)
                 }

@@ -8,7 +8,7 @@ import TollgateCore
 /// Callbacks from an upstream connection to the client-side handler using it. Both live on the
 /// same event loop, so no hop and no lock.
 protocol UpstreamDelegate: AnyObject {
-    func upstreamReceived(_ part: HTTPClientResponsePart)
+    func upstreamReceived(_ part: UpstreamResponsePart)
     func upstreamReadComplete()
     func upstreamWritabilityChanged(isWritable: Bool)
     func upstreamClosed()
@@ -19,7 +19,7 @@ protocol UpstreamDelegate: AnyObject {
 /// The last handler of an upstream connection's pipeline: hands response parts to the current
 /// delegate and holds reads while the client cannot take more (backpressure).
 final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = UpstreamResponsePart
     typealias OutboundIn = UpstreamRequestPart
     typealias OutboundOut = UpstreamRequestPart
 

@@ -1,0 +1,247 @@
+import NIOCore
+import NIOHTTP1
+
+/// An upstream's answer head as it arrived: the status, the bytes and the offsets of each field
+/// line, so the relay copies the lines it keeps to the client (`ResponseRelay`) instead of
+/// building, editing and serialising a header collection.
+///
+/// An answer from an h2c upstream (NIO's codec gives `HTTPHeaders`) is written out once as an
+/// HTTP/1.1 head by `init(_:)`.
+package struct ResponseHead: IndexedFields {
+    package enum Framing: Equatable {
+        case length(Int)
+        case chunked
+        /// Neither `Content-Length` nor `Transfer-Encoding` (RFC 9112 §6.3, point 8).
+        case unstated
+    }
+
+    package var version: HTTPVersion
+    package var status: HTTPResponseStatus
+    /// The whole head: the status line, the field lines, the empty line.
+    package internal(set) var bytes: ByteBuffer
+    package private(set) var fields: [FieldOffsets]
+    /// Where the field lines start in `bytes` (after the status line's CRLF).
+    package private(set) var fieldsStart: Int
+    /// The framing the head states (whatever the request's method or the status make of it).
+    package var framing: Framing
+    /// RFC 9112 §9.3: the upstream keeps the connection open after this answer.
+    package var isKeepAlive: Bool
+    /// `Connection` lists an option other than `close`, `keep-alive` and `upgrade`: the fields
+    /// it names are hop-by-hop too.
+    package var connectionNamesOthers: Bool
+    /// Read by `HTTP1ResponseParser`, which refused any field that could not be relayed; a head
+    /// from an h2c stream is checked by the relay.
+    package var isChecked: Bool
+
+    init(
+        version: HTTPVersion,
+        status: HTTPResponseStatus,
+        bytes: ByteBuffer,
+        fields: [FieldOffsets],
+        fieldsStart: Int,
+        framing: Framing,
+        isKeepAlive: Bool,
+        connectionNamesOthers: Bool,
+        isChecked: Bool
+    ) {
+        self.version = version
+        self.status = status
+        self.bytes = bytes
+        self.fields = fields
+        self.fieldsStart = fieldsStart
+        self.framing = framing
+        self.isKeepAlive = isKeepAlive
+        self.connectionNamesOthers = connectionNamesOthers
+        self.isChecked = isChecked
+    }
+
+    /// A head given as NIO's type (an h2c upstream's, tests), written out once.
+    package init(_ head: HTTPResponseHead) {
+        var bytes = ByteBuffer()
+        bytes.writeString("HTTP/\(head.version.major).\(head.version.minor) \(head.status.code) ")
+        bytes.writeString(head.status.reasonPhrase)
+        bytes.writeStaticString("\r\n")
+        let fieldsStart = bytes.writerIndex
+        var fields: [FieldOffsets] = []
+        fields.reserveCapacity(head.headers.count)
+        var contentLength: Int?
+        var chunked = false
+        var namesOthers = false
+        for (name, value) in head.headers {
+            let lineStart = UInt32(bytes.writerIndex)
+            bytes.writeString(name)
+            let nameEnd = UInt32(bytes.writerIndex)
+            bytes.writeStaticString(": ")
+            let valueStart = UInt32(bytes.writerIndex)
+            bytes.writeString(value)
+            let valueEnd = UInt32(bytes.writerIndex)
+            bytes.writeStaticString("\r\n")
+            fields.append(
+                FieldOffsets(
+                    lineStart: lineStart,
+                    nameEnd: nameEnd,
+                    valueStart: valueStart,
+                    valueEnd: valueEnd,
+                    lineEnd: UInt32(bytes.writerIndex)
+                )
+            )
+            if name.caseInsensitiveEquals("content-length") {
+                contentLength = Int(value)
+            } else if name.caseInsensitiveEquals("transfer-encoding") {
+                chunked = true
+            } else if name.caseInsensitiveEquals("connection") {
+                for item in value.split(separator: ",") {
+                    let option = item.trimmingSpaces()
+                    if !option.isEmpty, !option.caseInsensitiveEquals("close"),
+                        !option.caseInsensitiveEquals("keep-alive"), !option.caseInsensitiveEquals("upgrade")
+                    {
+                        namesOthers = true
+                    }
+                }
+            }
+        }
+        bytes.writeStaticString("\r\n")
+        self.init(
+            version: head.version,
+            status: head.status,
+            bytes: bytes,
+            fields: fields,
+            fieldsStart: fieldsStart,
+            framing: contentLength.map { .length($0) } ?? (chunked ? .chunked : .unstated),
+            isKeepAlive: head.isKeepAlive,
+            connectionNamesOthers: namesOthers,
+            isChecked: false
+        )
+    }
+
+    /// The head as NIO's type.
+    package var nioHead: HTTPResponseHead {
+        HTTPResponseHead(version: version, status: status, headers: headers)
+    }
+}
+
+extension ResponseHead: Equatable {
+    /// The same answer: version, status, fields in order, framing and keep-alive (not the
+    /// bytes' spacing).
+    package static func == (lhs: ResponseHead, rhs: ResponseHead) -> Bool {
+        lhs.nioHead == rhs.nioHead && lhs.framing == rhs.framing && lhs.isKeepAlive == rhs.isKeepAlive
+    }
+}
+
+/// What an upstream connection or stream hands the proxy handler: `HTTPClientResponsePart` with
+/// the head as received.
+package enum UpstreamResponsePart: Equatable {
+    case head(ResponseHead)
+    case body(ByteBuffer)
+    case end(HTTPHeaders?)
+}
+
+/// What the proxy handler writes to the client: an answer of its own (`head`), or the upstream's
+/// head already written out for an HTTP/1.1 client (`relayedHead`), whose body goes chunked when
+/// `chunked` says so.
+package enum ClientResponsePart: Equatable {
+    case head(HTTPResponseHead)
+    case relayedHead(ByteBuffer, chunked: Bool)
+    case body(IOData)
+    case end(HTTPHeaders?)
+}
+
+/// Between NIO's HTTP/2-to-HTTP/1 codec and the proxy handler on an HTTP/2 client stream: a
+/// request head's fields are written out once as field lines (`RequestHead(_:)`); answers go out
+/// as NIO's parts (the proxy handler never writes a relayed HTTP/1.1 head to a stream).
+final class HTTP2StreamAdapter: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = RequestPart
+    typealias OutboundIn = ClientResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): context.fireChannelRead(wrapInboundOut(.head(RequestHead(head))))
+        case .body(let body): context.fireChannelRead(wrapInboundOut(.body(body)))
+        case .end(let trailers): context.fireChannelRead(wrapInboundOut(.end(trailers)))
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(let head): context.write(wrapOutboundOut(.head(head)), promise: promise)
+        case .relayedHead:
+            assertionFailure("an HTTP/1.1 head written to an HTTP/2 stream")
+            promise?.fail(ChannelError.inappropriateOperationForState)
+        case .body(let body): context.write(wrapOutboundOut(.body(body)), promise: promise)
+        case .end(let trailers): context.write(wrapOutboundOut(.end(trailers)), promise: promise)
+        }
+    }
+}
+
+/// The client connection's HTTP/1.1 answer writer, in place of NIO's `HTTPResponseEncoder`: a
+/// relayed head goes out as the bytes the relay wrote, Tollgate's own answers are written from
+/// their head. Bodies are chunked when the head says so.
+final class HTTP1ResponseWriter: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = ClientResponsePart
+    typealias OutboundOut = IOData
+
+    private var chunked = false
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(let head):
+            var out = context.channel.allocator.buffer(capacity: 256)
+            out.writeStaticString("HTTP/1.1 ")
+            out.writeString(String(head.status.code))
+            out.writeInteger(UInt8.space)
+            out.writeString(head.status.reasonPhrase)
+            out.writeStaticString("\r\n")
+            for (name, value) in head.headers { out.writeField(name, value) }
+            // As NIO's encoder: a head stating no length for a body that may follow goes chunked.
+            let code = head.status.code
+            let mayHaveBody = code >= 200 && code != 204 && code != 304
+            chunked =
+                head.headers.contains(name: "transfer-encoding")
+                || (mayHaveBody && !head.headers.contains(name: "content-length"))
+            if chunked && !head.headers.contains(name: "transfer-encoding") {
+                out.writeStaticString("Transfer-Encoding: chunked\r\n")
+            }
+            out.writeStaticString("\r\n")
+            context.write(wrapOutboundOut(.byteBuffer(out)), promise: promise)
+        case .relayedHead(let bytes, let chunked):
+            self.chunked = chunked
+            context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: promise)
+        case .body(let body):
+            guard chunked else {
+                context.write(wrapOutboundOut(body), promise: promise)
+                return
+            }
+            guard body.readableBytes > 0 else {
+                // An empty chunk would end the body.
+                promise?.succeed()
+                return
+            }
+            var size = context.channel.allocator.buffer(capacity: 20)
+            size.writeString(String(body.readableBytes, radix: 16))
+            size.writeStaticString("\r\n")
+            context.write(wrapOutboundOut(.byteBuffer(size)), promise: nil)
+            context.write(wrapOutboundOut(body), promise: nil)
+            var end = context.channel.allocator.buffer(capacity: 2)
+            end.writeStaticString("\r\n")
+            context.write(wrapOutboundOut(.byteBuffer(end)), promise: promise)
+        case .end(let trailers):
+            guard chunked else {
+                // Written all the same, so its promise completes after the body's bytes went out
+                // (a close waits for it).
+                context.write(
+                    wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))),
+                    promise: promise
+                )
+                return
+            }
+            chunked = false
+            var out = context.channel.allocator.buffer(capacity: 5)
+            out.writeStaticString("0\r\n")
+            for (name, value) in trailers ?? [:] { out.writeField(name, value) }
+            out.writeStaticString("\r\n")
+            context.write(wrapOutboundOut(.byteBuffer(out)), promise: promise)
+        }
+    }
+}
