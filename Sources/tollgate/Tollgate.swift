@@ -60,6 +60,9 @@ enum GateRunner {
             return handler
         }
         let logger = Logger(label: "tollgate")
+        // SIGHUP is trapped before anything listens: a reload asked for the moment the port
+        // answers is queued, not the signal's default action (which ends the process).
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
         let local: LocalIssuer?
         do {
             local = try await LocalIssuer.start(configuration)
@@ -93,7 +96,7 @@ enum GateRunner {
         let grace = Duration.milliseconds(Int64(configuration.server.drainGrace * 1000))
         let (keys, watcher, listeners) = proxy.services(grace: grace)
         // Shut down in reverse order: the listeners drain first, then reloads stop, then keys.
-        var services: [any Service] = extra + [keys, watcher, SignalReloadService(proxy: proxy)]
+        var services: [any Service] = extra + [keys, watcher, SignalReloadService(proxy: proxy, signals: hangups)]
         if let local {
             services += [
                 IssuerSweeperService(store: local.store, logger: logger),
@@ -116,11 +119,13 @@ enum GateRunner {
 /// Reloads the configuration on SIGHUP, until a graceful shutdown.
 struct SignalReloadService: Service {
     let proxy: RunningProxy
+    /// Trapped before the listeners open; signals received since are buffered.
+    let signals: UnixSignalsSequence
 
     func run() async throws {
         guard let path = proxy.configurationPath else { return }
         await cancelWhenGracefulShutdown {
-            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+            for await _ in signals {
                 await proxy.runtime.reload(from: path)
             }
         }
