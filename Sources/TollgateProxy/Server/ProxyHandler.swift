@@ -31,71 +31,16 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         case local(any LocalEndpoints, HTTPRequest)
     }
 
-    /// One request's bookkeeping, for the log line and metrics. A class: it is read and updated
-    /// many times per request, and a struct this size was copied (and its references retained)
-    /// at each of those.
-    private final class Exchange {
-        var started: NIODeadline
-        var requestID: String
-        var method: String
-        var path: String
-        var routeIndex: Int?
-        var routeName: String = "-"
-        var outcome: RequestOutcome = .allowed
-        var reason: String?
-        /// The refusal's detail, for the log line only.
-        var detail: String?
-        var status: Int = 0
-        var keepAlive: Bool
-        var requestEnded = false
-        var responseStarted = false
-        var isUpgrade = false
-        /// The protocols the client asked to upgrade to (lower-cased), when the route allows them.
-        var upgradeProtocols: [String] = []
-        /// NIO's decoder stopped after this request (an upgrade or CONNECT was asked for).
-        var decoderStops = false
-        /// `TE: trailers`: the request's trailers go on, stripped; otherwise they are dropped.
-        var acceptsTrailers = false
-        /// A HEAD request: no answer to it carries a body (RFC 9110 §9.3.2).
-        var isHead = false
-        /// An HTTP/1.0 client: no chunked coding in its answer.
-        var isHTTP10 = false
-        /// The upstream answered 101 to an upgrade: after its end, bytes are relayed.
-        var upgradeAccepted = false
-        /// The client announced a body (Content-Length > 0 or Transfer-Encoding).
-        var hasBody = false
-        var upstreamStarted: NIODeadline?
-        /// The upstream's response allows another request on its connection.
-        var upstreamReusable = true
-        /// The head sent upstream, kept for one retry on a fresh connection.
-        var upstreamHead: UpstreamRequestHead?
-        /// The exchange runs on a pooled connection that had served a request before.
-        var reusedUpstream = false
-        var retried = false
-        let snapshot: ProxySnapshot
-
-        init(started: NIODeadline, requestID: String, method: String, keepAlive: Bool, snapshot: ProxySnapshot) {
-            self.started = started
-            self.requestID = requestID
-            self.method = method
-            self.path = ""
-            self.keepAlive = keepAlive
-            self.snapshot = snapshot
-        }
-    }
-
     private let runtime: ProxyRuntime
     private let scheme: String
     private let isHTTP2: Bool
     private var context: ChannelHandlerContext?
     private var state = State.idle
-    private var exchange: Exchange?
+    private var exchange: ProxyExchange?
     private var buffered: [UpstreamRequestPart] = []
     /// The body of a local endpoint's request, bounded by `maximumLocalBodyBytes`.
     private var localBody: [UInt8] = []
-    /// One coarse repeating check per connection instead of a timer armed and cancelled per
-    /// request (each of those is a timerfd update, measured at about a tenth of the proxy's CPU
-    /// under load).
+    /// The connection's one repeating timeout check (`ConnectionTimers`).
     private var ticker: RepeatedTask?
     /// Keep-alive, pipelining, held reads and the head timeouts: the connection's decisions.
     private var connection: ConnectionStateMachine
@@ -135,13 +80,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     private func startTicker(context: ChannelHandlerContext) {
         guard ticker == nil else { return }
-        let snapshot = runtime.snapshot
-        let server = snapshot.configuration.server
-        var shortest = snapshot.configuration.upstream?.responseTimeout ?? 60
-        if !isHTTP2 { shortest = min(shortest, server.headerTimeout, server.idleTimeout) }
-        let interval = min(max(shortest / 4, 0.05), 1)
+        let period = ConnectionTimers(runtime.snapshot.configuration).checkInterval(isStream: isHTTP2)
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let period = TimeAmount.nanoseconds(Int64(interval * 1_000_000_000))
         ticker = context.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
             loopBound.value.tick()
         }
@@ -169,23 +109,18 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func tick() {
         guard let context else { return }
         let now = NIODeadline.now()
-        let server = runtime.snapshot.configuration.server
-        if connection.hasTimedOut(
-            now: now,
-            headerTimeout: .nanoseconds(Int64(server.headerTimeout * 1_000_000_000)),
-            idleTimeout: .nanoseconds(Int64(server.idleTimeout * 1_000_000_000))
-        ) {
+        let timers = ConnectionTimers(runtime.snapshot.configuration)
+        if connection.hasTimedOut(now: now, headerTimeout: timers.header, idleTimeout: timers.idle) {
             // Header-read or idle timeout: nothing is in flight, close quietly.
             context.close(promise: nil)
             return
         }
         switch state {
         case .forwarding(let upstream):
-            guard let current = exchange, !current.responseStarted, let started = current.upstreamStarted else {
-                return
-            }
-            let limit = current.snapshot.configuration.upstream?.responseTimeout ?? 60
-            guard now - started >= .nanoseconds(Int64(limit * 1_000_000_000)) else { return }
+            guard let current = exchange else { return }
+            // The exchange's own snapshot says how long its upstream may take.
+            let limit = ConnectionTimers(current.snapshot.configuration).upstreamResponse
+            guard current.upstreamHasTimedOut(now: now, limit: limit) else { return }
             // The upstream did not start answering in time.
             upstream.handler.delegate = nil
             upstream.channel.close(promise: nil)
@@ -242,7 +177,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             respondLocally(refusal)
             return
         }
-        let current = Exchange(
+        let current = ProxyExchange(
             started: .now(),
             requestID: TraceParent.hex(random.next(), random.next()),
             method: "-",
@@ -349,7 +284,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func requestHead(_ head: RequestHead, context: ChannelHandlerContext) {
         let snapshot = runtime.snapshot
         let requestID = Self.requestID(from: head, random: &random)
-        let current = Exchange(
+        let current = ProxyExchange(
             started: .now(),
             requestID: requestID,
             method: head.method.rawValue,
@@ -376,7 +311,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
         if let endpoints = runtime.localEndpoints {
             let path = Self.pathOf(checked.target)
-            if endpoints.handles(path: path), let request = localRequest(head, checked: checked) {
+            if endpoints.handles(path: path) {
+                let request = HTTPRequest(localRequest: head, checked: checked, scheme: scheme)
                 current.path = path
                 current.routeName = "local"
                 current.outcome = .public
@@ -751,22 +687,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     // MARK: - Local endpoints
 
-    /// The request as swift-http-types has it, for a local endpoint.
-    private func localRequest(_ head: RequestHead, checked: CheckedRequestHead) -> HTTPRequest? {
-        let authority = checked.authority ?? head.first(name: "host")
-        var request = HTTPRequest(
-            method: HTTPRequest.Method(head.method.rawValue) ?? .get,
-            scheme: scheme,
-            authority: authority,
-            path: checked.target
-        )
-        for (name, value) in head.headers {
-            guard let fieldName = HTTPField.Name(name) else { continue }
-            request.headerFields.append(HTTPField(name: fieldName, value: value))
-        }
-        return request
-    }
-
     /// Hands the collected request to the endpoint and writes its answer.
     private func answerLocally(_ endpoints: any LocalEndpoints, _ request: HTTPRequest) {
         guard let context else { return }
@@ -779,18 +699,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         }.whenSuccess { head, body in
             let handler = loopBound.value
             guard case .waiting = handler.state else { return }
-            var headers: [(String, String)] = []
-            for field in head.headerFields where field.name != .contentLength && field.name != .connection {
-                headers.append((field.name.rawName, field.value))
-            }
-            handler.respondLocally(
-                VerdictResponse(
-                    status: head.status.code,
-                    headers: headers,
-                    body: String(decoding: body, as: UTF8.self)
-                ),
-                outcome: .public
-            )
+            handler.respondLocally(VerdictResponse(endpointAnswer: head, body: body), outcome: .public)
         }
     }
 
@@ -820,36 +729,19 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         // A refused request with a body that was not read: reading it to the end keeps the
         // connection usable, but closing is cheaper and safer for large bodies.
         if !current.requestEnded && current.hasBody && verdict.status >= 400 { current.keepAlive = false }
-        var headers = HTTPHeaders()
-        for (name, value) in verdict.headers { headers.add(name: name, value: value) }
-        var body = verdict.body
-        var status = verdict.status
-        if !HTTPQuoting.areValidToSend(headers) {
-            // Cannot happen with the fixed texts of GateError, but no header Tollgate writes may
-            // ever carry a CR, LF or NUL, whatever it was built from.
-            headers = HTTPHeaders()
-            body = #"{"error":"server_error","error_description":"the answer could not be written"}"#
-            status = 500
-            current.status = 500
-            current.reason = "invalid_response_header"
-        }
-        if !body.isEmpty && !headers.contains(name: "content-type") {
-            headers.add(name: "Content-Type", value: "application/json")
-        }
-        headers.add(name: "Content-Length", value: String(body.utf8.count))
-        headers.add(name: "X-Request-Id", value: current.requestID)
-        if !current.keepAlive && !isHTTP2 { headers.add(name: "Connection", value: "close") }
-        let head = HTTPResponseHead(
-            version: .http1_1,
-            status: HTTPResponseStatus(statusCode: status),
-            headers: headers
+        let answer = LocalAnswer(
+            verdict,
+            requestID: current.requestID,
+            closesConnection: !current.keepAlive && !isHTTP2,
+            isHeadRequest: current.isHead,
+            allocator: context.channel.allocator
         )
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if !body.isEmpty && !current.isHead {
-            var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
-            buffer.writeString(body)
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        if let failure = answer.failure {
+            current.status = answer.status
+            current.reason = failure
         }
+        context.write(wrapOutboundOut(.head(answer.head)), promise: nil)
+        if let body = answer.body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         lastWrite = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         buffered.removeAll(keepingCapacity: true)
         if current.requestEnded {
