@@ -372,4 +372,25 @@ struct FramingTests {
             #expect(heads[2].hasSuffix("\r\n\r\n"), "\(heads[2])")
         }
     }
+
+    /// An HTTP/1.0 client keeps its connection only when the answer says `keep-alive` (RFC 9112
+    /// §C.2.2): proxied and local answers both say it while the connection stays open.
+    @Test func anHTTP10ClientThatAsksForKeepAliveIsToldItsConnectionStaysOpen() async throws {
+        try await ProxyEnvironment.with { environment in
+            let keepAlive = "Host: api.test\r\nConnection: keep-alive\r\n\r\n"
+            let text = try await Self.exchange(
+                environment,
+                "GET /healthz HTTP/1.0\r\n" + keepAlive + "GET /admin/users HTTP/1.0\r\n" + keepAlive
+                    + "GET /healthz?last HTTP/1.0\r\nHost: api.test\r\n\r\n"
+            )
+            #expect(Self.statuses(in: text) == [200, 401, 200], "\(text.prefix(600))")
+            let heads = text.components(separatedBy: "HTTP/1.1 ").dropFirst().map {
+                $0.components(separatedBy: "\r\n\r\n")[0]
+            }
+            #expect(heads.count == 3)
+            #expect(heads.prefix(2).allSatisfy { $0.contains("\r\nConnection: keep-alive") }, "\(heads)")
+            #expect(heads.last?.contains("\r\nConnection: close") == true, "\(heads)")
+            #expect(environment.upstream.requests.map(\.uri) == ["/healthz", "/healthz?last"])
+        }
+    }
 }

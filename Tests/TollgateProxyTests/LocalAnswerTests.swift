@@ -12,13 +12,13 @@ import TollgateCore
 @Suite struct LocalAnswerTests {
     static func answer(
         _ verdict: VerdictResponse,
-        closes: Bool = false,
+        connection: String? = nil,
         isHead: Bool = false
     ) -> LocalAnswer {
         LocalAnswer(
             verdict,
             requestID: "rid-1",
-            closesConnection: closes,
+            connection: connection,
             isHeadRequest: isHead,
             allocator: ByteBufferAllocator()
         )
@@ -39,7 +39,7 @@ import TollgateCore
     }
 
     @Test func anAnswerThatEndsTheConnectionSaysSo() {
-        let written = Self.answer(VerdictResponse(status: 200), closes: true)
+        let written = Self.answer(VerdictResponse(status: 200), connection: "close")
         #expect(written.head.headers["Connection"] == ["close"])
         #expect(written.head.headers["Content-Length"] == ["0"])
         #expect(!written.head.headers.contains(name: "Content-Type"))

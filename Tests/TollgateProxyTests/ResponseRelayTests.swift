@@ -88,6 +88,15 @@ import Testing
         #expect(overHTTP2.headers["content-length"] == ["0"])
     }
 
+    @Test func anHTTP10ClientWhoseConnectionStaysOpenIsToldSo() throws {
+        let head = try Self.parsed("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
+        let kept = Self.relay(head, client: .http1_0)
+        #expect(try Self.written(kept).text == "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n")
+        #expect(try !Self.relayed(kept).closesClient)
+        let closing = Self.relay(head, keepAlive: false, client: .http1_0)
+        #expect(try Self.written(closing).text == "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n")
+    }
+
     @Test func aBodyWithoutLengthGoesChunkedToAnHTTP11ClientAndUntilTheCloseToAnHTTP10One() throws {
         let unstated = try Self.parsed("HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\n")
         let toHTTP11 = try Self.written(Self.relay(unstated))

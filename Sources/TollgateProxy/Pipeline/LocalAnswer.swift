@@ -3,8 +3,9 @@ import NIOCore
 import NIOHTTP1
 
 /// A locally decided answer (a refusal, forward-auth's verdict, a local endpoint's answer) as the
-/// parts written to the client: its headers checked, its length, the request's id and, where the
-/// connection ends with it, `Connection: close`.
+/// parts written to the client: its headers checked, its length, the request's id and the
+/// `Connection` field the client needs (`close` where the connection ends with the answer,
+/// `keep-alive` for an HTTP/1.0 client whose connection stays open).
 struct LocalAnswer {
     let head: HTTPResponseHead
     /// Nil for an empty body and for the answer to a HEAD request.
@@ -17,7 +18,7 @@ struct LocalAnswer {
     init(
         _ verdict: VerdictResponse,
         requestID: String,
-        closesConnection: Bool,
+        connection: String?,
         isHeadRequest: Bool,
         allocator: ByteBufferAllocator
     ) {
@@ -38,7 +39,7 @@ struct LocalAnswer {
         }
         headers.add(name: "Content-Length", value: String(body.utf8.count))
         headers.add(name: "X-Request-Id", value: requestID)
-        if closesConnection { headers.add(name: "Connection", value: "close") }
+        if let connection { headers.add(name: "Connection", value: connection) }
         head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
         if body.isEmpty || isHeadRequest {
             self.body = nil

@@ -154,6 +154,10 @@ enum ResponseRelay {
             out.writeStaticString("Connection: upgrade\r\n")
         } else if closes {
             out.writeStaticString("Connection: close\r\n")
+        } else if client == .http1_0 {
+            // An HTTP/1.0 client keeps the connection only when told so (RFC 9112 §C.2.2), as
+            // nginx tells it.
+            out.writeStaticString("Connection: keep-alive\r\n")
         }
         if addsChunked { out.writeStaticString("Transfer-Encoding: chunked\r\n") }
         out.writeStaticString("\r\n")

@@ -732,7 +732,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         let answer = LocalAnswer(
             verdict,
             requestID: current.requestID,
-            closesConnection: !current.keepAlive && !isHTTP2,
+            connection: isHTTP2 ? nil : !current.keepAlive ? "close" : current.isHTTP10 ? "keep-alive" : nil,
             isHeadRequest: current.isHead,
             allocator: context.channel.allocator
         )
