@@ -48,7 +48,9 @@ enum Fixture {
         let signature: [UInt8]
         switch alg {
         case "RS256":
-            signature = Array(try! rsa.signature(for: SHA256.hash(data: bytes), padding: .insecurePKCS1v1_5).rawRepresentation)
+            signature = Array(
+                try! rsa.signature(for: SHA256.hash(data: bytes), padding: .insecurePKCS1v1_5).rawRepresentation
+            )
         case "ES256":
             signature = Array(try! p256.signature(for: SHA256.hash(data: bytes)).rawRepresentation)
         default:
@@ -121,7 +123,29 @@ let benchmarks: @Sendable () -> Void = {
         Benchmark("verify \(name) uncached (full: parse, signature, claims)") { benchmark in
             for _ in benchmark.scaledIterations {
                 let digest = TokenDigest(token: fixture.token)
-                guard case .verified = uncached.verifyLocally(fixture.token, digest: digest, acceptedIssuers: nil) else {
+                guard case .verified = uncached.verifyLocally(fixture.token, digest: digest, acceptedIssuers: nil)
+                else {
+                    fatalError("\(name) did not verify")
+                }
+            }
+        }
+    }
+
+    // The full parse with the forwarded claims' headers built from the whole claim set, as the
+    // proxy did before projecting: the figure the projected path is compared with.
+    let mapping = Fixture.projection.forward!
+    for (name, fixture) in [("RS256", rs256), ("ES256", es256)] {
+        Benchmark("verify \(name) uncached, full parse + claim headers built") { benchmark in
+            for _ in benchmark.scaledIterations {
+                let digest = TokenDigest(token: fixture.token)
+                guard
+                    case .verified(let token) = uncached.verifyLocally(
+                        fixture.token,
+                        digest: digest,
+                        acceptedIssuers: nil
+                    ),
+                    case .success(let headers) = mapping.headers(for: token), headers.count == 3
+                else {
                     fatalError("\(name) did not verify")
                 }
             }
@@ -192,7 +216,8 @@ let benchmarks: @Sendable () -> Void = {
         _ = await verifier.verify(token)
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
-            guard case .verified = verifier.verifyLocally(token, digest: TokenDigest(token: token), acceptedIssuers: nil)
+            guard
+                case .verified = verifier.verifyLocally(token, digest: TokenDigest(token: token), acceptedIssuers: nil)
             else { fatalError("introspection cache miss") }
         }
         benchmark.stopMeasurement()
