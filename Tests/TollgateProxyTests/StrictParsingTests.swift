@@ -24,6 +24,10 @@ struct StrictParsingTests {
                 "an absolute-form target for another host",
                 "GET http://other.test/healthz HTTP/1.1\r\nHost: api.test\r\n\r\n"
             ),
+            (
+                "an absolute-form target for another port",
+                "GET http://api.test:8080/healthz HTTP/1.1\r\nHost: api.test\r\n\r\n"
+            ),
             ("absolute form without Host", "GET http://other.test/healthz HTTP/1.0\r\n\r\n"),
             ("a second Host", "GET /healthz HTTP/1.1\r\nHost: api.test\r\nHost: other.test\r\n\r\n"),
             ("no Host in HTTP/1.1", "GET /healthz HTTP/1.1\r\n\r\n"),

@@ -148,6 +148,25 @@ import TollgateCore
         }
     }
 
+    /// The scheme's default port names the same origin as no port (RFC 3986 §6.2.3); any other
+    /// port, or the other scheme's default, is another host.
+    @Test(arguments: [
+        ("http://a/x", "a:80", true), ("http://a:80/x", "a", true), ("http://a:/x", "a", true),
+        ("https://a/x", "a:443", true), ("https://A:443/x", "a", true), ("http://[::1]:80/x", "[::1]", true),
+        ("https://a/x", "a:80", false), ("http://a/x", "a:443", false), ("http://a:8080/x", "a", false),
+        ("http://a/x", "a:8080", false), ("http://a:080/x", "a", false),
+    ])
+    func anAbsoluteFormTargetMayOmitOrSpellTheDefaultPort(target: String, host: String, accepted: Bool) throws {
+        let head = try Self.parse("GET \(target) HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+        switch CheckedRequestHead.check(head, isHTTP2: false) {
+        case .success(let checked):
+            #expect(accepted, "\(target) with Host \(host)")
+            #expect(checked.target == "/x")
+        case .failure(let error):
+            #expect(!accepted, "\(target) with Host \(host): \(error)")
+        }
+    }
+
     @Test func anAbsoluteFormTargetsAuthorityReplacesHost() throws {
         try Self.withSnapshot { snapshot in
             let head = try Self.parse("GET http://API.test/orders/1 HTTP/1.1\r\nHost: api.test\r\nX-A: 1\r\n\r\n")

@@ -92,8 +92,13 @@ package struct CheckedRequestHead {
                 // RFC 9112 §3.2.2 lets the target's authority override Host; a gateway in front that
                 // routes by Host and an upstream that reads the target would then disagree on
                 // which service the request is for, so the two must name the same one (and Host
-                // must be there, HTTP/1.0 included).
-                guard let host, host.caseInsensitiveEquals(parts.authority) else {
+                // must be there, HTTP/1.0 included). The scheme's default port may be spelt in one
+                // and not the other (RFC 3986 §6.2.3).
+                guard let host,
+                    Self.withoutDefaultPort(host, https: parts.https).caseInsensitiveEquals(
+                        Self.withoutDefaultPort(parts.authority, https: parts.https)
+                    )
+                else {
                     return .failure(GateError(.malformedRequest, "an absolute-form target for another host than Host"))
                 }
                 target = parts.target
@@ -125,14 +130,17 @@ package struct CheckedRequestHead {
         value.split(separator: ",").contains { $0.trimmingSpaces().caseInsensitiveEquals(token) }
     }
 
-    /// `http://authority/path?query` (RFC 9112 §3.2.2): the authority (no userinfo) and the
-    /// origin-form rest, `/` when the path is empty.
-    static func absoluteForm(_ target: String) -> (authority: String, target: String)? {
+    /// `http://authority/path?query` (RFC 9112 §3.2.2): the authority (no userinfo), the
+    /// origin-form rest, `/` when the path is empty, and whether the scheme is `https`.
+    static func absoluteForm(_ target: String) -> (authority: String, target: String, https: Bool)? {
         let rest: Substring
+        let https: Bool
         if target.utf8.count > 7, target.prefix(7).caseInsensitiveEquals("http://") {
             rest = target.dropFirst(7)
+            https = false
         } else if target.utf8.count > 8, target.prefix(8).caseInsensitiveEquals("https://") {
             rest = target.dropFirst(8)
+            https = true
         } else {
             return nil
         }
@@ -141,7 +149,18 @@ package struct CheckedRequestHead {
         guard !authority.isEmpty, isValidAuthority(authority) else { return nil }
         var path = String(rest[end...])
         if !path.hasPrefix("/") { path = "/" + path }
-        return (authority, path)
+        return (authority, path, https)
+    }
+
+    /// `authority` without an empty port or the scheme's default one (`:80`, `:443`), which
+    /// name the same origin as no port (RFC 3986 §6.2.3).
+    static func withoutDefaultPort(_ authority: String, https: Bool) -> Substring {
+        var value = authority[...]
+        for suffix in [https ? ":443" : ":80", ":"] where value.hasSuffix(suffix) {
+            value = value.dropLast(suffix.utf8.count)
+            break
+        }
+        return value
     }
 
     /// RFC 9112 §3.2 / RFC 3986 §3.2.2: `host [":" port]`, where host is a reg-name or an IP
