@@ -34,14 +34,14 @@ struct IssuerAdminContext {
         do {
             try await body(context)
         } catch let failure as IssuerAdministration.Failure {
-            try? await IssuerStorage.close(context.store)
+            try? await context.store.close()
             printError("error: \(failure)")
             throw ExitCode(1)
         } catch {
-            try? await IssuerStorage.close(context.store)
+            try? await context.store.close()
             throw error
         }
-        try await IssuerStorage.close(context.store)
+        try await context.store.close()
     }
 }
 

@@ -26,7 +26,7 @@ struct LocalIssuer {
     let store: any IssuerStore
 
     func close() async throws {
-        try await IssuerStorage.close(store)
+        try await store.close()
     }
 
     static func start(_ configuration: TollgateConfiguration) async throws -> LocalIssuer? {
@@ -43,7 +43,7 @@ struct LocalIssuer {
     }
 }
 
-/// Opens and closes the storage a configuration names.
+/// Opens the storage a configuration names.
 enum IssuerStorage {
     static func open(_ storage: LocalIssuerSettings.Storage) async throws -> any IssuerStore {
         switch storage {
@@ -51,11 +51,6 @@ enum IssuerStorage {
         case .sqlite(let path): try await SQLiteIssuerStore.open(path: path)
         case .postgres(let settings): try await PostgresIssuerStore.open(settings)
         }
-    }
-
-    static func close(_ store: any IssuerStore) async throws {
-        if let sqlite = store as? SQLiteIssuerStore { try await sqlite.close() }
-        if let postgres = store as? PostgresIssuerStore { try await postgres.close() }
     }
 }
 
@@ -90,19 +85,19 @@ struct IssuerKeyService: Service {
 /// Deletes the issuer's expired codes, sessions, pending sign-ins and tokens every minute, until
 /// a graceful shutdown.
 struct IssuerSweeperService: Service {
-    let store: any IssuerStore
+    let issuer: OAuthIssuer
     let logger: Logger
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
-                    let removed = try await store.deleteExpired(before: Int(wallClockSeconds()))
+                    let removed = try await issuer.sweep()
                     if removed > 0 { logger.debug("swept expired issuer records", metadata: ["count": "\(removed)"]) }
                 } catch {
                     logger.warning("the issuer sweep failed", metadata: ["error": "\(error)"])
                 }
-                try? await Task.sleep(for: .seconds(60))
+                try? await Task.sleep(for: .seconds(issuer.sweepInterval))
             }
         }
     }

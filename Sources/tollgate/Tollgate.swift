@@ -99,7 +99,7 @@ enum GateRunner {
         var services: [any Service] = extra + [keys, watcher, SignalReloadService(proxy: proxy, signals: hangups)]
         if let local {
             services += [
-                IssuerSweeperService(store: local.store, logger: logger),
+                IssuerSweeperService(issuer: local.issuer, logger: logger),
                 IssuerKeyService(issuer: local.issuer, logger: logger),
             ]
         }

@@ -83,6 +83,13 @@ check(claims["sub"] == user, "the ID token verifies (signature, iss, aud, nonce,
 info = client.get(meta["userinfo_endpoint"], timeout=10).json()
 check(info["sub"] == user and "email" in info, "userinfo answers for the access token")
 
+# RFC 7662: the client introspects its own refresh token; another client learns nothing of it.
+own = client.introspect_token(
+    meta["introspection_endpoint"], token=token["refresh_token"], token_type_hint="refresh_token"
+).json()
+check(own["active"] is True and own["token_type"] == "refresh_token" and own["client_id"] == web_id,
+      "introspection of the client's own refresh token: active")
+
 old_refresh = token["refresh_token"]
 refreshed = client.refresh_token(meta["token_endpoint"], refresh_token=old_refresh)
 check(refreshed["refresh_token"] != old_refresh, "a refresh rotates the refresh token")
@@ -101,6 +108,8 @@ except OAuthError as error:
 machine = OAuth2Session(m2m_id, m2m_secret, token_endpoint_auth_method="client_secret_basic")
 m2m = machine.fetch_token(meta["token_endpoint"], grant_type="client_credentials", scope="@team/orders.read")
 check("access_token" in m2m and "refresh_token" not in m2m, "client_credentials with an id containing @ and /")
+foreign = machine.introspect_token(meta["introspection_endpoint"], token=refreshed["access_token"]).json()
+check(foreign == {"active": False}, "another client introspecting the web client's token learns nothing")
 
 active = machine.introspect_token(meta["introspection_endpoint"], token=m2m["access_token"]).json()
 check(active["active"] is True and active["client_id"] == m2m_id, "introspection: active")
@@ -140,6 +149,17 @@ device_claims = jwt.decode(
 )
 device_claims.validate()
 check(device_claims["sub"] == user and device_claims["aud"] == "@team/tv", "the device's ID token names the user")
+# RFC 7009 §2.1, §5: a public client revokes its refresh token with its client_id alone, and the
+# grant goes with it.
+revoked = device.revoke_token(
+    meta["revocation_endpoint"], token=device_token["refresh_token"], token_type_hint="refresh_token"
+)
+check(revoked.status_code == 200, "the device (a public client) revokes its refresh token")
+try:
+    device.refresh_token(meta["token_endpoint"], refresh_token=device_token["refresh_token"])
+    check(False, "the revoked refresh token is refused")
+except OAuthError as error:
+    check(error.error == "invalid_grant", "the revoked refresh token is refused with invalid_grant")
 time.sleep(started["interval"])
 try:
     device.fetch_token(meta["token_endpoint"], grant_type=device_grant, device_code=started["device_code"])

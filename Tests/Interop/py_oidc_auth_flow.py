@@ -59,19 +59,23 @@ async def main():
 
     refreshed = await auth.token("/callback", refresh_token=tokens["refresh_token"])
     check(refreshed.refresh_token != tokens["refresh_token"], "refresh rotates the refresh token")
-    retried = await auth.token("/callback", refresh_token=tokens["refresh_token"])
-    check(retried.refresh_token == refreshed.refresh_token, "a retry within the grace window gets the same successor")
-    await auth.token("/callback", refresh_token=refreshed.refresh_token)
+    # Strict rotation (RFC 9700 §4.14.2): presenting the spent token again is a reuse, which
+    # revokes the grant: the successor and every access token of the grant with it.
     try:
         await auth.token("/callback", refresh_token=tokens["refresh_token"])
         check(False, "the spent refresh token is refused")
     except InvalidRequest:
-        check(True, "once its successor was used, the spent refresh token is refused")
+        check(True, "the spent refresh token is refused")
+    try:
+        await auth.token("/callback", refresh_token=refreshed.refresh_token)
+        check(False, "its successor is revoked with the grant")
+    except InvalidRequest:
+        check(True, "its successor is revoked with the grant")
     try:
         await auth.userinfo(IDToken(), {"authorization": "Bearer " + tokens["access_token"]})
-        check(False, "the family's access tokens are revoked with it")
+        check(False, "the grant's access tokens are revoked with it")
     except InvalidRequest:
-        check(True, "the family's access tokens are revoked with it")
+        check(True, "the grant's access tokens are revoked with it")
 
 
     # The device flow, with the public device client.

@@ -3,7 +3,7 @@
 Usage: refresh_race.py ISSUER_URL OTHER_BASE_URL WEB_CLIENT_ID WEB_SECRET USER PASSWORD REDIRECT_URI
 Gets a refresh token by the code flow through the HTML forms (requests, no OAuth library), then
 sends fifty refreshes of it at once, alternating between the two processes. Exactly one rotation
-may win; every other request, a retry by the same client within the grace window, must get the
+may win; every other request, a retry by the same client within the reuse interval, must get the
 winner's answer, so all fifty carry the one successor, which then refreshes once more.
 """
 import base64
@@ -73,7 +73,7 @@ with ThreadPoolExecutor(max_workers=50) as pool:
     results = list(pool.map(rotate, range(50)))
 statuses = [status for status, _ in results]
 successors = {body.get("refresh_token") for _, body in results}
-check(statuses == [200] * 50, "all fifty refreshes are answered (one rotation, the rest within the grace window)")
+check(statuses == [200] * 50, "all fifty refreshes are answered (one rotation, the rest within the reuse interval)")
 check(len(successors) == 1, "and every answer carries the one successor")
 successor = successors.pop()
 check(successor != refresh, "which is a new token")

@@ -18,10 +18,18 @@ import TollgateIssuer
         var cookie: String?
     }
 
-    static func makeIssuer() async throws -> OAuthIssuer {
+    static func makeIssuer(
+        reuseInterval: Int = 0,
+        store: any IssuerStore = MemoryIssuerStore(),
+        configure: (inout IssuerOptions) -> Void = { _ in }
+    ) async throws -> OAuthIssuer {
         var options = IssuerOptions(issuer: "https://idp.test")
-        options.apis = [APIDefinition(audience: "@team/orders", scopes: ["@team/orders.read"])]
-        let store = MemoryIssuerStore()
+        options.apis = [
+            APIDefinition(audience: "@team/orders", scopes: ["@team/orders.read"]),
+            APIDefinition(audience: "@team/billing", scopes: ["@team/billing.read"]),
+        ]
+        options.refreshTokenReuseInterval = reuseInterval
+        configure(&options)
         try await store.saveClient(
             RegisteredClient(
                 id: "@team/web",
@@ -237,6 +245,20 @@ import TollgateIssuer
         let code = try #require(try await Self.signInAndConsent(issuer).0["code"])
         let response = try await Self.exchange(issuer, code: code, verifier: String(repeating: "a", count: 43))
         #expect(try Self.json(response)["error"]?.stringValue == "invalid_grant")
+        // Nor does another client, or another redirect URI: the code is checked before it is
+        // spent, so whoever stole it cannot burn it for its owner.
+        let wrongRedirect = await Self.post(
+            issuer,
+            "/oauth2/token",
+            [
+                ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", "https://app.test/other"),
+                ("code_verifier", Self.verifier),
+            ],
+            authorization: Self.webBasic
+        )
+        #expect(try Self.json(wrongRedirect)["error"]?.stringValue == "invalid_grant")
+        let owner = try await Self.exchange(issuer, code: code)
+        #expect(owner.head.status == .ok)
     }
 
     @Test func plainPKCEAndMissingPKCEForAPublicClientAreRefusedToTheRedirectURI() async throws {
@@ -306,8 +328,8 @@ import TollgateIssuer
         #expect(String(decoding: response.body, as: UTF8.self).contains("not right"))
     }
 
-    @Test func refreshRotatesAndReuseOutsideTheGraceWindowRevokesTheFamily() async throws {
-        let issuer = try await Self.makeIssuer()
+    @Test func withAReuseIntervalARetryGetsTheSameAnswerAndLaterReuseRevokesTheGrant() async throws {
+        let issuer = try await Self.makeIssuer(reuseInterval: 30)
         let code = try #require(try await Self.signInAndConsent(issuer).0["code"])
         let first = try Self.json(try await Self.exchange(issuer, code: code))
         let original = try #require(first["refresh_token"]?.stringValue)
@@ -324,7 +346,7 @@ import TollgateIssuer
         let second = try await refresh(original)
         let successor = try #require(second["refresh_token"]?.stringValue)
         #expect(successor != original)
-        // A retry of the spent token within the grace window gets the same answer.
+        // A retry of the spent token within the reuse interval gets the same answer.
         let retry = try await refresh(original)
         #expect(retry["refresh_token"]?.stringValue == successor)
         #expect(retry["access_token"] == second["access_token"])
@@ -336,7 +358,7 @@ import TollgateIssuer
     }
 
     @Test func fiftyConcurrentRefreshesOfOneTokenLeaveExactlyOneSuccessor() async throws {
-        let issuer = try await Self.makeIssuer()
+        let issuer = try await Self.makeIssuer(reuseInterval: 30)
         let code = try #require(try await Self.signInAndConsent(issuer).0["code"])
         let original = try #require(
             try Self.json(try await Self.exchange(issuer, code: code))["refresh_token"]?.stringValue
@@ -357,7 +379,7 @@ import TollgateIssuer
             for await answer in group { all.append(answer) }
             return all
         }
-        // Every caller is the same client within the grace window: all get the one successor.
+        // Every caller is the same client within the reuse interval: all get the one successor.
         let successors = Set(answers.compactMap { $0 })
         #expect(successors.count == 1)
         #expect(answers.allSatisfy { $0 != nil })

@@ -151,10 +151,6 @@ import TollgateIssuer
         #expect(answer["access_token"] is String)
         #expect(answer["id_token"] is String)
         #expect(answer["refresh_token"] is String)
-        // Single use: the next poll is refused.
-        clock.advance(20)
-        #expect(try Self.error(await Self.poll(issuer, deviceCode)) == "invalid_grant")
-
         // The refresh token works like any other.
         let refreshed = await Flow.post(
             issuer,
@@ -165,6 +161,16 @@ import TollgateIssuer
             ]
         )
         #expect(refreshed.head.status == .ok)
+        let successor = try #require(try Self.json(refreshed)["refresh_token"] as? String)
+        // Single use: the next poll is refused, and as a replay it revokes the grant.
+        clock.advance(20)
+        #expect(try Self.error(await Self.poll(issuer, deviceCode)) == "invalid_grant")
+        let afterReplay = await Flow.post(
+            issuer,
+            "/oauth2/token",
+            [("grant_type", "refresh_token"), ("refresh_token", successor), ("client_id", "@team/tv")]
+        )
+        #expect(try Self.error(afterReplay) == "invalid_grant")
     }
 
     @Test func aDeniedRequestIsAccessDeniedAndAnExpiredOneExpiredToken() async throws {

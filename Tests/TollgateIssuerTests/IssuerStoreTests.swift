@@ -125,11 +125,18 @@ import TollgateIssuer
                     authenticatedAt: 1,
                     expiresAt: 4_000_000_000,
                     redeemed: false,
-                    issuedTokenDigests: []
+                    familyID: "grant-1"
                 )
             )
             let fresh = try await withThrowingTaskGroup(of: Bool.self) { group in
-                for _ in 0..<50 { group.addTask { try await store.redeemCode(digest: "code")?.redeemed == false } }
+                for _ in 0..<50 {
+                    group.addTask {
+                        let outcome = try await store.redeemCode(digest: "code", now: 100, grantUntil: 5000) { _ in true
+                        }
+                        if case .redeemed = outcome { return true }
+                        return false
+                    }
+                }
                 var count = 0
                 for try await won in group where won { count += 1 }
                 return count
@@ -151,7 +158,8 @@ import TollgateIssuer
                             successor: Self.refresh("r1-\(index)", generation: 1),
                             answer: "answer-\(index)",
                             now: 100,
-                            grace: 30
+                            reuseInterval: 30,
+                            grantUntil: 5000
                         )
                     }
                 }
@@ -191,7 +199,8 @@ import TollgateIssuer
                 successor: Self.refresh("r1", generation: 1),
                 answer: "a",
                 now: 100,
-                grace: 30
+                reuseInterval: 30,
+                grantUntil: 5000
             )
             #expect(first == .rotated)
             let other = try await store.rotateRefreshToken(
@@ -200,7 +209,8 @@ import TollgateIssuer
                 successor: Self.refresh("x", generation: 1),
                 answer: "x",
                 now: 101,
-                grace: 30
+                reuseInterval: 30,
+                grantUntil: 5000
             )
             #expect(other == .refused(familyRevoked: false), "another client's attempt reveals nothing")
             let late = try await store.rotateRefreshToken(
@@ -209,7 +219,8 @@ import TollgateIssuer
                 successor: Self.refresh("r2", generation: 1),
                 answer: "b",
                 now: 200,
-                grace: 30
+                reuseInterval: 30,
+                grantUntil: 5000
             )
             #expect(late == .refused(familyRevoked: true))
             #expect(try await store.refreshToken(digest: "r1")?.revoked == true)
@@ -222,7 +233,7 @@ import TollgateIssuer
         try await Self.with(backend) { store in
             try await store.saveRefreshToken(Self.refresh("old", expiresAt: 10))
             try await store.saveRefreshToken(Self.refresh("new", expiresAt: 4_000_000_000))
-            #expect(try await store.deleteExpired(before: 100) >= 1)
+            #expect(try await store.deleteExpired(before: 100, answersSpentBefore: 0) >= 1)
             #expect(try await store.refreshToken(digest: "old") == nil)
             #expect(try await store.refreshToken(digest: "new") != nil)
         }
@@ -281,7 +292,7 @@ import TollgateIssuer
             }
             #expect(approvals == 1)
             #expect(try await store.deviceAuthorization(userCode: "BCDFGHJK")?.status == .redeemed)
-            #expect(try await store.deleteExpired(before: 4_000_000_001) >= 1)
+            #expect(try await store.deleteExpired(before: 4_000_000_001, answersSpentBefore: 0) >= 1)
             #expect(try await store.deviceAuthorization(userCode: "BCDFGHJK") == nil)
         }
     }
@@ -351,7 +362,8 @@ import TollgateIssuer
                         successor: Self.refresh("r1-\(index)", generation: 1),
                         answer: "answer-\(index)",
                         now: 100,
-                        grace: 30
+                        reuseInterval: 30,
+                        grantUntil: 5000
                     )
                 }
             }
@@ -387,5 +399,194 @@ import TollgateIssuer
         let reloaded = try await KeyRing.load(from: second, algorithm: .es256, now: 2)
         #expect(reloaded.snapshot.active.keyID == keys.snapshot.active.keyID, "no new key on restart")
         try await second.close()
+    }
+
+    static func code(_ digest: String, grant: String? = "grant-1") -> AuthorizationCodeRecord {
+        AuthorizationCodeRecord(
+            digest: digest,
+            clientID: "@team/web",
+            redirectURI: "https://a/cb",
+            username: "ada",
+            scopes: ["openid"],
+            authenticatedAt: 1,
+            expiresAt: 4_000_000_000,
+            redeemed: false,
+            familyID: grant
+        )
+    }
+
+    static func access(_ digest: String, grant: String?) -> TokenRecord {
+        TokenRecord(
+            digest: digest,
+            kind: .access,
+            clientID: "@team/web",
+            subject: "ada",
+            scope: [],
+            audience: nil,
+            issuedAt: 1,
+            expiresAt: 4_000_000_000,
+            familyID: grant
+        )
+    }
+
+    /// A redemption the rules refuse leaves the code unspent; a second redemption revokes the
+    /// grant, and so every token stamped with it, even one saved after the replay was seen
+    /// (the first redemption's tokens racing the replay).
+    @Test(arguments: backends)
+    func aRefusedRedemptionSpendsNothingAndAReplayRevokesTheGrantBeforeAndAfter(_ backend: Backend) async throws {
+        try await Self.with(backend) { store in
+            try await store.saveCode(Self.code("c1"))
+            let refused = try await store.redeemCode(digest: "c1", now: 10, grantUntil: 5000) { _ in false }
+            #expect(refused == .refused(Self.code("c1")))
+            #expect(try await store.redeemCode(digest: "nothing", now: 10, grantUntil: 5000) { _ in true } == .unknown)
+            let first = try await store.redeemCode(digest: "c1", now: 11, grantUntil: 5000) { _ in true }
+            #expect(first == .redeemed(Self.code("c1")))
+            try await store.saveToken(Self.access("before", grant: "grant-1"))
+            try await store.saveToken(Self.access("other", grant: "grant-2"))
+            let replay = try await store.redeemCode(digest: "c1", now: 12, grantUntil: 5000) { _ in true }
+            guard case .replayed = replay else {
+                Issue.record("expected a replay, got \(replay)")
+                return
+            }
+            try await store.saveToken(Self.access("after", grant: "grant-1"))
+            try await store.saveRefreshToken(Self.refresh("r-after", family: "grant-1"))
+            #expect(try await store.token(digest: "before")?.revoked == true)
+            #expect(try await store.token(digest: "after")?.revoked == true)
+            #expect(try await store.refreshToken(digest: "r-after")?.revoked == true)
+            #expect(try await store.token(digest: "other")?.revoked == false)
+            let rotation = try await store.rotateRefreshToken(
+                digest: "r-after",
+                clientID: "@team/web",
+                successor: Self.refresh("r-next", family: "grant-1", generation: 1),
+                answer: nil,
+                now: 13,
+                reuseInterval: 0,
+                grantUntil: 5000
+            )
+            #expect(rotation == .refused(familyRevoked: false), "a revoked grant's refresh token does not rotate")
+            #expect(
+                try await store.revokedGrants(since: 0, now: 13)
+                    == [RevokedGrant(grantID: "grant-1", revokedAt: 12, until: 5000)]
+            )
+            #expect(try await store.revokedGrants(since: 13, now: 13).isEmpty)
+            #expect(try await store.revokedGrants(since: 0, now: 5001).isEmpty, "past its last token, forgotten")
+        }
+    }
+
+    /// Strict rotation (no retry answer kept): any reuse revokes the grant; with a window, the
+    /// answer is kept until the sweep past the window drops it.
+    @Test(arguments: backends)
+    func strictRotationRevokesOnAnyReuseAndTheSweepDropsRetryAnswers(_ backend: Backend) async throws {
+        try await Self.with(backend) { store in
+            try await store.saveRefreshToken(Self.refresh("s0", family: "strict"))
+            let first = try await store.rotateRefreshToken(
+                digest: "s0",
+                clientID: "@team/web",
+                successor: Self.refresh("s1", family: "strict", generation: 1),
+                answer: nil,
+                now: 100,
+                reuseInterval: 0,
+                grantUntil: 5000
+            )
+            #expect(first == .rotated)
+            let again = try await store.rotateRefreshToken(
+                digest: "s0",
+                clientID: "@team/web",
+                successor: Self.refresh("s2", family: "strict", generation: 1),
+                answer: nil,
+                now: 100,
+                reuseInterval: 0,
+                grantUntil: 5000
+            )
+            #expect(again == .refused(familyRevoked: true))
+            #expect(try await store.refreshToken(digest: "s1")?.revoked == true)
+
+            try await store.saveRefreshToken(Self.refresh("w0", family: "window"))
+            _ = try await store.rotateRefreshToken(
+                digest: "w0",
+                clientID: "@team/web",
+                successor: Self.refresh("w1", family: "window", generation: 1),
+                answer: "sealed",
+                now: 100,
+                reuseInterval: 30,
+                grantUntil: 5000
+            )
+            _ = try await store.deleteExpired(before: 120, answersSpentBefore: 90)
+            let kept = try await store.rotateRefreshToken(
+                digest: "w0",
+                clientID: "@team/web",
+                successor: Self.refresh("w2", family: "window", generation: 1),
+                answer: nil,
+                now: 120,
+                reuseInterval: 30,
+                grantUntil: 5000
+            )
+            #expect(kept == .replayWithinGrace("sealed"))
+            _ = try await store.deleteExpired(before: 131, answersSpentBefore: 101)
+            let dropped = try await store.rotateRefreshToken(
+                digest: "w0",
+                clientID: "@team/web",
+                successor: Self.refresh("w3", family: "window", generation: 1),
+                answer: nil,
+                now: 125,
+                reuseInterval: 30,
+                grantUntil: 5000
+            )
+            #expect(dropped == .refused(familyRevoked: true), "once swept, the answer is gone and reuse revokes")
+        }
+    }
+
+    /// Event counts (the brute-force limits) add up across calls, restart after they expire and
+    /// are reset on demand; concurrent counts are not lost.
+    @Test(arguments: backends)
+    func eventCountsAddUpExpireAndReset(_ backend: Backend) async throws {
+        try await Self.with(backend) { store in
+            #expect(try await store.eventCount(key: "k", now: 1) == nil)
+            let counts = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<20 {
+                    group.addTask { try await store.countEvent(key: "k", now: 10, expiresAt: 100).count }
+                }
+                var all: [Int] = []
+                for try await count in group { all.append(count) }
+                return all.sorted()
+            }
+            #expect(counts == Array(1...20))
+            #expect(try await store.eventCount(key: "k", now: 50) == EventCount(count: 20, last: 10))
+            #expect(try await store.eventCount(key: "k", now: 100) == nil)
+            #expect(try await store.countEvent(key: "k", now: 100, expiresAt: 200) == EventCount(count: 1, last: 100))
+            try await store.resetEvents(key: "k")
+            #expect(try await store.eventCount(key: "k", now: 101) == nil)
+        }
+    }
+
+    /// A database written by the previous release (schema version 1, the retry answer kept in
+    /// clear) opens with its data, and the clear answers are gone.
+    @Test func aVersionOneSQLiteDatabaseIsMigratedWithItsData() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("issuer-\(UUID().uuidString).sqlite")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try await SQLiteVersionOne.write(path: path)
+        let store = try await SQLiteIssuerStore.open(path: path)
+        #expect(try await store.client(id: "@team/svc")?.kind == .machine)
+        #expect(try await store.signingKeys().map(\.keyID) == ["kid-1"])
+        let refresh = try #require(try await store.refreshToken(digest: "r-spent"))
+        #expect(refresh.familyID == "fam-1" && refresh.spentAt == 90)
+        #expect(try await store.token(digest: "a-1")?.subject == "ada")
+        let code = try #require(try await store.redeemCode(digest: "c-1", now: 1, grantUntil: 10) { _ in false })
+        #expect(code == .refused(Self.code("c-1", grant: nil)), "a version 1 code, without a grant, still decodes")
+        try await store.revokeGrant("fam-1", until: 5000, now: 100)
+        #expect(try await store.token(digest: "a-1")?.revoked == true)
+        try await store.close()
+        #expect(
+            try await SQLiteVersionOne.count(
+                path: path,
+                "SELECT 1 FROM refresh_tokens WHERE successor_answer IS NOT NULL"
+            )
+                == 0,
+            "no answer kept in clear survives the migration"
+        )
+        let reopened = try await SQLiteIssuerStore.open(path: path)
+        #expect(try await reopened.revokedGrants(since: 0, now: 100).map(\.grantID) == ["fam-1"])
+        try await reopened.close()
     }
 }

@@ -466,12 +466,44 @@ public enum ConfigurationLoader {
             return settings
         }
 
+        func issuerLimits(_ node: ConfigurationNode) throws(ConfigurationError) -> LocalIssuerSettings.Limits {
+            let members = try node.mapping(allowed: [
+                "account_failures", "address_failures", "wait_increment", "max_wait", "failure_reset",
+                "user_code_failures_per_address", "user_code_failures_total", "registrations_per_hour",
+            ])
+            var limits = LocalIssuerSettings.Limits()
+            func seconds(_ value: ConfigurationNode) throws(ConfigurationError) -> Int {
+                let seconds = try value.duration()
+                guard seconds >= 1 else { throw value.error("at least 1s") }
+                return Int(seconds.rounded(.up))
+            }
+            if let value = members["account_failures"] { limits.accountFailures = try value.positiveInteger() }
+            if let value = members["address_failures"] { limits.addressFailures = try value.positiveInteger() }
+            if let value = members["wait_increment"] { limits.waitIncrement = try seconds(value) }
+            if let value = members["max_wait"] { limits.maxWait = try seconds(value) }
+            if let value = members["failure_reset"] { limits.failureReset = try seconds(value) }
+            if let value = members["user_code_failures_per_address"] {
+                limits.userCodeFailuresPerAddress = try value.positiveInteger()
+            }
+            if let value = members["user_code_failures_total"] {
+                limits.userCodeFailuresTotal = try value.positiveInteger()
+            }
+            if let value = members["registrations_per_hour"] {
+                limits.registrationsPerHour = try value.positiveInteger()
+            }
+            if limits.maxWait < limits.waitIncrement {
+                throw (members["max_wait"] ?? node).error("max_wait is shorter than wait_increment")
+            }
+            return limits
+        }
+
         func localIssuer(_ node: ConfigurationNode) throws(ConfigurationError) -> LocalIssuerSettings {
             let members = try node.mapping(allowed: [
                 "name", "issuer", "supported_scopes", "access_token_ttl", "refresh_token_ttl", "code_ttl",
                 "enable_dynamic_registration", "require_pkce_for_public", "jwt_access_token", "store_client_secret",
                 "store_tokens", "pairwise_secret_file", "pairwise_secret_env", "pairwise_secret", "grant_types",
                 "signing_algorithm", "storage", "apis", "clients", "users", "consent_page", "jwks_max_age",
+                "refresh_token_reuse_interval", "limits",
             ])
             let urlNode = try members.required("issuer")
             let url = try urlNode.nonEmptyString()
@@ -486,6 +518,16 @@ public enum ConfigurationLoader {
             if let value = members["refresh_token_ttl"] { settings.refreshTokenTTL = try value.positiveInteger() }
             if let value = members["code_ttl"] { settings.codeTTL = try value.positiveInteger() }
             if let value = members["jwks_max_age"] { settings.jwksMaxAge = try value.positiveInteger() }
+            if let value = members["refresh_token_reuse_interval"] {
+                let seconds = try value.duration()
+                guard seconds <= 300 else {
+                    throw value.error("at most 5m: the answer kept for the retry is a live token")
+                }
+                settings.refreshTokenReuseInterval = Int(seconds.rounded(.up))
+            }
+            if let value = members["limits"] {
+                settings.limits = try issuerLimits(value)
+            }
             if let value = members["enable_dynamic_registration"] {
                 settings.enableDynamicRegistration = try value.bool()
             }
@@ -587,6 +629,7 @@ public enum ConfigurationLoader {
                     let client = try element.mapping(allowed: [
                         "client_id", "type", "client_secret_file", "client_secret_env", "client_secret",
                         "redirect_uris", "post_logout_redirect_uris", "scopes", "grant_types", "skip_consent",
+                        "introspection",
                     ])
                     let id = try client.required("client_id").nonEmptyString()
                     let typeNode = try client.required("type")
@@ -626,6 +669,19 @@ public enum ConfigurationLoader {
                     if settings.clients.contains(where: { $0.id == id }) {
                         throw element.error("the client '\(id)' is defined twice")
                     }
+                    var mayIntrospect = false
+                    if let node = client["introspection"] {
+                        switch try node.string() {
+                        case "allowed": mayIntrospect = true
+                        case "own": mayIntrospect = false
+                        default: throw node.error("expected 'allowed' (any client's tokens) or 'own'")
+                        }
+                        if !confidential { throw node.error("a \(type) client is public and cannot introspect") }
+                    }
+                    for uri in try client["redirect_uris"]?.stringList() ?? []
+                    where uri.contains("@") || uri.contains("#") {
+                        throw element.error("the redirect URI '\(uri)' holds user information or a fragment")
+                    }
                     settings.clients.append(
                         LocalIssuerSettings.Client(
                             id: id,
@@ -635,7 +691,8 @@ public enum ConfigurationLoader {
                             postLogoutRedirectURIs: try client["post_logout_redirect_uris"]?.stringList() ?? [],
                             scopes: scopes,
                             grantTypes: grants,
-                            skipConsent: try client["skip_consent"]?.bool() ?? false
+                            skipConsent: try client["skip_consent"]?.bool() ?? false,
+                            mayIntrospect: mayIntrospect
                         )
                     )
                 }

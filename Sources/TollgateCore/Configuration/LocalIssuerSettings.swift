@@ -32,7 +32,34 @@ public struct LocalIssuerSettings: Sendable, Equatable {
     /// `Cache-Control: max-age` of the JWKS and discovery, seconds; a new signing key is
     /// published for longer than this before it signs.
     public var jwksMaxAge = 300
+    /// Seconds during which a client that lost the answer to a refresh may present the spent
+    /// refresh token again and get the same answer; 0 (the default): strict rotation, any
+    /// reuse revokes the grant (RFC 9700 §4.14.2).
+    public var refreshTokenReuseInterval = 0
+    public var limits = Limits()
     public var line: Int?
+
+    /// The brute-force and abuse limits (`limits:`), shared by replicas through the store.
+    public struct Limits: Sendable, Equatable {
+        /// Failed sign-ins of one account before each further try must wait.
+        public var accountFailures = 5
+        /// Failed sign-ins from one client address before each further try must wait.
+        public var addressFailures = 20
+        /// The first wait, seconds; it doubles with each further failure.
+        public var waitIncrement = 2
+        /// The longest wait, seconds.
+        public var maxWait = 900
+        /// A count of failures is forgotten this many seconds after the last one.
+        public var failureReset = 43_200
+        /// Wrong device user codes from one address within a device code's lifetime.
+        public var userCodeFailuresPerAddress = 10
+        /// Wrong device user codes from all addresses within a device code's lifetime.
+        public var userCodeFailuresTotal = 1_000
+        /// Dynamic registrations from one address per hour.
+        public var registrationsPerHour = 20
+
+        public init() {}
+    }
 
     public enum Storage: Sendable, Equatable {
         case memory
@@ -111,6 +138,9 @@ public struct LocalIssuerSettings: Sendable, Equatable {
         /// `nil`: the type's defaults.
         public var grantTypes: [String]?
         public var skipConsent: Bool
+        /// `introspection: allowed`: a resource server that may introspect every client's
+        /// tokens; otherwise a client introspects only its own.
+        public var mayIntrospect = false
     }
 
     public init(issuer: String, storage: Storage = .memory) {

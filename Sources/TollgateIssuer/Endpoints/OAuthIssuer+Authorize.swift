@@ -45,7 +45,7 @@ extension OAuthIssuer {
             // RFC 7636 defaults to plain, which is refused.
             return fail("invalid_request", "the code challenge method must be S256")
         }
-        if let challenge, !Self.isPKCEValue(challenge) {
+        if let challenge, !GrantRules.isPKCEValue(challenge) {
             return fail("invalid_request", "the code challenge is malformed")
         }
         if challenge == nil && client.secret == nil && options.requirePKCEForPublic {
@@ -68,8 +68,10 @@ extension OAuthIssuer {
             guard let value = Int(text), value >= 0 else { return fail("invalid_request", "max_age is not a number") }
             maxAge = value
         }
-        if let resource = parameters["resource"], !options.apis.contains(where: { $0.audience == resource }) {
-            return fail("invalid_target", "'resource' is not a known API")
+        do {
+            _ = try GrantRules.audience(forResource: parameters["resource"], scopes: scopes, options: options)
+        } catch {
+            return fail(error.code, error.description)
         }
         var pending = PendingAuthorization(
             id: RandomToken.make(),
@@ -148,7 +150,7 @@ extension OAuthIssuer {
                 authenticatedAt: authenticatedAt,
                 expiresAt: now() + options.codeTTL,
                 redeemed: false,
-                issuedTokenDigests: []
+                familyID: RandomToken.make(bytes: 16)
             )
         )
         try await store.deletePendingAuthorization(id: pending.id)
@@ -268,25 +270,5 @@ extension OAuthIssuer {
         fields[.location] = location
         fields[.cacheControl] = "no-store"
         return .empty(status: .found, headers: fields)
-    }
-
-    static func isPKCEValue(_ value: String) -> Bool {
-        (43...128).contains(value.utf8.count)
-            && value.utf8.allSatisfy { byte in
-                switch byte {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-                    UInt8(ascii: "~"):
-                    true
-                default: false
-                }
-            }
-    }
-
-    /// RFC 7636 §4.6: BASE64URL(SHA256(verifier)) == challenge.
-    static func pkceMatches(verifier: String, challenge: String) -> Bool {
-        guard isPKCEValue(verifier) else { return false }
-        let computed = Base64URL.encode(Array(SHA256.hash(data: Array(verifier.utf8))))
-        return StoredSecret.keeping(challenge).matches(computed)
     }
 }

@@ -21,9 +21,7 @@ extension OAuthIssuer {
         }
         let requested = form["scope"].map { $0.split(separator: " ").map(String.init) }
         let scopes = try grantedScopes(requested: requested, client: client, userScopesAllowed: true)
-        if let resource = form["resource"], !options.apis.contains(where: { $0.audience == resource }) {
-            throw OAuthError.invalidTarget("'resource' is not a known API")
-        }
+        _ = try GrantRules.audience(forResource: form["resource"], scopes: scopes, options: options)
         let deviceCode = RandomToken.make()
         let expiresIn = options.codeTTL
         // A user code already in use is never reused: draw another (20^8 codes, a handful live).
@@ -37,7 +35,8 @@ extension OAuthIssuer {
                 scopes: scopes,
                 resource: form["resource"],
                 interval: Self.deviceInterval,
-                expiresAt: now() + expiresIn
+                expiresAt: now() + expiresIn,
+                grantID: RandomToken.make(bytes: 16)
             )
         ) {
             attempts += 1
@@ -105,18 +104,27 @@ extension OAuthIssuer {
         case .denied:
             throw OAuthError(code: "access_denied", description: "the user denied the request", status: .badRequest)
         case .redeemed:
-            logger.warning("device code used twice", metadata: ["client": "\(client.id)"])
+            // A second redemption: whoever holds the device code besides the device, the grant's
+            // tokens are revoked.
+            if let grant = record.grantID {
+                try await store.revokeGrant(grant, until: at + options.grantLifetime, now: at)
+            }
+            logger.warning("device code used twice; its grant is revoked", metadata: ["client": "\(client.id)"])
             throw OAuthError.invalidGrant("the device code was already used")
         case .approved:
             guard let username = record.username else { throw OAuthError.invalidGrant("the device code is not valid") }
+            let audience = GrantRules.authorizedAudience(record.resource, scopes: record.scopes, options)
+            if let resource = form["resource"], resource != audience {
+                throw OAuthError.invalidTarget("'resource' was not authorised for this device code")
+            }
             let (answer, issued) = try await tokenAnswer(
                 client: client,
                 username: username,
                 scopes: record.scopes,
-                resource: form["resource"] ?? record.resource,
+                resource: audience,
                 authenticatedAt: record.authenticatedAt ?? at,
                 nonce: nil,
-                familyID: RandomToken.make(bytes: 16),
+                familyID: record.grantID ?? RandomToken.make(bytes: 16),
                 generation: 0
             )
             if let refresh = issued.refresh { try await store.saveRefreshToken(refresh) }

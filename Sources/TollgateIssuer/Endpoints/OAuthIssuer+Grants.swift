@@ -4,53 +4,51 @@ import Logging
 import TollgateCore
 
 extension OAuthIssuer {
-    /// Seconds during which the same client may repeat a spent refresh token and get the answer
-    /// already issued (a lost response), instead of revoking the family.
-    static let refreshGrace = 30
-
     // MARK: - authorization_code (RFC 6749 §4.1.3, RFC 7636 §4.5)
 
     func authorizationCode(_ client: RegisteredClient, form: [String: String]) async throws -> IssuerResponse {
         guard let code = form["code"] else { throw OAuthError.invalidRequest("'code' is missing") }
-        let digest = RandomToken.digest(code)
-        guard let record = try await store.redeemCode(digest: digest) else {
+        let at = now()
+        let request = GrantRules.CodeRequest(
+            clientID: client.id,
+            redirectURI: form["redirect_uri"],
+            codeVerifier: form["code_verifier"],
+            resource: form["resource"],
+            now: at
+        )
+        let options = self.options
+        let outcome = try await store.redeemCode(
+            digest: RandomToken.digest(code),
+            now: at,
+            grantUntil: at + options.grantLifetime
+        ) { record in
+            GrantRules.refusal(toRedeem: record, request, options: options) == nil
+        }
+        let record: AuthorizationCodeRecord
+        switch outcome {
+        case .unknown:
             throw OAuthError.invalidGrant("the code is not valid")
-        }
-        if record.redeemed {
-            // A replayed code: whatever its first redemption issued is revoked.
-            for token in record.issuedTokenDigests { try await store.revokeToken(digest: token) }
-            if let family = record.familyID { try await store.revokeFamily(family) }
-            logger.warning("authorization code replayed; its tokens are revoked", metadata: ["client": "\(client.id)"])
+        case .replayed:
+            // Its grant, and with it whatever the first redemption issued, is revoked.
+            logger.warning("authorization code replayed; its grant is revoked", metadata: ["client": "\(client.id)"])
             throw OAuthError.invalidGrant("the code was already used")
+        case .refused(let refused):
+            throw GrantRules.refusal(toRedeem: refused, request, options: options)
+                ?? OAuthError.invalidGrant("the code is not valid")
+        case .redeemed(let redeemed):
+            record = redeemed
         }
-        guard record.clientID == client.id else {
-            throw OAuthError.invalidGrant("the code was issued to another client")
-        }
-        guard record.expiresAt > now() else { throw OAuthError.invalidGrant("the code has expired") }
-        guard form["redirect_uri"] == record.redirectURI else {
-            throw OAuthError.invalidGrant("'redirect_uri' does not match the authorization request")
-        }
-        if let challenge = record.codeChallenge {
-            guard let verifier = form["code_verifier"], Self.pkceMatches(verifier: verifier, challenge: challenge)
-            else {
-                throw OAuthError.invalidGrant("the code verifier does not match")
-            }
-        } else if form["code_verifier"] != nil {
-            throw OAuthError.invalidGrant("the authorization request had no code challenge")
-        }
-        let familyID = RandomToken.make(bytes: 16)
-        let (answer, digests) = try await tokenAnswer(
+        let (answer, issued) = try await tokenAnswer(
             client: client,
             username: record.username,
             scopes: record.scopes,
-            resource: form["resource"] ?? record.resource,
+            resource: GrantRules.authorizedAudience(record.resource, scopes: record.scopes, options),
             authenticatedAt: record.authenticatedAt,
             nonce: record.nonce,
-            familyID: familyID,
+            familyID: record.familyID ?? RandomToken.make(bytes: 16),
             generation: 0
         )
-        try await store.recordIssued(byCode: digest, tokens: digests.access, familyID: familyID)
-        if let refresh = digests.refresh { try await store.saveRefreshToken(refresh) }
+        if let refresh = issued.refresh { try await store.saveRefreshToken(refresh) }
         return .json(answer, headers: IssuerResponse.noStore)
     }
 
@@ -62,13 +60,9 @@ extension OAuthIssuer {
         guard let current = try await store.refreshToken(digest: digest), current.clientID == client.id else {
             throw OAuthError.invalidGrant("the refresh token is not valid")
         }
-        var scopes = current.scopes
-        if let requested = form["scope"] {
-            let narrower = requested.split(separator: " ").map(String.init)
-            guard Set(narrower).isSubset(of: Set(current.scopes)) else {
-                throw OAuthError.invalidScope("a refresh cannot widen the scopes")
-            }
-            scopes = narrower
+        let scopes = try GrantRules.refreshScopes(requested: form["scope"], granted: current.scopes)
+        if let resource = form["resource"], resource != current.resource {
+            throw OAuthError.invalidTarget("'resource' was not authorised for this refresh token")
         }
         let (answer, issued) = try await tokenAnswer(
             client: client,
@@ -81,24 +75,29 @@ extension OAuthIssuer {
             generation: current.generation + 1,
             keepOfflineAccess: true
         )
-        let text = answer.serialized()
         // The successor's record carries the original grant's scopes, so narrowing one refresh
         // does not narrow the family.
         var successor = issued.refresh!
         successor.scopes = current.scopes
+        let interval = options.refreshTokenReuseInterval
+        let at = now()
         let outcome = try await store.rotateRefreshToken(
             digest: digest,
             clientID: client.id,
             successor: successor,
-            answer: text,
-            now: now(),
-            grace: Self.refreshGrace
+            answer: interval > 0 ? try RetryAnswer.seal(answer.serialized(), refreshToken: token) : nil,
+            now: at,
+            reuseInterval: interval,
+            grantUntil: at + options.grantLifetime
         )
         switch outcome {
         case .rotated:
             return IssuerResponse.json(answer, headers: IssuerResponse.noStore)
-        case .replayWithinGrace(let given):
+        case .replayWithinGrace(let sealed):
             for token in issued.access { try await store.revokeToken(digest: token) }
+            guard let given = RetryAnswer.open(sealed, refreshToken: token) else {
+                throw OAuthError.invalidGrant("the refresh token is not valid")
+            }
             var fields = IssuerResponse.noStore
             fields[.contentType] = "application/json"
             return IssuerResponse(head: HTTPResponse(status: .ok, headerFields: fields), body: Array(given.utf8))
@@ -106,8 +105,8 @@ extension OAuthIssuer {
             for token in issued.access { try await store.revokeToken(digest: token) }
             if familyRevoked {
                 logger.warning(
-                    "refresh token reused after rotation; its family is revoked",
-                    metadata: ["client": "\(client.id)", "family": "\(current.familyID)"]
+                    "refresh token reused after rotation; its grant is revoked",
+                    metadata: ["client": "\(client.id)", "grant": "\(current.familyID)"]
                 )
             }
             throw OAuthError.invalidGrant("the refresh token is not valid")

@@ -3,15 +3,45 @@ import Logging
 import TollgateCore
 
 extension OAuthIssuer {
-    /// RFC 7662: the state of a token, for an authenticated client. Anything unknown, expired
-    /// or revoked is `{"active": false}`, nothing more.
+    /// RFC 7662: the state of an access or refresh token, for an authenticated confidential
+    /// client. A client learns about its own tokens only, unless the configuration names it a
+    /// resource server (`introspection: allowed`, §4); anything else, and anything unknown,
+    /// expired or revoked, is `{"active": false}`, nothing more.
     func introspect(_ request: HTTPRequest, form: [String: String]) async throws -> IssuerResponse {
-        _ = try await authenticateConfidentialClient(request, form: form)
+        let caller = try await authenticateConfidentialClient(request, form: form)
         guard let token = form["token"] else { throw OAuthError.invalidRequest("'token' is missing") }
-        guard let record = try await activeRecord(for: token) else {
-            return .json(.object(["active": .bool(false)]), headers: IssuerResponse.noStore)
+        let inactive = IssuerResponse.json(.object(["active": .bool(false)]), headers: IssuerResponse.noStore)
+        let refreshFirst = form["token_type_hint"] == "refresh_token"
+        let answer: (clientID: String, body: JSONValue)?
+        if refreshFirst {
+            answer = try await refreshIntrospection(token)
+        } else if let record = try await activeRecord(for: token) {
+            answer = (record.clientID, introspectionAnswer(record))
+        } else {
+            answer = try await refreshIntrospection(token)
         }
-        return .json(introspectionAnswer(record), headers: IssuerResponse.noStore)
+        guard let answer, answer.clientID == caller.id || caller.mayIntrospect == true else { return inactive }
+        return .json(answer.body, headers: IssuerResponse.noStore)
+    }
+
+    /// The introspection answer of an active refresh token.
+    private func refreshIntrospection(_ token: String) async throws -> (clientID: String, body: JSONValue)? {
+        guard let record = try await store.refreshToken(digest: RandomToken.digest(token)),
+            GrantRules.isActive(record, now: now())
+        else { return nil }
+        let client = try await store.client(id: record.clientID)
+        var answer: [String: JSONValue] = [
+            "active": .bool(true),
+            "client_id": .string(record.clientID),
+            "scope": .string(record.scopes.joined(separator: " ")),
+            "iss": .string(options.issuer),
+            "exp": .number(Double(record.expiresAt)),
+            "token_type": .string("refresh_token"),
+            "username": .string(record.username),
+        ]
+        if let client { answer["sub"] = .string(subject(for: record.username, client: client)) }
+        if let resource = record.resource { answer["aud"] = .string(resource) }
+        return (record.clientID, .object(answer))
     }
 
     /// The record of `token` when it is active now.
@@ -38,12 +68,21 @@ extension OAuthIssuer {
         return .object(answer)
     }
 
-    /// RFC 7009: revokes a token the calling client holds; 200 whether or not there was one.
+    /// RFC 7009: revokes a token the calling client holds; 200 whether or not there was one. A
+    /// confidential client authenticates, a public one names itself with `client_id` (§2.1,
+    /// §5: the token is the credential). Revoking a refresh token revokes its whole grant, the
+    /// access tokens issued with it included (§2.1).
     func revoke(_ request: HTTPRequest, form: [String: String]) async throws -> IssuerResponse {
-        let client = try await authenticateConfidentialClient(request, form: form)
+        let client = try await authenticateClient(request, form: form)
         guard let token = form["token"] else { throw OAuthError.invalidRequest("'token' is missing") }
         let digest = RandomToken.digest(token)
-        if let record = try await store.token(digest: digest), record.clientID == client.id {
+        if let record = try await store.refreshToken(digest: digest) {
+            if record.clientID == client.id {
+                let at = now()
+                try await store.revokeGrant(record.familyID, until: at + options.grantLifetime, now: at)
+                logger.info("refresh token revoked with its grant", metadata: ["client": "\(client.id)"])
+            }
+        } else if let record = try await store.token(digest: digest), record.clientID == client.id {
             try await store.revokeToken(digest: digest)
             logger.info("token revoked", metadata: ["client": "\(client.id)", "kind": "\(record.kind.rawValue)"])
         }

@@ -32,6 +32,8 @@ extension OAuthIssuer {
         }
         let requested = form["scope"].map { $0.split(separator: " ").map(String.init) }
         let scopes = try grantedScopes(requested: requested, client: client, userScopesAllowed: false)
+        // RFC 8707: a resource only with a scope of it that the client asked for and may have.
+        _ = try GrantRules.audience(forResource: form["resource"], scopes: scopes, options: options)
         let minted = try await mintAccessToken(
             client: client,
             subject: client.id,
@@ -88,24 +90,16 @@ extension OAuthIssuer {
     ) async throws -> MintedToken {
         let issuedAt = now()
         var scopes = scopes
-        var api: APIDefinition?
-        if let resource {
-            // RFC 8707: the resource names the API; scopes of other APIs are left out.
-            guard let named = options.apis.first(where: { $0.audience == resource }) else {
-                throw OAuthError.invalidTarget("'resource' is not a known API")
-            }
-            api = named
-        } else {
-            api = scopes.lazy.compactMap { self.options.api(forScope: $0) }.first
-        }
+        let api = try GrantRules.audience(forResource: resource, scopes: scopes, options: options)
         if let api {
+            // RFC 8707: the token is for one API; scopes of other APIs are left out.
             scopes = scopes.filter { options.api(forScope: $0) == nil || api.scopes.contains($0) }
         }
         let tokenID = RandomToken.make(bytes: 16)
         let expiresAt = issuedAt + options.accessTokenTTL
         let token: String
         if let api, options.jwtAccessToken {
-            let claims: [String: JSONValue] = [
+            var claims: [String: JSONValue] = [
                 "iss": .string(options.issuer),
                 "sub": .string(subject),
                 "aud": .string(api.audience),
@@ -115,6 +109,9 @@ extension OAuthIssuer {
                 "exp": .number(Double(expiresAt)),
                 "jti": .string(tokenID),
             ]
+            // The grant it belongs to, so the gate in this process refuses it once the grant is
+            // revoked (`RevokedGrants`).
+            if let familyID { claims["grant_id"] = .string(familyID) }
             token = try keys.snapshot.active.sign(claims: .object(claims), type: "at+jwt")
         } else {
             token = RandomToken.make()

@@ -54,6 +54,19 @@ public final class OAuthIssuer: Sendable {
         try await keys.advance(store: store, timing: keyTiming, now: now())
     }
 
+    /// Seconds between sweeps: a minute, or the refresh reuse interval when that is shorter, so
+    /// a retry answer outlives its window by at most that much.
+    public var sweepInterval: Int {
+        options.refreshTokenReuseInterval > 0 ? min(60, options.refreshTokenReuseInterval) : 60
+    }
+
+    /// Deletes what expired and the refresh retry answers whose window closed; every replica
+    /// runs it every `sweepInterval` seconds.
+    public func sweep() async throws -> Int {
+        let at = now()
+        return try await store.deleteExpired(before: at, answersSpentBefore: at - options.refreshTokenReuseInterval)
+    }
+
     // MARK: - Paths
 
     enum Endpoint: String, CaseIterable {
@@ -281,7 +294,7 @@ public final class OAuthIssuer: Sendable {
                 ["client_secret_basic", "client_secret_post"].map(JSONValue.string)
             ),
             "revocation_endpoint_auth_methods_supported": .array(
-                ["client_secret_basic", "client_secret_post"].map(JSONValue.string)
+                ["client_secret_basic", "client_secret_post", "none"].map(JSONValue.string)
             ),
             "code_challenge_methods_supported": .array([.string("S256")]),
             "subject_types_supported": .array([.string(options.pairwiseSecret == nil ? "public" : "pairwise")]),

@@ -108,8 +108,8 @@ public struct AuthorizationCodeRecord: Sendable, Equatable, Codable {
     public var expiresAt: Int
     /// Set on redemption; a second redemption is a replay.
     public var redeemed: Bool
-    /// What the redemption issued, to revoke on replay (token digests, and the refresh family).
-    public var issuedTokenDigests: [String]
+    /// The grant: created with the code, stamped on every token its redemption issues, so a
+    /// replay revokes them all (`nil` only for codes stored before grants existed).
     public var familyID: String?
 
     public init(
@@ -124,7 +124,6 @@ public struct AuthorizationCodeRecord: Sendable, Equatable, Codable {
         authenticatedAt: Int,
         expiresAt: Int,
         redeemed: Bool,
-        issuedTokenDigests: [String],
         familyID: String? = nil
     ) {
         self.digest = digest
@@ -138,15 +137,15 @@ public struct AuthorizationCodeRecord: Sendable, Equatable, Codable {
         self.authenticatedAt = authenticatedAt
         self.expiresAt = expiresAt
         self.redeemed = redeemed
-        self.issuedTokenDigests = issuedTokenDigests
         self.familyID = familyID
     }
 }
 
-/// A refresh token's place in its family (one authorization). Rotation moves a family forward
-/// one generation in one transaction; see `IssuerStore.rotateRefreshToken`.
+/// A refresh token's place in its family (one grant). Rotation moves a family forward one
+/// generation in one transaction; see `IssuerStore.rotateRefreshToken`.
 public struct RefreshTokenRecord: Sendable, Equatable, Codable {
     public var digest: String
+    /// The grant it belongs to.
     public var familyID: String
     public var generation: Int
     public var clientID: String
@@ -157,8 +156,9 @@ public struct RefreshTokenRecord: Sendable, Equatable, Codable {
     public var expiresAt: Int
     /// When it was exchanged for its successor.
     public var spentAt: Int?
-    /// The answer its exchange produced, kept only for the grace window so a client that lost
-    /// it can get it again.
+    /// The answer its exchange produced, sealed under a key derived from this token
+    /// (`RetryAnswer`) and kept only for `refresh_token_reuse_interval`, so a client that lost
+    /// it can get it again; never kept with strict rotation.
     public var successorAnswer: String?
     /// The digest of the token it was exchanged for.
     public var successorDigest: String?
@@ -199,8 +199,8 @@ public struct RefreshTokenRecord: Sendable, Equatable, Codable {
 public enum RefreshRotation: Sendable, Equatable {
     /// This call won: the successor is stored.
     case rotated
-    /// The same client retried a token spent within the grace window, whose successor is still
-    /// unused: the answer already given.
+    /// The same client retried a token spent within the reuse interval, whose successor is
+    /// still unused: the answer already given, sealed.
     case replayWithinGrace(String)
     /// Spent earlier, revoked, expired, unknown or another client's: the family is revoked
     /// (when there is one) and the grant refused.
@@ -231,6 +231,8 @@ public struct DeviceAuthorizationRecord: Sendable, Equatable, Codable {
     public var username: String?
     public var authenticatedAt: Int?
     public var expiresAt: Int
+    /// The grant its tokens will carry (`nil` only for records stored before grants existed).
+    public var grantID: String?
 
     public init(
         digest: String,
@@ -243,8 +245,10 @@ public struct DeviceAuthorizationRecord: Sendable, Equatable, Codable {
         status: Status = .pending,
         username: String? = nil,
         authenticatedAt: Int? = nil,
-        expiresAt: Int
+        expiresAt: Int,
+        grantID: String? = nil
     ) {
+        self.grantID = grantID
         self.digest = digest
         self.userCode = userCode
         self.clientID = clientID

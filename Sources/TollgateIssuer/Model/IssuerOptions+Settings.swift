@@ -18,6 +18,8 @@ extension IssuerOptions {
         apis = settings.apis.map { APIDefinition(audience: $0.audience, scopes: $0.scopes) }
         consentPage = settings.consentPage
         jwksMaxAge = settings.jwksMaxAge
+        refreshTokenReuseInterval = settings.refreshTokenReuseInterval
+        limits = settings.limits
     }
 }
 
@@ -33,7 +35,8 @@ extension RegisteredClient {
             postLogoutRedirectURIs: settings.postLogoutRedirectURIs,
             scopes: settings.scopes,
             grantTypes: settings.grantTypes.map { Set($0.compactMap(GrantType.init(rawValue:))) },
-            skipConsent: settings.skipConsent
+            skipConsent: settings.skipConsent,
+            mayIntrospect: settings.mayIntrospect
         )
     }
 }

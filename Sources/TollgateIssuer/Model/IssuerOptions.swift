@@ -1,3 +1,5 @@
+import TollgateCore
+
 /// The issuer's options, named and defaulted as in the issuer options table the project follows
 /// (`issuer`, `supported_scopes`, `access_token_ttl`, …).
 public struct IssuerOptions: Sendable {
@@ -25,6 +27,11 @@ public struct IssuerOptions: Sendable {
     /// The application's own consent page (see `LocalIssuerSettings.consentPage`); `nil`: the
     /// built-in one.
     public var consentPage: String?
+    /// Seconds a spent refresh token may be presented again by its client for the answer it
+    /// got (kept sealed under the token); 0: strict rotation.
+    public var refreshTokenReuseInterval = 0
+    /// Brute-force and abuse limits.
+    public var limits = LocalIssuerSettings.Limits()
 
     public enum StorageForm: String, Sendable {
         case hashed
@@ -34,6 +41,9 @@ public struct IssuerOptions: Sendable {
     public init(issuer: String) {
         self.issuer = issuer
     }
+
+    /// How long a revoked grant is remembered: past it, none of its tokens can be live.
+    var grantLifetime: Int { max(accessTokenTTL, refreshTokenTTL, codeTTL) }
 
     /// The API a scope belongs to.
     func api(forScope scope: String) -> APIDefinition? {

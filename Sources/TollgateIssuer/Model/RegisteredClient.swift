@@ -36,6 +36,12 @@ public struct RegisteredClient: Sendable, Equatable, Codable {
     public var revoked: Bool
     /// A name to show people (`client_name`); the id when absent.
     public var name: String?
+    /// A resource server that may introspect any client's tokens (`introspection: allowed`);
+    /// others introspect only their own.
+    public var mayIntrospect: Bool?
+    /// Registered by anyone through RFC 7591: its redirect URIs are not trusted, so errors
+    /// before the person decides are shown on a page, never redirected (RFC 9700 §4.11.2).
+    public var registeredDynamically: Bool?
 
     public init(
         id: String,
@@ -47,8 +53,12 @@ public struct RegisteredClient: Sendable, Equatable, Codable {
         grantTypes: Set<GrantType>? = nil,
         skipConsent: Bool = false,
         revoked: Bool = false,
-        name: String? = nil
+        name: String? = nil,
+        mayIntrospect: Bool = false,
+        registeredDynamically: Bool = false
     ) {
+        self.mayIntrospect = mayIntrospect ? true : nil
+        self.registeredDynamically = registeredDynamically ? true : nil
         self.id = id
         self.kind = kind
         self.secret = secret

@@ -17,8 +17,11 @@ public protocol IssuerStore: Sendable {
     /// Marks the token revoked; `false` when there is none under `digest`.
     @discardableResult
     func revokeToken(digest: String) async throws -> Bool
-    /// Deletes what expired before `now` (the sweeper); returns how many records went.
-    func deleteExpired(before now: Int) async throws -> Int
+    /// Deletes what expired before `now` (the sweeper), and forgets the retry answers of
+    /// refresh tokens spent before `answersSpentBefore`; returns how many records went.
+    func deleteExpired(before now: Int, answersSpentBefore: Int) async throws -> Int
+    /// Releases the store's connections; nothing may be called after it.
+    func close() async throws
 
     func user(username: String) async throws -> IssuerUser?
     func saveUser(_ user: IssuerUser) async throws
@@ -36,28 +39,51 @@ public protocol IssuerStore: Sendable {
     func saveConsent(username: String, clientID: String, scopes: Set<String>) async throws
 
     func saveCode(_ code: AuthorizationCodeRecord) async throws
-    /// Marks the code redeemed and returns it as it was before (so `redeemed == true` means a
-    /// replay); one transaction, so two redemptions never both see it unredeemed.
-    func redeemCode(digest: String) async throws -> AuthorizationCodeRecord?
-    /// Records what the code's redemption issued.
-    func recordIssued(byCode digest: String, tokens: [String], familyID: String?) async throws
+    /// Redeems the code under `digest` in one transaction: `accept` (the client, redirect URI
+    /// and PKCE checks) decides on the unredeemed record before anything changes, so a request
+    /// that fails them does not spend the code. A second redemption is a replay: the code's
+    /// grant is revoked (`revokeGrant`, until `grantUntil`) in the same transaction.
+    func redeemCode(
+        digest: String,
+        now: Int,
+        grantUntil: Int,
+        accept: @Sendable (AuthorizationCodeRecord) -> Bool
+    ) async throws -> CodeRedemption
 
     func saveRefreshToken(_ token: RefreshTokenRecord) async throws
+    /// The refresh token under `digest`, revoked when its grant is.
     func refreshToken(digest: String) async throws -> RefreshTokenRecord?
     /// Exchanges the refresh token `digest` for `successor`, in one transaction, as a
     /// compare-and-set on the token being unspent: exactly one of any number of concurrent
-    /// calls rotates. A retry by `clientID` within `grace` seconds of the spend gets the
-    /// answer already given; any other reuse revokes the whole family (and its access tokens).
+    /// calls rotates. The winner keeps `answer` (sealed for the presented token's holder, see
+    /// `RetryAnswer`) until `reuseInterval` seconds after the spend; a retry by `clientID`
+    /// within that window gets it back. Any other reuse revokes the whole grant (remembered
+    /// until `grantUntil`).
     func rotateRefreshToken(
         digest: String,
         clientID: String,
         successor: RefreshTokenRecord,
-        answer: String,
+        answer: String?,
         now: Int,
-        grace: Int
+        reuseInterval: Int,
+        grantUntil: Int
     ) async throws -> RefreshRotation
-    /// Revokes every refresh token of `familyID` and the access tokens issued with them.
-    func revokeFamily(_ familyID: String) async throws
+
+    /// Revokes a grant: every token and refresh token stamped with `grantID`, now and later
+    /// (a token of the grant saved after this call is revoked too), in one transaction. The
+    /// grant is remembered until `until` (its last token's expiry) for `revokedGrants(since:)`.
+    func revokeGrant(_ grantID: String, until: Int, now: Int) async throws
+    /// The grants revoked at or after `since` and not yet past their `until`: what every
+    /// replica's gate refuses.
+    func revokedGrants(since: Int, now: Int) async throws -> [RevokedGrant]
+
+    /// Counts one event under `key` (failed sign-ins of an account or from an address, wrong
+    /// user codes, registrations) and returns the count: the count restarts at 1 when the
+    /// previous one expired. One transaction, so replicas share the count.
+    func countEvent(key: String, now: Int, expiresAt: Int) async throws -> EventCount
+    /// The live count under `key`, if any.
+    func eventCount(key: String, now: Int) async throws -> EventCount?
+    func resetEvents(key: String) async throws
 
     /// Stores a new device authorization; `false` (and nothing stored) when its user code is
     /// already taken, so a collision can never point a live code at another device.
@@ -112,5 +138,41 @@ public struct StoredSigningKey: Sendable, Equatable, Codable {
         self.stage = stage
         self.createdAt = createdAt
         self.stageUntil = stageUntil
+    }
+}
+
+/// What a code redemption found.
+public enum CodeRedemption: Sendable, Equatable {
+    /// No code under the digest.
+    case unknown
+    /// The checks refused the request; the code is untouched.
+    case refused(AuthorizationCodeRecord)
+    /// This call spent the code.
+    case redeemed(AuthorizationCodeRecord)
+    /// It was spent before: its grant is now revoked.
+    case replayed(AuthorizationCodeRecord)
+}
+
+/// A revoked grant, remembered until its last token expires.
+public struct RevokedGrant: Sendable, Equatable, Hashable {
+    public var grantID: String
+    public var revokedAt: Int
+    public var until: Int
+
+    public init(grantID: String, revokedAt: Int, until: Int) {
+        self.grantID = grantID
+        self.revokedAt = revokedAt
+        self.until = until
+    }
+}
+
+/// A count of events under one key, and when the last one happened.
+public struct EventCount: Sendable, Equatable {
+    public var count: Int
+    public var last: Int
+
+    public init(count: Int, last: Int) {
+        self.count = count
+        self.last = last
     }
 }

@@ -15,6 +15,10 @@ public final class MemoryIssuerStore: IssuerStore {
         var devices: [String: DeviceAuthorizationRecord] = [:]
         /// User code → device code digest.
         var userCodes: [String: String] = [:]
+        var revokedGrants: [String: RevokedGrant] = [:]
+        var counts: [String: (count: EventCount, expiresAt: Int)] = [:]
+
+        func grantRevoked(_ grantID: String?) -> Bool { grantID.map { revokedGrants[$0] != nil } ?? false }
     }
 
     private let state = Mutex(State())
@@ -64,7 +68,13 @@ public final class MemoryIssuerStore: IssuerStore {
         state.withLock { $0.tokens[token.digest] = token }
     }
 
-    public func token(digest: String) async throws -> TokenRecord? { state.withLock { $0.tokens[digest] } }
+    public func token(digest: String) async throws -> TokenRecord? {
+        state.withLock { state in
+            guard var token = state.tokens[digest] else { return nil }
+            if state.grantRevoked(token.familyID) { token.revoked = true }
+            return token
+        }
+    }
 
     public func revokeToken(digest: String) async throws -> Bool {
         state.withLock { state in
@@ -74,8 +84,17 @@ public final class MemoryIssuerStore: IssuerStore {
         }
     }
 
-    public func deleteExpired(before now: Int) async throws -> Int {
+    public func close() async throws {}
+
+    public func deleteExpired(before now: Int, answersSpentBefore: Int) async throws -> Int {
         state.withLock { state in
+            for (digest, token) in state.refreshTokens where (token.spentAt ?? now) < answersSpentBefore {
+                state.refreshTokens[digest]?.successorAnswer = nil
+            }
+            for (key, value) in state.revokedGrants where value.until < now {
+                state.revokedGrants.removeValue(forKey: key)
+            }
+            for (key, value) in state.counts where value.expiresAt < now { state.counts.removeValue(forKey: key) }
             let expired = state.tokens.filter { $0.value.expiresAt < now }.map(\.key)
             for digest in expired { state.tokens.removeValue(forKey: digest) }
             var count = expired.count
@@ -142,18 +161,21 @@ public final class MemoryIssuerStore: IssuerStore {
         state.withLock { $0.codes[code.digest] = code }
     }
 
-    public func redeemCode(digest: String) async throws -> AuthorizationCodeRecord? {
+    public func redeemCode(
+        digest: String,
+        now: Int,
+        grantUntil: Int,
+        accept: @Sendable (AuthorizationCodeRecord) -> Bool
+    ) async throws -> CodeRedemption {
         state.withLock { state in
-            guard let code = state.codes[digest] else { return nil }
+            guard let code = state.codes[digest] else { return .unknown }
+            if code.redeemed {
+                if let grant = code.familyID { Self.revokeGrant(grant, until: grantUntil, now: now, in: &state) }
+                return .replayed(code)
+            }
+            guard accept(code) else { return .refused(code) }
             state.codes[digest]?.redeemed = true
-            return code
-        }
-    }
-
-    public func recordIssued(byCode digest: String, tokens: [String], familyID: String?) async throws {
-        state.withLock { state in
-            state.codes[digest]?.issuedTokenDigests += tokens
-            if let familyID { state.codes[digest]?.familyID = familyID }
+            return .redeemed(code)
         }
     }
 
@@ -162,29 +184,35 @@ public final class MemoryIssuerStore: IssuerStore {
     }
 
     public func refreshToken(digest: String) async throws -> RefreshTokenRecord? {
-        state.withLock { $0.refreshTokens[digest] }
+        state.withLock { state in
+            guard var token = state.refreshTokens[digest] else { return nil }
+            if state.grantRevoked(token.familyID) { token.revoked = true }
+            return token
+        }
     }
 
     public func rotateRefreshToken(
         digest: String,
         clientID: String,
         successor: RefreshTokenRecord,
-        answer: String,
+        answer: String?,
         now: Int,
-        grace: Int
+        reuseInterval: Int,
+        grantUntil: Int
     ) async throws -> RefreshRotation {
         state.withLock { state in
             guard let current = state.refreshTokens[digest] else { return .refused(familyRevoked: false) }
             if current.clientID != clientID { return .refused(familyRevoked: false) }
+            let revoked = current.revoked || state.grantRevoked(current.familyID)
             if let spentAt = current.spentAt {
                 let successorUnused = current.successorDigest.map { state.refreshTokens[$0]?.spentAt == nil } ?? false
-                if !current.revoked, now - spentAt <= grace, successorUnused, let given = current.successorAnswer {
+                if !revoked, now - spentAt <= reuseInterval, successorUnused, let given = current.successorAnswer {
                     return .replayWithinGrace(given)
                 }
-                Self.revokeFamily(current.familyID, in: &state)
+                Self.revokeGrant(current.familyID, until: grantUntil, now: now, in: &state)
                 return .refused(familyRevoked: true)
             }
-            if current.revoked || current.expiresAt <= now { return .refused(familyRevoked: false) }
+            if revoked || current.expiresAt <= now { return .refused(familyRevoked: false) }
             state.refreshTokens[digest]?.spentAt = now
             state.refreshTokens[digest]?.successorAnswer = answer
             state.refreshTokens[digest]?.successorDigest = successor.digest
@@ -193,18 +221,50 @@ public final class MemoryIssuerStore: IssuerStore {
         }
     }
 
-    public func revokeFamily(_ familyID: String) async throws {
-        state.withLock { Self.revokeFamily(familyID, in: &$0) }
+    public func revokeGrant(_ grantID: String, until: Int, now: Int) async throws {
+        state.withLock { Self.revokeGrant(grantID, until: until, now: now, in: &$0) }
     }
 
-    private static func revokeFamily(_ familyID: String, in state: inout State) {
-        for (digest, token) in state.refreshTokens where token.familyID == familyID {
+    private static func revokeGrant(_ grantID: String, until: Int, now: Int, in state: inout State) {
+        let previous = state.revokedGrants[grantID]
+        state.revokedGrants[grantID] = RevokedGrant(
+            grantID: grantID,
+            revokedAt: previous?.revokedAt ?? now,
+            until: max(until, previous?.until ?? until)
+        )
+        for (digest, token) in state.refreshTokens where token.familyID == grantID {
             state.refreshTokens[digest]?.revoked = true
             state.refreshTokens[digest]?.successorAnswer = nil
         }
-        for (digest, token) in state.tokens where token.familyID == familyID {
+        for (digest, token) in state.tokens where token.familyID == grantID {
             state.tokens[digest]?.revoked = true
         }
+    }
+
+    public func revokedGrants(since: Int, now: Int) async throws -> [RevokedGrant] {
+        state.withLock { state in
+            state.revokedGrants.values.filter { $0.revokedAt >= since && $0.until >= now }
+        }
+    }
+
+    public func countEvent(key: String, now: Int, expiresAt: Int) async throws -> EventCount {
+        state.withLock { state in
+            var count = EventCount(count: 1, last: now)
+            if let previous = state.counts[key], previous.expiresAt > now { count.count = previous.count.count + 1 }
+            state.counts[key] = (count, expiresAt)
+            return count
+        }
+    }
+
+    public func eventCount(key: String, now: Int) async throws -> EventCount? {
+        state.withLock { state in
+            guard let entry = state.counts[key], entry.expiresAt > now else { return nil }
+            return entry.count
+        }
+    }
+
+    public func resetEvents(key: String) async throws {
+        _ = state.withLock { $0.counts.removeValue(forKey: key) }
     }
 
     public func saveDeviceAuthorization(_ record: DeviceAuthorizationRecord) async throws -> Bool {

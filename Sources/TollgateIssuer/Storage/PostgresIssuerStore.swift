@@ -11,7 +11,7 @@ import TollgateCore
 /// RETURNING`, and every read-modify-write takes the row with `SELECT … FOR UPDATE`, so
 /// rotation, code redemption and device polls stay single-winner across processes.
 public final class PostgresIssuerStore: IssuerStore {
-    static let schemaVersion = 1
+    static let schemaVersion = 2
     /// The advisory lock key replicas take while migrating, so two starting at once do not race.
     static let migrationLock = 0x746f_6c6c_6761_7465
 
@@ -100,11 +100,33 @@ public final class PostgresIssuerStore: IssuerStore {
                     """,
                     "CREATE INDEX refresh_family ON refresh_tokens (family_id)",
                     "CREATE INDEX refresh_client ON refresh_tokens (client_id)",
-                    "DELETE FROM tollgate_schema_version",
-                    "INSERT INTO tollgate_schema_version (version) VALUES (1)",
                 ] {
                     try await connection.query(statement, logger: logger)
                 }
+            }
+            if current < 2 {
+                for statement: PostgresQuery in [
+                    """
+                    CREATE TABLE revoked_grants (grant_id TEXT PRIMARY KEY, revoked_at BIGINT NOT NULL,
+                        expires_at BIGINT NOT NULL)
+                    """,
+                    "CREATE INDEX revoked_grants_at ON revoked_grants (revoked_at)",
+                    """
+                    CREATE TABLE event_counts (key TEXT PRIMARY KEY, count BIGINT NOT NULL, last BIGINT NOT NULL,
+                        expires_at BIGINT NOT NULL)
+                    """,
+                    // Version 1 kept the retry answer in clear.
+                    "UPDATE refresh_tokens SET successor_answer = NULL",
+                ] {
+                    try await connection.query(statement, logger: logger)
+                }
+            }
+            if current < Self.schemaVersion {
+                try await connection.query("DELETE FROM tollgate_schema_version", logger: logger)
+                try await connection.query(
+                    "INSERT INTO tollgate_schema_version (version) VALUES (\(Self.schemaVersion))",
+                    logger: logger
+                )
             }
         }
     }
@@ -262,8 +284,13 @@ public final class PostgresIssuerStore: IssuerStore {
 
     public func token(digest: String) async throws -> TokenRecord? {
         // One statement, no explicit transaction: the introspection path.
-        let rows = try await client.query("SELECT body, revoked FROM tokens WHERE digest = \(digest)", logger: logger)
-            .collect()
+        let rows = try await client.query(
+            """
+            SELECT body, revoked OR EXISTS (SELECT 1 FROM revoked_grants g WHERE g.grant_id = family_id)
+            FROM tokens WHERE digest = \(digest)
+            """,
+            logger: logger
+        ).collect()
         guard let row = rows.first else { return nil }
         let (body, revoked) = try row.decode((String, Bool).self)
         guard var record = try Self.decode(TokenRecord.self, body) else { return nil }
@@ -281,10 +308,19 @@ public final class PostgresIssuerStore: IssuerStore {
         }
     }
 
-    public func deleteExpired(before now: Int) async throws -> Int {
+    public func deleteExpired(before now: Int, answersSpentBefore: Int) async throws -> Int {
         try await transaction { connection, logger in
+            try await connection.query(
+                """
+                UPDATE refresh_tokens SET successor_answer = NULL
+                WHERE successor_answer IS NOT NULL AND spent_at < \(answersSpentBefore)
+                """,
+                logger: logger
+            )
             var count = 0
             for query: PostgresQuery in [
+                "DELETE FROM revoked_grants WHERE expires_at < \(now) RETURNING 1",
+                "DELETE FROM event_counts WHERE expires_at < \(now) RETURNING 1",
                 "DELETE FROM records WHERE expires_at IS NOT NULL AND expires_at < \(now) RETURNING 1",
                 "DELETE FROM tokens WHERE expires_at < \(now) RETURNING 1",
                 "DELETE FROM refresh_tokens WHERE expires_at < \(now) RETURNING 1",
@@ -360,14 +396,26 @@ public final class PostgresIssuerStore: IssuerStore {
         try await put("code", code.digest, code, expiresAt: code.expiresAt)
     }
 
-    public func redeemCode(digest: String) async throws -> AuthorizationCodeRecord? {
+    public func redeemCode(
+        digest: String,
+        now: Int,
+        grantUntil: Int,
+        accept: @Sendable (AuthorizationCodeRecord) -> Bool
+    ) async throws -> CodeRedemption {
         try await transaction { connection, logger in
             guard
                 let code = try Self.decode(
                     AuthorizationCodeRecord.self,
                     try await Self.body("code", digest, forUpdate: true, on: connection, logger: logger)
                 )
-            else { return nil }
+            else { return .unknown }
+            if code.redeemed {
+                if let grant = code.familyID {
+                    try await Self.revokeGrant(grant, until: grantUntil, now: now, on: connection, logger: logger)
+                }
+                return .replayed(code)
+            }
+            guard accept(code) else { return .refused(code) }
             var redeemed = code
             redeemed.redeemed = true
             try await Self.put(
@@ -378,28 +426,7 @@ public final class PostgresIssuerStore: IssuerStore {
                 on: connection,
                 logger: logger
             )
-            return code
-        }
-    }
-
-    public func recordIssued(byCode digest: String, tokens: [String], familyID: String?) async throws {
-        try await transaction { connection, logger in
-            guard
-                var code = try Self.decode(
-                    AuthorizationCodeRecord.self,
-                    try await Self.body("code", digest, forUpdate: true, on: connection, logger: logger)
-                )
-            else { return }
-            code.issuedTokenDigests += tokens
-            if let familyID { code.familyID = familyID }
-            try await Self.put(
-                "code",
-                digest,
-                body: try Self.encode(code),
-                expiresAt: code.expiresAt,
-                on: connection,
-                logger: logger
-            )
+            return .redeemed(code)
         }
     }
 
@@ -431,7 +458,11 @@ public final class PostgresIssuerStore: IssuerStore {
 
     public func refreshToken(digest: String) async throws -> RefreshTokenRecord? {
         let rows = try await client.query(
-            "SELECT body, spent_at, successor_digest, revoked FROM refresh_tokens WHERE digest = \(digest)",
+            """
+            SELECT body, spent_at, successor_digest,
+                revoked OR EXISTS (SELECT 1 FROM revoked_grants g WHERE g.grant_id = family_id)
+            FROM refresh_tokens WHERE digest = \(digest)
+            """,
             logger: logger
         ).collect()
         guard let row = rows.first else { return nil }
@@ -447,9 +478,10 @@ public final class PostgresIssuerStore: IssuerStore {
         digest: String,
         clientID: String,
         successor: RefreshTokenRecord,
-        answer: String,
+        answer: String?,
         now: Int,
-        grace: Int
+        reuseInterval: Int,
+        grantUntil: Int
     ) async throws -> RefreshRotation {
         let successorBody = try Self.encode(successor)
         return try await transaction { connection, logger in
@@ -461,6 +493,7 @@ public final class PostgresIssuerStore: IssuerStore {
                     successor_answer = \(answer)
                 WHERE digest = \(digest) AND client_id = \(clientID) AND spent_at IS NULL AND NOT revoked
                     AND expires_at > \(now)
+                    AND NOT EXISTS (SELECT 1 FROM revoked_grants g WHERE g.grant_id = family_id)
                 RETURNING digest
                 """,
                 logger: logger
@@ -471,7 +504,9 @@ public final class PostgresIssuerStore: IssuerStore {
             }
             let rows = try await connection.query(
                 """
-                SELECT r.family_id, r.client_id, r.spent_at, r.revoked, r.successor_answer, s.spent_at
+                SELECT r.family_id, r.client_id, r.spent_at,
+                    r.revoked OR EXISTS (SELECT 1 FROM revoked_grants g WHERE g.grant_id = r.family_id),
+                    r.successor_answer, s.spent_at
                 FROM refresh_tokens r LEFT JOIN refresh_tokens s ON s.digest = r.successor_digest
                 WHERE r.digest = \(digest)
                 """,
@@ -482,26 +517,89 @@ public final class PostgresIssuerStore: IssuerStore {
                 (String, String, Int?, Bool, String?, Int?).self
             )
             guard owner == clientID, let spentAt else { return .refused(familyRevoked: false) }
-            if !revoked, now - spentAt <= grace, successorSpent == nil, let given {
+            if !revoked, now - spentAt <= reuseInterval, successorSpent == nil, let given {
                 return .replayWithinGrace(given)
             }
-            try await Self.revokeFamily(family, on: connection, logger: logger)
+            try await Self.revokeGrant(family, until: grantUntil, now: now, on: connection, logger: logger)
             return .refused(familyRevoked: true)
         }
     }
 
-    public func revokeFamily(_ familyID: String) async throws {
+    public func revokeGrant(_ grantID: String, until: Int, now: Int) async throws {
         try await transaction { connection, logger in
-            try await Self.revokeFamily(familyID, on: connection, logger: logger)
+            try await Self.revokeGrant(grantID, until: until, now: now, on: connection, logger: logger)
         }
     }
 
-    static func revokeFamily(_ familyID: String, on connection: PostgresConnection, logger: Logger) async throws {
+    static func revokeGrant(
+        _ grantID: String,
+        until: Int,
+        now: Int,
+        on connection: PostgresConnection,
+        logger: Logger
+    ) async throws {
         try await connection.query(
-            "UPDATE refresh_tokens SET revoked = TRUE, successor_answer = NULL WHERE family_id = \(familyID)",
+            """
+            INSERT INTO revoked_grants (grant_id, revoked_at, expires_at) VALUES (\(grantID), \(now), \(until))
+            ON CONFLICT (grant_id) DO UPDATE
+                SET expires_at = GREATEST(revoked_grants.expires_at, EXCLUDED.expires_at)
+            """,
             logger: logger
         )
-        try await connection.query("UPDATE tokens SET revoked = TRUE WHERE family_id = \(familyID)", logger: logger)
+        try await connection.query(
+            "UPDATE refresh_tokens SET revoked = TRUE, successor_answer = NULL WHERE family_id = \(grantID)",
+            logger: logger
+        )
+        try await connection.query("UPDATE tokens SET revoked = TRUE WHERE family_id = \(grantID)", logger: logger)
+    }
+
+    public func revokedGrants(since: Int, now: Int) async throws -> [RevokedGrant] {
+        let rows = try await client.query(
+            """
+            SELECT grant_id, revoked_at, expires_at FROM revoked_grants
+            WHERE revoked_at >= \(since) AND expires_at >= \(now)
+            """,
+            logger: logger
+        ).collect()
+        return try rows.map { row in
+            let (id, at, until) = try row.decode((String, Int, Int).self)
+            return RevokedGrant(grantID: id, revokedAt: at, until: until)
+        }
+    }
+
+    // MARK: - Event counts
+
+    public func countEvent(key: String, now: Int, expiresAt: Int) async throws -> EventCount {
+        try await transaction { connection, logger in
+            let rows = try await connection.query(
+                """
+                INSERT INTO event_counts (key, count, last, expires_at) VALUES (\(key), 1, \(now), \(expiresAt))
+                ON CONFLICT (key) DO UPDATE SET
+                    count = CASE WHEN event_counts.expires_at <= EXCLUDED.last THEN 1
+                        ELSE event_counts.count + 1 END,
+                    last = EXCLUDED.last, expires_at = EXCLUDED.expires_at
+                RETURNING count
+                """,
+                logger: logger
+            ).collect()
+            return EventCount(count: try rows.first?.decode(Int.self) ?? 1, last: now)
+        }
+    }
+
+    public func eventCount(key: String, now: Int) async throws -> EventCount? {
+        let rows = try await client.query(
+            "SELECT count, last FROM event_counts WHERE key = \(key) AND expires_at > \(now)",
+            logger: logger
+        ).collect()
+        guard let row = rows.first else { return nil }
+        let (count, last) = try row.decode((Int, Int).self)
+        return EventCount(count: count, last: last)
+    }
+
+    public func resetEvents(key: String) async throws {
+        try await transaction { connection, logger in
+            try await connection.query("DELETE FROM event_counts WHERE key = \(key)", logger: logger)
+        }
     }
 
     // MARK: - Device authorizations (RFC 8628)

@@ -14,7 +14,7 @@ import TollgateCore
 /// Records are kept as JSON bodies keyed by kind and key; the columns compare-and-set works on
 /// (spent, revoked, family) are real columns.
 public final class SQLiteIssuerStore: IssuerStore {
-    static let schemaVersion = 1
+    static let schemaVersion = 2
 
     private let connection: SQLiteConnection
     private let gate = SerialGate()
@@ -37,7 +37,7 @@ public final class SQLiteIssuerStore: IssuerStore {
     }
 
     public func close() async throws {
-        try await connection.close()
+        try await gate.run { try await connection.close() }
     }
 
     func migrate() async throws {
@@ -73,14 +73,34 @@ public final class SQLiteIssuerStore: IssuerStore {
                         revoked INTEGER NOT NULL, expires_at INTEGER NOT NULL, body TEXT NOT NULL)
                     """,
                     "CREATE INDEX refresh_family ON refresh_tokens (family_id)",
-                    "DELETE FROM schema_version",
-                    "INSERT INTO schema_version (version) VALUES (1)",
                 ] {
                     _ = try await connection.query(statement)
                 }
             }
+            if current < 2 {
+                for statement in Self.version2 { _ = try await connection.query(statement) }
+            }
+            if current < Self.schemaVersion {
+                _ = try await connection.query("DELETE FROM schema_version")
+                _ = try await connection.query(
+                    "INSERT INTO schema_version (version) VALUES (?)",
+                    [.integer(Self.schemaVersion)]
+                )
+            }
         }
     }
+
+    /// Version 2: revoked grants (kept until their last token expires), event counts (the
+    /// brute-force limits), and no retry answer of version 1 left in clear.
+    static let version2 = [
+        "CREATE TABLE revoked_grants (grant_id TEXT PRIMARY KEY, revoked_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)",
+        "CREATE INDEX revoked_grants_at ON revoked_grants (revoked_at)",
+        """
+        CREATE TABLE event_counts (key TEXT PRIMARY KEY, count INTEGER NOT NULL, last INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL)
+        """,
+        "UPDATE refresh_tokens SET successor_answer = NULL",
+    ]
 
     enum StoreError: Error {
         case newerSchema(Int)
@@ -211,7 +231,14 @@ public final class SQLiteIssuerStore: IssuerStore {
 
     public func token(digest: String) async throws -> TokenRecord? {
         let rows = try await read { connection in
-            try await connection.query("SELECT body, revoked FROM tokens WHERE digest = ?", [.text(digest)])
+            try await connection.query(
+                """
+                SELECT body, revoked OR EXISTS (SELECT 1 FROM revoked_grants g WHERE g.grant_id = family_id)
+                    AS revoked
+                FROM tokens WHERE digest = ?
+                """,
+                [.text(digest)]
+            )
         }
         guard var record = try Self.decode(TokenRecord.self, rows.first) else { return nil }
         record.revoked = (rows.first?.column("revoked")?.integer ?? 0) != 0
@@ -228,15 +255,21 @@ public final class SQLiteIssuerStore: IssuerStore {
         }
     }
 
-    public func deleteExpired(before now: Int) async throws -> Int {
+    public func deleteExpired(before now: Int, answersSpentBefore: Int) async throws -> Int {
         try await transaction { connection in
+            _ = try await connection.query(
+                "UPDATE refresh_tokens SET successor_answer = NULL WHERE successor_answer IS NOT NULL AND spent_at < ?",
+                [.integer(answersSpentBefore)]
+            )
             var count = 0
-            for table in ["records", "tokens", "refresh_tokens"] {
-                let rows = try await connection.query(
-                    "DELETE FROM \(table) WHERE expires_at IS NOT NULL AND expires_at < ? RETURNING 1",
-                    [.integer(now)]
-                )
-                count += rows.count
+            for statement in [
+                "DELETE FROM records WHERE expires_at IS NOT NULL AND expires_at < ? RETURNING 1",
+                "DELETE FROM tokens WHERE expires_at < ? RETURNING 1",
+                "DELETE FROM refresh_tokens WHERE expires_at < ? RETURNING 1",
+                "DELETE FROM revoked_grants WHERE expires_at < ? RETURNING 1",
+                "DELETE FROM event_counts WHERE expires_at < ? RETURNING 1",
+            ] {
+                count += try await connection.query(statement, [.integer(now)]).count
             }
             return count
         }
@@ -290,36 +323,32 @@ public final class SQLiteIssuerStore: IssuerStore {
         try await put("code", code.digest, code, expiresAt: code.expiresAt)
     }
 
-    public func redeemCode(digest: String) async throws -> AuthorizationCodeRecord? {
+    public func redeemCode(
+        digest: String,
+        now: Int,
+        grantUntil: Int,
+        accept: @Sendable (AuthorizationCodeRecord) -> Bool
+    ) async throws -> CodeRedemption {
         try await transaction { connection in
             let rows = try await connection.query(
                 "SELECT body FROM records WHERE kind = 'code' AND key = ?",
                 [.text(digest)]
             )
-            guard let code = try Self.decode(AuthorizationCodeRecord.self, rows.first) else { return nil }
+            guard let code = try Self.decode(AuthorizationCodeRecord.self, rows.first) else { return .unknown }
+            if code.redeemed {
+                if let grant = code.familyID {
+                    try await Self.revokeGrant(grant, until: grantUntil, now: now, on: connection)
+                }
+                return .replayed(code)
+            }
+            guard accept(code) else { return .refused(code) }
             var redeemed = code
             redeemed.redeemed = true
             _ = try await connection.query(
                 "UPDATE records SET body = ? WHERE kind = 'code' AND key = ?",
                 [.text(try Self.encode(redeemed)), .text(digest)]
             )
-            return code
-        }
-    }
-
-    public func recordIssued(byCode digest: String, tokens: [String], familyID: String?) async throws {
-        try await transaction { connection in
-            let rows = try await connection.query(
-                "SELECT body FROM records WHERE kind = 'code' AND key = ?",
-                [.text(digest)]
-            )
-            guard var code = try Self.decode(AuthorizationCodeRecord.self, rows.first) else { return }
-            code.issuedTokenDigests += tokens
-            if let familyID { code.familyID = familyID }
-            _ = try await connection.query(
-                "UPDATE records SET body = ? WHERE kind = 'code' AND key = ?",
-                [.text(try Self.encode(code)), .text(digest)]
-            )
+            return .redeemed(code)
         }
     }
 
@@ -346,7 +375,11 @@ public final class SQLiteIssuerStore: IssuerStore {
     public func refreshToken(digest: String) async throws -> RefreshTokenRecord? {
         let rows = try await read { connection in
             try await connection.query(
-                "SELECT body, spent_at, successor_digest, revoked FROM refresh_tokens WHERE digest = ?",
+                """
+                SELECT body, spent_at, successor_digest,
+                    revoked OR EXISTS (SELECT 1 FROM revoked_grants g WHERE g.grant_id = family_id) AS revoked
+                FROM refresh_tokens WHERE digest = ?
+                """,
                 [.text(digest)]
             )
         }
@@ -361,9 +394,10 @@ public final class SQLiteIssuerStore: IssuerStore {
         digest: String,
         clientID: String,
         successor: RefreshTokenRecord,
-        answer: String,
+        answer: String?,
         now: Int,
-        grace: Int
+        reuseInterval: Int,
+        grantUntil: Int
     ) async throws -> RefreshRotation {
         let successorBody = try Self.encode(successor)
         return try await transaction { connection in
@@ -372,9 +406,13 @@ public final class SQLiteIssuerStore: IssuerStore {
                 """
                 UPDATE refresh_tokens SET spent_at = ?, successor_digest = ?, successor_answer = ?
                 WHERE digest = ? AND client_id = ? AND spent_at IS NULL AND revoked = 0 AND expires_at > ?
+                    AND NOT EXISTS (SELECT 1 FROM revoked_grants g WHERE g.grant_id = family_id)
                 RETURNING digest
                 """,
-                [.integer(now), .text(successor.digest), .text(answer), .text(digest), .text(clientID), .integer(now)]
+                [
+                    .integer(now), .text(successor.digest), answer.map { .text($0) } ?? .null, .text(digest),
+                    .text(clientID), .integer(now),
+                ]
             )
             if !won.isEmpty {
                 try await Self.insertRefresh(successor, body: successorBody, on: connection)
@@ -382,8 +420,8 @@ public final class SQLiteIssuerStore: IssuerStore {
             }
             let rows = try await connection.query(
                 """
-                SELECT r.family_id, r.client_id, r.spent_at, r.revoked, r.successor_answer,
-                    s.spent_at AS successor_spent
+                SELECT r.family_id, r.client_id, r.spent_at, r.successor_answer, s.spent_at AS successor_spent,
+                    r.revoked OR EXISTS (SELECT 1 FROM revoked_grants g WHERE g.grant_id = r.family_id) AS revoked
                 FROM refresh_tokens r LEFT JOIN refresh_tokens s ON s.digest = r.successor_digest
                 WHERE r.digest = ?
                 """,
@@ -397,24 +435,86 @@ public final class SQLiteIssuerStore: IssuerStore {
             }
             let revoked = (row.column("revoked")?.integer ?? 0) != 0
             let successorUnused = row.column("successor_spent")?.integer == nil
-            if !revoked, now - spentAt <= grace, successorUnused, let given = row.column("successor_answer")?.string {
+            if !revoked, now - spentAt <= reuseInterval, successorUnused,
+                let given = row.column("successor_answer")?.string
+            {
                 return .replayWithinGrace(given)
             }
-            try await Self.revokeFamily(family, on: connection)
+            try await Self.revokeGrant(family, until: grantUntil, now: now, on: connection)
             return .refused(familyRevoked: true)
         }
     }
 
-    public func revokeFamily(_ familyID: String) async throws {
-        try await transaction { connection in try await Self.revokeFamily(familyID, on: connection) }
+    public func revokeGrant(_ grantID: String, until: Int, now: Int) async throws {
+        try await transaction { connection in
+            try await Self.revokeGrant(grantID, until: until, now: now, on: connection)
+        }
     }
 
-    static func revokeFamily(_ familyID: String, on connection: SQLiteConnection) async throws {
+    static func revokeGrant(_ grantID: String, until: Int, now: Int, on connection: SQLiteConnection) async throws {
+        _ = try await connection.query(
+            """
+            INSERT INTO revoked_grants (grant_id, revoked_at, expires_at) VALUES (?, ?, ?)
+            ON CONFLICT (grant_id) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)
+            """,
+            [.text(grantID), .integer(now), .integer(until)]
+        )
         _ = try await connection.query(
             "UPDATE refresh_tokens SET revoked = 1, successor_answer = NULL WHERE family_id = ?",
-            [.text(familyID)]
+            [.text(grantID)]
         )
-        _ = try await connection.query("UPDATE tokens SET revoked = 1 WHERE family_id = ?", [.text(familyID)])
+        _ = try await connection.query("UPDATE tokens SET revoked = 1 WHERE family_id = ?", [.text(grantID)])
+    }
+
+    public func revokedGrants(since: Int, now: Int) async throws -> [RevokedGrant] {
+        let rows = try await read { connection in
+            try await connection.query(
+                "SELECT grant_id, revoked_at, expires_at FROM revoked_grants WHERE revoked_at >= ? AND expires_at >= ?",
+                [.integer(since), .integer(now)]
+            )
+        }
+        return rows.compactMap { row in
+            guard let id = row.column("grant_id")?.string, let at = row.column("revoked_at")?.integer,
+                let until = row.column("expires_at")?.integer
+            else { return nil }
+            return RevokedGrant(grantID: id, revokedAt: at, until: until)
+        }
+    }
+
+    // MARK: - Event counts
+
+    public func countEvent(key: String, now: Int, expiresAt: Int) async throws -> EventCount {
+        try await transaction { connection in
+            let rows = try await connection.query(
+                """
+                INSERT INTO event_counts (key, count, last, expires_at) VALUES (?, 1, ?, ?)
+                ON CONFLICT (key) DO UPDATE SET
+                    count = CASE WHEN event_counts.expires_at <= excluded.last THEN 1 ELSE event_counts.count + 1 END,
+                    last = excluded.last, expires_at = excluded.expires_at
+                RETURNING count
+                """,
+                [.text(key), .integer(now), .integer(expiresAt)]
+            )
+            return EventCount(count: rows.first?.column("count")?.integer ?? 1, last: now)
+        }
+    }
+
+    public func eventCount(key: String, now: Int) async throws -> EventCount? {
+        let rows = try await read { connection in
+            try await connection.query(
+                "SELECT count, last FROM event_counts WHERE key = ? AND expires_at > ?",
+                [.text(key), .integer(now)]
+            )
+        }
+        guard let row = rows.first, let count = row.column("count")?.integer, let last = row.column("last")?.integer
+        else { return nil }
+        return EventCount(count: count, last: last)
+    }
+
+    public func resetEvents(key: String) async throws {
+        try await transaction { connection in
+            _ = try await connection.query("DELETE FROM event_counts WHERE key = ?", [.text(key)])
+        }
     }
 
     // MARK: - Device authorizations (RFC 8628)

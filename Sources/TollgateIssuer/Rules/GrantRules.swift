@@ -1,0 +1,99 @@
+import Crypto
+import TollgateCore
+
+/// The issuer's rules for spending what a person granted, as plain functions of the records and
+/// the request: the stores run them inside their transactions and know nothing of them.
+enum GrantRules {
+    /// What a token request offers to redeem an authorization code.
+    struct CodeRequest: Sendable {
+        var clientID: String
+        var redirectURI: String?
+        var codeVerifier: String?
+        var resource: String?
+        var now: Int
+    }
+
+    /// Why `request` may not redeem `code`, or `nil` when it may (RFC 6749 §4.1.3, RFC 7636
+    /// §4.6, RFC 8707 §2.2): the code's client, unexpired, the redirect URI of the
+    /// authorization request, the PKCE verifier, and a resource authorised there.
+    static func refusal(
+        toRedeem code: AuthorizationCodeRecord,
+        _ request: CodeRequest,
+        options: IssuerOptions
+    ) -> OAuthError? {
+        guard code.clientID == request.clientID else { return .invalidGrant("the code was issued to another client") }
+        guard code.expiresAt > request.now else { return .invalidGrant("the code has expired") }
+        guard request.redirectURI == code.redirectURI else {
+            return .invalidGrant("'redirect_uri' does not match the authorization request")
+        }
+        if let challenge = code.codeChallenge {
+            guard let verifier = request.codeVerifier, pkceMatches(verifier: verifier, challenge: challenge) else {
+                return .invalidGrant("the code verifier does not match")
+            }
+        } else if request.codeVerifier != nil {
+            return .invalidGrant("the authorization request had no code challenge")
+        }
+        if let resource = request.resource, resource != authorizedAudience(code.resource, scopes: code.scopes, options)
+        {
+            return .invalidTarget("'resource' was not authorised for this code")
+        }
+        return nil
+    }
+
+    /// The audience an authorization covers: the resource it named, or the API of its scopes.
+    static func authorizedAudience(_ resource: String?, scopes: [String], _ options: IssuerOptions) -> String? {
+        resource ?? scopes.lazy.compactMap { options.api(forScope: $0)?.audience }.first
+    }
+
+    /// RFC 8707 §2: the API a token is for. A named resource must be a known API of which the
+    /// granted `scopes` hold at least one scope; without one, the API of the first API scope.
+    /// A token never names an audience none of its scopes belong to.
+    static func audience(
+        forResource resource: String?,
+        scopes: [String],
+        options: IssuerOptions
+    ) throws(OAuthError) -> APIDefinition? {
+        guard let resource else { return scopes.lazy.compactMap { options.api(forScope: $0) }.first }
+        guard let api = options.apis.first(where: { $0.audience == resource }) else {
+            throw .invalidTarget("'resource' is not a known API")
+        }
+        guard scopes.contains(where: api.scopes.contains) else {
+            throw .invalidTarget("no scope of '\(resource)' is requested and granted to this client")
+        }
+        return api
+    }
+
+    /// RFC 7636 §4.6: BASE64URL(SHA256(verifier)) == challenge.
+    static func pkceMatches(verifier: String, challenge: String) -> Bool {
+        guard isPKCEValue(verifier) else { return false }
+        let computed = Base64URL.encode(Array(SHA256.hash(data: Array(verifier.utf8))))
+        return StoredSecret.keeping(challenge).matches(computed)
+    }
+
+    /// RFC 7636 §4.1: 43 to 128 unreserved characters.
+    static func isPKCEValue(_ value: String) -> Bool {
+        (43...128).contains(value.utf8.count)
+            && value.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                    UInt8(ascii: "~"):
+                    true
+                default: false
+                }
+            }
+    }
+
+    /// The narrower scopes a refresh asks for, or the grant's own; widening is `invalid_scope`.
+    static func refreshScopes(requested: String?, granted: [String]) throws(OAuthError) -> [String] {
+        guard let requested else { return granted }
+        let narrower = requested.split(separator: " ").map(String.init)
+        guard Set(narrower).isSubset(of: Set(granted)) else { throw .invalidScope("a refresh cannot widen the scopes") }
+        return narrower
+    }
+
+    /// RFC 7662: a refresh token is active while unspent, unrevoked and unexpired.
+    static func isActive(_ token: RefreshTokenRecord, now: Int) -> Bool {
+        !token.revoked && token.spentAt == nil && token.expiresAt > now
+    }
+}
