@@ -33,11 +33,15 @@ struct LocalIssuer {
         guard let settings = configuration.localIssuer else { return nil }
         let store = try await IssuerStorage.open(settings.storage)
         let issuer = try await OAuthIssuer.start(settings: settings, store: store)
+        // Grants revoked before this start are refused from the first request.
+        try await issuer.refreshRevokedGrants()
         let source = IssuerVerificationSource(issuer: issuer, issuerName: settings.name, audiences: settings.audiences)
         return LocalIssuer(
             issuer: issuer,
             endpoints: IssuerEndpoints(issuer: issuer),
-            inProcess: InProcessIssuers(sources: [settings.name: (keys: source, introspection: source)]),
+            inProcess: InProcessIssuers(
+                sources: [settings.name: .init(keys: source, introspection: source, revocations: source)]
+            ),
             store: store
         )
     }
@@ -77,6 +81,27 @@ struct IssuerKeyService: Service {
                 } catch {
                     logger.warning("the issuer's keys could not be refreshed", metadata: ["error": "\(error)"])
                 }
+            }
+        }
+    }
+}
+
+/// Reads the grants other replicas and the administration commands revoked into the issuer's
+/// revoked set every `OAuthIssuer.revocationPollInterval` seconds, so the gate in this process
+/// refuses their JWT access tokens.
+struct IssuerRevocationService: Service {
+    let issuer: OAuthIssuer
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await issuer.refreshRevokedGrants()
+                } catch {
+                    logger.warning("the issuer's revoked grants could not be read", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: .seconds(OAuthIssuer.revocationPollInterval))
             }
         }
     }

@@ -100,6 +100,7 @@ enum GateRunner {
         if let local {
             services += [
                 IssuerSweeperService(issuer: local.issuer, logger: logger),
+                IssuerRevocationService(issuer: local.issuer, logger: logger),
                 IssuerKeyService(issuer: local.issuer, logger: logger),
             ]
         }

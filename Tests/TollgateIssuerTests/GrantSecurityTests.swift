@@ -263,4 +263,42 @@ import TollgateIssuer
         #expect(retry["refresh_token"] == second["refresh_token"])
         try await store.close()
     }
+
+    // MARK: - The gate in the same process
+
+    /// A JWT access token of a revoked grant is refused by the in-process verifier at once, even
+    /// when the verified token is cached; a restarted or other replica learns it from the store.
+    @Test func theInProcessGateRefusesAJWTOfARevokedGrantAtOnce() async throws {
+        let store = MemoryIssuerStore()
+        let issuer = try await Self.makeIssuer(store: store)
+        let source = IssuerVerificationSource(issuer: issuer, issuerName: "local", audiences: ["@team/orders"])
+        func verifier(_ source: IssuerVerificationSource) -> TokenVerifier {
+            TokenVerifier(issuers: [
+                IssuerVerifier(
+                    policy: IssuerPolicy(name: "local", issuer: "https://idp.test", audiences: ["@team/orders"]),
+                    keys: source,
+                    introspection: source,
+                    revocations: source
+                )
+            ])
+        }
+        let gate = verifier(source)
+        let (access, refresh) = try await Self.tokens(issuer)
+        let before = await gate.verify(access)
+        #expect((try? before.get())?.grantID != nil, "the JWT names its grant")
+        #expect((try? await gate.verify(access).get()) != nil, "and is cached")
+        _ = await Flow.post(issuer, "/oauth2/revoke", [("token", refresh)], authorization: Flow.webBasic)
+        guard case .failure(let failure) = await gate.verify(access) else {
+            Issue.record("a JWT of a revoked grant passed")
+            return
+        }
+        #expect(failure.code == .inactive)
+
+        // Another replica on the same store learns it on its next read of the revoked grants.
+        let replica = try await OAuthIssuer.start(options: issuer.options, store: store)
+        let replicaGate = verifier(IssuerVerificationSource(issuer: replica, issuerName: "local", audiences: []))
+        #expect((try? await replicaGate.verify(access).get()) != nil, "before the replica has read the store")
+        try await replica.refreshRevokedGrants()
+        #expect((try? await replicaGate.verify(access).get()) == nil, "after it has")
+    }
 }

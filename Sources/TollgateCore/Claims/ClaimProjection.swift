@@ -30,8 +30,8 @@ public struct ClaimProjection: Sendable, Equatable {
         )
     }
 
-    /// The claims the checks of `ClaimsValidator` read.
-    static let validatedNames: Set<String> = ["iss", "aud", "exp", "nbf", "iat", "sub", "scope", "scp"]
+    /// The claims the checks of `ClaimsValidator` read, and the grant a revocation check reads.
+    static let validatedNames: Set<String> = ["iss", "aud", "exp", "nbf", "iat", "sub", "scope", "scp", "grant_id"]
 
     /// The top-level members a claim set must be parsed into for verification, this projection
     /// and the issuers' scope claims (`scopeClaims`) to be served; `nil` when the payload is

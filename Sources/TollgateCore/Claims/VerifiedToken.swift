@@ -17,6 +17,9 @@ public struct VerifiedToken: Sendable, Equatable {
     /// The forwarded claims' header values, when computed at verification (`ClaimProjection`);
     /// `claims` then need not hold those claims.
     public let claimHeaders: ClaimHeaderValues?
+    /// The grant the token came from (`grant_id`, set by Tollgate's issuer), for the revoked
+    /// grants check of an issuer in the same process.
+    public let grantID: String?
 
     public init(
         issuerName: String,
@@ -35,6 +38,7 @@ public struct VerifiedToken: Sendable, Equatable {
         self.leeway = leeway
         self.encodedClaims = encodedClaims
         self.claimHeaders = nil
+        self.grantID = claims["grant_id"]?.stringValue
     }
 
     private init(
@@ -51,6 +55,7 @@ public struct VerifiedToken: Sendable, Equatable {
         leeway = token.leeway
         self.encodedClaims = encodedClaims
         self.claimHeaders = claimHeaders
+        grantID = token.grantID
     }
 
     public var scopes: [String] { Array(scopeSet) }

@@ -20,6 +20,13 @@ public protocol IntrospectionSource: AnyObject, Sendable {
     func introspect(_ token: String, digest: TokenDigest) async -> Result<VerifiedToken, VerificationFailure>
 }
 
+/// Which grants an issuer has revoked, for JWT access tokens that carry their grant
+/// (`grant_id`): an issuer in the same process knows, so its gate refuses such a token at once
+/// instead of at its `exp`. Called per request for tokens with a grant: cheap, never blocking.
+public protocol GrantRevocationSource: AnyObject, Sendable {
+    func isRevoked(grantID: String) -> Bool
+}
+
 extension JWKSCache: VerificationKeySource {}
 extension IntrospectionClient: IntrospectionSource {}
 
@@ -31,16 +38,20 @@ public struct IssuerVerifier: Sendable {
     public let keys: (any VerificationKeySource)?
     /// The state of opaque tokens.
     public let introspection: (any IntrospectionSource)?
+    /// The revoked grants, when the issuer runs in this process.
+    public let revocations: (any GrantRevocationSource)?
     let jwsVerifier: JWSVerifier
 
     public init(
         policy: IssuerPolicy,
         keys: (any VerificationKeySource)?,
-        introspection: (any IntrospectionSource)? = nil
+        introspection: (any IntrospectionSource)? = nil,
+        revocations: (any GrantRevocationSource)? = nil
     ) {
         self.policy = policy
         self.keys = keys
         self.introspection = introspection
+        self.revocations = revocations
         self.jwsVerifier = JWSVerifier(allowedAlgorithms: policy.algorithms)
     }
 

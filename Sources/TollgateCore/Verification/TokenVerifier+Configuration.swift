@@ -27,7 +27,12 @@ extension TokenVerifier {
             }
             if issuer.keySource == .inProcess {
                 let sources = inProcess.sources[issuer.policy.name]
-                return IssuerVerifier(policy: issuer.policy, keys: sources?.keys, introspection: sources?.introspection)
+                return IssuerVerifier(
+                    policy: issuer.policy,
+                    keys: sources?.keys,
+                    introspection: sources?.introspection,
+                    revocations: sources?.revocations
+                )
             }
             return Self.makeIssuerVerifier(issuer, client: client, logger: logger, now: now)
         }
@@ -74,12 +79,29 @@ extension TokenVerifier {
     }
 }
 
-/// The issuers running in this process, by their name in the configuration: their key sources
-/// and introspection sources, handed to the verifier instead of a JWKS URL and an endpoint.
+/// The issuers running in this process, by their name in the configuration: their key sources,
+/// introspection sources and revoked grants, handed to the verifier instead of a JWKS URL and an
+/// endpoint.
 public struct InProcessIssuers: Sendable {
-    public var sources: [String: (keys: any VerificationKeySource, introspection: any IntrospectionSource)]
+    public struct Sources: Sendable {
+        public var keys: any VerificationKeySource
+        public var introspection: any IntrospectionSource
+        public var revocations: (any GrantRevocationSource)?
 
-    public init(sources: [String: (keys: any VerificationKeySource, introspection: any IntrospectionSource)] = [:]) {
+        public init(
+            keys: any VerificationKeySource,
+            introspection: any IntrospectionSource,
+            revocations: (any GrantRevocationSource)? = nil
+        ) {
+            self.keys = keys
+            self.introspection = introspection
+            self.revocations = revocations
+        }
+    }
+
+    public var sources: [String: Sources]
+
+    public init(sources: [String: Sources] = [:]) {
         self.sources = sources
     }
 }

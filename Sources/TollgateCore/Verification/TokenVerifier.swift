@@ -20,6 +20,8 @@ public final class TokenVerifier: Sendable {
     /// `nil` parses it whole.
     private let parsedClaimNames: Set<String>?
     private let issuerIndexByIssuer: [String: Int]
+    /// The issuers that know their revoked grants, by name (usually none).
+    private let revocationsByIssuerName: [String: any GrantRevocationSource]
     private let maximumTokenSize: Int
     private let now: @Sendable () -> Double
 
@@ -39,6 +41,9 @@ public final class TokenVerifier: Sendable {
             index[issuer.policy.issuer] = position
         }
         issuerIndexByIssuer = index
+        var revocations: [String: any GrantRevocationSource] = [:]
+        for issuer in issuers { if let source = issuer.revocations { revocations[issuer.policy.name] = source } }
+        revocationsByIssuerName = revocations
         maximumTokenSize = issuers.map(\.policy.maximumTokenSize).max() ?? 8192
     }
 
@@ -89,6 +94,7 @@ public final class TokenVerifier: Sendable {
                 )
             }
             if cached.isExpired(at: time) { return .failed(VerificationFailure(.expired, "the token has expired")) }
+            if let failure = revokedGrant(cached) { return .failed(failure) }
             return .verified(cached)
         }
         if !Self.looksLikeJWS(token) {
@@ -139,12 +145,22 @@ public final class TokenVerifier: Sendable {
             encodedClaims: claimProjection?.keepsEncodedClaims == false ? "" : String(jws.payloadSegment)
         ) {
         case .success(var verified):
+            if let failure = revokedGrant(verified) { return .failed(failure) }
             if let claimProjection { verified = verified.projected(claimProjection) }
             cache.store(verified, for: digest, until: verified.expiresAt + verified.leeway, now: time)
             return .verified(verified)
         case .failure(let failure):
             return .failed(failure)
         }
+    }
+
+    /// A refusal when `token` carries a grant its issuer (in this process) has revoked.
+    @inline(__always)
+    private func revokedGrant(_ token: VerifiedToken) -> VerificationFailure? {
+        guard let grant = token.grantID, !revocationsByIssuerName.isEmpty,
+            revocationsByIssuerName[token.issuerName]?.isRevoked(grantID: grant) == true
+        else { return nil }
+        return VerificationFailure(.inactive, "the token's grant was revoked")
     }
 
     private func opaque(_ token: String, digest: TokenDigest, acceptedIssuers: [String]?) -> LocalOutcome {

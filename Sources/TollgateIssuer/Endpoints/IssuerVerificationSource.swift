@@ -3,7 +3,7 @@ import TollgateCore
 /// The issuer as Tollgate's verifier sees it when both run in one process: its published keys
 /// and its token store, read directly, with no HTTP call. A revoked token is refused on the next
 /// request (nothing is cached here).
-public final class IssuerVerificationSource: VerificationKeySource, IntrospectionSource {
+public final class IssuerVerificationSource: VerificationKeySource, IntrospectionSource, GrantRevocationSource {
     let issuer: OAuthIssuer
     /// The verifier's name for this issuer (routes' `issuers:`).
     let issuerName: String
@@ -22,6 +22,9 @@ public final class IssuerVerificationSource: VerificationKeySource, Introspectio
     public func refreshForUnknownKey() async -> Bool { true }
 
     public var isReady: Bool { true }
+
+    /// The issuer's revoked grants: its JWT access tokens are refused once their grant is.
+    public func isRevoked(grantID: String) -> Bool { issuer.revokedGrants.isRevoked(grantID: grantID) }
 
     public func cachedOutcome(for digest: TokenDigest) -> Result<VerifiedToken, VerificationFailure>? { nil }
 

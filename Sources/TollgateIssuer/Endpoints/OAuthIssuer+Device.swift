@@ -106,9 +106,7 @@ extension OAuthIssuer {
         case .redeemed:
             // A second redemption: whoever holds the device code besides the device, the grant's
             // tokens are revoked.
-            if let grant = record.grantID {
-                try await store.revokeGrant(grant, until: at + options.grantLifetime, now: at)
-            }
+            if let grant = record.grantID { try await revokeGrant(grant) }
             logger.warning("device code used twice; its grant is revoked", metadata: ["client": "\(client.id)"])
             throw OAuthError.invalidGrant("the device code was already used")
         case .approved:

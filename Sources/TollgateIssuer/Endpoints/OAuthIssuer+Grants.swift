@@ -28,8 +28,9 @@ extension OAuthIssuer {
         switch outcome {
         case .unknown:
             throw OAuthError.invalidGrant("the code is not valid")
-        case .replayed:
+        case .replayed(let replayed):
             // Its grant, and with it whatever the first redemption issued, is revoked.
+            noteRevoked(replayed.familyID)
             logger.warning("authorization code replayed; its grant is revoked", metadata: ["client": "\(client.id)"])
             throw OAuthError.invalidGrant("the code was already used")
         case .refused(let refused):
@@ -104,6 +105,7 @@ extension OAuthIssuer {
         case .refused(let familyRevoked):
             for token in issued.access { try await store.revokeToken(digest: token) }
             if familyRevoked {
+                noteRevoked(current.familyID)
                 logger.warning(
                     "refresh token reused after rotation; its grant is revoked",
                     metadata: ["client": "\(client.id)", "grant": "\(current.familyID)"]

@@ -78,8 +78,7 @@ extension OAuthIssuer {
         let digest = RandomToken.digest(token)
         if let record = try await store.refreshToken(digest: digest) {
             if record.clientID == client.id {
-                let at = now()
-                try await store.revokeGrant(record.familyID, until: at + options.grantLifetime, now: at)
+                try await revokeGrant(record.familyID)
                 logger.info("refresh token revoked with its grant", metadata: ["client": "\(client.id)"])
             }
         } else if let record = try await store.token(digest: digest), record.clientID == client.id {

@@ -1,5 +1,6 @@
 import HTTPTypes
 import Logging
+import Synchronization
 import TollgateCore
 
 /// The issuer's HTTP endpoints as plain functions of a request and its body, independent of any
@@ -16,6 +17,10 @@ public final class OAuthIssuer: Sendable {
     let now: @Sendable () -> Int
     /// The issuer URL's path, without a trailing slash (`""` for a bare host).
     let basePath: String
+    /// The grants revoked within the last access-token lifetime, for the gate in this process.
+    public let revokedGrants = RevokedGrantSet()
+    /// Where `refreshRevokedGrants()` continues from (`revoked_at` of the store's rows).
+    private let revocationsSeen = Mutex<Int?>(nil)
 
     public init(
         options: IssuerOptions,
@@ -65,6 +70,40 @@ public final class OAuthIssuer: Sendable {
     public func sweep() async throws -> Int {
         let at = now()
         return try await store.deleteExpired(before: at, answersSpentBefore: at - options.refreshTokenReuseInterval)
+    }
+
+    /// Seconds between two reads of the store's revoked grants (`refreshRevokedGrants()`): the
+    /// longest a JWT of a grant revoked by another replica still passes this process's gate.
+    public static let revocationPollInterval = 2
+
+    /// Reads the grants revoked since the last read (by any replica, or the administration
+    /// commands) into `revokedGrants`, and forgets those whose tokens have all expired.
+    public func refreshRevokedGrants() async throws {
+        let at = now()
+        // Replicas' clocks differ: read a minute back (inserting again is harmless).
+        let since = revocationsSeen.withLock { $0 }.map { $0 - 60 } ?? 0
+        for grant in try await store.revokedGrants(since: since, now: at) {
+            revokedGrants.insert(grant.grantID, until: min(grant.until, grant.revokedAt + revokedGrantMemory))
+        }
+        revocationsSeen.withLock { $0 = at }
+        revokedGrants.prune(now: at)
+    }
+
+    /// How long after its revocation a grant stays in `revokedGrants`: its JWTs live at most one
+    /// access-token lifetime.
+    var revokedGrantMemory: Int { options.accessTokenTTL + 60 }
+
+    /// Revokes `grantID` in the store and in this process's gate at once.
+    func revokeGrant(_ grantID: String) async throws {
+        let at = now()
+        try await store.revokeGrant(grantID, until: at + options.grantLifetime, now: at)
+        noteRevoked(grantID)
+    }
+
+    /// Tells this process's gate that the store revoked `grantID` (in a transaction of its own).
+    func noteRevoked(_ grantID: String?) {
+        guard let grantID else { return }
+        revokedGrants.insert(grantID, until: now() + revokedGrantMemory)
     }
 
     // MARK: - Paths
