@@ -12,8 +12,8 @@ struct IssuerEndpoints: LocalEndpoints {
 
     func handles(path: String) -> Bool { issuer.handles(path: path) }
 
-    func respond(to request: HTTPRequest, body: [UInt8]) async -> (HTTPResponse, [UInt8]) {
-        let response = await issuer.handle(request, body: body)
+    func respond(to request: HTTPRequest, body: [UInt8], clientAddress: String) async -> (HTTPResponse, [UInt8]) {
+        let response = await issuer.handle(request, body: body, clientAddress: clientAddress)
         return (response.head, response.body)
     }
 }

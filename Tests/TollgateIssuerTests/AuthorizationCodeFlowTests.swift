@@ -14,13 +14,41 @@ import TollgateIssuer
     /// RFC 7636 Appendix B.
     static let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 
-    struct Browser {
-        var cookie: String?
+    /// A browser's cookie jar: every answer it is given sets or clears its cookies.
+    final class Browser: @unchecked Sendable {
+        private(set) var cookies: [String: String] = [:]
+
+        init() {}
+
+        /// A jar holding one cookie, `name=value`.
+        convenience init(cookie: String) {
+            self.init()
+            set(cookie)
+        }
+
+        var cookie: String? {
+            cookies.isEmpty
+                ? nil : cookies.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
+        }
+
+        private func set(_ pair: some StringProtocol) {
+            guard let equals = pair.firstIndex(of: "=") else { return }
+            let name = String(pair[..<equals])
+            let value = String(pair[pair.index(after: equals)...])
+            if value.isEmpty { cookies.removeValue(forKey: name) } else { cookies[name] = value }
+        }
+
+        func absorb(_ response: IssuerResponse) {
+            for field in response.head.headerFields[values: .setCookie] {
+                set(field.split(separator: ";")[0])
+            }
+        }
     }
 
     static func makeIssuer(
         reuseInterval: Int = 0,
         store: any IssuerStore = MemoryIssuerStore(),
+        clock: DeviceFlowTests.Clock? = nil,
         configure: (inout IssuerOptions) -> Void = { _ in }
     ) async throws -> OAuthIssuer {
         var options = IssuerOptions(issuer: "https://idp.test")
@@ -56,13 +84,19 @@ import TollgateIssuer
                 claims: ["name": "Ada Lovelace", "email": "ada@example.test"]
             )
         )
+        if let clock {
+            let keys = try await KeyRing.load(from: store, algorithm: .rs256, now: clock.now)
+            return OAuthIssuer(options: options, store: store, keys: keys, now: { clock.now })
+        }
         return try await OAuthIssuer.start(options: options, store: store)
     }
 
     static func get(_ issuer: OAuthIssuer, _ path: String, browser: Browser = Browser()) async -> IssuerResponse {
         var request = HTTPRequest(method: .get, scheme: "https", authority: "idp.test", path: path)
         if let cookie = browser.cookie { request.headerFields[.cookie] = cookie }
-        return await issuer.handle(request, body: [])
+        let response = await issuer.handle(request, body: [])
+        browser.absorb(response)
+        return response
     }
 
     static func post(
@@ -76,7 +110,9 @@ import TollgateIssuer
         request.headerFields[.contentType] = "application/x-www-form-urlencoded"
         if let cookie = browser.cookie { request.headerFields[.cookie] = cookie }
         if let authorization { request.headerFields[.authorization] = authorization }
-        return await issuer.handle(request, body: Array(FormURLEncoding.encode(pairs).utf8))
+        let response = await issuer.handle(request, body: Array(FormURLEncoding.encode(pairs).utf8))
+        browser.absorb(response)
+        return response
     }
 
     static func hidden(_ response: IssuerResponse, _ name: String) -> String? {
@@ -110,11 +146,12 @@ import TollgateIssuer
     /// Logs in and consents; returns the redirect's query and the browser with its session.
     static func signInAndConsent(
         _ issuer: OAuthIssuer,
-        path: String = authorizePath()
+        path: String = authorizePath(),
+        browser: Browser = Browser()
     ) async throws
         -> ([String: String], Browser)
     {
-        let loginPage = await get(issuer, path)
+        let loginPage = await get(issuer, path, browser: browser)
         #expect(loginPage.head.status == .ok, "\(loginPage.head.headerFields[.location] ?? "")")
         #expect(loginPage.head.headerFields[.contentType] == "text/html; charset=utf-8")
         let request = try #require(hidden(loginPage, "request"))
@@ -122,11 +159,13 @@ import TollgateIssuer
         let consentPage = await post(
             issuer,
             "/oauth2/authorize/login",
-            [("request", request), ("csrf", csrf), ("username", "ada"), ("password", password)]
+            [("request", request), ("csrf", csrf), ("username", "ada"), ("password", password)],
+            browser: browser
         )
-        let cookie = try #require(consentPage.head.headerFields[.setCookie])
+        let cookie = try #require(
+            consentPage.head.headerFields[values: .setCookie].first { $0.hasPrefix("tollgate_session=") }
+        )
         #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Secure"))
-        let browser = Browser(cookie: String(cookie.split(separator: ";")[0]))
         var location = consentPage.head.headerFields[.location]
         if location == nil {
             #expect(String(decoding: consentPage.body, as: UTF8.self).contains("@team/orders.read"))
@@ -313,7 +352,8 @@ import TollgateIssuer
 
     @Test func aWrongPasswordShowsTheFormAgain() async throws {
         let issuer = try await Self.makeIssuer()
-        let page = await Self.get(issuer, Self.authorizePath())
+        let browser = Browser()
+        let page = await Self.get(issuer, Self.authorizePath(), browser: browser)
         let response = await Self.post(
             issuer,
             "/oauth2/authorize/login",
@@ -321,7 +361,8 @@ import TollgateIssuer
                 ("request", try #require(Self.hidden(page, "request"))),
                 ("csrf", try #require(Self.hidden(page, "csrf"))),
                 ("username", "ada"), ("password", "wrong"),
-            ]
+            ],
+            browser: browser
         )
         #expect(response.head.status == .unauthorized)
         #expect(response.head.headerFields[.setCookie] == nil)

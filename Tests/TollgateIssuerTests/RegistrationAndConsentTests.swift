@@ -9,8 +9,13 @@ import TollgateIssuer
 @Suite struct RegistrationAndConsentTests {
     typealias Flow = AuthorizationCodeFlowTests
 
-    static func makeIssuer(registration: Bool, consentPage: String? = nil) async throws -> OAuthIssuer {
+    static func makeIssuer(
+        registration: Bool,
+        consentPage: String? = nil,
+        registrationsPerHour: Int = 20
+    ) async throws -> OAuthIssuer {
         var options = IssuerOptions(issuer: "https://idp.test")
+        options.limits.registrationsPerHour = registrationsPerHour
         options.apis = [APIDefinition(audience: "@team/orders", scopes: ["@team/orders.read"])]
         options.enableDynamicRegistration = registration
         options.consentPage = consentPage
@@ -85,14 +90,16 @@ import TollgateIssuer
             redirect: "https://app.example/callback",
             scope: "openid offline_access"
         )
-        let login = await Flow.get(issuer, path)
+        let browser = Flow.Browser()
+        let login = await Flow.get(issuer, path, browser: browser)
         let consent = await Flow.post(
             issuer,
             "/oauth2/authorize/login",
             [
                 ("request", try #require(Flow.hidden(login, "request"))),
                 ("csrf", try #require(Flow.hidden(login, "csrf"))), ("username", "ada"), ("password", Flow.password),
-            ]
+            ],
+            browser: browser
         )
         // A registered client is third-party: the person is asked.
         #expect(String(decoding: consent.body, as: UTF8.self).contains("Allow access?"))
@@ -166,7 +173,8 @@ import TollgateIssuer
     @Test func anApplicationsOwnConsentPageAnswersThroughTheJSONEndpoint() async throws {
         let issuer = try await Self.makeIssuer(registration: false, consentPage: "https://app.test/consent")
         func signIn() async throws -> (consentCode: String, cookie: String) {
-            let login = await Flow.get(issuer, Flow.authorizePath(scope: "openid profile"))
+            let browser = Flow.Browser()
+            let login = await Flow.get(issuer, Flow.authorizePath(scope: "openid profile"), browser: browser)
             let signedIn = await Flow.post(
                 issuer,
                 "/oauth2/authorize/login",
@@ -174,7 +182,8 @@ import TollgateIssuer
                     ("request", try #require(Flow.hidden(login, "request"))),
                     ("csrf", try #require(Flow.hidden(login, "csrf"))), ("username", "ada"),
                     ("password", Flow.password),
-                ]
+                ],
+                browser: browser
             )
             #expect(signedIn.head.status == .found)
             let location = try #require(signedIn.head.headerFields[.location])
@@ -248,14 +257,16 @@ import TollgateIssuer
 
     /// A sign-in asking for a scope not yet consented to.
     func signIn2(_ issuer: OAuthIssuer) async throws -> (String, String) {
-        let login = await Flow.get(issuer, Flow.authorizePath(scope: "openid @team/orders.read"))
+        let browser = Flow.Browser()
+        let login = await Flow.get(issuer, Flow.authorizePath(scope: "openid @team/orders.read"), browser: browser)
         let signedIn = await Flow.post(
             issuer,
             "/oauth2/authorize/login",
             [
                 ("request", try #require(Flow.hidden(login, "request"))),
                 ("csrf", try #require(Flow.hidden(login, "csrf"))), ("username", "ada"), ("password", Flow.password),
-            ]
+            ],
+            browser: browser
         )
         let query = Flow.query(try #require(signedIn.head.headerFields[.location]))
         let cookie = try #require(signedIn.head.headerFields[.setCookie])

@@ -189,7 +189,13 @@ struct IssuerProcessTests {
             ("scope", "openid"), ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
             ("code_challenge_method", "S256"),
         ])
-        let (_, page) = try await get(fixture.issuer + "/oauth2/authorize?" + query)
+        let pageResponse = try await HTTPClient.shared.execute(
+            HTTPClientRequest(url: fixture.issuer + "/oauth2/authorize?" + query),
+            timeout: .seconds(10)
+        )
+        let page = String(buffer: try await pageResponse.body.collect(upTo: 1 << 20))
+        // The form is accepted only from the browser that loaded it: its pre-session cookie.
+        let browserCookie = pageResponse.headers["Set-Cookie"].first.map { String($0.split(separator: ";")[0]) }
         func hidden(_ name: String) -> String {
             guard let range = page.range(of: "name=\"\(name)\" value=\"") else { return "" }
             return String(page[range.upperBound...].prefix { $0 != "\"" })
@@ -197,6 +203,7 @@ struct IssuerProcessTests {
         var request = HTTPClientRequest(url: fixture.issuer + "/oauth2/authorize/login")
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        if let browserCookie { request.headers.add(name: "Cookie", value: browserCookie) }
         request.body = .bytes(
             ByteBuffer(
                 string: FormURLEncoding.encode([

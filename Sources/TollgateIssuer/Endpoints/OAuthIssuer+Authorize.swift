@@ -5,6 +5,8 @@ import TollgateCore
 
 extension OAuthIssuer {
     static let sessionCookie = "tollgate_session"
+    /// The pre-session cookie forms are bound to.
+    static let browserCookie = "tollgate_browser"
     /// How long a sign-in lasts, and how long a login or consent form stays valid.
     static let sessionTTL = 8 * 3600
     static let formTTL = 600
@@ -28,8 +30,30 @@ extension OAuthIssuer {
             return errorPage("The request names no redirect address.", status: .badRequest)
         }
         let state = parameters["state"]
+        let responseMode = parameters["response_mode"]
+        let usableMode = responseMode == nil || responseMode == "query" || responseMode == "form_post"
         func fail(_ error: String, _ description: String) -> IssuerResponse {
-            redirect(to: redirectURI, ["error": error, "error_description": description, "state": state])
+            // RFC 9700 §4.11.2: a redirect URI anybody could register is not trusted with an
+            // automatic redirect; the person sees the error instead.
+            if client.registeredDynamically == true {
+                return errorPage("The application's request cannot be completed: \(description).", status: .badRequest)
+            }
+            return authorizationResponse(
+                to: redirectURI,
+                mode: usableMode ? responseMode : nil,
+                ["error": error, "error_description": description, "state": state]
+            )
+        }
+        guard usableMode else {
+            return fail("invalid_request", "response_mode must be query or form_post")
+        }
+        // OpenID Connect Core §6: request objects are not supported, and saying so beats
+        // silently ignoring what they carry (a prompt=login among them).
+        if parameters["request"] != nil {
+            return fail("request_not_supported", "request objects are not supported")
+        }
+        if parameters["request_uri"] != nil {
+            return fail("request_uri_not_supported", "request_uri is not supported")
         }
         guard parameters["response_type"] == "code" else {
             return fail("unsupported_response_type", "only response_type=code is supported")
@@ -86,8 +110,11 @@ extension OAuthIssuer {
             maxAge: maxAge,
             prompt: prompt,
             loginHint: parameters["login_hint"],
-            expiresAt: now() + Self.formTTL
+            expiresAt: now() + Self.formTTL,
+            responseMode: responseMode == "form_post" ? "form_post" : nil
         )
+        let binding = browserBinding(request)
+        pending.browser = RandomToken.digest(binding.value)
         let session = try await currentSession(request)
         let fresh = session.map { session in maxAge.map { now() - session.authenticatedAt <= $0 } ?? true } ?? false
         if let session, fresh, !prompt.contains("login") {
@@ -97,8 +124,13 @@ extension OAuthIssuer {
             return fail("login_required", "the user is not signed in")
         }
         try await store.savePendingAuthorization(pending)
-        if pending.username == nil { return loginPage(pending, message: nil) }
-        return try await continueAuthorization(pending, client: client, cookie: nil)
+        var response =
+            pending.username == nil
+            ? loginPage(pending, message: nil) : try await continueAuthorization(pending, client: client, cookie: nil)
+        if let cookie = binding.setCookie {
+            response.head.headerFields.append(HTTPField(name: .setCookie, value: cookie))
+        }
+        return response
     }
 
     /// After sign-in: consent when needed, then the code.
@@ -116,8 +148,12 @@ extension OAuthIssuer {
         if needsConsent {
             if pending.prompt.contains("none") {
                 try await store.deletePendingAuthorization(id: pending.id)
-                return redirect(
+                if client.registeredDynamically == true {
+                    return errorPage("The application asked not to show a consent page.", status: .badRequest)
+                }
+                return authorizationResponse(
                     to: pending.redirectURI,
+                    mode: pending.responseMode,
                     [
                         "error": "consent_required", "error_description": "the user has not consented",
                         "state": pending.state,
@@ -133,9 +169,22 @@ extension OAuthIssuer {
     }
 
     func issueCode(_ pending: PendingAuthorization, cookie: String?) async throws -> IssuerResponse {
-        guard let username = pending.username, let authenticatedAt = pending.authenticatedAt else {
+        guard let code = try await saveCode(for: pending) else {
             return errorPage("The sign-in did not complete.", status: .badRequest)
         }
+        var response = authorizationResponse(
+            to: pending.redirectURI,
+            mode: pending.responseMode,
+            ["code": code, "state": pending.state]
+        )
+        if let cookie { response.head.headerFields.append(HTTPField(name: .setCookie, value: cookie)) }
+        return response
+    }
+
+    /// Stores the code `pending` earned, with the grant it starts, and ends `pending`; `nil`
+    /// when nobody signed in for it.
+    func saveCode(for pending: PendingAuthorization) async throws -> String? {
+        guard let username = pending.username, let authenticatedAt = pending.authenticatedAt else { return nil }
         let code = RandomToken.make()
         try await store.saveCode(
             AuthorizationCodeRecord(
@@ -154,15 +203,13 @@ extension OAuthIssuer {
             )
         )
         try await store.deletePendingAuthorization(id: pending.id)
-        var response = redirect(to: pending.redirectURI, ["code": code, "state": pending.state])
-        if let cookie { response.head.headerFields.append(HTTPField(name: .setCookie, value: cookie)) }
-        return response
+        return code
     }
 
     // MARK: - The forms
 
     func login(_ request: HTTPRequest, form: [String: String]) async throws -> IssuerResponse {
-        guard var pending = try await validPending(form) else {
+        guard var pending = try await validPending(form, request: request) else {
             return errorPage(
                 "This sign-in form has expired or was not sent by this site. Start again.",
                 status: .forbidden
@@ -172,12 +219,15 @@ extension OAuthIssuer {
             return errorPage("The application is not known.", status: .badRequest)
         }
         let username = form["username"] ?? ""
-        guard let user = try await store.user(username: username),
-            PasswordHash.verify(form["password"] ?? "", against: user.passwordHash)
-        else {
+        if let wait = try await signInWait(username: username) {
+            return tooManyAttempts(loginPage(pending, message: Self.waitMessage), retryAfter: wait)
+        }
+        guard let user = try await verifiedUser(username: username, password: form["password"] ?? "") else {
             logger.info("sign-in refused", metadata: ["client": "\(client.id)"])
+            try await signInFailed(username: username)
             return loginPage(pending, message: "The user name or password is not right.")
         }
+        try await signInSucceeded(username: user.username)
         let cookieValue = RandomToken.make()
         let authenticatedAt = now()
         try await store.saveSession(
@@ -197,7 +247,9 @@ extension OAuthIssuer {
     }
 
     func consent(_ request: HTTPRequest, form: [String: String]) async throws -> IssuerResponse {
-        guard var pending = try await validPending(form), let username = pending.username else {
+        guard var pending = try await validPending(form, request: request), let username = pending.username,
+            let session = try await currentSession(request), session.username == username
+        else {
             return errorPage(
                 "This consent form has expired or was not sent by this site. Start again.",
                 status: .forbidden
@@ -214,8 +266,9 @@ extension OAuthIssuer {
         }
         guard form["decision"] == "allow" else {
             try await store.deletePendingAuthorization(id: pending.id)
-            return redirect(
+            return authorizationResponse(
                 to: pending.redirectURI,
+                mode: pending.responseMode,
                 ["error": "access_denied", "error_description": "the user denied the request", "state": pending.state]
             )
         }
@@ -224,13 +277,27 @@ extension OAuthIssuer {
         return try await issueCode(pending, cookie: nil)
     }
 
-    /// The pending request a form names, when its anti-forgery token matches.
-    func validPending(_ form: [String: String]) async throws -> PendingAuthorization? {
+    /// The pending request a form names, when its anti-forgery token matches and the form comes
+    /// from the browser that loaded it (its pre-session cookie): a form loaded in one browser
+    /// and posted from another is refused (login CSRF).
+    func validPending(_ form: [String: String], request: HTTPRequest) async throws -> PendingAuthorization? {
         guard let id = form["request"], let token = form["csrf"],
             let pending = try await store.pendingAuthorization(id: id), pending.expiresAt > now(),
-            StoredSecret.keeping(pending.csrfToken).matches(token)
+            StoredSecret.keeping(pending.csrfToken).matches(token),
+            let bound = pending.browser, let cookie = Self.cookie(named: Self.browserCookie, in: request),
+            StoredSecret.keeping(bound).matches(RandomToken.digest(cookie))
         else { return nil }
         return pending
+    }
+
+    /// The browser's pre-session cookie (random, `HttpOnly`, `SameSite=Lax`), and the
+    /// `Set-Cookie` to send when the request had none.
+    func browserBinding(_ request: HTTPRequest) -> (value: String, setCookie: String?) {
+        if let value = Self.cookie(named: Self.browserCookie, in: request), RandomToken.isWellFormed(value) {
+            return (value, nil)
+        }
+        let value = RandomToken.make()
+        return (value, cookieHeader(Self.browserCookie, value, maxAge: nil))
     }
 
     func currentSession(_ request: HTTPRequest) async throws -> LoginSession? {
@@ -252,20 +319,38 @@ extension OAuthIssuer {
     }
 
     func sessionCookie(_ value: String) -> String {
-        var cookie = "\(Self.sessionCookie)=\(value); Path=\(basePath.isEmpty ? "/" : basePath); HttpOnly; SameSite=Lax"
-        cookie += "; Max-Age=\(Self.sessionTTL)"
+        cookieHeader(Self.sessionCookie, value, maxAge: Self.sessionTTL)
+    }
+
+    /// A cookie of the issuer's: on its path, `HttpOnly`, `SameSite=Lax`, `Secure` on https.
+    func cookieHeader(_ name: String, _ value: String, maxAge: Int?) -> String {
+        var cookie = "\(name)=\(value); Path=\(basePath.isEmpty ? "/" : basePath); HttpOnly; SameSite=Lax"
+        if let maxAge { cookie += "; Max-Age=\(maxAge)" }
         if options.issuer.hasPrefix("https://") { cookie += "; Secure" }
         return cookie
     }
 
-    /// A redirect to the client with `parameters` (and RFC 9207 `iss`) in the query.
-    func redirect(to uri: String, _ parameters: [String: String?]) -> IssuerResponse {
+    /// The authorization response's parameters (with RFC 9207 `iss`), in the order they are sent.
+    func responsePairs(_ parameters: [String: String?]) -> [(String, String)] {
         var pairs: [(String, String)] = []
         for key in ["code", "error", "error_description", "state"] {
             if let value = parameters[key] ?? nil { pairs.append((key, value)) }
         }
         pairs.append(("iss", options.issuer))
-        let location = uri + (uri.contains("?") ? "&" : "?") + FormURLEncoding.encode(pairs)
+        return pairs
+    }
+
+    /// The authorization response to the client: a redirect with the parameters in the query,
+    /// or with `response_mode=form_post` a page that posts them to the redirect URI (OAuth 2.0
+    /// Form Post Response Mode).
+    func authorizationResponse(to uri: String, mode: String?, _ parameters: [String: String?]) -> IssuerResponse {
+        if mode == "form_post" { return formPostPage(to: uri, responsePairs(parameters)) }
+        return redirect(to: uri, parameters)
+    }
+
+    /// A redirect to the client with `parameters` (and RFC 9207 `iss`) in the query.
+    func redirect(to uri: String, _ parameters: [String: String?]) -> IssuerResponse {
+        let location = uri + (uri.contains("?") ? "&" : "?") + FormURLEncoding.encode(responsePairs(parameters))
         var fields = HTTPFields()
         fields[.location] = location
         fields[.cacheControl] = "no-store"

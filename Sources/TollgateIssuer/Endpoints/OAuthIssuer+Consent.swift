@@ -36,21 +36,35 @@ extension OAuthIssuer {
             }
             return .json(.object(["status": .string(accept ? "approved" : "denied")]), headers: IssuerResponse.noStore)
         }
-        let next: IssuerResponse
+        var parameters: [String: String?] = ["state": pending.state]
         if accept {
             try await store.saveConsent(
                 username: session.username,
                 clientID: pending.clientID,
                 scopes: Set(pending.scopes)
             )
-            next = try await issueCode(pending, cookie: nil)
+            guard let code = try await saveCode(for: pending) else {
+                throw OAuthError.invalidRequest("the consent code is not valid")
+            }
+            parameters["code"] = code
         } else {
             try await store.deletePendingAuthorization(id: pending.id)
-            next = redirect(
-                to: pending.redirectURI,
-                ["error": "access_denied", "error_description": "the user denied the request", "state": pending.state]
+            parameters["error"] = "access_denied"
+            parameters["error_description"] = "the user denied the request"
+        }
+        // With form_post the page posts `parameters` to the redirect URI itself.
+        if pending.responseMode == "form_post" {
+            var fields: [String: JSONValue] = [:]
+            for (name, value) in responsePairs(parameters) { fields[name] = .string(value) }
+            return .json(
+                .object([
+                    "redirect_uri": .string(pending.redirectURI), "response_mode": .string("form_post"),
+                    "parameters": .object(fields),
+                ]),
+                headers: IssuerResponse.noStore
             )
         }
+        let next = redirect(to: pending.redirectURI, parameters)
         return .json(
             .object(["redirect_uri": .string(next.head.headerFields[.location] ?? pending.redirectURI)]),
             headers: IssuerResponse.noStore

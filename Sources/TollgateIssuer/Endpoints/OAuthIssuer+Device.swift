@@ -133,31 +133,45 @@ extension OAuthIssuer {
     // MARK: - The verification page (RFC 8628 §3.3)
 
     /// `GET`: the form for the user code (pre-filled from `verification_uri_complete`), with
-    /// the sign-in fields when there is no session.
+    /// the sign-in fields when there is no session. It writes nothing: the form's anti-forgery
+    /// token is derived from the browser's pre-session cookie.
     func devicePage(_ request: HTTPRequest, parameters: [String: String]) async throws -> IssuerResponse {
-        let pending = PendingAuthorization(
-            id: RandomToken.make(),
-            csrfToken: RandomToken.make(),
-            clientID: "",
-            redirectURI: "",
-            scopes: [],
-            prompt: [],
-            expiresAt: now() + Self.formTTL
-        )
-        try await store.savePendingAuthorization(pending)
+        let binding = browserBinding(request)
         let session = try await currentSession(request)
-        return deviceEntryPage(pending, userCode: parameters["user_code"], signedIn: session != nil, message: nil)
+        var response = deviceEntryPage(
+            csrf: Self.deviceFormToken(binding.value),
+            userCode: parameters["user_code"],
+            signedIn: session != nil,
+            message: nil
+        )
+        if let cookie = binding.setCookie {
+            response.head.headerFields.append(HTTPField(name: .setCookie, value: cookie))
+        }
+        return response
+    }
+
+    /// The device page's anti-forgery token for the browser whose pre-session cookie is `value`.
+    static func deviceFormToken(_ value: String) -> String {
+        RandomToken.digest("tollgate device form\u{0}" + value)
     }
 
     /// `POST`: the user code (and the credentials, without a session) → the confirmation page.
+    /// Wrong codes are counted per address and in all (`limits`), so guessing a live code is
+    /// bounded far below the code space (README: Security model).
     func deviceEntry(_ request: HTTPRequest, form: [String: String]) async throws -> IssuerResponse {
-        guard var pending = try await validPending(form), pending.clientID.isEmpty, pending.username == nil else {
+        guard let browser = Self.cookie(named: Self.browserCookie, in: request), let token = form["csrf"],
+            StoredSecret.keeping(Self.deviceFormToken(browser)).matches(token)
+        else {
             return errorPage("This form has expired or was not sent by this site. Start again.", status: .forbidden)
         }
+        let csrf = Self.deviceFormToken(browser)
         let typed = form["user_code"] ?? ""
         var session = try await currentSession(request)
         func again(_ message: String) -> IssuerResponse {
-            deviceEntryPage(pending, userCode: typed, signedIn: session != nil, message: message)
+            deviceEntryPage(csrf: csrf, userCode: typed, signedIn: session != nil, message: message)
+        }
+        if let wait = try await userCodeWait() {
+            return tooManyAttempts(again(Self.waitMessage), retryAfter: wait)
         }
         let userCode = Self.normalizedUserCode(typed)
         guard userCode.count == Self.userCodeLength,
@@ -165,19 +179,21 @@ extension OAuthIssuer {
             device.status == .pending, device.expiresAt > now(),
             let client = try await store.client(id: device.clientID), !client.revoked
         else {
-            // A wrong code burns the form, so guessing needs a new page per try.
-            try await store.deletePendingAuthorization(id: pending.id)
-            pending.id = RandomToken.make()
-            pending.csrfToken = RandomToken.make()
-            try await store.savePendingAuthorization(pending)
+            try await userCodeFailed()
             logger.info("device user code not accepted")
             return again("That code is not valid or has expired.")
         }
         var cookie: String?
         if session == nil {
-            guard let user = try await store.user(username: form["username"] ?? ""),
-                PasswordHash.verify(form["password"] ?? "", against: user.passwordHash)
-            else { return again("The user name or password is not right.") }
+            let username = form["username"] ?? ""
+            if let wait = try await signInWait(username: username) {
+                return tooManyAttempts(again(Self.waitMessage), retryAfter: wait)
+            }
+            guard let user = try await verifiedUser(username: username, password: form["password"] ?? "") else {
+                try await signInFailed(username: username)
+                return again("The user name or password is not right.")
+            }
+            try await signInSucceeded(username: user.username)
             let value = RandomToken.make()
             let signed = LoginSession(
                 digest: RandomToken.digest(value),
@@ -190,12 +206,19 @@ extension OAuthIssuer {
             cookie = sessionCookie(value)
         }
         guard let session else { return again("Sign in to continue.") }
-        pending.clientID = client.id
-        pending.scopes = device.scopes
-        pending.username = session.username
-        pending.authenticatedAt = session.authenticatedAt
-        pending.deviceUserCode = userCode
-        pending.csrfToken = RandomToken.make()
+        let pending = PendingAuthorization(
+            id: RandomToken.make(),
+            csrfToken: RandomToken.make(),
+            clientID: client.id,
+            redirectURI: "",
+            scopes: device.scopes,
+            prompt: [],
+            username: session.username,
+            authenticatedAt: session.authenticatedAt,
+            deviceUserCode: userCode,
+            expiresAt: now() + Self.formTTL,
+            browser: RandomToken.digest(browser)
+        )
         try await store.savePendingAuthorization(pending)
         // A device is always confirmed by the person, first-party or not: the user code is what
         // an attacker would phish with.

@@ -3,40 +3,80 @@ import Logging
 import TollgateCore
 
 extension OAuthIssuer {
-    /// OpenID Connect RP-Initiated Logout 1.0: ends the browser's session, then returns to a
-    /// registered `post_logout_redirect_uri` (with `state`) or shows a signed-out page. The
-    /// `id_token_hint` must be an ID token this issuer signed (it may have expired); it names
-    /// the client when `client_id` is absent, and must agree with it when both are given.
+    /// OpenID Connect RP-Initiated Logout 1.0. The `id_token_hint` must be an ID token this
+    /// issuer signed (it may have expired); it names the client when `client_id` is absent, and
+    /// must agree with it when both are given.
+    ///
+    /// The session ends without asking only when the hint names the signed-in person; anything
+    /// else (no hint, another person's) shows a confirmation page whose form is bound to the
+    /// session, so a cross-site link or image cannot sign anyone out (logout CSRF). The browser
+    /// is sent back only to a `post_logout_redirect_uri` registered for the hinted client, never
+    /// on a bare `client_id` (an open redirect).
     func endSession(_ request: HTTPRequest, parameters: [String: String]) async throws -> IssuerResponse {
-        var hintedClient: String?
-        if let hint = parameters["id_token_hint"] {
-            guard let audience = verifiedAudience(ofIDToken: hint) else {
+        var hint: (client: String, subject: String)?
+        if let token = parameters["id_token_hint"] {
+            guard let verified = verifiedHint(token) else {
                 return errorPage(
                     "The sign-out request carries an ID token this issuer did not sign.",
                     status: .badRequest
                 )
             }
-            hintedClient = audience
+            hint = verified
         }
-        if let named = parameters["client_id"], let hintedClient, named != hintedClient {
+        if let named = parameters["client_id"], let hint, named != hint.client {
             return errorPage("The ID token was issued to another application.", status: .badRequest)
         }
-        let clientID = parameters["client_id"] ?? hintedClient
+        let hintedClient = try await hint.asyncMap { try await store.client(id: $0.client) } ?? nil
+        // Redirected to only with a hint; without one, a URI registered for the named (configured)
+        // client is offered as a link once signed out.
         var destination: String?
+        var returnLink: String?
         if let uri = parameters["post_logout_redirect_uri"] {
-            guard let clientID, let client = try await store.client(id: clientID),
-                client.postLogoutRedirectURIs.contains(uri)
-            else {
+            if let hintedClient {
+                guard hintedClient.postLogoutRedirectURIs.contains(uri) else {
+                    return errorPage(
+                        "The address to return to is not registered for this application.",
+                        status: .badRequest
+                    )
+                }
+                destination = uri
+            } else if let named = parameters["client_id"], let client = try await store.client(id: named),
+                client.postLogoutRedirectURIs.contains(uri), client.registeredDynamically != true
+            {
+                returnLink = uri
+            } else {
                 return errorPage(
                     "The address to return to is not registered for this application.",
                     status: .badRequest
                 )
             }
-            destination = uri
         }
-        if let value = Self.cookie(named: Self.sessionCookie, in: request) {
-            try await store.deleteSession(digest: RandomToken.digest(value))
-            logger.info("signed out", metadata: ["client": "\(clientID ?? "-")"])
+        let cookieValue = Self.cookie(named: Self.sessionCookie, in: request)
+        var session: LoginSession?
+        if let cookieValue, let found = try await store.session(digest: RandomToken.digest(cookieValue)),
+            found.expiresAt > now()
+        {
+            session = found
+        }
+        if let session, let cookieValue {
+            let named =
+                hint.map { hint in
+                    hintedClient.map { subject(for: session.username, client: $0) == hint.subject } ?? false
+                } ?? false
+            let confirmed =
+                request.method == .post && parameters["confirm"] == "yes"
+                && parameters["logout_csrf"].map {
+                    StoredSecret.keeping(Self.logoutFormToken(cookieValue)).matches($0)
+                } ?? false
+            guard named || confirmed else {
+                var carried: [(String, String)] = []
+                for name in ["id_token_hint", "client_id", "post_logout_redirect_uri", "state"] {
+                    if let value = parameters[name] { carried.append((name, value)) }
+                }
+                return logoutConfirmationPage(csrf: Self.logoutFormToken(cookieValue), carried: carried)
+            }
+            try await store.deleteSession(digest: RandomToken.digest(cookieValue))
+            logger.info("signed out", metadata: ["client": "\(hint?.client ?? "-")"])
         }
         let expired =
             "\(Self.sessionCookie)=; Path=\(basePath.isEmpty ? "/" : basePath); HttpOnly; SameSite=Lax; Max-Age=0"
@@ -52,19 +92,36 @@ extension OAuthIssuer {
             fields[.cacheControl] = "no-store"
             response = .empty(status: .found, headers: fields)
         } else {
-            response = errorPage("You are signed out.", status: .ok)
+            response = noticePage("Signed out", "You are signed out.", link: returnLink)
         }
-        response.head.headerFields.append(HTTPField(name: .setCookie, value: expired))
+        if cookieValue != nil { response.head.headerFields.append(HTTPField(name: .setCookie, value: expired)) }
         return response
     }
 
-    /// The `aud` of an ID token whose signature verifies with a published key and whose `iss`
-    /// is this issuer; `nil` otherwise. Expiry is not checked: a hint may be old.
-    func verifiedAudience(ofIDToken token: String) -> String? {
+    /// The confirmation form's anti-forgery token for the session whose cookie is `value`.
+    static func logoutFormToken(_ value: String) -> String {
+        RandomToken.digest("tollgate sign-out\u{0}" + value)
+    }
+
+    /// The `aud` and `sub` of an ID token whose signature verifies with a published key and
+    /// whose `iss` is this issuer; `nil` otherwise. Expiry is not checked: a hint may be old.
+    func verifiedHint(_ token: String) -> (client: String, subject: String)? {
         guard case .success(let jws) = CompactJWS.parse(token, maximumSize: 16 * 1024),
-            case .success = JWSVerifier(allowedAlgorithms: [.rs256, .es256]).verify(jws, keySet: keys.snapshot.keySet),
-            let claims = try? JSONParser.parse(jws.payload), claims["iss"]?.stringValue == options.issuer
+            case .success = JWSVerifier(allowedAlgorithms: [.rs256, .es256, .eddsa]).verify(
+                jws,
+                keySet: keys.snapshot.keySet
+            ),
+            let claims = try? JSONParser.parse(jws.payload), claims["iss"]?.stringValue == options.issuer,
+            let audience = claims["aud"]?.stringValue ?? claims["aud"]?.arrayValue?.first?.stringValue,
+            let subject = claims["sub"]?.stringValue
         else { return nil }
-        return claims["aud"]?.stringValue ?? claims["aud"]?.arrayValue?.first?.stringValue
+        return (audience, subject)
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let value = self else { return nil }
+        return try await transform(value)
     }
 }

@@ -1,4 +1,7 @@
+import Crypto
+import Foundation
 import HTTPTypes
+import TollgateCore
 
 /// The built-in sign-in, consent and error pages: plain HTML, every value escaped, never framed,
 /// never cached.
@@ -36,7 +39,7 @@ extension OAuthIssuer {
 
     /// The device verification page: the user code, and the sign-in fields without a session.
     func deviceEntryPage(
-        _ pending: PendingAuthorization,
+        csrf: String,
         userCode: String?,
         signedIn: Bool,
         message: String?
@@ -44,7 +47,7 @@ extension OAuthIssuer {
         var body = "<h1>Connect a device</h1><p>Enter the code your device shows.</p>"
         if let message { body += "<p class=\"error\">\(Self.escape(message))</p>" }
         body += "<form method=\"post\" action=\"\(Self.escape(basePath + Endpoint.device.rawValue))\">"
-        body += hidden(pending)
+        body += "<input type=\"hidden\" name=\"csrf\" value=\"\(Self.escape(csrf))\">"
         body += "<label>Code <input name=\"user_code\" autocomplete=\"off\" autocapitalize=\"characters\" required"
         if let userCode { body += " value=\"\(Self.escape(userCode))\"" }
         body += "></label>"
@@ -57,8 +60,45 @@ extension OAuthIssuer {
         return page("Connect a device", body, status: message == nil ? .ok : .badRequest)
     }
 
-    func noticePage(_ title: String, _ message: String) -> IssuerResponse {
-        page(title, "<h1>\(Self.escape(title))</h1><p>\(Self.escape(message))</p>", status: .ok)
+    /// The OAuth 2.0 Form Post Response Mode page: a form of hidden fields (every value
+    /// escaped) that a fixed script posts to the client's redirect URI at once; without
+    /// scripts, a button does.
+    func formPostPage(to uri: String, _ pairs: [(String, String)]) -> IssuerResponse {
+        var body = "<form method=\"post\" action=\"\(Self.escape(uri))\">"
+        for (name, value) in pairs {
+            body += "<input type=\"hidden\" name=\"\(Self.escape(name))\" value=\"\(Self.escape(value))\">"
+        }
+        body += "<noscript><button type=\"submit\">Continue</button></noscript></form>"
+        body += "<script>\(Self.formPostScript)</script>"
+        var response = page("Continue", body, status: .ok)
+        response.head.headerFields[.contentSecurityPolicy] =
+            "default-src 'none'; style-src 'unsafe-inline'; script-src '\(Self.formPostScriptHash)'; frame-ancestors 'none'"
+        return response
+    }
+
+    static let formPostScript = "document.forms[0].submit()"
+    /// CSP `script-src` of exactly that script.
+    static let formPostScriptHash =
+        "sha256-" + Data(SHA256.hash(data: Array(formPostScript.utf8))).base64EncodedString()
+
+    /// Asks the signed-in person to confirm a sign-out that was not proven to come from their
+    /// own application (no valid `id_token_hint` naming them): a cross-site link cannot sign
+    /// them out.
+    func logoutConfirmationPage(csrf: String, carried: [(String, String)]) -> IssuerResponse {
+        var body = "<h1>Sign out?</h1><p>An application asks to sign you out.</p>"
+        body += "<form method=\"post\" action=\"\(Self.escape(basePath + Endpoint.endSession.rawValue))\">"
+        body += "<input type=\"hidden\" name=\"logout_csrf\" value=\"\(Self.escape(csrf))\">"
+        for (name, value) in carried {
+            body += "<input type=\"hidden\" name=\"\(Self.escape(name))\" value=\"\(Self.escape(value))\">"
+        }
+        body += "<button type=\"submit\" name=\"confirm\" value=\"yes\">Sign out</button></form>"
+        return page("Sign out?", body, status: .ok)
+    }
+
+    func noticePage(_ title: String, _ message: String, link: String? = nil) -> IssuerResponse {
+        var body = "<h1>\(Self.escape(title))</h1><p>\(Self.escape(message))</p>"
+        if let link { body += "<p><a href=\"\(Self.escape(link))\">Return to the application</a></p>" }
+        return page(title, body, status: .ok)
     }
 
     func errorPage(_ message: String, status: HTTPResponse.Status) -> IssuerResponse {
@@ -70,7 +110,7 @@ extension OAuthIssuer {
             + "<input type=\"hidden\" name=\"csrf\" value=\"\(Self.escape(pending.csrfToken))\">"
     }
 
-    private func page(_ title: String, _ body: String, status: HTTPResponse.Status) -> IssuerResponse {
+    func page(_ title: String, _ body: String, status: HTTPResponse.Status) -> IssuerResponse {
         let html =
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>\(Self.escape(title))</title>"
             + "<meta name=\"viewport\" content=\"width=device-width\"><style>body{font:16px system-ui;max-width:24em;"

@@ -17,9 +17,24 @@ extension OAuthIssuer {
                 headers: IssuerResponse.noStore
             )
         }
+        if let wait = try await registrationWait() {
+            var fields = IssuerResponse.noStore
+            fields[.retryAfter] = String(max(1, wait))
+            return .json(
+                .object([
+                    "error": .string("invalid_request"),
+                    "error_description": .string("too many registrations from this address; try again later"),
+                ]),
+                status: .tooManyRequests,
+                headers: fields
+            )
+        }
         let contentType = request.headerFields[.contentType]?.lowercased() ?? ""
         guard contentType.hasPrefix("application/json") else {
             throw Self.metadataError("the body must be application/json")
+        }
+        guard body.count <= Self.maximumMetadataBytes else {
+            throw Self.metadataError("the metadata is larger than \(Self.maximumMetadataBytes) bytes")
         }
         guard let document = try? JSONParser.parse(body), let metadata = document.objectValue else {
             throw Self.metadataError("the body is not a JSON object")
@@ -27,9 +42,15 @@ extension OAuthIssuer {
         func strings(_ name: String) throws(OAuthError) -> [String]? {
             guard let value = metadata[name] else { return nil }
             guard let array = value.arrayValue else { throw Self.metadataError("'\(name)' must be an array") }
+            guard array.count <= Self.maximumListLength else {
+                throw Self.metadataError("'\(name)' holds more than \(Self.maximumListLength) entries")
+            }
             var result: [String] = []
             for element in array {
                 guard let text = element.stringValue else { throw Self.metadataError("'\(name)' holds a non-string") }
+                guard text.utf8.count <= Self.maximumURILength else {
+                    throw Self.metadataError("an entry of '\(name)' is longer than \(Self.maximumURILength) bytes")
+                }
                 result.append(text)
             }
             return result
@@ -84,6 +105,9 @@ extension OAuthIssuer {
             throw Self.metadataError("the scope '\(scope)' is not offered")
         }
         let name = try string("client_name")
+        if let name, name.count > Self.maximumNameLength || name.contains(where: \.isNewline) {
+            throw Self.metadataError("client_name is longer than \(Self.maximumNameLength) characters or spans lines")
+        }
 
         let kind: RegisteredClient.Kind
         if grants.contains(.deviceCode) && !grants.contains(.authorizationCode) {
@@ -103,7 +127,8 @@ extension OAuthIssuer {
             scopes: scopes,
             grantTypes: grants,
             skipConsent: false,
-            name: name
+            name: name,
+            registeredDynamically: true
         )
         try await store.saveClient(client)
         logger.info("client registered", metadata: ["client": "\(client.id)", "type": "\(kind.rawValue)"])
@@ -129,18 +154,36 @@ extension OAuthIssuer {
         OAuthError(code: "invalid_client_metadata", description: description, status: .badRequest)
     }
 
+    /// The registration metadata's limits: the whole document, each URI, each list, the name.
+    static let maximumMetadataBytes = 16 * 1024
+    static let maximumURILength = 2048
+    static let maximumListLength = 10
+    static let maximumNameLength = 200
+
     /// RFC 8252 and OAuth 2.1 §2.3.1: `https`, `http` only on a loopback address, or a private-use
-    /// scheme in reverse-DNS form (with a dot); never a fragment.
+    /// scheme in reverse-DNS form (with a dot); never a fragment, never user information
+    /// (`http://127.0.0.1:1@evil.example/` is evil.example), no whitespace, control characters
+    /// or backslashes that parsers read differently.
     static func isRegistrableRedirect(_ uri: String) -> Bool {
-        guard !uri.contains("#"), !uri.contains(" "), let colon = uri.firstIndex(of: ":") else { return false }
+        guard !uri.contains("#"), !uri.contains("@"), !uri.contains("\\"),
+            uri.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F }),
+            let colon = uri.firstIndex(of: ":")
+        else { return false }
         let scheme = uri[..<colon].lowercased()
         let rest = uri[uri.index(after: colon)...]
         switch scheme {
         case "https":
-            return rest.hasPrefix("//") && rest.count > 2
+            return rest.hasPrefix("//") && rest.count > 2 && !host(of: uri).isEmpty
         case "http":
-            let host = host(of: uri).lowercased()
-            return ["127.0.0.1", "[::1]", "localhost"].contains { host == $0 || host.hasPrefix($0 + ":") }
+            let authority = host(of: uri).lowercased()
+            for loopback in ["127.0.0.1", "[::1]", "localhost"] {
+                if authority == loopback { return true }
+                if authority.hasPrefix(loopback + ":") {
+                    let port = authority.dropFirst(loopback.count + 1)
+                    return !port.isEmpty && port.count <= 5 && port.allSatisfy(\.isASCII) && port.allSatisfy(\.isNumber)
+                }
+            }
+            return false
         case "javascript", "data", "file", "vbscript":
             return false
         default:

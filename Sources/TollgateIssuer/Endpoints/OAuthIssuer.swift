@@ -21,6 +21,9 @@ public final class OAuthIssuer: Sendable {
     public let revokedGrants = RevokedGrantSet()
     /// Where `refreshRevokedGrants()` continues from (`revoked_at` of the store's rows).
     private let revocationsSeen = Mutex<Int?>(nil)
+    /// The cost of the users' password hashes (`scrypt$N$r$p`), and the dummy hash per cost.
+    let knownPasswordCost = Mutex<String?>(nil)
+    let dummyHashes = Mutex<[String: String]>([:])
 
     public init(
         options: IssuerOptions,
@@ -164,6 +167,13 @@ public final class OAuthIssuer: Sendable {
     }
 
     // MARK: - Requests
+
+    /// Answers one request from the client at `clientAddress` (for the per-address limits; `nil`
+    /// when unknown, and only the per-account limits apply). `body` is the whole request body
+    /// (the caller bounds its size).
+    public func handle(_ request: HTTPRequest, body: [UInt8], clientAddress: String?) async -> IssuerResponse {
+        await Self.$clientAddress.withValue(clientAddress) { await handle(request, body: body) }
+    }
 
     /// Answers one request. `body` is the whole request body (the caller bounds its size).
     public func handle(_ request: HTTPRequest, body: [UInt8]) async -> IssuerResponse {
@@ -324,7 +334,10 @@ public final class OAuthIssuer: Sendable {
             "grant_types_supported": .array(grants),
             // OAuth 2.1: the authorization code flow only, no implicit or hybrid response types.
             "response_types_supported": .array([.string("code")]),
-            "response_modes_supported": .array([.string("query")]),
+            "response_modes_supported": .array([.string("query"), .string("form_post")]),
+            // OpenID Connect Discovery: the defaults would say request_uri is supported.
+            "request_parameter_supported": .bool(false),
+            "request_uri_parameter_supported": .bool(false),
             "scopes_supported": .array(scopes.map(JSONValue.string)),
             "token_endpoint_auth_methods_supported": .array(
                 ["client_secret_basic", "client_secret_post", "none"].map(JSONValue.string)

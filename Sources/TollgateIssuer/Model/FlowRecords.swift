@@ -56,6 +56,11 @@ public struct PendingAuthorization: Sendable, Equatable, Codable {
     /// Set when this is the confirmation of a device's user code rather than a redirect flow.
     public var deviceUserCode: String?
     public var expiresAt: Int
+    /// The SHA-256 of the browser's pre-session cookie: the forms of this request are accepted
+    /// only from the browser that loaded them (login CSRF).
+    public var browser: String?
+    /// `query` (`nil`) or `form_post`: how the answer goes back to the client.
+    public var responseMode: String?
 
     public init(
         id: String,
@@ -73,8 +78,12 @@ public struct PendingAuthorization: Sendable, Equatable, Codable {
         username: String? = nil,
         authenticatedAt: Int? = nil,
         deviceUserCode: String? = nil,
-        expiresAt: Int
+        expiresAt: Int,
+        browser: String? = nil,
+        responseMode: String? = nil
     ) {
+        self.browser = browser
+        self.responseMode = responseMode
         self.id = id
         self.csrfToken = csrfToken
         self.clientID = clientID

@@ -35,6 +35,34 @@ public enum PasswordHash {
         return difference == 0
     }
 
+    /// The cost parameters of `encoded` (`scrypt$N$r$p`), when it is a hash this type reads.
+    public static func parameters(of encoded: String) -> String? {
+        let parts = encoded.split(separator: "$", omittingEmptySubsequences: false)
+        guard parts.count == 6, parts[0] == "scrypt", let rounds = Int(parts[1]), Int(parts[2]) != nil,
+            Int(parts[3]) != nil, rounds > 1, rounds <= 1 << 20, rounds & (rounds - 1) == 0
+        else { return nil }
+        return parts[0...3].joined(separator: "$")
+    }
+
+    /// A hash of a random password with the cost `parameters` names (`scrypt$N$r$p`): what a
+    /// sign-in of an unknown user is checked against, so it takes as long as a known user's.
+    public static func dummy(parameters: String) throws -> String {
+        let parts = parameters.split(separator: "$")
+        guard parts.count == 4, let rounds = Int(parts[1]), let blockSize = Int(parts[2]),
+            let parallelism = Int(parts[3])
+        else { return try make(RandomToken.make()) }
+        var generator = SystemRandomNumberGenerator()
+        let salt = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let hash = try derive(
+            RandomToken.make(),
+            salt: salt,
+            rounds: rounds,
+            blockSize: blockSize,
+            parallelism: parallelism
+        )
+        return "\(parameters)$\(Base64URL.encode(salt))$\(Base64URL.encode(hash))"
+    }
+
     /// Whether `encoded` looks like a hash this type writes (configuration check).
     public static func isWellFormed(_ encoded: String) -> Bool {
         let parts = encoded.split(separator: "$", omittingEmptySubsequences: false)

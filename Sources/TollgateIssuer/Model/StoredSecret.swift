@@ -47,6 +47,19 @@ enum RandomToken {
         return Base64URL.encode(output)
     }
 
+    /// Whether `value` has the shape of `make()`'s default: 43 base64url characters.
+    static func isWellFormed(_ value: String) -> Bool {
+        value.utf8.count == 43
+            && value.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
+                    true
+                default: false
+                }
+            }
+    }
+
     /// The key a token is stored under: its SHA-256 as base64url (the token itself never is).
     static func digest(_ token: String) -> String {
         Base64URL.encode(Array(SHA256.hash(data: Array(token.utf8))))

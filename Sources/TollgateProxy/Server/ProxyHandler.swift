@@ -28,7 +28,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         case upgraded
         /// A request for a local endpoint (the in-process issuer): its body is collected, then
         /// the endpoint answers.
-        case local(any LocalEndpoints, HTTPRequest)
+        case local(any LocalEndpoints, HTTPRequest, clientAddress: String)
     }
 
     private let runtime: ProxyRuntime
@@ -233,7 +233,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             case .forwarding(let upstream):
                 upstream.channel.writeAndFlush(UpstreamRequestPart.end(trailers), promise: nil)
             case .discarding: finishIfComplete()
-            case .local(let endpoints, let request): answerLocally(endpoints, request)
+            case .local(let endpoints, let request, let address): answerLocally(endpoints, request, address)
             case .idle, .upgraded: break
             }
         }
@@ -317,7 +317,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 current.routeName = "local"
                 current.outcome = .public
                 localBody.removeAll(keepingCapacity: true)
-                state = .local(endpoints, request)
+                var address = peerAddress
+                if snapshot.isTrusted(peer), let forwarded = head.first(name: "x-forwarded-for"),
+                    let last = forwarded.split(separator: ",").last.map({ String($0.trimmingSpaces()) }),
+                    !last.isEmpty
+                {
+                    address = last
+                }
+                state = .local(endpoints, request, clientAddress: address)
                 return
             }
         }
@@ -688,14 +695,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     // MARK: - Local endpoints
 
     /// Hands the collected request to the endpoint and writes its answer.
-    private func answerLocally(_ endpoints: any LocalEndpoints, _ request: HTTPRequest) {
+    private func answerLocally(_ endpoints: any LocalEndpoints, _ request: HTTPRequest, _ clientAddress: String) {
         guard let context else { return }
         let body = localBody
         localBody.removeAll(keepingCapacity: true)
         state = .waiting
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         context.eventLoop.makeFutureWithTask {
-            await endpoints.respond(to: request, body: body)
+            await endpoints.respond(to: request, body: body, clientAddress: clientAddress)
         }.whenSuccess { head, body in
             let handler = loopBound.value
             guard case .waiting = handler.state else { return }
