@@ -34,10 +34,10 @@ final class DemoUpstream: Service, Sendable {
         return DemoUpstream(channel: channel)
     }
 
+    /// Serves until a graceful shutdown, then closes. (Waiting on the channel's close future
+    /// instead would never end: that wait does not answer cancellation.)
     func run() async throws {
-        await cancelWhenGracefulShutdown {
-            try? await self.channel.closeFuture.get()
-        }
+        try? await gracefulShutdown()
         try? await channel.close()
     }
 

@@ -134,7 +134,13 @@ struct CreateClient: AsyncParsableCommand {
                 store: context.store
             )
             print("client \(client.id) (\(client.kind.rawValue)) created")
-            if let secret { print("client_secret: \(secret)  (shown once; it is stored hashed)") }
+            if let secret {
+                let stored =
+                    client.secret?.form == .plain
+                    ? "it is stored as it is (store_client_secret: plain)"
+                    : "only its SHA-256 digest is stored (store_client_secret: hashed)"
+                print("client_secret: \(secret)  (shown once; \(stored))")
+            }
         }
     }
 }

@@ -78,9 +78,9 @@ struct IssuerKeyService: Service {
                             metadata: ["active": "\(after)", "retired": "\(before)"]
                         )
                     }
-                } catch {
+                } catch  where !Task.isCancelled {
                     logger.warning("the issuer's keys could not be refreshed", metadata: ["error": "\(error)"])
-                }
+                } catch {}
             }
         }
     }
@@ -98,9 +98,9 @@ struct IssuerRevocationService: Service {
             while !Task.isCancelled {
                 do {
                     try await issuer.refreshRevokedGrants()
-                } catch {
+                } catch  where !Task.isCancelled {
                     logger.warning("the issuer's revoked grants could not be read", metadata: ["error": "\(error)"])
-                }
+                } catch {}
                 try? await Task.sleep(for: .seconds(OAuthIssuer.revocationPollInterval))
             }
         }
@@ -119,9 +119,9 @@ struct IssuerSweeperService: Service {
                 do {
                     let removed = try await issuer.sweep()
                     if removed > 0 { logger.debug("swept expired issuer records", metadata: ["count": "\(removed)"]) }
-                } catch {
+                } catch  where !Task.isCancelled {
                     logger.warning("the issuer sweep failed", metadata: ["error": "\(error)"])
-                }
+                } catch {}
                 try? await Task.sleep(for: .seconds(issuer.sweepInterval))
             }
         }

@@ -49,6 +49,7 @@ import TollgateIssuer
         reuseInterval: Int = 0,
         store: any IssuerStore = MemoryIssuerStore(),
         clock: DeviceFlowTests.Clock? = nil,
+        algorithm: SigningKey.Algorithm = .rs256,
         configure: (inout IssuerOptions) -> Void = { _ in }
     ) async throws -> OAuthIssuer {
         var options = IssuerOptions(issuer: "https://idp.test")
@@ -85,10 +86,10 @@ import TollgateIssuer
             )
         )
         if let clock {
-            let keys = try await KeyRing.load(from: store, algorithm: .rs256, now: clock.now)
+            let keys = try await KeyRing.load(from: store, algorithm: algorithm, now: clock.now)
             return OAuthIssuer(options: options, store: store, keys: keys, now: { clock.now })
         }
-        return try await OAuthIssuer.start(options: options, store: store)
+        return try await OAuthIssuer.start(options: options, store: store, algorithm: algorithm)
     }
 
     static func get(_ issuer: OAuthIssuer, _ path: String, browser: Browser = Browser()) async -> IssuerResponse {

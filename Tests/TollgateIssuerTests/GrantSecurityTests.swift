@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import SQLiteNIO
@@ -300,5 +301,18 @@ import TollgateIssuer
         #expect((try? await replicaGate.verify(access).get()) != nil, "before the replica has read the store")
         try await replica.refreshRevokedGrants()
         #expect((try? await replicaGate.verify(access).get()) == nil, "after it has")
+    }
+
+    /// OpenID Connect Core §3.1.3.6: `at_hash` is the left half of the hash of the ID token's
+    /// `alg`: SHA-512 for EdDSA (Ed25519), SHA-256 for RS256 and ES256.
+    @Test(arguments: SigningKey.Algorithm.allCases)
+    func atHashUsesTheHashOfTheSigningAlgorithm(_ algorithm: SigningKey.Algorithm) async throws {
+        let issuer = try await Flow.makeIssuer(algorithm: algorithm)
+        let code = try #require(try await Flow.signInAndConsent(issuer).0["code"])
+        let answer = try Flow.json(try await Flow.exchange(issuer, code: code))
+        let access = Array(try #require(answer["access_token"]?.stringValue).utf8)
+        let claims = try Flow.claims(ofJWT: try #require(answer["id_token"]?.stringValue))
+        let digest: [UInt8] = algorithm == .eddsa ? Array(SHA512.hash(data: access)) : Array(SHA256.hash(data: access))
+        #expect(claims["at_hash"]?.stringValue == Base64URL.encode(digest.prefix(digest.count / 2)))
     }
 }

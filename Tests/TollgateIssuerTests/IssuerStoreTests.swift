@@ -316,8 +316,9 @@ import TollgateIssuer
                 )
             }
             try await store.saveRefreshToken(Self.refresh("r0"))
-            #expect(try await store.revokeClient(id: "@team/web"))
-            #expect(try await !store.revokeClient(id: "nobody"))
+            #expect(try await store.revokeClient(id: "@team/web", now: 50))
+            #expect(try await !store.revokeClient(id: "nobody", now: 50))
+            #expect(try await store.revokedGrants(since: 0, now: 50).map(\.grantID) == ["family-1"])
             #expect(try await store.client(id: "@team/web")?.revoked == true)
             #expect(try await store.token(digest: "mine")?.revoked == true)
             #expect(try await store.token(digest: "theirs")?.revoked == false)

@@ -139,6 +139,7 @@ struct IssuerProcessTests {
             "@team/orders.read",
         ])
         #expect(created.status == 0, "\(created.output)")
+        #expect(created.output.contains("only its SHA-256 digest is stored (store_client_secret: hashed)"))
         let secret = try #require(
             created.output.split(separator: "\n").first { $0.hasPrefix("client_secret: ") }.map {
                 String($0.dropFirst("client_secret: ".count).prefix { $0 != " " })

@@ -21,6 +21,24 @@ struct QuickstartTests {
         return process
     }
 
+    /// Ctrl-C (SIGINT) and SIGTERM end the demo — gate, issuer and demo upstream — well within
+    /// the drain grace (30 s), with exit status 0, and the ports are free again.
+    @Test(arguments: [SIGINT, SIGTERM])
+    func theDemoExitsOnASignal(_ signal: Int32) async throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-demo-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: data) }
+        let port = try Ports.free()
+        let adminPort = try Ports.free()
+        let demo = try await Self.start(data, port: port, adminPort: adminPort)
+        defer { demo.stop() }
+        #expect(demo.log.contains("Stop with Ctrl-C"))
+        demo.signal(signal)
+        #expect(await demo.waitForExit(timeout: .seconds(20)), "\(demo.log)")
+        #expect(demo.process.terminationStatus == 0)
+        #expect(await Ports.refuses(port))
+        #expect(await Ports.refuses(adminPort))
+    }
+
     /// The indented lines under "Try it (bash):".
     static func commands(_ log: String) -> [String] {
         var lines: [String] = []

@@ -197,7 +197,7 @@ extension OAuthIssuer {
         accessToken: String
     ) async throws -> String {
         let issuedAt = now()
-        let hash = Array(SHA256.hash(data: Array(accessToken.utf8)))
+        let signer = keys.snapshot.active
         var claims: [String: JSONValue] = [
             "iss": .string(options.issuer),
             "sub": .string(subject),
@@ -206,13 +206,28 @@ extension OAuthIssuer {
             "iat": .number(Double(issuedAt)),
             "exp": .number(Double(issuedAt + options.accessTokenTTL)),
             "auth_time": .number(Double(authenticatedAt)),
-            "at_hash": .string(Base64URL.encode(hash.prefix(16))),
+            "at_hash": .string(Self.tokenHash(accessToken, algorithm: signer.algorithm)),
         ]
         if let nonce { claims["nonce"] = .string(nonce) }
         if let user = try await store.user(username: username) {
             for (name, value) in profileClaims(user, scopes: scopes) { claims[name] = .string(value) }
         }
-        return try keys.snapshot.active.sign(claims: .object(claims), type: "JWT")
+        return try signer.sign(claims: .object(claims), type: "JWT")
+    }
+
+    /// OpenID Connect Core §3.1.3.6 `at_hash` (and §3.3.2.11 `c_hash`): the left half of the
+    /// hash the ID token's `alg` uses — SHA-256 for RS256 and ES256, SHA-512 for EdDSA with
+    /// Ed25519 (as the OpenID conformance suite and openid-client compute it).
+    static func tokenHash(_ value: String, algorithm: SigningKey.Algorithm) -> String {
+        let bytes = Array(value.utf8)
+        switch algorithm {
+        case .eddsa:
+            let digest = Array(SHA512.hash(data: bytes))
+            return Base64URL.encode(digest.prefix(digest.count / 2))
+        case .rs256, .es256:
+            let digest = Array(SHA256.hash(data: bytes))
+            return Base64URL.encode(digest.prefix(digest.count / 2))
+        }
     }
 
     /// The user's claims the granted scopes release.

@@ -38,7 +38,8 @@ extension OAuthIssuer {
             client: client,
             subject: client.id,
             scopes: scopes,
-            resource: form["resource"]
+            resource: form["resource"],
+            familyID: Self.clientGrant(client.id)
         )
         var answer: [String: JSONValue] = [
             "access_token": .string(minted.token),
@@ -48,6 +49,9 @@ extension OAuthIssuer {
         if !minted.record.scope.isEmpty { answer["scope"] = .string(minted.record.scope.joined(separator: " ")) }
         return .json(.object(answer), headers: IssuerResponse.noStore)
     }
+
+    /// The grant of a client's own tokens (`client_credentials`): revoked with the client.
+    static func clientGrant(_ clientID: String) -> String { "client:" + clientID }
 
     /// The scopes a request gets: what it asked for (default: all the client may have), kept
     /// only where the client may have them and the issuer knows them; asking only for what it may

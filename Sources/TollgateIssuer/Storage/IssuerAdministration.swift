@@ -81,10 +81,14 @@ public enum IssuerAdministration {
         )
     }
 
-    /// Revokes a client: it can no longer authenticate, start a flow or refresh, and every token
-    /// it holds stops introspecting as active at once. Its JWT access tokens stay valid until
-    /// they expire (they are checked without the store).
+    /// Revokes a client: it can no longer authenticate, start a flow or refresh, every token it
+    /// holds stops introspecting as active at once, and every grant of its tokens (its own
+    /// `client_credentials` grant included) is revoked, so the gate of every issuer process
+    /// refuses its JWT access tokens within `OAuthIssuer.revocationPollInterval`. Other gates
+    /// accept those JWTs until they expire.
     public static func revokeClient(id: String, store: any IssuerStore) async throws {
-        guard try await store.revokeClient(id: id) else { throw Failure.unknownClient(id) }
+        guard try await store.revokeClient(id: id, now: Int(wallClockSeconds())) else {
+            throw Failure.unknownClient(id)
+        }
     }
 }

@@ -4,9 +4,10 @@ public protocol IssuerStore: Sendable {
     func client(id: String) async throws -> RegisteredClient?
     func saveClient(_ client: RegisteredClient) async throws
     func clients() async throws -> [RegisteredClient]
-    /// Marks the client revoked and revokes every token and refresh token issued to it, in one
-    /// transaction; `false` when there is no such client.
-    func revokeClient(id: String) async throws -> Bool
+    /// Marks the client revoked and revokes every token and refresh token issued to it, and
+    /// every grant they belong to (`revokedGrants`, as revoked at `now`), in one transaction;
+    /// `false` when there is no such client.
+    func revokeClient(id: String, now: Int) async throws -> Bool
 
     func signingKeys() async throws -> [StoredSigningKey]
     func saveSigningKey(_ key: StoredSigningKey) async throws

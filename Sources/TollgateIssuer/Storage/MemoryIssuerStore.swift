@@ -35,10 +35,18 @@ public final class MemoryIssuerStore: IssuerStore {
         state.withLock { Array($0.clients.values) }.sorted { $0.id < $1.id }
     }
 
-    public func revokeClient(id: String) async throws -> Bool {
+    public func revokeClient(id: String, now: Int) async throws -> Bool {
         state.withLock { state in
             guard state.clients[id] != nil else { return false }
             state.clients[id]?.revoked = true
+            var grants: [String: Int] = [:]
+            for token in state.tokens.values where token.clientID == id {
+                if let grant = token.familyID { grants[grant] = max(grants[grant] ?? 0, token.expiresAt) }
+            }
+            for token in state.refreshTokens.values where token.clientID == id {
+                grants[token.familyID] = max(grants[token.familyID] ?? 0, token.expiresAt)
+            }
+            for (grant, until) in grants { Self.revokeGrant(grant, until: until, now: now, in: &state) }
             for (digest, token) in state.tokens where token.clientID == id { state.tokens[digest]?.revoked = true }
             for (digest, token) in state.refreshTokens where token.clientID == id {
                 state.refreshTokens[digest]?.revoked = true

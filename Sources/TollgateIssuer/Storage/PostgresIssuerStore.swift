@@ -227,7 +227,7 @@ public final class PostgresIssuerStore: IssuerStore {
         return try bodies.compactMap { try Self.decode(RegisteredClient.self, $0) }
     }
 
-    public func revokeClient(id: String) async throws -> Bool {
+    public func revokeClient(id: String, now: Int) async throws -> Bool {
         try await transaction { connection, logger in
             guard
                 var client = try Self.decode(
@@ -242,6 +242,19 @@ public final class PostgresIssuerStore: IssuerStore {
                 body: try Self.encode(client),
                 expiresAt: nil,
                 on: connection,
+                logger: logger
+            )
+            try await connection.query(
+                """
+                INSERT INTO revoked_grants (grant_id, revoked_at, expires_at)
+                SELECT grant_id, \(now), MAX(expires_at) FROM (
+                    SELECT family_id AS grant_id, expires_at FROM tokens
+                    WHERE client_id = \(id) AND family_id IS NOT NULL
+                    UNION ALL SELECT family_id, expires_at FROM refresh_tokens WHERE client_id = \(id)
+                ) AS grants GROUP BY grant_id
+                ON CONFLICT (grant_id) DO UPDATE
+                    SET expires_at = GREATEST(revoked_grants.expires_at, EXCLUDED.expires_at)
+                """,
                 logger: logger
             )
             try await connection.query("UPDATE tokens SET revoked = TRUE WHERE client_id = \(id)", logger: logger)

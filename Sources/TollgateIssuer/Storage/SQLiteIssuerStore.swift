@@ -181,7 +181,7 @@ public final class SQLiteIssuerStore: IssuerStore {
         return try rows.compactMap { try Self.decode(RegisteredClient.self, $0) }
     }
 
-    public func revokeClient(id: String) async throws -> Bool {
+    public func revokeClient(id: String, now: Int) async throws -> Bool {
         try await transaction { connection in
             let rows = try await connection.query(
                 "SELECT body FROM records WHERE kind = 'client' AND key = ?",
@@ -192,6 +192,18 @@ public final class SQLiteIssuerStore: IssuerStore {
             _ = try await connection.query(
                 "UPDATE records SET body = ? WHERE kind = 'client' AND key = ?",
                 [.text(try Self.encode(client)), .text(id)]
+            )
+            _ = try await connection.query(
+                """
+                INSERT INTO revoked_grants (grant_id, revoked_at, expires_at)
+                SELECT grant_id, ?, MAX(expires_at) FROM (
+                    SELECT family_id AS grant_id, expires_at FROM tokens
+                    WHERE json_extract(body, '$.clientID') = ? AND family_id IS NOT NULL
+                    UNION ALL SELECT family_id, expires_at FROM refresh_tokens WHERE client_id = ?
+                ) WHERE true GROUP BY grant_id
+                ON CONFLICT (grant_id) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)
+                """,
+                [.integer(now), .text(id), .text(id)]
             )
             _ = try await connection.query(
                 "UPDATE tokens SET revoked = 1 WHERE json_extract(body, '$.clientID') = ?",
