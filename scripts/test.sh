@@ -27,8 +27,9 @@ fi
 missing=()
 if ! command -v nginx >/dev/null 2>&1 && ! [ -x /usr/sbin/nginx ]; then missing+=(nginx-light); fi
 if ! [ -x /usr/bin/openssl ]; then missing+=(openssl); fi
-# The curl walk-through of the issuer uses curl, jq and xxd as its reader would.
-for tool in curl jq xxd; do
+# The curl walk-through of the issuer uses curl, jq and xxd as its reader would; the issuer's
+# attack tests read its SQLite file past it with Debian's sqlite3.
+for tool in curl jq xxd sqlite3; do
     if ! command -v "$tool" >/dev/null 2>&1; then missing+=("$tool"); fi
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -81,6 +81,57 @@ struct IssuerProcessTests {
         #expect(log.contains("refresh race: all checks passed"))
     }
 
+    /// The holes an attacker finds, tried from outside against the real process on each storage
+    /// (Tests/Interop/issuer_attacks.py): refresh-token revocation and introspection, the gate
+    /// refusing a revoked grant's JWT at once, resources, concurrent code redemption, the storage
+    /// read past the issuer (sqlite3, psql), login and logout CSRF, open redirects, request
+    /// objects, the device page and the brute-force limits.
+    @Test(arguments: IssuerFixture.storages)
+    func theIssuerHoldsAgainstTheAttacksTriedFromOutside(_ storage: IssuerFixture.Storage) async throws {
+        let upstream = try await TestHTTPServer.start(handler: ProxyEnvironment.echo)
+        defer { Task { try? await upstream.shutdown() } }
+        let fixture = try IssuerFixture(
+            storage: storage,
+            extra: """
+                  enable_dynamic_registration: true
+                  refresh_token_reuse_interval: 30s
+                  limits:
+                    account_failures: 3
+                    wait_increment: 30s
+                    user_code_failures_per_address: 3
+                """,
+            upstream: upstream.port,
+            routes: """
+                routes:
+                  - match: { prefix: /api }
+                    issuers: [local]
+                default: deny
+                """
+        )
+        defer { fixture.stop() }
+        try await fixture.serve()
+        var query = ["sqlite3", fixture.sqlitePath]
+        var environment = ProcessInfo.processInfo.environment
+        if let url = fixture.postgresURL {
+            query = ["psql", url, "-At", "-c"]
+            environment["PGPASSWORD"] = try String(contentsOfFile: TestPostgres.passwordFile ?? "", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let process = try ExternalProcess(
+            "/usr/bin/env",
+            [
+                "python3", Self.interop.appendingPathComponent("issuer_attacks.py").path, fixture.issuer, "@team/web",
+                IssuerFixture.webSecret, "@team/svc", IssuerFixture.machineSecret, "ada", IssuerFixture.password,
+                IssuerFixture.redirectURI,
+            ] + query,
+            environment: environment
+        )
+        defer { process.stop() }
+        let exited = await process.waitForExit(timeout: .seconds(120))
+        #expect(exited && process.process.terminationStatus == 0, "\(process.log)\n--- tollgate ---\n\(fixture.logs)")
+        #expect(process.log.contains("issuer attacks: all checks passed"))
+    }
+
     static func post(_ url: String, form: String, basic: (String, String)? = nil) async throws -> (Int, [String: Any]) {
         var request = HTTPClientRequest(url: url)
         request.method = .POST

@@ -23,6 +23,8 @@ final class IssuerFixture: @unchecked Sendable {
     let issuerPort: Int
     /// The file without `listen:` and `admin:`, which each process gets of its own.
     let body: String
+    /// The PostgreSQL database's URL (no password), when the storage is PostgreSQL.
+    let postgresURL: String?
     var processes: [ExternalProcess] = []
 
     var issuer: String { "http://127.0.0.1:\(issuerPort)" }
@@ -57,10 +59,11 @@ final class IssuerFixture: @unchecked Sendable {
         // Each line of `extraClients` (written from column 0) under `clients:`.
         let clientsBlock = extraClients.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
         var storageSection = "sqlite: issuer.sqlite"
-        if storage == .postgres {
+        postgresURL = storage == .postgres ? try TestPostgres.createDatabase() : nil
+        if let postgresURL {
             storageSection = """
                 postgres:
-                      url: \(try TestPostgres.createDatabase())
+                      url: \(postgresURL)
                       password_file: \(TestPostgres.passwordFile ?? "")
                 """
         }
@@ -76,6 +79,8 @@ final class IssuerFixture: @unchecked Sendable {
               apis:
                 - audience: "@team/orders"
                   scopes: ["@team/orders.read"]
+                - audience: "@team/billing"
+                  scopes: ["@team/billing.read"]
               clients:
                 - client_id: "@team/web"
                   type: web
@@ -140,6 +145,9 @@ final class IssuerFixture: @unchecked Sendable {
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
+
+    /// The SQLite file of `storage: sqlite`.
+    var sqlitePath: String { directory.appendingPathComponent("issuer.sqlite").path }
 
     var logs: String { processes.map(\.log).joined(separator: "\n--- next process ---\n") }
 
