@@ -32,8 +32,7 @@ import TollgateIssuer
     }
 
     static func close(_ store: any IssuerStore) async throws {
-        try await (store as? SQLiteIssuerStore)?.close()
-        await (store as? PostgresIssuerStore)?.close()
+        try await store.close()
     }
 
     /// Runs `body` on a fresh store of `backend`, and closes it whatever happens.
@@ -376,8 +375,8 @@ import TollgateIssuer
         var replays = Set<String>()
         for case .replayWithinGrace(let answer) in outcomes { replays.insert(answer) }
         #expect(replays.count == 1)
-        await first.close()
-        await second.close()
+        try await first.close()
+        try await second.close()
         try await PostgresTestDatabase.drop(database)
     }
 

@@ -271,6 +271,18 @@ public struct DeviceAuthorizationRecord: Sendable, Equatable, Codable {
         self.expiresAt = expiresAt
     }
 
+    /// The person's decision at `now` (approved by `username`, or denied when it is `nil`), or
+    /// `nil` when it is no longer pending (decided, expired): the rule every store applies in
+    /// the transaction that reads the record.
+    public func decided(by username: String?, authenticatedAt: Int, now: Int) -> DeviceAuthorizationRecord? {
+        guard status == .pending, expiresAt > now else { return nil }
+        var next = self
+        next.status = username == nil ? .denied : .approved
+        next.username = username
+        next.authenticatedAt = authenticatedAt
+        return next
+    }
+
     /// What a poll does to the record at `now`: records the poll, lengthens the interval when it
     /// came too soon, and spends an approved authorization. The same rule in every store.
     public func polled(at now: Int) -> DeviceAuthorizationRecord {

@@ -96,4 +96,37 @@ enum GrantRules {
     static func isActive(_ token: RefreshTokenRecord, now: Int) -> Bool {
         !token.revoked && token.spentAt == nil && token.expiresAt > now
     }
+
+    /// What presenting a refresh token that lost (or never could win) the compare-and-set of a
+    /// rotation means (RFC 9700 §4.14.2).
+    enum Reuse: Sendable, Equatable {
+        /// Unknown, another client's, or never spent (revoked, expired): refused, nothing more.
+        case refuse
+        /// Its client again within the reuse interval, the successor unused: the answer given.
+        case replay(String)
+        /// Any other reuse of a spent token: a stolen token in play; the grant goes.
+        case revokeGrant
+    }
+
+    /// The rule for a refresh token `token` presented by `clientID` after it was not rotated:
+    /// `successorUsed` says whether the token it was exchanged for has been spent since.
+    static func reuse(
+        of token: RefreshTokenRecord?,
+        by clientID: String,
+        successorUsed: Bool,
+        now: Int,
+        reuseInterval: Int
+    ) -> Reuse {
+        guard let token, token.clientID == clientID, let spentAt = token.spentAt else { return .refuse }
+        if !token.revoked, now - spentAt <= reuseInterval, !successorUsed, let answer = token.successorAnswer {
+            return .replay(answer)
+        }
+        return .revokeGrant
+    }
+
+    /// The rule for a code presented again after its redemption (RFC 6749 §4.1.2): the grant it
+    /// started is revoked, whoever presents it.
+    static func grantToRevoke(onReplayOf code: AuthorizationCodeRecord) -> String? {
+        code.redeemed ? code.familyID : nil
+    }
 }

@@ -178,7 +178,9 @@ public final class MemoryIssuerStore: IssuerStore {
         state.withLock { state in
             guard let code = state.codes[digest] else { return .unknown }
             if code.redeemed {
-                if let grant = code.familyID { Self.revokeGrant(grant, until: grantUntil, now: now, in: &state) }
+                if let grant = GrantRules.grantToRevoke(onReplayOf: code) {
+                    Self.revokeGrant(grant, until: grantUntil, now: now, in: &state)
+                }
                 return .replayed(code)
             }
             guard accept(code) else { return .refused(code) }
@@ -212,15 +214,24 @@ public final class MemoryIssuerStore: IssuerStore {
             guard let current = state.refreshTokens[digest] else { return .refused(familyRevoked: false) }
             if current.clientID != clientID { return .refused(familyRevoked: false) }
             let revoked = current.revoked || state.grantRevoked(current.familyID)
-            if let spentAt = current.spentAt {
-                let successorUnused = current.successorDigest.map { state.refreshTokens[$0]?.spentAt == nil } ?? false
-                if !revoked, now - spentAt <= reuseInterval, successorUnused, let given = current.successorAnswer {
-                    return .replayWithinGrace(given)
+            if current.spentAt != nil || revoked || current.expiresAt <= now {
+                var seen = current
+                seen.revoked = revoked
+                let successorUsed = current.successorDigest.map { state.refreshTokens[$0]?.spentAt != nil } ?? false
+                switch GrantRules.reuse(
+                    of: seen,
+                    by: clientID,
+                    successorUsed: successorUsed,
+                    now: now,
+                    reuseInterval: reuseInterval
+                ) {
+                case .refuse: return .refused(familyRevoked: false)
+                case .replay(let given): return .replayWithinGrace(given)
+                case .revokeGrant:
+                    Self.revokeGrant(current.familyID, until: grantUntil, now: now, in: &state)
+                    return .refused(familyRevoked: true)
                 }
-                Self.revokeGrant(current.familyID, until: grantUntil, now: now, in: &state)
-                return .refused(familyRevoked: true)
             }
-            if revoked || current.expiresAt <= now { return .refused(familyRevoked: false) }
             state.refreshTokens[digest]?.spentAt = now
             state.refreshTokens[digest]?.successorAnswer = answer
             state.refreshTokens[digest]?.successorDigest = successor.digest
@@ -295,13 +306,10 @@ public final class MemoryIssuerStore: IssuerStore {
         now: Int
     ) async throws -> Bool {
         state.withLock { state in
-            guard let digest = state.userCodes[userCode], var record = state.devices[digest],
-                record.status == .pending, record.expiresAt > now
+            guard let digest = state.userCodes[userCode],
+                let decided = state.devices[digest]?.decided(by: username, authenticatedAt: authenticatedAt, now: now)
             else { return false }
-            record.status = username == nil ? .denied : .approved
-            record.username = username
-            record.authenticatedAt = authenticatedAt
-            state.devices[digest] = record
+            state.devices[digest] = decided
             return true
         }
     }

@@ -1,0 +1,181 @@
+import Testing
+import TollgateCore
+
+@testable import TollgateIssuer
+
+/// The issuer's rules as plain functions of records, without any store: what redeems a code,
+/// what a refresh token's reuse means, which audience a token may name, when a sign-in must
+/// wait, what a device decision does, and the sealed retry answer.
+@Suite struct GrantRulesTests {
+    static let options: IssuerOptions = {
+        var options = IssuerOptions(issuer: "https://idp.test")
+        options.apis = [
+            APIDefinition(audience: "orders", scopes: ["orders.read", "orders.write"]),
+            APIDefinition(audience: "billing", scopes: ["billing.read"]),
+        ]
+        return options
+    }()
+
+    static let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    static let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+    static let code = AuthorizationCodeRecord(
+        digest: "c",
+        clientID: "web",
+        redirectURI: "https://app/cb",
+        username: "ada",
+        scopes: ["openid", "orders.read"],
+        codeChallenge: challenge,
+        authenticatedAt: 1,
+        expiresAt: 100,
+        redeemed: false,
+        familyID: "g1"
+    )
+
+    static func request(
+        client: String = "web",
+        redirect: String? = "https://app/cb",
+        verifier: String? = verifier,
+        resource: String? = nil,
+        now: Int = 50
+    ) -> GrantRules.CodeRequest {
+        GrantRules.CodeRequest(
+            clientID: client,
+            redirectURI: redirect,
+            codeVerifier: verifier,
+            resource: resource,
+            now: now
+        )
+    }
+
+    @Test func aCodeRedeemsOnlyForItsClientRedirectVerifierTimeAndResource() {
+        func refusal(_ request: GrantRules.CodeRequest, _ code: AuthorizationCodeRecord = Self.code) -> String? {
+            GrantRules.refusal(toRedeem: code, request, options: Self.options).map { "\($0.code): \($0.description)" }
+        }
+        #expect(refusal(Self.request()) == nil)
+        #expect(refusal(Self.request(resource: "orders")) == nil, "the API its scopes name")
+        #expect(refusal(Self.request(client: "other"))?.hasPrefix("invalid_grant: the code was issued to") == true)
+        #expect(refusal(Self.request(now: 100))?.hasPrefix("invalid_grant: the code has expired") == true)
+        #expect(refusal(Self.request(redirect: nil))?.contains("redirect_uri") == true)
+        #expect(refusal(Self.request(redirect: "https://app/cb2"))?.contains("redirect_uri") == true)
+        #expect(refusal(Self.request(verifier: nil))?.contains("verifier") == true)
+        #expect(refusal(Self.request(verifier: String(repeating: "a", count: 43)))?.contains("verifier") == true)
+        #expect(refusal(Self.request(resource: "billing"))?.hasPrefix("invalid_target") == true)
+        var plain = Self.code
+        plain.codeChallenge = nil
+        #expect(refusal(Self.request(), plain)?.contains("no code challenge") == true)
+        #expect(refusal(Self.request(verifier: nil), plain) == nil)
+    }
+
+    @Test func aTokenNamesOnlyAnAudienceOneOfItsScopesBelongsTo() throws {
+        #expect(try GrantRules.audience(forResource: nil, scopes: ["openid"], options: Self.options) == nil)
+        #expect(
+            try GrantRules.audience(forResource: nil, scopes: ["openid", "billing.read"], options: Self.options)?
+                .audience == "billing"
+        )
+        #expect(
+            try GrantRules.audience(forResource: "orders", scopes: ["orders.write"], options: Self.options)?.audience
+                == "orders"
+        )
+        for (resource, scopes) in [("billing", ["orders.read"]), ("elsewhere", ["orders.read"]), ("orders", [])] {
+            #expect(throws: OAuthError.self) {
+                try GrantRules.audience(forResource: resource, scopes: scopes, options: Self.options)
+            }
+        }
+    }
+
+    static func refresh(spentAt: Int?, revoked: Bool = false, answer: String? = "sealed") -> RefreshTokenRecord {
+        RefreshTokenRecord(
+            digest: "r",
+            familyID: "g1",
+            generation: 0,
+            clientID: "web",
+            username: "ada",
+            scopes: [],
+            authenticatedAt: 1,
+            expiresAt: 1000,
+            spentAt: spentAt,
+            successorAnswer: answer,
+            revoked: revoked
+        )
+    }
+
+    @Test func aRefreshTokensReuseIsARetryOnlyWithinTheIntervalAndOtherwiseRevokesTheGrant() {
+        func reuse(
+            _ token: RefreshTokenRecord?,
+            by client: String = "web",
+            used: Bool = false,
+            now: Int = 110,
+            interval: Int = 30
+        )
+            -> GrantRules.Reuse
+        {
+            GrantRules.reuse(of: token, by: client, successorUsed: used, now: now, reuseInterval: interval)
+        }
+        #expect(reuse(nil) == .refuse)
+        #expect(reuse(Self.refresh(spentAt: 100), by: "other") == .refuse, "another client learns nothing")
+        #expect(reuse(Self.refresh(spentAt: nil, revoked: true)) == .refuse, "revoked, never spent")
+        #expect(reuse(Self.refresh(spentAt: 100)) == .replay("sealed"))
+        #expect(reuse(Self.refresh(spentAt: 100), now: 131) == .revokeGrant, "after the interval")
+        #expect(reuse(Self.refresh(spentAt: 100), used: true) == .revokeGrant, "the successor is in use")
+        #expect(reuse(Self.refresh(spentAt: 100, revoked: true)) == .revokeGrant)
+        #expect(reuse(Self.refresh(spentAt: 100, answer: nil), interval: 0) == .revokeGrant, "strict rotation")
+        #expect(GrantRules.grantToRevoke(onReplayOf: Self.code) == nil)
+        var spent = Self.code
+        spent.redeemed = true
+        #expect(GrantRules.grantToRevoke(onReplayOf: spent) == "g1")
+    }
+
+    @Test func aRefreshNarrowsAndNeverWidens() throws {
+        #expect(try GrantRules.refreshScopes(requested: nil, granted: ["a", "b"]) == ["a", "b"])
+        #expect(try GrantRules.refreshScopes(requested: "b", granted: ["a", "b"]) == ["b"])
+        #expect(throws: OAuthError.self) { try GrantRules.refreshScopes(requested: "a c", granted: ["a", "b"]) }
+    }
+
+    @Test func signInWaitsDoubleFromTheThresholdUpToTheMaximum() {
+        var limits = LocalIssuerSettings.Limits()
+        limits.waitIncrement = 2
+        limits.maxWait = 10
+        func wait(_ count: Int, last: Int = 100, now: Int = 100) -> Int? {
+            AttemptLimits.wait(failures: EventCount(count: count, last: last), threshold: 5, limits: limits, now: now)
+        }
+        #expect(AttemptLimits.wait(failures: nil, threshold: 5, limits: limits, now: 1) == nil)
+        #expect(wait(4) == nil)
+        #expect(wait(5) == 2)
+        #expect(wait(6) == 4)
+        #expect(wait(7) == 8)
+        #expect(wait(8) == 10, "at most max_wait")
+        #expect(wait(40) == 10)
+        #expect(wait(6, now: 103) == 1)
+        #expect(wait(6, now: 104) == nil)
+        #expect(AttemptLimits.windowWait(count: EventCount(count: 3, last: 10), limit: 3, window: 600, now: 20) == 590)
+        #expect(AttemptLimits.windowWait(count: EventCount(count: 2, last: 10), limit: 3, window: 600, now: 20) == nil)
+    }
+
+    @Test func aDeviceIsDecidedOnceWhilePendingAndAPollSpendsItsApproval() {
+        let pending = DeviceAuthorizationRecord(
+            digest: "d",
+            userCode: "BCDFGHJK",
+            clientID: "tv",
+            scopes: [],
+            interval: 5,
+            expiresAt: 100
+        )
+        let approved = pending.decided(by: "ada", authenticatedAt: 10, now: 10)
+        #expect(approved?.status == .approved && approved?.username == "ada")
+        #expect(pending.decided(by: nil, authenticatedAt: 10, now: 10)?.status == .denied)
+        #expect(approved?.decided(by: "mallory", authenticatedAt: 11, now: 11) == nil, "decided once")
+        #expect(pending.decided(by: "ada", authenticatedAt: 100, now: 100) == nil, "expired")
+        #expect(approved?.polled(at: 12).status == .redeemed)
+        let early = pending.polled(at: 20).polled(at: 22)
+        #expect(early.interval == 10, "polled too soon: the interval grows by 5")
+    }
+
+    @Test func theRetryAnswerOpensOnlyWithTheSpentToken() throws {
+        let sealed = try RetryAnswer.seal(#"{"access_token":"live"}"#, refreshToken: "spent-token")
+        #expect(!sealed.contains("live"))
+        #expect(RetryAnswer.open(sealed, refreshToken: "spent-token") == #"{"access_token":"live"}"#)
+        #expect(RetryAnswer.open(sealed, refreshToken: "another-token") == nil)
+        #expect(RetryAnswer.open("not sealed", refreshToken: "spent-token") == nil)
+    }
+}
