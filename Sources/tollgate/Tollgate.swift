@@ -63,6 +63,9 @@ enum GateRunner {
         // SIGHUP is trapped before anything listens: a reload asked for the moment the port
         // answers is queued, not the signal's default action (which ends the process).
         let hangups = await UnixSignalsSequence(trapping: .sighup)
+        // SIGTERM and SIGINT too: one that arrives between the first answer and the service
+        // group's start is then a graceful shutdown, not the default action.
+        let stops = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let local: LocalIssuer?
         do {
             local = try await LocalIssuer.start(configuration)
@@ -106,14 +109,31 @@ enum GateRunner {
         }
         let group = ServiceGroup(
             configuration: .init(
-                services: services + [listeners],
-                gracefulShutdownSignals: [.sigterm, .sigint],
+                services: [
+                    .init(
+                        service: StopOnSignalService(signals: stops),
+                        successTerminationBehavior: .gracefullyShutdownGroup
+                    )
+                ]
+                    + (services + [listeners]).map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
                 logger: logger
             )
         )
         try await group.run()
         // The issuer's storage is closed last, after the listeners have drained.
         try? await local?.close()
+    }
+}
+
+/// Ends on the first SIGTERM or SIGINT (trapped before the listeners open), which shuts the
+/// group down gracefully: the listeners drain, then the services stop in reverse order.
+struct StopOnSignalService: Service {
+    let signals: UnixSignalsSequence
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            for await _ in signals { return }
+        }
     }
 }
 

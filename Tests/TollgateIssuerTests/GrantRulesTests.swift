@@ -1,3 +1,4 @@
+import HTTPTypes
 import Testing
 import TollgateCore
 
@@ -50,7 +51,7 @@ import TollgateCore
 
     @Test func aCodeRedeemsOnlyForItsClientRedirectVerifierTimeAndResource() {
         func refusal(_ request: GrantRules.CodeRequest, _ code: AuthorizationCodeRecord = Self.code) -> String? {
-            GrantRules.refusal(toRedeem: code, request, options: Self.options).map { "\($0.code): \($0.description)" }
+            GrantRules.refusal(toRedeem: code, request, options: Self.options).map { "\($0.error): \($0.description)" }
         }
         #expect(refusal(Self.request()) == nil)
         #expect(refusal(Self.request(resource: "orders")) == nil, "the API its scopes name")
@@ -78,7 +79,7 @@ import TollgateCore
                 == "orders"
         )
         for (resource, scopes) in [("billing", ["orders.read"]), ("elsewhere", ["orders.read"]), ("orders", [])] {
-            #expect(throws: OAuthError.self) {
+            #expect(throws: IssuerError.self) {
                 try GrantRules.audience(forResource: resource, scopes: scopes, options: Self.options)
             }
         }
@@ -129,7 +130,7 @@ import TollgateCore
     @Test func aRefreshNarrowsAndNeverWidens() throws {
         #expect(try GrantRules.refreshScopes(requested: nil, granted: ["a", "b"]) == ["a", "b"])
         #expect(try GrantRules.refreshScopes(requested: "b", granted: ["a", "b"]) == ["b"])
-        #expect(throws: OAuthError.self) { try GrantRules.refreshScopes(requested: "a c", granted: ["a", "b"]) }
+        #expect(throws: IssuerError.self) { try GrantRules.refreshScopes(requested: "a c", granted: ["a", "b"]) }
     }
 
     @Test func signInWaitsDoubleFromTheThresholdUpToTheMaximum() {
@@ -177,5 +178,55 @@ import TollgateCore
         #expect(RetryAnswer.open(sealed, refreshToken: "spent-token") == #"{"access_token":"live"}"#)
         #expect(RetryAnswer.open(sealed, refreshToken: "another-token") == nil)
         #expect(RetryAnswer.open("not sealed", refreshToken: "spent-token") == nil)
+    }
+}
+
+/// The one table of the issuer's errors: every code's wire value, status, challenge and
+/// presentation, and the answers built from it.
+@Suite struct IssuerErrorTableTests {
+    @Test func everyCodeHasItsRegisteredValueStatusAndChallenge() {
+        let expected: [IssuerError.Code: (String, Int)] = [
+            .invalidRequest: ("invalid_request", 400), .invalidClient: ("invalid_client", 401),
+            .invalidGrant: ("invalid_grant", 400), .unauthorizedClient: ("unauthorized_client", 400),
+            .unsupportedGrantType: ("unsupported_grant_type", 400), .invalidScope: ("invalid_scope", 400),
+            .invalidTarget: ("invalid_target", 400), .authorizationPending: ("authorization_pending", 400),
+            .slowDown: ("slow_down", 400), .expiredToken: ("expired_token", 400),
+            .invalidToken: ("invalid_token", 401), .insufficientScope: ("insufficient_scope", 403),
+            .registrationDisabled: ("access_denied", 403), .tooManyRequests: ("invalid_request", 429),
+            .serverError: ("server_error", 500), .requestNotSupported: ("request_not_supported", 400),
+            .requestURINotSupported: ("request_uri_not_supported", 400), .formExpired: ("invalid_request", 403),
+        ]
+        for (code, (error, status)) in expected {
+            let entry = IssuerError.entry(code)
+            #expect(entry.error == error, "\(code)")
+            #expect(entry.status.code == status, "\(code)")
+        }
+        #expect(IssuerError.entry(.invalidClient).challenge == .basic)
+        for code in [IssuerError.Code.missingToken, .invalidToken, .insufficientScope] {
+            #expect(IssuerError.entry(code).challenge == .bearer)
+        }
+        for code in IssuerError.Code.allCases
+        where ![.invalidClient, .missingToken, .invalidToken, .insufficientScope].contains(code) {
+            #expect(IssuerError.entry(code).challenge == nil, "\(code)")
+        }
+        for code in [IssuerError.Code.unknownClient, .unregisteredRedirect, .formExpired, .badSignOutRequest] {
+            #expect(IssuerError.entry(code).presentation == .page, "never sent to a client: \(code)")
+        }
+    }
+
+    @Test func theJSONAnswerCarriesTheChallengeAndRetryAfter() throws {
+        let basic = IssuerError.invalidClient.response(realm: "https://idp.test")
+        #expect(basic.head.headerFields[.wwwAuthenticate] == "Basic realm=\"https://idp.test\"")
+        #expect(basic.head.headerFields[.cacheControl] == "no-store")
+        let bearer = IssuerError(.insufficientScope, "x").response(realm: "r")
+        #expect(bearer.head.headerFields[.wwwAuthenticate] == "Bearer realm=\"r\", error=\"insufficient_scope\"")
+        #expect(
+            IssuerError(.missingToken, "x").response(realm: "r").head.headerFields[.wwwAuthenticate]
+                == "Bearer realm=\"r\""
+        )
+        let waiting = IssuerError(.tooManyRequests, "wait", retryAfter: 7).response(realm: "r")
+        #expect(waiting.head.status == .tooManyRequests && waiting.head.headerFields[.retryAfter] == "7")
+        let body = try JSONParser.parse(waiting.body)
+        #expect(body["error"]?.stringValue == "invalid_request" && body["error_description"]?.stringValue == "wait")
     }
 }

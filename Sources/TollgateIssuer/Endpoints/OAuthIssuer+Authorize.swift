@@ -17,63 +17,62 @@ extension OAuthIssuer {
         // Until the client and its redirect URI are known good, errors are a page, never a
         // redirect (RFC 6749 §4.1.2.1).
         guard let clientID = parameters["client_id"], let client = try await store.client(id: clientID), !client.revoked
-        else { return errorPage("The application is not known.", status: .badRequest) }
+        else { throw IssuerError(.unknownClient, "The application is not known.") }
         let redirectURI: String
         if let given = parameters["redirect_uri"] {
             guard client.redirectURIs.contains(given) else {
-                return errorPage("The redirect address is not registered for this application.", status: .badRequest)
+                throw IssuerError(.unregisteredRedirect, "The redirect address is not registered for this application.")
             }
             redirectURI = given
         } else if client.redirectURIs.count == 1 {
             redirectURI = client.redirectURIs[0]
         } else {
-            return errorPage("The request names no redirect address.", status: .badRequest)
+            throw IssuerError(.unregisteredRedirect, "The request names no redirect address.")
         }
         let state = parameters["state"]
         let responseMode = parameters["response_mode"]
         let usableMode = responseMode == nil || responseMode == "query" || responseMode == "form_post"
-        func fail(_ error: String, _ description: String) -> IssuerResponse {
-            // RFC 9700 §4.11.2: a redirect URI anybody could register is not trusted with an
-            // automatic redirect; the person sees the error instead.
-            if client.registeredDynamically == true {
-                return errorPage("The application's request cannot be completed: \(description).", status: .badRequest)
-            }
-            return authorizationResponse(
-                to: redirectURI,
-                mode: usableMode ? responseMode : nil,
-                ["error": error, "error_description": description, "state": state]
-            )
+        // RFC 9700 §4.11.2: a redirect URI anybody could register is not trusted with an
+        // automatic redirect; the person sees the error instead.
+        let target = AuthorizationTarget(
+            redirectURI: redirectURI,
+            state: state,
+            responseMode: usableMode ? responseMode : nil,
+            trusted: client.registeredDynamically != true
+        )
+        func fail(_ code: IssuerError.Code, _ description: String) -> IssuerResponse {
+            respond(IssuerError(code, description), target: target)
         }
         guard usableMode else {
-            return fail("invalid_request", "response_mode must be query or form_post")
+            return fail(.invalidRequest, "response_mode must be query or form_post")
         }
         // OpenID Connect Core §6: request objects are not supported, and saying so beats
         // silently ignoring what they carry (a prompt=login among them).
         if parameters["request"] != nil {
-            return fail("request_not_supported", "request objects are not supported")
+            return fail(.requestNotSupported, "request objects are not supported")
         }
         if parameters["request_uri"] != nil {
-            return fail("request_uri_not_supported", "request_uri is not supported")
+            return fail(.requestURINotSupported, "request_uri is not supported")
         }
         guard parameters["response_type"] == "code" else {
-            return fail("unsupported_response_type", "only response_type=code is supported")
+            return fail(.unsupportedResponseType, "only response_type=code is supported")
         }
         guard options.grantTypes.contains(.authorizationCode), client.grantTypes.contains(.authorizationCode) else {
-            return fail("unauthorized_client", "the client may not use the authorization code flow")
+            return fail(.unauthorizedClient, "the client may not use the authorization code flow")
         }
         let challenge = parameters["code_challenge"]
         if let method = parameters["code_challenge_method"], method != "S256" {
-            return fail("invalid_request", "only the S256 code challenge method is supported")
+            return fail(.invalidRequest, "only the S256 code challenge method is supported")
         }
         if challenge != nil && parameters["code_challenge_method"] == nil {
             // RFC 7636 defaults to plain, which is refused.
-            return fail("invalid_request", "the code challenge method must be S256")
+            return fail(.invalidRequest, "the code challenge method must be S256")
         }
         if let challenge, !GrantRules.isPKCEValue(challenge) {
-            return fail("invalid_request", "the code challenge is malformed")
+            return fail(.invalidRequest, "the code challenge is malformed")
         }
         if challenge == nil && client.secret == nil && options.requirePKCEForPublic {
-            return fail("invalid_request", "a public client must use PKCE")
+            return fail(.invalidRequest, "a public client must use PKCE")
         }
         let requested = (parameters["scope"] ?? "").split(separator: " ").map(String.init)
         let scopes: [String]
@@ -84,12 +83,12 @@ extension OAuthIssuer {
                 userScopesAllowed: true
             )
         } catch {
-            return fail("invalid_scope", error.description)
+            return fail(.invalidScope, error.description)
         }
         let prompt = Set((parameters["prompt"] ?? "").split(separator: " ").map(String.init))
         var maxAge: Int?
         if let text = parameters["max_age"] {
-            guard let value = Int(text), value >= 0 else { return fail("invalid_request", "max_age is not a number") }
+            guard let value = Int(text), value >= 0 else { return fail(.invalidRequest, "max_age is not a number") }
             maxAge = value
         }
         do {
@@ -121,7 +120,7 @@ extension OAuthIssuer {
             pending.username = session.username
             pending.authenticatedAt = session.authenticatedAt
         } else if prompt.contains("none") {
-            return fail("login_required", "the user is not signed in")
+            return fail(.loginRequired, "the user is not signed in")
         }
         try await store.savePendingAuthorization(pending)
         var response =
@@ -148,16 +147,14 @@ extension OAuthIssuer {
         if needsConsent {
             if pending.prompt.contains("none") {
                 try await store.deletePendingAuthorization(id: pending.id)
-                if client.registeredDynamically == true {
-                    return errorPage("The application asked not to show a consent page.", status: .badRequest)
-                }
-                return authorizationResponse(
-                    to: pending.redirectURI,
-                    mode: pending.responseMode,
-                    [
-                        "error": "consent_required", "error_description": "the user has not consented",
-                        "state": pending.state,
-                    ]
+                return respond(
+                    IssuerError(.consentRequired, "the user has not consented"),
+                    target: AuthorizationTarget(
+                        redirectURI: pending.redirectURI,
+                        state: pending.state,
+                        responseMode: pending.responseMode,
+                        trusted: client.registeredDynamically != true
+                    )
                 )
             }
             if let page = options.consentPage {
@@ -170,7 +167,7 @@ extension OAuthIssuer {
 
     func issueCode(_ pending: PendingAuthorization, cookie: String?) async throws -> IssuerResponse {
         guard let code = try await saveCode(for: pending) else {
-            return errorPage("The sign-in did not complete.", status: .badRequest)
+            throw IssuerError(.formExpired, "The sign-in did not complete.")
         }
         var response = authorizationResponse(
             to: pending.redirectURI,
@@ -210,13 +207,10 @@ extension OAuthIssuer {
 
     func login(_ request: HTTPRequest, form: [String: String]) async throws -> IssuerResponse {
         guard var pending = try await validPending(form, request: request) else {
-            return errorPage(
-                "This sign-in form has expired or was not sent by this site. Start again.",
-                status: .forbidden
-            )
+            throw IssuerError(.formExpired, "This sign-in form has expired or was not sent by this site. Start again.")
         }
         guard let client = try await store.client(id: pending.clientID) else {
-            return errorPage("The application is not known.", status: .badRequest)
+            throw IssuerError(.unknownClient, "The application is not known.")
         }
         let username = form["username"] ?? ""
         if let wait = try await signInWait(username: username) {
@@ -250,15 +244,12 @@ extension OAuthIssuer {
         guard var pending = try await validPending(form, request: request), let username = pending.username,
             let session = try await currentSession(request), session.username == username
         else {
-            return errorPage(
-                "This consent form has expired or was not sent by this site. Start again.",
-                status: .forbidden
-            )
+            throw IssuerError(.formExpired, "This consent form has expired or was not sent by this site. Start again.")
         }
         if let userCode = pending.deviceUserCode {
             let allow = form["decision"] == "allow"
             guard try await decideDevice(pending, userCode: userCode, allow: allow) else {
-                return errorPage("The device's request has expired or was already answered.", status: .badRequest)
+                throw IssuerError(.deviceRequestSettled, "The device's request has expired or was already answered.")
             }
             return allow
                 ? noticePage("Device connected", "You can go back to your device.")

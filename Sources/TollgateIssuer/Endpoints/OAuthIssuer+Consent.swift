@@ -13,12 +13,12 @@ extension OAuthIssuer {
     func consentDecision(_ request: HTTPRequest, body: [UInt8]) async throws -> IssuerResponse {
         let contentType = request.headerFields[.contentType]?.lowercased() ?? ""
         guard contentType.hasPrefix("application/json") else {
-            throw OAuthError.invalidRequest("the body must be application/json")
+            throw IssuerError.invalidRequest("the body must be application/json")
         }
         guard let document = try? JSONParser.parse(body), let code = document["consent_code"]?.stringValue,
             let accept = document["accept"]?.boolValue
         else {
-            throw OAuthError.invalidRequest("expected {\"consent_code\": string, \"accept\": boolean}")
+            throw IssuerError.invalidRequest("expected {\"consent_code\": string, \"accept\": boolean}")
         }
         guard let session = try await currentSession(request) else {
             return .json(
@@ -29,10 +29,10 @@ extension OAuthIssuer {
         }
         guard let pending = try await store.pendingAuthorization(id: code), pending.expiresAt > now(),
             pending.username == session.username, !pending.clientID.isEmpty
-        else { throw OAuthError.invalidRequest("the consent code is not valid") }
+        else { throw IssuerError.invalidRequest("the consent code is not valid") }
         if let userCode = pending.deviceUserCode {
             guard try await decideDevice(pending, userCode: userCode, allow: accept) else {
-                throw OAuthError.invalidRequest("the device's request has expired or was already answered")
+                throw IssuerError.invalidRequest("the device's request has expired or was already answered")
             }
             return .json(.object(["status": .string(accept ? "approved" : "denied")]), headers: IssuerResponse.noStore)
         }
@@ -44,7 +44,7 @@ extension OAuthIssuer {
                 scopes: Set(pending.scopes)
             )
             guard let code = try await saveCode(for: pending) else {
-                throw OAuthError.invalidRequest("the consent code is not valid")
+                throw IssuerError.invalidRequest("the consent code is not valid")
             }
             parameters["code"] = code
         } else {

@@ -17,7 +17,7 @@ extension OAuthIssuer {
     func deviceAuthorization(_ request: HTTPRequest, form: [String: String]) async throws -> IssuerResponse {
         let client = try await authenticateClient(request, form: form)
         guard options.grantTypes.contains(.deviceCode), client.grantTypes.contains(.deviceCode) else {
-            throw OAuthError.unauthorizedClient("the client may not use the device authorization grant")
+            throw IssuerError.unauthorizedClient("the client may not use the device authorization grant")
         }
         let requested = form["scope"].map { $0.split(separator: " ").map(String.init) }
         let scopes = try grantedScopes(requested: requested, client: client, userScopesAllowed: true)
@@ -40,7 +40,7 @@ extension OAuthIssuer {
             )
         ) {
             attempts += 1
-            guard attempts < 8 else { throw OAuthError.invalidRequest("no user code is free; try again") }
+            guard attempts < 8 else { throw IssuerError.invalidRequest("no user code is free; try again") }
             userCode = Self.makeUserCode()
         }
         let display = Self.displayed(userCode)
@@ -76,60 +76,6 @@ extension OAuthIssuer {
         String(typed.uppercased().filter { $0.isLetter && $0.isASCII })
     }
 
-    // MARK: - The token request (RFC 8628 §3.4, §3.5)
-
-    func deviceCode(_ client: RegisteredClient, form: [String: String]) async throws -> IssuerResponse {
-        guard let code = form["device_code"] else { throw OAuthError.invalidRequest("'device_code' is missing") }
-        let at = now()
-        guard
-            let record = try await store.pollDeviceAuthorization(
-                digest: RandomToken.digest(code),
-                clientID: client.id,
-                now: at
-            )
-        else { throw OAuthError.invalidGrant("the device code is not valid") }
-        guard record.expiresAt > at else {
-            throw OAuthError(code: "expired_token", description: "the device code has expired", status: .badRequest)
-        }
-        switch record.status {
-        case .pending:
-            if let last = record.lastPolledAt, at - last < record.interval {
-                throw OAuthError(code: "slow_down", description: "poll less often", status: .badRequest)
-            }
-            throw OAuthError(
-                code: "authorization_pending",
-                description: "the user has not yet confirmed the code",
-                status: .badRequest
-            )
-        case .denied:
-            throw OAuthError(code: "access_denied", description: "the user denied the request", status: .badRequest)
-        case .redeemed:
-            // A second redemption: whoever holds the device code besides the device, the grant's
-            // tokens are revoked.
-            if let grant = record.grantID { try await revokeGrant(grant) }
-            logger.warning("device code used twice; its grant is revoked", metadata: ["client": "\(client.id)"])
-            throw OAuthError.invalidGrant("the device code was already used")
-        case .approved:
-            guard let username = record.username else { throw OAuthError.invalidGrant("the device code is not valid") }
-            let audience = GrantRules.authorizedAudience(record.resource, scopes: record.scopes, options)
-            if let resource = form["resource"], resource != audience {
-                throw OAuthError.invalidTarget("'resource' was not authorised for this device code")
-            }
-            let (answer, issued) = try await tokenAnswer(
-                client: client,
-                username: username,
-                scopes: record.scopes,
-                resource: audience,
-                authenticatedAt: record.authenticatedAt ?? at,
-                nonce: nil,
-                familyID: record.grantID ?? RandomToken.make(bytes: 16),
-                generation: 0
-            )
-            if let refresh = issued.refresh { try await store.saveRefreshToken(refresh) }
-            return .json(answer, headers: IssuerResponse.noStore)
-        }
-    }
-
     // MARK: - The verification page (RFC 8628 §3.3)
 
     /// `GET`: the form for the user code (pre-filled from `verification_uri_complete`), with
@@ -162,7 +108,7 @@ extension OAuthIssuer {
         guard let browser = Self.cookie(named: Self.browserCookie, in: request), let token = form["csrf"],
             StoredSecret.keeping(Self.deviceFormToken(browser)).matches(token)
         else {
-            return errorPage("This form has expired or was not sent by this site. Start again.", status: .forbidden)
+            throw IssuerError(.formExpired, "This form has expired or was not sent by this site. Start again.")
         }
         let csrf = Self.deviceFormToken(browser)
         let typed = form["user_code"] ?? ""

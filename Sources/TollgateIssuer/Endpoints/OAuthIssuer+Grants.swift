@@ -4,117 +4,6 @@ import Logging
 import TollgateCore
 
 extension OAuthIssuer {
-    // MARK: - authorization_code (RFC 6749 §4.1.3, RFC 7636 §4.5)
-
-    func authorizationCode(_ client: RegisteredClient, form: [String: String]) async throws -> IssuerResponse {
-        guard let code = form["code"] else { throw OAuthError.invalidRequest("'code' is missing") }
-        let at = now()
-        let request = GrantRules.CodeRequest(
-            clientID: client.id,
-            redirectURI: form["redirect_uri"],
-            codeVerifier: form["code_verifier"],
-            resource: form["resource"],
-            now: at
-        )
-        let options = self.options
-        let outcome = try await store.redeemCode(
-            digest: RandomToken.digest(code),
-            now: at,
-            grantUntil: at + options.grantLifetime
-        ) { record in
-            GrantRules.refusal(toRedeem: record, request, options: options) == nil
-        }
-        let record: AuthorizationCodeRecord
-        switch outcome {
-        case .unknown:
-            throw OAuthError.invalidGrant("the code is not valid")
-        case .replayed(let replayed):
-            // Its grant, and with it whatever the first redemption issued, is revoked.
-            noteRevoked(replayed.familyID)
-            logger.warning("authorization code replayed; its grant is revoked", metadata: ["client": "\(client.id)"])
-            throw OAuthError.invalidGrant("the code was already used")
-        case .refused(let refused):
-            throw GrantRules.refusal(toRedeem: refused, request, options: options)
-                ?? OAuthError.invalidGrant("the code is not valid")
-        case .redeemed(let redeemed):
-            record = redeemed
-        }
-        let (answer, issued) = try await tokenAnswer(
-            client: client,
-            username: record.username,
-            scopes: record.scopes,
-            resource: GrantRules.authorizedAudience(record.resource, scopes: record.scopes, options),
-            authenticatedAt: record.authenticatedAt,
-            nonce: record.nonce,
-            familyID: record.familyID ?? RandomToken.make(bytes: 16),
-            generation: 0
-        )
-        if let refresh = issued.refresh { try await store.saveRefreshToken(refresh) }
-        return .json(answer, headers: IssuerResponse.noStore)
-    }
-
-    // MARK: - refresh_token (RFC 6749 §6, OAuth 2.1 rotation)
-
-    func refresh(_ client: RegisteredClient, form: [String: String]) async throws -> IssuerResponse {
-        guard let token = form["refresh_token"] else { throw OAuthError.invalidRequest("'refresh_token' is missing") }
-        let digest = RandomToken.digest(token)
-        guard let current = try await store.refreshToken(digest: digest), current.clientID == client.id else {
-            throw OAuthError.invalidGrant("the refresh token is not valid")
-        }
-        let scopes = try GrantRules.refreshScopes(requested: form["scope"], granted: current.scopes)
-        if let resource = form["resource"], resource != current.resource {
-            throw OAuthError.invalidTarget("'resource' was not authorised for this refresh token")
-        }
-        let (answer, issued) = try await tokenAnswer(
-            client: client,
-            username: current.username,
-            scopes: scopes,
-            resource: current.resource,
-            authenticatedAt: current.authenticatedAt,
-            nonce: nil,
-            familyID: current.familyID,
-            generation: current.generation + 1,
-            keepOfflineAccess: true
-        )
-        // The successor's record carries the original grant's scopes, so narrowing one refresh
-        // does not narrow the family.
-        var successor = issued.refresh!
-        successor.scopes = current.scopes
-        let interval = options.refreshTokenReuseInterval
-        let at = now()
-        let outcome = try await store.rotateRefreshToken(
-            digest: digest,
-            clientID: client.id,
-            successor: successor,
-            answer: interval > 0 ? try RetryAnswer.seal(answer.serialized(), refreshToken: token) : nil,
-            now: at,
-            reuseInterval: interval,
-            grantUntil: at + options.grantLifetime
-        )
-        switch outcome {
-        case .rotated:
-            return IssuerResponse.json(answer, headers: IssuerResponse.noStore)
-        case .replayWithinGrace(let sealed):
-            for token in issued.access { try await store.revokeToken(digest: token) }
-            guard let given = RetryAnswer.open(sealed, refreshToken: token) else {
-                throw OAuthError.invalidGrant("the refresh token is not valid")
-            }
-            var fields = IssuerResponse.noStore
-            fields[.contentType] = "application/json"
-            return IssuerResponse(head: HTTPResponse(status: .ok, headerFields: fields), body: Array(given.utf8))
-        case .refused(let familyRevoked):
-            for token in issued.access { try await store.revokeToken(digest: token) }
-            if familyRevoked {
-                noteRevoked(current.familyID)
-                logger.warning(
-                    "refresh token reused after rotation; its grant is revoked",
-                    metadata: ["client": "\(client.id)", "grant": "\(current.familyID)"]
-                )
-            }
-            throw OAuthError.invalidGrant("the refresh token is not valid")
-        }
-    }
-
     struct IssuedDigests {
         var access: [String]
         var refresh: RefreshTokenRecord?
@@ -269,22 +158,15 @@ extension OAuthIssuer {
         } else if request.method == .post, let form = try? form(request, body) {
             token = form["access_token"]
         }
-        func refuse(_ error: String?) -> IssuerResponse {
-            var fields = HTTPFields()
-            var challenge = "Bearer realm=" + OAuthError.quoted(options.issuer)
-            if let error { challenge += ", error=\"\(error)\"" }
-            fields[.wwwAuthenticate] = challenge
-            return .json(
-                .object(["error": .string(error ?? "invalid_request")]),
-                status: error == "insufficient_scope" ? .forbidden : .unauthorized,
-                headers: fields
-            )
+        guard let token, !token.isEmpty else {
+            throw IssuerError(.missingToken, "the request carries no access token")
         }
-        guard let token, !token.isEmpty else { return refuse(nil) }
         guard let record = try await activeRecord(for: token), record.kind == .access else {
-            return refuse("invalid_token")
+            throw IssuerError(.invalidToken, "the access token is not active")
         }
-        guard record.scope.contains("openid") else { return refuse("insufficient_scope") }
+        guard record.scope.contains("openid") else {
+            throw IssuerError(.insufficientScope, "the access token was not granted openid")
+        }
         var claims: [String: JSONValue] = ["sub": .string(record.subject)]
         if let username = record.username, let user = try await store.user(username: username) {
             for (name, value) in profileClaims(user, scopes: record.scope) { claims[name] = .string(value) }

@@ -9,7 +9,7 @@ extension OAuthIssuer {
     /// expired or revoked, is `{"active": false}`, nothing more.
     func introspect(_ request: HTTPRequest, form: [String: String]) async throws -> IssuerResponse {
         let caller = try await authenticateConfidentialClient(request, form: form)
-        guard let token = form["token"] else { throw OAuthError.invalidRequest("'token' is missing") }
+        guard let token = form["token"] else { throw IssuerError.invalidRequest("'token' is missing") }
         let inactive = IssuerResponse.json(.object(["active": .bool(false)]), headers: IssuerResponse.noStore)
         let refreshFirst = form["token_type_hint"] == "refresh_token"
         let answer: (clientID: String, body: JSONValue)?
@@ -74,7 +74,7 @@ extension OAuthIssuer {
     /// access tokens issued with it included (§2.1).
     func revoke(_ request: HTTPRequest, form: [String: String]) async throws -> IssuerResponse {
         let client = try await authenticateClient(request, form: form)
-        guard let token = form["token"] else { throw OAuthError.invalidRequest("'token' is missing") }
+        guard let token = form["token"] else { throw IssuerError.invalidRequest("'token' is missing") }
         let digest = RandomToken.digest(token)
         if let record = try await store.refreshToken(digest: digest) {
             if record.clientID == client.id {

@@ -16,15 +16,15 @@ extension OAuthIssuer {
         var hint: (client: String, subject: String)?
         if let token = parameters["id_token_hint"] {
             guard let verified = verifiedHint(token) else {
-                return errorPage(
-                    "The sign-out request carries an ID token this issuer did not sign.",
-                    status: .badRequest
+                throw IssuerError(
+                    .badSignOutRequest,
+                    "The sign-out request carries an ID token this issuer did not sign."
                 )
             }
             hint = verified
         }
         if let named = parameters["client_id"], let hint, named != hint.client {
-            return errorPage("The ID token was issued to another application.", status: .badRequest)
+            throw IssuerError(.badSignOutRequest, "The ID token was issued to another application.")
         }
         let hintedClient = try await hint.asyncMap { try await store.client(id: $0.client) } ?? nil
         // Redirected to only with a hint; without one, a URI registered for the named (configured)
@@ -34,9 +34,9 @@ extension OAuthIssuer {
         if let uri = parameters["post_logout_redirect_uri"] {
             if let hintedClient {
                 guard hintedClient.postLogoutRedirectURIs.contains(uri) else {
-                    return errorPage(
-                        "The address to return to is not registered for this application.",
-                        status: .badRequest
+                    throw IssuerError(
+                        .badSignOutRequest,
+                        "The address to return to is not registered for this application."
                     )
                 }
                 destination = uri
@@ -45,9 +45,9 @@ extension OAuthIssuer {
             {
                 returnLink = uri
             } else {
-                return errorPage(
-                    "The address to return to is not registered for this application.",
-                    status: .badRequest
+                throw IssuerError(
+                    .badSignOutRequest,
+                    "The address to return to is not registered for this application."
                 )
             }
         }

@@ -8,25 +8,13 @@ import TollgateCore
 extension OAuthIssuer {
     func register(_ request: HTTPRequest, body: [UInt8]) async throws -> IssuerResponse {
         guard options.enableDynamicRegistration else {
-            return .json(
-                .object([
-                    "error": .string("access_denied"),
-                    "error_description": .string("dynamic client registration is not enabled"),
-                ]),
-                status: .forbidden,
-                headers: IssuerResponse.noStore
-            )
+            throw IssuerError(.registrationDisabled, "dynamic client registration is not enabled")
         }
         if let wait = try await registrationWait() {
-            var fields = IssuerResponse.noStore
-            fields[.retryAfter] = String(max(1, wait))
-            return .json(
-                .object([
-                    "error": .string("invalid_request"),
-                    "error_description": .string("too many registrations from this address; try again later"),
-                ]),
-                status: .tooManyRequests,
-                headers: fields
+            throw IssuerError(
+                .tooManyRequests,
+                "too many registrations from this address; try again later",
+                retryAfter: wait
             )
         }
         let contentType = request.headerFields[.contentType]?.lowercased() ?? ""
@@ -39,7 +27,7 @@ extension OAuthIssuer {
         guard let document = try? JSONParser.parse(body), let metadata = document.objectValue else {
             throw Self.metadataError("the body is not a JSON object")
         }
-        func strings(_ name: String) throws(OAuthError) -> [String]? {
+        func strings(_ name: String) throws(IssuerError) -> [String]? {
             guard let value = metadata[name] else { return nil }
             guard let array = value.arrayValue else { throw Self.metadataError("'\(name)' must be an array") }
             guard array.count <= Self.maximumListLength else {
@@ -55,7 +43,7 @@ extension OAuthIssuer {
             }
             return result
         }
-        func string(_ name: String) throws(OAuthError) -> String? {
+        func string(_ name: String) throws(IssuerError) -> String? {
             guard let value = metadata[name] else { return nil }
             guard let text = value.stringValue else { throw Self.metadataError("'\(name)' must be a string") }
             return text
@@ -84,19 +72,13 @@ extension OAuthIssuer {
         }
         let redirectURIs = try strings("redirect_uris") ?? []
         if grants.contains(.authorizationCode) && redirectURIs.isEmpty {
-            throw OAuthError(
-                code: "invalid_redirect_uri",
-                description: "the authorization code grant needs redirect_uris",
-                status: .badRequest
-            )
+            throw IssuerError(.invalidRedirectURI, "the authorization code grant needs redirect_uris")
         }
         let postLogout = try strings("post_logout_redirect_uris") ?? []
         for uri in redirectURIs + postLogout where !Self.isRegistrableRedirect(uri) {
-            throw OAuthError(
-                code: "invalid_redirect_uri",
-                description:
-                    "a redirect URI must be https, http on loopback, or a private-use scheme, without fragment",
-                status: .badRequest
+            throw IssuerError(
+                .invalidRedirectURI,
+                "a redirect URI must be https, http on loopback, or a private-use scheme, without fragment"
             )
         }
         let known = Set(options.supportedScopes + options.apis.flatMap(\.scopes))
@@ -150,8 +132,8 @@ extension OAuthIssuer {
         return .json(.object(answer), status: .created, headers: IssuerResponse.noStore)
     }
 
-    static func metadataError(_ description: String) -> OAuthError {
-        OAuthError(code: "invalid_client_metadata", description: description, status: .badRequest)
+    static func metadataError(_ description: String) -> IssuerError {
+        IssuerError(.invalidClientMetadata, description)
     }
 
     /// The registration metadata's limits: the whole document, each URI, each list, the name.

@@ -2,54 +2,6 @@ import HTTPTypes
 import TollgateCore
 
 extension OAuthIssuer {
-    /// The token endpoint (RFC 6749 §3.2).
-    func token(_ request: HTTPRequest, form: [String: String]) async throws -> IssuerResponse {
-        guard let grantName = form["grant_type"] else { throw OAuthError.invalidRequest("'grant_type' is missing") }
-        guard let grant = GrantType(rawValue: grantName), options.grantTypes.contains(grant) else {
-            throw OAuthError.unsupportedGrantType
-        }
-        let client = try await authenticateClient(request, form: form)
-        guard client.grantTypes.contains(grant) else {
-            throw OAuthError.unauthorizedClient("the client may not use \(grant.rawValue)")
-        }
-        switch grant {
-        case .clientCredentials:
-            return try await clientCredentials(client, form: form)
-        case .authorizationCode:
-            return try await authorizationCode(client, form: form)
-        case .refreshToken:
-            return try await refresh(client, form: form)
-        case .deviceCode:
-            return try await deviceCode(client, form: form)
-        }
-    }
-
-    /// RFC 6749 §4.4: a token for the client itself, with the API scopes it asked for (or all it
-    /// may have), never a refresh token.
-    func clientCredentials(_ client: RegisteredClient, form: [String: String]) async throws -> IssuerResponse {
-        guard client.secret != nil else {
-            throw OAuthError.unauthorizedClient("a public client cannot use client_credentials")
-        }
-        let requested = form["scope"].map { $0.split(separator: " ").map(String.init) }
-        let scopes = try grantedScopes(requested: requested, client: client, userScopesAllowed: false)
-        // RFC 8707: a resource only with a scope of it that the client asked for and may have.
-        _ = try GrantRules.audience(forResource: form["resource"], scopes: scopes, options: options)
-        let minted = try await mintAccessToken(
-            client: client,
-            subject: client.id,
-            scopes: scopes,
-            resource: form["resource"],
-            familyID: Self.clientGrant(client.id)
-        )
-        var answer: [String: JSONValue] = [
-            "access_token": .string(minted.token),
-            "token_type": .string("Bearer"),
-            "expires_in": .number(Double(options.accessTokenTTL)),
-        ]
-        if !minted.record.scope.isEmpty { answer["scope"] = .string(minted.record.scope.joined(separator: " ")) }
-        return .json(.object(answer), headers: IssuerResponse.noStore)
-    }
-
     /// The grant of a client's own tokens (`client_credentials`): revoked with the client.
     static func clientGrant(_ clientID: String) -> String { "client:" + clientID }
 
@@ -60,7 +12,7 @@ extension OAuthIssuer {
         requested: [String]?,
         client: RegisteredClient,
         userScopesAllowed: Bool
-    ) throws(OAuthError)
+    ) throws(IssuerError)
         -> [String]
     {
         let known = Set(options.supportedScopes + options.apis.flatMap(\.scopes))
@@ -146,13 +98,13 @@ extension OAuthIssuer {
         var secret: String?
         if let header = request.headerFields[.authorization] {
             guard let credentials = FormURLEncoding.basicCredentials(header) else {
-                throw OAuthError.invalidClient(realm: realm)
+                throw IssuerError.invalidClient
             }
             if form["client_secret"] != nil {
-                throw OAuthError.invalidRequest("the client authenticates in more than one way")
+                throw IssuerError.invalidRequest("the client authenticates in more than one way")
             }
             if let named = form["client_id"], named != credentials.id {
-                throw OAuthError.invalidClient(realm: realm)
+                throw IssuerError.invalidClient
             }
             id = credentials.id
             secret = credentials.secret
@@ -160,10 +112,10 @@ extension OAuthIssuer {
             id = named
             secret = form["client_secret"]
         } else {
-            throw OAuthError.invalidClient(realm: realm)
+            throw IssuerError.invalidClient
         }
         guard let client = try await store.client(id: id), !client.revoked else {
-            throw OAuthError.invalidClient(realm: realm)
+            throw IssuerError.invalidClient
         }
         switch (client.secret, secret) {
         case (nil, nil):
@@ -171,7 +123,7 @@ extension OAuthIssuer {
         case (let stored?, let presented?) where stored.matches(presented):
             return client
         default:
-            throw OAuthError.invalidClient(realm: realm)
+            throw IssuerError.invalidClient
         }
     }
 
@@ -183,7 +135,7 @@ extension OAuthIssuer {
         -> RegisteredClient
     {
         let client = try await authenticateClient(request, form: form)
-        guard client.secret != nil else { throw OAuthError.invalidClient(realm: options.issuer) }
+        guard client.secret != nil else { throw IssuerError.invalidClient }
         return client
     }
 }

@@ -180,7 +180,7 @@ public final class OAuthIssuer: Sendable {
         let target = request.path ?? "/"
         let path = target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? target
         guard let endpoint = endpoint(for: path) else {
-            return .json(.object(["error": .string("not_found")]), status: .notFound)
+            return respond(IssuerError(.notFound, "no such endpoint"))
         }
         do {
             switch endpoint {
@@ -235,27 +235,43 @@ public final class OAuthIssuer: Sendable {
                 try requireMethod(request, [.post])
                 return try await register(request, body: body)
             }
-        } catch let error as OAuthError {
-            return error.response
+        } catch let error as IssuerError {
+            return respond(error)
         } catch let error as MethodNotAllowed {
-            var fields = HTTPFields()
-            fields[.allow] = error.allowed.map(\.rawValue).joined(separator: ", ")
-            return .json(
-                .object(["error": .string("invalid_request"), "error_description": .string("method not allowed")]),
-                status: .methodNotAllowed,
-                headers: fields
-            )
+            var response = respond(IssuerError(.methodNotAllowed, "method not allowed"))
+            response.head.headerFields[.allow] = error.allowed.map(\.rawValue).joined(separator: ", ")
+            return response
         } catch {
             logger.error("issuer request failed", metadata: ["endpoint": "\(endpoint.rawValue)", "error": "\(error)"])
-            return .json(
-                .object([
-                    "error": .string("server_error"),
-                    "error_description": .string("the request could not be completed"),
-                ]),
-                status: .internalServerError,
-                headers: IssuerResponse.noStore
-            )
+            return respond(IssuerError(.serverError, "the request could not be completed"))
         }
+    }
+
+    /// The answer to `error`, as `IssuerError`'s table says: a page for the person; at the
+    /// authorization endpoint with a known redirect URI, the client's redirect when the URI is
+    /// trusted and a page when it is not; otherwise the JSON answer with its challenge.
+    func respond(_ error: IssuerError, target: AuthorizationTarget? = nil) -> IssuerResponse {
+        let entry = error.entry
+        var response: IssuerResponse
+        switch (entry.presentation, target) {
+        case (.page, _):
+            response = errorPage(error.description, status: entry.status)
+        case (.protocolError, let target?) where target.trusted:
+            response = authorizationResponse(
+                to: target.redirectURI,
+                mode: target.responseMode,
+                ["error": entry.error, "error_description": error.description, "state": target.state]
+            )
+        case (.protocolError, .some):
+            response = errorPage(
+                "The application's request cannot be completed: \(error.description).",
+                status: entry.status
+            )
+        case (.protocolError, nil):
+            return error.response(realm: options.issuer)
+        }
+        if let wait = error.retryAfter { response.head.headerFields[.retryAfter] = String(max(1, wait)) }
+        return response
     }
 
     struct MethodNotAllowed: Error {
@@ -273,7 +289,7 @@ public final class OAuthIssuer: Sendable {
     }
 
     /// The form body (RFC 6749 §3.2: `application/x-www-form-urlencoded`, no parameter twice).
-    func form(_ request: HTTPRequest, _ body: [UInt8]) throws(OAuthError) -> [String: String] {
+    func form(_ request: HTTPRequest, _ body: [UInt8]) throws(IssuerError) -> [String: String] {
         let contentType = request.headerFields[.contentType]?.lowercased() ?? ""
         guard contentType.hasPrefix("application/x-www-form-urlencoded") else {
             throw .invalidRequest("the body must be application/x-www-form-urlencoded")
@@ -288,7 +304,7 @@ public final class OAuthIssuer: Sendable {
     }
 
     /// The query of `target` as parameters, none of them twice.
-    func query(of target: String) throws(OAuthError) -> [String: String] {
+    func query(of target: String) throws(IssuerError) -> [String: String] {
         guard let question = target.firstIndex(of: "?") else { return [:] }
         guard let pairs = FormURLEncoding.decode(Array(target[target.index(after: question)...].utf8)) else {
             throw .invalidRequest("the query is malformed")

@@ -155,13 +155,13 @@ public final class KeyRing: Sendable {
             published.append(key)
             if record.stage == .active && active == nil { active = key }
         }
-        guard let active else { throw IssuerError.noActiveKey }
+        guard let active else { throw KeyRingError.noActiveKey }
         let document = JSONValue.object(["keys": .array(published.map(\.publicJWK))]).serialized()
         let keySet = try JSONWebKeySet.parse(Array(document.utf8))
         return Snapshot(active: active, published: published, document: document, keySet: keySet, stored: stored)
     }
 }
 
-enum IssuerError: Error {
+enum KeyRingError: Error {
     case noActiveKey
 }

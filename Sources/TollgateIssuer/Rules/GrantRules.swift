@@ -20,7 +20,7 @@ enum GrantRules {
         toRedeem code: AuthorizationCodeRecord,
         _ request: CodeRequest,
         options: IssuerOptions
-    ) -> OAuthError? {
+    ) -> IssuerError? {
         guard code.clientID == request.clientID else { return .invalidGrant("the code was issued to another client") }
         guard code.expiresAt > request.now else { return .invalidGrant("the code has expired") }
         guard request.redirectURI == code.redirectURI else {
@@ -52,7 +52,7 @@ enum GrantRules {
         forResource resource: String?,
         scopes: [String],
         options: IssuerOptions
-    ) throws(OAuthError) -> APIDefinition? {
+    ) throws(IssuerError) -> APIDefinition? {
         guard let resource else { return scopes.lazy.compactMap { options.api(forScope: $0) }.first }
         guard let api = options.apis.first(where: { $0.audience == resource }) else {
             throw .invalidTarget("'resource' is not a known API")
@@ -85,7 +85,7 @@ enum GrantRules {
     }
 
     /// The narrower scopes a refresh asks for, or the grant's own; widening is `invalid_scope`.
-    static func refreshScopes(requested: String?, granted: [String]) throws(OAuthError) -> [String] {
+    static func refreshScopes(requested: String?, granted: [String]) throws(IssuerError) -> [String] {
         guard let requested else { return granted }
         let narrower = requested.split(separator: " ").map(String.init)
         guard Set(narrower).isSubset(of: Set(granted)) else { throw .invalidScope("a refresh cannot widen the scopes") }

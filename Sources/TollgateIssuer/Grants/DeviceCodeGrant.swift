@@ -1,0 +1,58 @@
+import HTTPTypes
+import Logging
+import TollgateCore
+
+/// The device code grant's token request (RFC 8628 §3.4, §3.5): one poll in one transaction;
+/// the tokens exactly once, and a second redemption revokes the grant.
+struct DeviceCodeGrant: TokenGrant {
+    let type = GrantType.deviceCode
+
+    func exchange(client: RegisteredClient, form: [String: String], issuer: OAuthIssuer) async throws -> IssuerResponse
+    {
+        guard let code = form["device_code"] else { throw IssuerError.invalidRequest("'device_code' is missing") }
+        let at = issuer.now()
+        guard
+            let record = try await issuer.store.pollDeviceAuthorization(
+                digest: RandomToken.digest(code),
+                clientID: client.id,
+                now: at
+            )
+        else { throw IssuerError.invalidGrant("the device code is not valid") }
+        guard record.expiresAt > at else {
+            throw IssuerError(.expiredToken, "the device code has expired")
+        }
+        switch record.status {
+        case .pending:
+            if let last = record.lastPolledAt, at - last < record.interval {
+                throw IssuerError(.slowDown, "poll less often")
+            }
+            throw IssuerError(.authorizationPending, "the user has not yet confirmed the code")
+        case .denied:
+            throw IssuerError(.accessDenied, "the user denied the request")
+        case .redeemed:
+            // A second redemption: whoever holds the device code besides the device, the grant's
+            // tokens are revoked.
+            if let grant = record.grantID { try await issuer.revokeGrant(grant) }
+            issuer.logger.warning("device code used twice; its grant is revoked", metadata: ["client": "\(client.id)"])
+            throw IssuerError.invalidGrant("the device code was already used")
+        case .approved:
+            guard let username = record.username else { throw IssuerError.invalidGrant("the device code is not valid") }
+            let audience = GrantRules.authorizedAudience(record.resource, scopes: record.scopes, issuer.options)
+            if let resource = form["resource"], resource != audience {
+                throw IssuerError.invalidTarget("'resource' was not authorised for this device code")
+            }
+            let (answer, issued) = try await issuer.tokenAnswer(
+                client: client,
+                username: username,
+                scopes: record.scopes,
+                resource: audience,
+                authenticatedAt: record.authenticatedAt ?? at,
+                nonce: nil,
+                familyID: record.grantID ?? RandomToken.make(bytes: 16),
+                generation: 0
+            )
+            if let refresh = issued.refresh { try await issuer.store.saveRefreshToken(refresh) }
+            return .json(answer, headers: IssuerResponse.noStore)
+        }
+    }
+}

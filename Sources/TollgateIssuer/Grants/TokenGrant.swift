@@ -1,0 +1,39 @@
+import HTTPTypes
+import Logging
+import TollgateCore
+
+/// One grant type of the token endpoint (RFC 6749 §4). A new grant (token exchange, a
+/// DPoP-bound variant) is one type conforming to this, in a file of its own, its record if it
+/// needs one, and one entry in `TokenGrants.registry`.
+protocol TokenGrant: Sendable {
+    var type: GrantType { get }
+    /// Exchanges what `form` presents for tokens, for the authenticated `client`, which the
+    /// issuer and the client both allow this grant.
+    func exchange(client: RegisteredClient, form: [String: String], issuer: OAuthIssuer) async throws -> IssuerResponse
+}
+
+/// The grants the token endpoint knows.
+enum TokenGrants {
+    static let registry: [GrantType: any TokenGrant] = {
+        let grants: [any TokenGrant] = [
+            AuthorizationCodeGrant(), RefreshTokenGrant(), ClientCredentialsGrant(), DeviceCodeGrant(),
+        ]
+        return Dictionary(uniqueKeysWithValues: grants.map { ($0.type, $0) })
+    }()
+}
+
+extension OAuthIssuer {
+    /// The token endpoint (RFC 6749 §3.2): the grant type, client authentication, then the
+    /// grant's own exchange.
+    func token(_ request: HTTPRequest, form: [String: String]) async throws -> IssuerResponse {
+        guard let grantName = form["grant_type"] else { throw IssuerError.invalidRequest("'grant_type' is missing") }
+        guard let type = GrantType(rawValue: grantName), options.grantTypes.contains(type),
+            let grant = TokenGrants.registry[type]
+        else { throw IssuerError.unsupportedGrantType }
+        let client = try await authenticateClient(request, form: form)
+        guard client.grantTypes.contains(type) else {
+            throw IssuerError.unauthorizedClient("the client may not use \(type.rawValue)")
+        }
+        return try await grant.exchange(client: client, form: form, issuer: self)
+    }
+}
