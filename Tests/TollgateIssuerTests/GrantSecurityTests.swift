@@ -265,6 +265,29 @@ import TollgateIssuer
         try await store.close()
     }
 
+    /// `store_tokens: plain` keeps the tokens as they are (beside their digests), as it says;
+    /// the default keeps none of them.
+    @Test(arguments: [IssuerOptions.StorageForm.plain, .hashed])
+    func storeTokensDoesWhatItSays(_ form: IssuerOptions.StorageForm) async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("issuer-\(UUID().uuidString).sqlite")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try await SQLiteIssuerStore.open(path: path)
+        let issuer = try await Flow.makeIssuer(store: store) { $0.storeTokens = form }
+        let (access, refresh) = try await Self.tokens(issuer)
+        let connection = try await SQLiteConnection.open(storage: .file(path: path))
+        var stored = ""
+        for table in ["tokens", "refresh_tokens"] {
+            for row in try await connection.query("SELECT body FROM \(table)") {
+                stored += (row.column("body")?.string ?? "") + "\n"
+            }
+        }
+        try await connection.close()
+        #expect(stored.contains(access) == (form == .plain))
+        #expect(stored.contains(refresh) == (form == .plain))
+        try await store.close()
+    }
+
     // MARK: - The gate in the same process
 
     /// A JWT access token of a revoked grant is refused by the in-process verifier at once, even

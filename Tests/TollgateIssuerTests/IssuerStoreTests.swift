@@ -589,4 +589,25 @@ import TollgateIssuer
         #expect(try await reopened.revokedGrants(since: 0, now: 100).map(\.grantID) == ["fam-1"])
         try await reopened.close()
     }
+
+    /// A PostgreSQL database written by the previous release opens with its data (the consent
+    /// keyed as it keyed it), and the retry answer kept in clear is gone.
+    @Test(.enabled(if: PostgresTestDatabase.isConfigured))
+    func aVersionOnePostgresDatabaseIsMigratedWithItsData() async throws {
+        let database = try await PostgresTestDatabase.create()
+        try await PostgresVersionOne.write(database)
+        let store = try await PostgresIssuerStore.open(database)
+        #expect(try await store.client(id: "@team/svc")?.kind == .machine)
+        #expect(try await store.signingKeys().map(\.keyID) == ["kid-1"])
+        #expect(try await store.consentedScopes(username: "ada", clientID: "@team/web") == ["openid"])
+        let refresh = try #require(try await store.refreshToken(digest: "r-spent"))
+        #expect(refresh.familyID == "fam-1" && refresh.spentAt == 90)
+        #expect(refresh.successorAnswer == nil, "no answer kept in clear survives the migration")
+        #expect(try await store.token(digest: "a-1")?.subject == "ada")
+        #expect(try await store.revokeClient(id: "@team/svc", now: 100))
+        try await store.revokeGrant("fam-1", until: 5000, now: 100)
+        #expect(try await store.token(digest: "a-1")?.revoked == true)
+        try await store.close()
+        try await PostgresTestDatabase.drop(database)
+    }
 }

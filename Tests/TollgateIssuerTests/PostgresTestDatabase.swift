@@ -50,7 +50,7 @@ enum PostgresTestDatabase {
         var description: String { "no test PostgreSQL server (run the tests through scripts/test.sh)" }
     }
 
-    private static func admin(
+    static func admin(
         _ settings: LocalIssuerSettings.Postgres,
         _ body: (PostgresConnection, Logger) async throws -> Void
     ) async throws {

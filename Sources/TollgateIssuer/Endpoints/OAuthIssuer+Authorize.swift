@@ -183,22 +183,22 @@ extension OAuthIssuer {
     func saveCode(for pending: PendingAuthorization) async throws -> String? {
         guard let username = pending.username, let authenticatedAt = pending.authenticatedAt else { return nil }
         let code = RandomToken.make()
-        try await store.saveCode(
-            AuthorizationCodeRecord(
-                digest: RandomToken.digest(code),
-                clientID: pending.clientID,
-                redirectURI: pending.redirectURI,
-                username: username,
-                scopes: pending.scopes,
-                nonce: pending.nonce,
-                codeChallenge: pending.codeChallenge,
-                resource: pending.resource,
-                authenticatedAt: authenticatedAt,
-                expiresAt: now() + options.codeTTL,
-                redeemed: false,
-                familyID: RandomToken.make(bytes: 16)
-            )
+        var record = AuthorizationCodeRecord(
+            digest: RandomToken.digest(code),
+            clientID: pending.clientID,
+            redirectURI: pending.redirectURI,
+            username: username,
+            scopes: pending.scopes,
+            nonce: pending.nonce,
+            codeChallenge: pending.codeChallenge,
+            resource: pending.resource,
+            authenticatedAt: authenticatedAt,
+            expiresAt: now() + options.codeTTL,
+            redeemed: false,
+            familyID: RandomToken.make(bytes: 16)
         )
+        record.value = keptValue(code)
+        try await store.saveCode(record)
         try await store.deletePendingAuthorization(id: pending.id)
         return code
     }

@@ -27,8 +27,9 @@ extension OAuthIssuer {
         // A user code already in use is never reused: draw another (20^8 codes, a handful live).
         var userCode = Self.makeUserCode()
         var attempts = 0
-        while try await !store.saveDeviceAuthorization(
-            DeviceAuthorizationRecord(
+        let grantID = RandomToken.make(bytes: 16)
+        func record(_ userCode: String) -> DeviceAuthorizationRecord {
+            var record = DeviceAuthorizationRecord(
                 digest: RandomToken.digest(deviceCode),
                 userCode: userCode,
                 clientID: client.id,
@@ -36,9 +37,12 @@ extension OAuthIssuer {
                 resource: form["resource"],
                 interval: Self.deviceInterval,
                 expiresAt: now() + expiresIn,
-                grantID: RandomToken.make(bytes: 16)
+                grantID: grantID
             )
-        ) {
+            record.value = keptValue(deviceCode)
+            return record
+        }
+        while try await !store.saveDeviceAuthorization(record(userCode)) {
             attempts += 1
             guard attempts < 8 else { throw IssuerError.invalidRequest("no user code is free; try again") }
             userCode = Self.makeUserCode()

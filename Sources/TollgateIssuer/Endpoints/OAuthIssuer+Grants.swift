@@ -71,6 +71,7 @@ extension OAuthIssuer {
                 successorDigest: nil,
                 revoked: false
             )
+            issued.refresh?.value = keptValue(refreshToken)
         }
         return (.object(answer), issued)
     }

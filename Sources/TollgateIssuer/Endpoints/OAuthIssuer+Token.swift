@@ -2,6 +2,10 @@ import HTTPTypes
 import TollgateCore
 
 extension OAuthIssuer {
+    /// `value` when `store_tokens: plain` asks for tokens at rest as they are; `nil` (only the
+    /// digest kept) by default.
+    func keptValue(_ value: String) -> String? { options.storeTokens == .plain ? value : nil }
+
     /// The grant of a client's own tokens (`client_credentials`): revoked with the client.
     static func clientGrant(_ clientID: String) -> String { "client:" + clientID }
 
@@ -72,7 +76,7 @@ extension OAuthIssuer {
         } else {
             token = RandomToken.make()
         }
-        let record = TokenRecord(
+        var record = TokenRecord(
             digest: RandomToken.digest(token),
             kind: .access,
             clientID: client.id,
@@ -85,6 +89,7 @@ extension OAuthIssuer {
             familyID: familyID,
             username: username
         )
+        record.value = keptValue(token)
         try await store.saveToken(record)
         return MintedToken(token: token, record: record)
     }

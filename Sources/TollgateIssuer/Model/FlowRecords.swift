@@ -120,6 +120,8 @@ public struct AuthorizationCodeRecord: Sendable, Equatable, Codable {
     /// The grant: created with the code, stamped on every token its redemption issues, so a
     /// replay revokes them all (`nil` only for codes stored before grants existed).
     public var familyID: String?
+    /// The code itself, kept only with `store_tokens: plain`.
+    public var value: String?
 
     public init(
         digest: String,
@@ -172,6 +174,8 @@ public struct RefreshTokenRecord: Sendable, Equatable, Codable {
     /// The digest of the token it was exchanged for.
     public var successorDigest: String?
     public var revoked: Bool
+    /// The refresh token itself, kept only with `store_tokens: plain`.
+    public var value: String?
 
     public init(
         digest: String,
@@ -242,6 +246,8 @@ public struct DeviceAuthorizationRecord: Sendable, Equatable, Codable {
     public var expiresAt: Int
     /// The grant its tokens will carry (`nil` only for records stored before grants existed).
     public var grantID: String?
+    /// The device code itself, kept only with `store_tokens: plain`.
+    public var value: String?
 
     public init(
         digest: String,

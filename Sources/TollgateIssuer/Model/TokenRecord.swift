@@ -23,6 +23,8 @@ public struct TokenRecord: Sendable, Equatable, Codable {
     public var familyID: String?
     /// The person it was issued for (`nil` for a client's own token), for userinfo.
     public var username: String?
+    /// The token itself, kept only with `store_tokens: plain`.
+    public var value: String?
 
     public init(
         digest: String,
