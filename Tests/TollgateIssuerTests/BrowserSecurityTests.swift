@@ -50,9 +50,14 @@ import TollgateIssuer
             ],
             browser: browser
         )
-        let withoutSession = Flow.Browser(
-            cookie: "tollgate_browser=\(try #require(browser.cookies["tollgate_browser"]))"
+        // On https the pre-session cookie is a __Host- cookie: no sibling subdomain can set it.
+        let preSession = try #require(browser.cookies["__Host-tollgate_browser"])
+        #expect(
+            page.head.headerFields[values: .setCookie].contains {
+                $0.hasPrefix("__Host-tollgate_browser=") && $0.contains("Path=/;") && $0.contains("Secure")
+            }
         )
+        let withoutSession = Flow.Browser(cookie: "__Host-tollgate_browser=\(preSession)")
         let refused = await Flow.post(
             issuer,
             "/oauth2/authorize/consent",
@@ -165,6 +170,79 @@ import TollgateIssuer
         )
         #expect(hinted.head.headerFields[.location] == "https://app.test/bye?state=s1")
         #expect(await stillSignedIn() == false)
+    }
+
+    /// A client anybody could register gets no automatic post-logout redirect, even with an ID
+    /// token of its own; and a JWT access token is not an ID token hint.
+    @Test func endSessionDoesNotRedirectForADynamicClientNorTakeAnAccessTokenAsAHint() async throws {
+        let issuer = try await RegistrationAndConsentTests.makeIssuer(registration: true)
+        let registered = try RegistrationAndConsentTests.json(
+            await Self.registered(
+                issuer,
+                """
+                {"redirect_uris": ["https://evil.example/cb"], "post_logout_redirect_uris": ["https://evil.example/bye"],
+                 "token_endpoint_auth_method": "none", "scope": "openid"}
+                """
+            )
+        )
+        let id = try #require(registered["client_id"] as? String)
+        let path = Flow.authorizePath(client: id, redirect: "https://evil.example/cb", scope: "openid")
+        let browser = Flow.Browser()
+        let page = await Flow.get(issuer, path, browser: browser)
+        let consent = await Flow.post(
+            issuer,
+            "/oauth2/authorize/login",
+            [
+                ("request", try #require(Flow.hidden(page, "request"))),
+                ("csrf", try #require(Flow.hidden(page, "csrf"))), ("username", "ada"),
+                ("password", Flow.password),
+            ],
+            browser: browser
+        )
+        let done = await Flow.post(
+            issuer,
+            "/oauth2/authorize/consent",
+            [
+                ("request", try #require(Flow.hidden(consent, "request"))),
+                ("csrf", try #require(Flow.hidden(consent, "csrf"))), ("decision", "allow"),
+            ],
+            browser: browser
+        )
+        let query = Flow.query(try #require(done.head.headerFields[.location]))
+        let tokens = try Flow.json(
+            await Flow.post(
+                issuer,
+                "/oauth2/token",
+                [
+                    ("grant_type", "authorization_code"), ("code", try #require(query["code"])),
+                    ("redirect_uri", "https://evil.example/cb"), ("code_verifier", Flow.verifier), ("client_id", id),
+                ]
+            )
+        )
+        let hint = try #require(tokens["id_token"]?.stringValue)
+        let response = await Flow.get(
+            issuer,
+            "/oauth2/end_session?"
+                + FormURLEncoding.encode([
+                    ("id_token_hint", hint), ("post_logout_redirect_uri", "https://evil.example/bye"),
+                ])
+        )
+        #expect(response.head.headerFields[.location] == nil)
+
+        let other = try await Flow.makeIssuer()
+        let code = try #require(try await Flow.signInAndConsent(other).0["code"])
+        let access = try #require(
+            try Flow.json(try await Flow.exchange(other, code: code))["access_token"]?.stringValue
+        )
+        let asHint = await Flow.get(
+            other,
+            "/oauth2/end_session?"
+                + FormURLEncoding.encode([
+                    ("id_token_hint", access), ("post_logout_redirect_uri", "https://app.test/bye"),
+                ])
+        )
+        #expect(asHint.head.status == .badRequest)
+        #expect(asHint.head.headerFields[.location] == nil)
     }
 
     // MARK: - Redirects
@@ -332,6 +410,25 @@ import TollgateIssuer
             try await Self.signIn(issuer, password: "x", username: "nobody", address: "198.51.100.1").head.status
                 == .unauthorized
         )
+    }
+
+    /// Attempts are counted before they are checked: a burst of twenty concurrent guesses at
+    /// one account gets at most the five tries the limit allows, the rest 429.
+    @Test func aBurstOfConcurrentGuessesGetsNoMoreTriesThanTheLimit() async throws {
+        let clock = Clock()
+        let issuer = try await Flow.makeIssuer(clock: clock)
+        let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+            for index in 0..<20 {
+                group.addTask {
+                    try await Self.signIn(issuer, password: "guess \(index)", address: "192.0.2.\(index)").head.status
+                }
+            }
+            var all: [HTTPResponse.Status] = []
+            for try await status in group { all.append(status) }
+            return all
+        }
+        #expect(statuses.filter { $0 == .unauthorized }.count <= 5)
+        #expect(statuses.filter { $0 == .tooManyRequests }.count >= 15)
     }
 
     @Test func failedSignInsFromOneAddressAcrossAccountsWaitToo() async throws {

@@ -172,6 +172,14 @@ import TollgateCore
         #expect(early.interval == 10, "polled too soon: the interval grows by 5")
     }
 
+    /// An IPv6 client holds its whole /64: its addresses share one counter; IPv4 as it is.
+    @Test func addressCountersCoverAnIPv6ClientsWholeSlash64() {
+        #expect(OAuthIssuer.addressBlock("2001:db8:1:2::1") == OAuthIssuer.addressBlock("2001:db8:1:2:ffff::9"))
+        #expect(OAuthIssuer.addressBlock("2001:db8:1:2::1") != OAuthIssuer.addressBlock("2001:db8:1:3::1"))
+        #expect(OAuthIssuer.addressBlock("192.0.2.7") == "192.0.2.7")
+        #expect(OAuthIssuer.accountKey(String(repeating: "x", count: 65_536)).utf8.count < 64, "a fixed-size key")
+    }
+
     @Test func theRetryAnswerOpensOnlyWithTheSpentToken() throws {
         let sealed = try RetryAnswer.seal(#"{"access_token":"live"}"#, refreshToken: "spent-token")
         #expect(!sealed.contains("live"))

@@ -338,4 +338,39 @@ import TollgateIssuer
         let digest: [UInt8] = algorithm == .eddsa ? Array(SHA512.hash(data: access)) : Array(SHA256.hash(data: access))
         #expect(claims["at_hash"]?.stringValue == Base64URL.encode(digest.prefix(digest.count / 2)))
     }
+
+    /// Revoking one JWT access token (RFC 7009) reaches the gate in the process too, by its
+    /// `jti`; the client's other tokens keep working.
+    @Test func theInProcessGateRefusesARevokedJWTAccessTokenAtOnce() async throws {
+        let issuer = try await Self.makeIssuer()
+        let source = IssuerVerificationSource(issuer: issuer, issuerName: "local", audiences: ["@team/orders"])
+        let gate = TokenVerifier(issuers: [
+            IssuerVerifier(
+                policy: IssuerPolicy(name: "local", issuer: "https://idp.test", audiences: ["@team/orders"]),
+                keys: source,
+                introspection: source,
+                revocations: source
+            )
+        ])
+        func mint() async throws -> String {
+            let answer = await Flow.post(
+                issuer,
+                "/oauth2/token",
+                [("grant_type", "client_credentials")],
+                authorization: Self.machineBasic
+            )
+            return try #require(try Flow.json(answer)["access_token"]?.stringValue)
+        }
+        let first = try await mint()
+        let second = try await mint()
+        #expect((try? await gate.verify(first).get()) != nil)
+        let revoked = await Flow.post(issuer, "/oauth2/revoke", [("token", first)], authorization: Self.machineBasic)
+        #expect(revoked.head.status == .ok)
+        guard case .failure(let failure) = await gate.verify(first) else {
+            Issue.record("a revoked JWT passed")
+            return
+        }
+        #expect(failure.code == .inactive)
+        #expect((try? await gate.verify(second).get()) != nil, "the client's other token still passes")
+    }
 }

@@ -31,7 +31,9 @@ public struct ClaimProjection: Sendable, Equatable {
     }
 
     /// The claims the checks of `ClaimsValidator` read, and the grant a revocation check reads.
-    static let validatedNames: Set<String> = ["iss", "aud", "exp", "nbf", "iat", "sub", "scope", "scp", "grant_id"]
+    static let validatedNames: Set<String> = [
+        "iss", "aud", "exp", "nbf", "iat", "sub", "scope", "scp", "grant_id", "jti",
+    ]
 
     /// The top-level members a claim set must be parsed into for verification, this projection
     /// and the issuers' scope claims (`scopeClaims`) to be served; `nil` when the payload is

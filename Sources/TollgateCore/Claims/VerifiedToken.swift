@@ -20,6 +20,8 @@ public struct VerifiedToken: Sendable, Equatable {
     /// The grant the token came from (`grant_id`, set by Tollgate's issuer), for the revoked
     /// grants check of an issuer in the same process.
     public let grantID: String?
+    /// `jti:` and the token's `jti`: the name its own revocation is known by, for the same check.
+    public let tokenRevocationKey: String?
 
     public init(
         issuerName: String,
@@ -39,6 +41,7 @@ public struct VerifiedToken: Sendable, Equatable {
         self.encodedClaims = encodedClaims
         self.claimHeaders = nil
         self.grantID = claims["grant_id"]?.stringValue
+        self.tokenRevocationKey = claims["grant_id"] == nil ? nil : claims["jti"]?.stringValue.map { "jti:" + $0 }
     }
 
     private init(
@@ -56,6 +59,7 @@ public struct VerifiedToken: Sendable, Equatable {
         self.encodedClaims = encodedClaims
         self.claimHeaders = claimHeaders
         grantID = token.grantID
+        tokenRevocationKey = token.tokenRevocationKey
     }
 
     public var scopes: [String] { Array(scopeSet) }

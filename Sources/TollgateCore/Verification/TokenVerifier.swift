@@ -158,9 +158,15 @@ public final class TokenVerifier: Sendable {
     @inline(__always)
     private func revokedGrant(_ token: VerifiedToken) -> VerificationFailure? {
         guard let grant = token.grantID, !revocationsByIssuerName.isEmpty,
-            revocationsByIssuerName[token.issuerName]?.isRevoked(grantID: grant) == true
+            let revocations = revocationsByIssuerName[token.issuerName]
         else { return nil }
-        return VerificationFailure(.inactive, "the token's grant was revoked")
+        if revocations.isRevoked(grantID: grant) {
+            return VerificationFailure(.inactive, "the token's grant was revoked")
+        }
+        if let key = token.tokenRevocationKey, revocations.isRevoked(grantID: key) {
+            return VerificationFailure(.inactive, "the token was revoked")
+        }
+        return nil
     }
 
     private func opaque(_ token: String, digest: TokenDigest, acceptedIssuers: [String]?) -> LocalOutcome {

@@ -5,8 +5,10 @@ import TollgateCore
 
 extension OAuthIssuer {
     static let sessionCookie = "tollgate_session"
-    /// The pre-session cookie forms are bound to.
-    static let browserCookie = "tollgate_browser"
+    /// The pre-session cookie forms are bound to: on https with the `__Host-` prefix (RFC 6265bis
+    /// §4.1.3.2: `Secure`, `Path=/`, no `Domain`), so a sibling subdomain cannot plant one it
+    /// knows and defeat the binding.
+    var browserCookie: String { options.issuer.hasPrefix("https://") ? "__Host-tollgate_browser" : "tollgate_browser" }
     /// How long a sign-in lasts, and how long a login or consent form stays valid.
     static let sessionTTL = 8 * 3600
     static let formTTL = 600
@@ -213,12 +215,11 @@ extension OAuthIssuer {
             throw IssuerError(.unknownClient, "The application is not known.")
         }
         let username = form["username"] ?? ""
-        if let wait = try await signInWait(username: username) {
+        if let wait = try await reserveSignIn(username: username) {
             return tooManyAttempts(loginPage(pending, message: Self.waitMessage), retryAfter: wait)
         }
         guard let user = try await verifiedUser(username: username, password: form["password"] ?? "") else {
             logger.info("sign-in refused", metadata: ["client": "\(client.id)"])
-            try await signInFailed(username: username)
             return loginPage(pending, message: "The user name or password is not right.")
         }
         try await signInSucceeded(username: user.username)
@@ -275,7 +276,7 @@ extension OAuthIssuer {
         guard let id = form["request"], let token = form["csrf"],
             let pending = try await store.pendingAuthorization(id: id), pending.expiresAt > now(),
             StoredSecret.keeping(pending.csrfToken).matches(token),
-            let bound = pending.browser, let cookie = Self.cookie(named: Self.browserCookie, in: request),
+            let bound = pending.browser, let cookie = Self.cookie(named: browserCookie, in: request),
             StoredSecret.keeping(bound).matches(RandomToken.digest(cookie))
         else { return nil }
         return pending
@@ -284,11 +285,14 @@ extension OAuthIssuer {
     /// The browser's pre-session cookie (random, `HttpOnly`, `SameSite=Lax`), and the
     /// `Set-Cookie` to send when the request had none.
     func browserBinding(_ request: HTTPRequest) -> (value: String, setCookie: String?) {
-        if let value = Self.cookie(named: Self.browserCookie, in: request), RandomToken.isWellFormed(value) {
+        if let value = Self.cookie(named: browserCookie, in: request), RandomToken.isWellFormed(value) {
             return (value, nil)
         }
         let value = RandomToken.make()
-        return (value, cookieHeader(Self.browserCookie, value, maxAge: nil))
+        var cookie = "\(browserCookie)=\(value); Path=\(options.issuer.hasPrefix("https://") ? "/" : cookiePath)"
+        cookie += "; HttpOnly; SameSite=Lax"
+        if options.issuer.hasPrefix("https://") { cookie += "; Secure" }
+        return (value, cookie)
     }
 
     func currentSession(_ request: HTTPRequest) async throws -> LoginSession? {
@@ -313,9 +317,11 @@ extension OAuthIssuer {
         cookieHeader(Self.sessionCookie, value, maxAge: Self.sessionTTL)
     }
 
+    var cookiePath: String { basePath.isEmpty ? "/" : basePath }
+
     /// A cookie of the issuer's: on its path, `HttpOnly`, `SameSite=Lax`, `Secure` on https.
     func cookieHeader(_ name: String, _ value: String, maxAge: Int?) -> String {
-        var cookie = "\(name)=\(value); Path=\(basePath.isEmpty ? "/" : basePath); HttpOnly; SameSite=Lax"
+        var cookie = "\(name)=\(value); Path=\(cookiePath); HttpOnly; SameSite=Lax"
         if let maxAge { cookie += "; Max-Age=\(maxAge)" }
         if options.issuer.hasPrefix("https://") { cookie += "; Secure" }
         return cookie

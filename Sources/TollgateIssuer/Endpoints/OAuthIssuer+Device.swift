@@ -109,7 +109,7 @@ extension OAuthIssuer {
     /// Wrong codes are counted per address and in all (`limits`), so guessing a live code is
     /// bounded far below the code space (README: Security model).
     func deviceEntry(_ request: HTTPRequest, form: [String: String]) async throws -> IssuerResponse {
-        guard let browser = Self.cookie(named: Self.browserCookie, in: request), let token = form["csrf"],
+        guard let browser = Self.cookie(named: browserCookie, in: request), let token = form["csrf"],
             StoredSecret.keeping(Self.deviceFormToken(browser)).matches(token)
         else {
             throw IssuerError(.formExpired, "This form has expired or was not sent by this site. Start again.")
@@ -120,7 +120,7 @@ extension OAuthIssuer {
         func again(_ message: String) -> IssuerResponse {
             deviceEntryPage(csrf: csrf, userCode: typed, signedIn: session != nil, message: message)
         }
-        if let wait = try await userCodeWait() {
+        if let wait = try await reserveUserCode() {
             return tooManyAttempts(again(Self.waitMessage), retryAfter: wait)
         }
         let userCode = Self.normalizedUserCode(typed)
@@ -129,18 +129,17 @@ extension OAuthIssuer {
             device.status == .pending, device.expiresAt > now(),
             let client = try await store.client(id: device.clientID), !client.revoked
         else {
-            try await userCodeFailed()
             logger.info("device user code not accepted")
             return again("That code is not valid or has expired.")
         }
+        try await userCodeAccepted()
         var cookie: String?
         if session == nil {
             let username = form["username"] ?? ""
-            if let wait = try await signInWait(username: username) {
+            if let wait = try await reserveSignIn(username: username) {
                 return tooManyAttempts(again(Self.waitMessage), retryAfter: wait)
             }
             guard let user = try await verifiedUser(username: username, password: form["password"] ?? "") else {
-                try await signInFailed(username: username)
                 return again("The user name or password is not right.")
             }
             try await signInSucceeded(username: user.username)

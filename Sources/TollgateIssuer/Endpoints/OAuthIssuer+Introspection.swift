@@ -37,12 +37,15 @@ extension OAuthIssuer {
             "iss": .string(options.issuer),
             "exp": .number(Double(record.expiresAt)),
             "token_type": .string("refresh_token"),
-            "username": .string(record.username),
         ]
         if let client { answer["sub"] = .string(subject(for: record.username, client: client)) }
         if let resource = record.resource { answer["aud"] = .string(resource) }
         return (record.clientID, .object(answer))
     }
+
+    /// The name a single revoked JWT is remembered under among the revoked grants (the gate
+    /// checks a token's `jti` under it, `VerifiedToken.tokenRevocationKey`).
+    static func tokenRevocationKey(_ tokenID: String) -> String { "jti:" + tokenID }
 
     /// The record of `token` when it is active now.
     func activeRecord(for token: String) async throws -> TokenRecord? {
@@ -83,6 +86,11 @@ extension OAuthIssuer {
             }
         } else if let record = try await store.token(digest: digest), record.clientID == client.id {
             try await store.revokeToken(digest: digest)
+            // A JWT is checked without the store: its `jti` joins the revoked set the gates read.
+            if let tokenID = record.tokenID {
+                try await store.revokeGrant(Self.tokenRevocationKey(tokenID), until: record.expiresAt, now: now())
+                noteRevoked(Self.tokenRevocationKey(tokenID))
+            }
             logger.info("token revoked", metadata: ["client": "\(client.id)", "kind": "\(record.kind.rawValue)"])
         }
         return .empty(headers: IssuerResponse.noStore)

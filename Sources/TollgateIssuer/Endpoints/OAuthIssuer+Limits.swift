@@ -1,9 +1,12 @@
+import Glibc
 import HTTPTypes
 import Synchronization
 import TollgateCore
 
 /// The brute-force and abuse limits of the sign-in form, the device verification page and
 /// dynamic registration (`limits:`), counted in the store so every replica sees the same counts.
+/// An attempt is counted before it runs, one at a time in the store, so a burst of concurrent
+/// tries cannot all slip in under the same count.
 extension OAuthIssuer {
     /// The client's address for the request being answered, when the server that mounts the
     /// issuer knows it (`handle(_:body:clientAddress:)`).
@@ -11,42 +14,52 @@ extension OAuthIssuer {
 
     static let waitMessage = "Too many failed attempts. Wait a moment, then try again."
 
-    static func accountKey(_ username: String) -> String { "signin:account:" + username }
-    static func addressKey(_ prefix: String) -> String? { clientAddress.map { prefix + ":address:" + $0 } }
+    /// An account's counter: the name's digest, so an attacker's long or odd names cost the
+    /// store a fixed-size key.
+    static func accountKey(_ username: String) -> String { "signin:account:" + RandomToken.digest(username) }
 
-    /// Seconds the sign-in of `username` (from this client's address) must wait, if any.
-    func signInWait(username: String) async throws -> Int? {
+    /// An address's counter: an IPv4 address, or an IPv6 address's /64 (which one client holds
+    /// whole); `nil` when the address is not known.
+    static func addressKey(_ prefix: String) -> String? {
+        clientAddress.map { prefix + ":address:" + addressBlock($0) }
+    }
+
+    static func addressBlock(_ address: String) -> String {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        guard address.contains(":"), inet_pton(AF_INET6, address, &bytes) == 1 else { return address }
+        return bytes.prefix(8).map { String($0, radix: 16) }.joined(separator: ".") + "/64"
+    }
+
+    /// Counts one sign-in attempt for `username` from this client's address before it is
+    /// checked; the seconds to wait when it may not run: one of the counts is in its wait, or a
+    /// concurrent attempt took the one try the wait allows.
+    func reserveSignIn(username: String) async throws -> Int? {
         let at = now()
         let limits = options.limits
-        var wait = AttemptLimits.wait(
-            failures: try await store.eventCount(key: Self.accountKey(username), now: at),
-            threshold: limits.accountFailures,
-            limits: limits,
-            now: at
-        )
-        if let key = Self.addressKey("signin") {
-            let byAddress = AttemptLimits.wait(
-                failures: try await store.eventCount(key: key, now: at),
-                threshold: limits.addressFailures,
-                limits: limits,
-                now: at
-            )
-            wait = [wait, byAddress].compactMap { $0 }.max()
+        var counters = [(key: Self.accountKey(username), threshold: limits.accountFailures)]
+        if let key = Self.addressKey("signin") { counters.append((key, limits.addressFailures)) }
+        var before: [Int] = []
+        for counter in counters {
+            let seen = try await store.eventCount(key: counter.key, now: at)
+            if let wait = AttemptLimits.wait(failures: seen, threshold: counter.threshold, limits: limits, now: at) {
+                return wait
+            }
+            before.append(seen?.count ?? 0)
         }
-        return wait
+        var refused = false
+        for (counter, seen) in zip(counters, before) {
+            let counted = try await store.countEvent(key: counter.key, now: at, expiresAt: at + limits.failureReset)
+            if counted.count > counter.threshold && counted.count != seen + 1 { refused = true }
+        }
+        return refused ? limits.waitIncrement : nil
     }
 
-    func signInFailed(username: String) async throws {
-        let at = now()
-        let until = at + options.limits.failureReset
-        _ = try await store.countEvent(key: Self.accountKey(username), now: at, expiresAt: until)
-        if let key = Self.addressKey("signin") { _ = try await store.countEvent(key: key, now: at, expiresAt: until) }
-    }
-
-    /// A successful sign-in clears the account's failures (not the address's: one account of
-    /// the attacker's own must not reset the count of its guesses at others).
+    /// A successful sign-in clears the account's failures and takes its attempt back from the
+    /// address's count (which is not cleared: one account of the attacker's own must not reset
+    /// the count of its guesses at others).
     func signInSucceeded(username: String) async throws {
         try await store.resetEvents(key: Self.accountKey(username))
+        if let key = Self.addressKey("signin") { try await store.uncountEvent(key: key) }
     }
 
     /// The user for `username` when `password` is theirs. An unknown user is checked against a
@@ -72,38 +85,41 @@ extension OAuthIssuer {
         return made
     }
 
-    /// Seconds before this address may enter another device user code, if it must wait: at
-    /// most `user_code_failures_per_address` wrong codes per address, and
-    /// `user_code_failures_total` from everywhere, within a device code's lifetime.
-    func userCodeWait() async throws -> Int? {
-        let at = now()
-        let limits = options.limits
-        var waits: [Int?] = [
-            AttemptLimits.windowWait(
-                count: try await store.eventCount(key: "usercode:all", now: at),
-                limit: limits.userCodeFailuresTotal,
-                window: options.codeTTL,
-                now: at
-            )
-        ]
-        if let key = Self.addressKey("usercode") {
-            waits.append(
-                AttemptLimits.windowWait(
-                    count: try await store.eventCount(key: key, now: at),
-                    limit: limits.userCodeFailuresPerAddress,
-                    window: options.codeTTL,
-                    now: at
-                )
-            )
-        }
-        return waits.compactMap { $0 }.max()
+    /// The device user code counters: this address's and everyone's, each at most
+    /// `user_code_failures_per_address` / `user_code_failures_total` wrong codes per device code
+    /// lifetime.
+    func userCodeCounters() -> [(key: String, limit: Int)] {
+        var counters = [(key: "usercode:all", limit: options.limits.userCodeFailuresTotal)]
+        if let key = Self.addressKey("usercode") { counters.append((key, options.limits.userCodeFailuresPerAddress)) }
+        return counters
     }
 
-    func userCodeFailed() async throws {
+    /// Counts one user code entry before it is checked; the seconds to wait when a counter is
+    /// full (the entry is not counted then, so waiting is not prolonged).
+    func reserveUserCode() async throws -> Int? {
         let at = now()
-        let until = at + options.codeTTL
-        _ = try await store.countEvent(key: "usercode:all", now: at, expiresAt: until)
-        if let key = Self.addressKey("usercode") { _ = try await store.countEvent(key: key, now: at, expiresAt: until) }
+        let window = options.codeTTL
+        for counter in userCodeCounters() {
+            if let wait = AttemptLimits.windowWait(
+                count: try await store.eventCount(key: counter.key, now: at),
+                limit: counter.limit,
+                window: window,
+                now: at
+            ) {
+                return wait
+            }
+        }
+        var full = false
+        for counter in userCodeCounters() {
+            let counted = try await store.countEvent(key: counter.key, now: at, expiresAt: at + window)
+            if counted.count > counter.limit { full = true }
+        }
+        return full ? window : nil
+    }
+
+    /// A right code takes its entry back.
+    func userCodeAccepted() async throws {
+        for counter in userCodeCounters() { try await store.uncountEvent(key: counter.key) }
     }
 
     /// Counts a registration from this address; the seconds to wait when it is over the hourly

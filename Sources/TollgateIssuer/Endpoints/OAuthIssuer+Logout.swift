@@ -33,7 +33,10 @@ extension OAuthIssuer {
         var returnLink: String?
         if let uri = parameters["post_logout_redirect_uri"] {
             if let hintedClient {
-                guard hintedClient.postLogoutRedirectURIs.contains(uri) else {
+                // A client anybody could register (and so hint with an ID token of its own)
+                // is not trusted with an automatic redirect.
+                guard hintedClient.postLogoutRedirectURIs.contains(uri), hintedClient.registeredDynamically != true
+                else {
                     throw IssuerError(
                         .badSignOutRequest,
                         "The address to return to is not registered for this application."
@@ -103,10 +106,12 @@ extension OAuthIssuer {
         RandomToken.digest("tollgate sign-out\u{0}" + value)
     }
 
-    /// The `aud` and `sub` of an ID token whose signature verifies with a published key and
+    /// The `aud` and `sub` of an ID token (`typ` absent or `JWT`) whose signature verifies with a published key and
     /// whose `iss` is this issuer; `nil` otherwise. Expiry is not checked: a hint may be old.
     func verifiedHint(_ token: String) -> (client: String, subject: String)? {
         guard case .success(let jws) = CompactJWS.parse(token, maximumSize: 16 * 1024),
+            // An ID token, not one of the issuer's JWT access tokens (`typ: at+jwt`).
+            jws.type == nil || jws.type?.lowercased() == "jwt",
             case .success = JWSVerifier(allowedAlgorithms: [.rs256, .es256, .eddsa]).verify(
                 jws,
                 keySet: keys.snapshot.keySet

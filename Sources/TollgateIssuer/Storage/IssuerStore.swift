@@ -85,6 +85,8 @@ public protocol IssuerStore: Sendable {
     /// The live count under `key`, if any.
     func eventCount(key: String, now: Int) async throws -> EventCount?
     func resetEvents(key: String) async throws
+    /// Takes one event back under `key` (an attempt counted before it ran, which succeeded).
+    func uncountEvent(key: String) async throws
 
     /// Stores a new device authorization; `false` (and nothing stored) when its user code is
     /// already taken, so a collision can never point a live code at another device.

@@ -282,6 +282,14 @@ public final class MemoryIssuerStore: IssuerStore {
         }
     }
 
+    public func uncountEvent(key: String) async throws {
+        state.withLock { state in
+            if let entry = state.counts[key], entry.count.count > 0 {
+                state.counts[key] = (EventCount(count: entry.count.count - 1, last: entry.count.last), entry.expiresAt)
+            }
+        }
+    }
+
     public func resetEvents(key: String) async throws {
         _ = state.withLock { $0.counts.removeValue(forKey: key) }
     }

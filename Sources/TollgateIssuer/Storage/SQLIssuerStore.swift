@@ -520,6 +520,12 @@ public final class SQLIssuerStore: IssuerStore {
         return EventCount(count: count, last: last)
     }
 
+    public func uncountEvent(key: String) async throws {
+        try await database.transaction { tx in
+            try await tx.query("UPDATE event_counts SET count = count - 1 WHERE key = ? AND count > 0", [.text(key)])
+        }
+    }
+
     public func resetEvents(key: String) async throws {
         try await database.transaction { tx in
             try await tx.query("DELETE FROM event_counts WHERE key = ?", [.text(key)])

@@ -317,10 +317,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 current.routeName = "local"
                 current.outcome = .public
                 localBody.removeAll(keepingCapacity: true)
+                // The trusted proxy's own entry is the last of all the lines together; anything
+                // that is not an address (a client's free text) is not used.
                 var address = peerAddress
-                if snapshot.isTrusted(peer), let forwarded = head.first(name: "x-forwarded-for"),
-                    let last = forwarded.split(separator: ",").last.map({ String($0.trimmingSpaces()) }),
-                    !last.isEmpty
+                if snapshot.isTrusted(peer),
+                    let last = head.values(name: "x-forwarded-for").joined(separator: ",").split(separator: ",").last
+                        .map({ String($0.trimmingSpaces()) }),
+                    (try? SocketAddress(ipAddress: last, port: 0)) != nil
                 {
                     address = last
                 }
