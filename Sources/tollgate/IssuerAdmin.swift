@@ -16,7 +16,7 @@ struct IssuerAdminContext {
             printError("error: \(error)")
             throw ExitCode(2)
         }
-        guard let settings = configuration.localIssuer else {
+        guard let settings = configuration.issuerSettings else {
             printError("error: \(path) has no issuer: section")
             throw ExitCode(2)
         }

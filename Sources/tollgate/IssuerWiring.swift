@@ -30,7 +30,7 @@ struct LocalIssuer {
     }
 
     static func start(_ configuration: TollgateConfiguration) async throws -> LocalIssuer? {
-        guard let settings = configuration.localIssuer else { return nil }
+        guard let settings = configuration.issuerSettings else { return nil }
         let store = try await IssuerStorage.open(settings.storage)
         let issuer = try await OAuthIssuer.start(settings: settings, store: store)
         // Grants revoked before this start are refused from the first request.

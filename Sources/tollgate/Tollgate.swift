@@ -15,6 +15,22 @@ struct Tollgate: AsyncParsableCommand {
         version: TollgateIssuer.version,
         subcommands: [Serve.self, Demo.self, CheckConfig.self, IssuerCommand.self, Inject.self]
     )
+
+    /// The issuer module parses the `issuer:` section; it is registered before any command
+    /// loads a configuration.
+    static func main() async {
+        LocalIssuerSettings.register()
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 struct Serve: AsyncParsableCommand {
@@ -174,7 +190,7 @@ struct CheckConfig: ParsableCommand {
         let summary = ConfigurationSummary(configuration)
         print("issuers:")
         print(summary.issuerTable)
-        if let local = configuration.localIssuer {
+        if let local = configuration.issuerSettings {
             print("issuer in this process: \(local.name) \(local.issuer) [\(local.signingAlgorithm)]")
             switch local.storage {
             case .memory: print("  storage: memory (lost on restart)")

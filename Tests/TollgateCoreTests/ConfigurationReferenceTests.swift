@@ -10,10 +10,11 @@ import Testing
 
     /// Every name in the loader's `allowed:` lists.
     static func acceptedFields() throws -> Set<String> {
-        let source = try String(
-            contentsOf: root.appendingPathComponent("Sources/TollgateCore/Configuration/ConfigurationLoader.swift"),
-            encoding: .utf8
-        )
+        // The gate's loader, and the issuer module's parser of the `issuer:` section.
+        let source = try [
+            "Sources/TollgateCore/Configuration/ConfigurationLoader.swift",
+            "Sources/TollgateIssuer/Configuration/LocalIssuerSettings+Parsing.swift",
+        ].map { try String(contentsOf: root.appendingPathComponent($0), encoding: .utf8) }.joined(separator: "\n")
         var fields = Set<String>()
         var rest = Substring(source)
         while let start = rest.range(of: "allowed: [") {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import TollgateCore
+import TollgateIssuer
 
 /// A fresh database on the test PostgreSQL server that `scripts/postgres.sh` starts (its URL
 /// and password file in `TOLLGATE_TEST_POSTGRES_URL` / `_PASSWORD_FILE`). The test script sets

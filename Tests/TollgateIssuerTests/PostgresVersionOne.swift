@@ -1,6 +1,7 @@
 import PostgresNIO
 import SQLiteNIO
 import TollgateCore
+import TollgateIssuer
 
 /// A PostgreSQL database as the previous release wrote it: its schema (version 1) and the rows
 /// of `SQLiteVersionOne`, with the consent keyed as that release keyed it (a JSON array) and a

@@ -43,7 +43,7 @@ public enum ConfigurationLoader {
         } catch {
             throw ConfigurationError(file: file, line: nil, field: "", message: "not valid YAML")
         }
-        let context = Context(file: file, baseDirectory: baseDirectory, environment: environment)
+        let context = ConfigurationContext(file: file, baseDirectory: baseDirectory, environment: environment)
         return try context.configuration(ConfigurationNode(node: root, field: "", file: file))
     }
 
@@ -57,882 +57,588 @@ public enum ConfigurationLoader {
         }
     }
 
-    private struct Context {
-        let file: String
-        let baseDirectory: String
-        let environment: [String: String]
+}
 
-        func configuration(_ root: ConfigurationNode) throws(ConfigurationError) -> TollgateConfiguration {
-            let top = try root.mapping(allowed: [
-                "listen", "upstream", "admin", "realm", "issuers", "routes", "default", "forward", "token",
-                "paths", "cache", "server", "forward_auth", "issuer",
-            ])
-            var configuration = TollgateConfiguration()
-            configuration.file = file
-            if let node = top["listen"] { configuration.listen = try address(node) }
-            if let node = top["admin"] { configuration.admin = try address(node) }
-            if let node = top["upstream"] { configuration.upstream = try upstream(node) }
-            if let node = top["server"] { configuration.server = try server(node) }
-            if let node = top["forward_auth"] { configuration.forwardAuth = try forwardAuth(node) }
-            if let node = top["realm"] {
-                let realm = try node.nonEmptyString()
-                if realm.contains("\"") || realm.contains("\\") {
-                    throw node.error("must not contain quotes or backslashes")
-                }
-                configuration.realm = realm
+/// What a configuration file's parts are parsed with: the file, the directory that secret and key
+/// files are read from, the environment that `*_env` names are read from.
+public struct ConfigurationContext: Sendable {
+    public let file: String
+    public let baseDirectory: String
+    let environment: [String: String]
+
+    func configuration(_ root: ConfigurationNode) throws(ConfigurationError) -> TollgateConfiguration {
+        let top = try root.mapping(allowed: [
+            "listen", "upstream", "admin", "realm", "issuers", "routes", "default", "forward", "token",
+            "paths", "cache", "server", "forward_auth", "issuer",
+        ])
+        var configuration = TollgateConfiguration()
+        configuration.file = file
+        if let node = top["listen"] { configuration.listen = try address(node) }
+        if let node = top["admin"] { configuration.admin = try address(node) }
+        if let node = top["upstream"] { configuration.upstream = try upstream(node) }
+        if let node = top["server"] { configuration.server = try server(node) }
+        if let node = top["forward_auth"] { configuration.forwardAuth = try forwardAuth(node) }
+        if let node = top["realm"] {
+            let realm = try node.nonEmptyString()
+            if realm.contains("\"") || realm.contains("\\") {
+                throw node.error("must not contain quotes or backslashes")
             }
-            if let node = top["issuers"] {
-                var names = Set<String>()
-                var issuerURLs = Set<String>()
-                for element in try node.sequence() {
-                    let issuer = try issuerConfiguration(element)
-                    if !names.insert(issuer.policy.name).inserted {
-                        throw element.error("the issuer name '\(issuer.policy.name)' is used twice")
-                    }
-                    // A JWT picks its issuer by `iss`; a second entry with the same value would
-                    // never be consulted.
-                    if !issuerURLs.insert(issuer.policy.issuer).inserted {
-                        throw element.error("the issuer '\(issuer.policy.issuer)' is configured twice")
-                    }
-                    configuration.issuers.append(issuer)
+            configuration.realm = realm
+        }
+        if let node = top["issuers"] {
+            var names = Set<String>()
+            var issuerURLs = Set<String>()
+            for element in try node.sequence() {
+                let issuer = try issuerConfiguration(element)
+                if !names.insert(issuer.policy.name).inserted {
+                    throw element.error("the issuer name '\(issuer.policy.name)' is used twice")
                 }
+                // A JWT picks its issuer by `iss`; a second entry with the same value would
+                // never be consulted.
+                if !issuerURLs.insert(issuer.policy.issuer).inserted {
+                    throw element.error("the issuer '\(issuer.policy.issuer)' is configured twice")
+                }
+                configuration.issuers.append(issuer)
             }
-            if let node = top["issuer"] {
-                let local = try localIssuer(node)
-                if configuration.issuers.contains(where: {
-                    $0.policy.name == local.name || $0.policy.issuer == local.issuer
-                }) {
-                    throw node.error(
-                        "an entry of issuers: has the same name or issuer URL as the issuer in this process"
-                    )
-                }
-                configuration.localIssuer = local
-                var policy = IssuerPolicy(
-                    name: local.name,
-                    issuer: local.issuer,
-                    audiences: local.audiences,
-                    algorithms: [.rs256, .es256, .eddsa]
-                )
-                policy.leeway = 30
-                configuration.issuers.append(
-                    IssuerConfiguration(
-                        policy: policy,
-                        keySource: .inProcess,
-                        refresh: KeySetRefreshPolicy(),
-                        line: node.line
-                    )
+        }
+        if let node = top["issuer"] {
+            let local = try IssuerSectionParser.parse(node, context: self)
+            if configuration.issuers.contains(where: {
+                $0.policy.name == local.name || $0.policy.issuer == local.issuer
+            }) {
+                throw node.error(
+                    "an entry of issuers: has the same name or issuer URL as the issuer in this process"
                 )
             }
-            if let node = top["paths"] {
-                let members = try node.mapping(allowed: ["allow_encoded_slash", "allow_semicolon"])
-                if let flag = members["allow_encoded_slash"] { configuration.paths.allowEncodedSlash = try flag.bool() }
-                if let flag = members["allow_semicolon"] { configuration.paths.allowSemicolon = try flag.bool() }
-            }
-            if let node = top["token"] {
-                let members = try node.mapping(allowed: ["header", "cookie", "query"])
-                if let header = members["header"] { configuration.token.header = try headerName(header) }
-                if let cookie = members["cookie"] { configuration.token.cookie = try cookie.nonEmptyString() }
-                if let query = members["query"] { configuration.token.queryParameter = try query.nonEmptyString() }
-            }
-            if let node = top["cache"] {
-                let members = try node.mapping(allowed: ["max_entries"])
-                if let entries = members["max_entries"] { configuration.cacheEntries = try entries.positiveInteger() }
-            }
-            if let node = top["forward"] { configuration.forward = try forward(node) }
-            var defaultAction = DefaultAction.deny
-            if let node = top["default"] {
-                let text = try node.string()
-                guard let action = DefaultAction(rawValue: text) else {
-                    throw node.error("expected 'deny' or 'authenticated', found '\(text)'")
-                }
-                if action == .authenticated && configuration.issuers.isEmpty {
-                    throw node.error("'authenticated' needs at least one issuer")
-                }
-                defaultAction = action
-            }
-            var routes: [Route] = []
-            if let node = top["routes"] {
-                let issuerNames = Set(configuration.issuers.map(\.policy.name))
-                for (index, element) in try node.sequence().enumerated() {
-                    routes.append(try route(element, index: index, issuerNames: issuerNames))
-                }
-            }
-            configuration.routes = RouteTable(routes: routes, defaultAction: defaultAction)
-            return configuration
-        }
-
-        func upstream(_ node: ConfigurationNode) throws(ConfigurationError) -> UpstreamSettings {
-            func url(_ node: ConfigurationNode) throws(ConfigurationError) -> String {
-                let url = try node.nonEmptyString()
-                guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-                    throw node.error("expected an http:// or https:// URL")
-                }
-                let endpoint = UpstreamSettings(url: url).endpoint
-                guard !endpoint.host.isEmpty, (1...65535).contains(endpoint.port) else {
-                    throw node.error("expected an http:// or https:// URL with a host")
-                }
-                if url.contains("?") || url.contains("#") { throw node.error("must not hold a query or fragment") }
-                return url
-            }
-            if node.node.scalar != nil { return UpstreamSettings(url: try url(node)) }
-            let members = try node.mapping(allowed: [
-                "url", "connect_timeout", "response_timeout", "max_idle_connections", "h2c",
-            ])
-            var settings = UpstreamSettings(url: try url(try members.required("url")))
-            if let value = members["connect_timeout"] { settings.connectTimeout = try value.duration() }
-            if let value = members["response_timeout"] { settings.responseTimeout = try value.duration() }
-            if let value = members["max_idle_connections"] {
-                settings.maximumIdleConnections = try value.positiveInteger()
-            }
-            if let value = members["h2c"] { settings.h2c = try value.bool() }
-            if settings.h2c && settings.endpoint.secure { throw members["h2c"]!.error("h2c needs an http:// upstream") }
-            return settings
-        }
-
-        func server(_ node: ConfigurationNode) throws(ConfigurationError) -> ServerSettings {
-            let members = try node.mapping(allowed: [
-                "max_header_bytes", "max_headers", "max_request_line", "header_timeout", "idle_timeout",
-                "drain_grace", "h2c", "tls", "trusted_proxies", "access_log", "access_log_buffer_bytes", "threads",
-            ])
-            var settings = ServerSettings()
-            if let value = members["max_header_bytes"] { settings.maximumHeaderBytes = try value.positiveInteger() }
-            if let value = members["max_headers"] { settings.maximumHeaderCount = try value.positiveInteger() }
-            if let value = members["max_request_line"] { settings.maximumRequestLine = try value.positiveInteger() }
-            if let value = members["header_timeout"] { settings.headerTimeout = try value.duration() }
-            if let value = members["idle_timeout"] { settings.idleTimeout = try value.duration() }
-            if let value = members["drain_grace"] { settings.drainGrace = try value.duration() }
-            if let value = members["h2c"] { settings.h2c = try value.bool() }
-            if let value = members["access_log"] { settings.accessLog = try value.bool() }
-            if let value = members["access_log_buffer_bytes"] {
-                settings.accessLogBufferBytes = try value.positiveInteger()
-            }
-            if let value = members["threads"] { settings.threads = try value.positiveInteger() }
-            if let value = members["trusted_proxies"] { try trustedProxies(value, into: &settings) }
-            if let value = members["tls"] {
-                let tls = try value.mapping(allowed: ["certificate_file", "key_file"])
-                let certificate = try tls.required("certificate_file")
-                let key = try tls.required("key_file")
-                let files = TLSFiles(
-                    certificateFile: resolve(try certificate.nonEmptyString()),
-                    keyFile: resolve(try key.nonEmptyString())
+            configuration.issuerSection = IssuerSection(local)
+            var policy = IssuerPolicy(
+                name: local.name,
+                issuer: local.issuer,
+                audiences: local.audiences,
+                algorithms: [.rs256, .es256, .eddsa]
+            )
+            policy.leeway = 30
+            configuration.issuers.append(
+                IssuerConfiguration(
+                    policy: policy,
+                    keySource: .inProcess,
+                    refresh: KeySetRefreshPolicy(),
+                    line: node.line
                 )
-                _ = try readFile(certificate)
-                _ = try readFile(key)
-                settings.tls = files
-            }
-            return settings
+            )
         }
-
-        func forwardAuth(_ node: ConfigurationNode) throws(ConfigurationError) -> ForwardAuthSettings {
-            let members = try node.mapping(allowed: ["path"])
-            var settings = ForwardAuthSettings()
-            if let value = members["path"] {
-                let path = try value.nonEmptyString()
-                try requireNormalised(path, node: value, allowBraces: false)
-                settings.path = path
-            }
-            return settings
+        if let node = top["paths"] {
+            let members = try node.mapping(allowed: ["allow_encoded_slash", "allow_semicolon"])
+            if let flag = members["allow_encoded_slash"] { configuration.paths.allowEncodedSlash = try flag.bool() }
+            if let flag = members["allow_semicolon"] { configuration.paths.allowSemicolon = try flag.bool() }
         }
+        if let node = top["token"] {
+            let members = try node.mapping(allowed: ["header", "cookie", "query"])
+            if let header = members["header"] { configuration.token.header = try headerName(header) }
+            if let cookie = members["cookie"] { configuration.token.cookie = try cookie.nonEmptyString() }
+            if let query = members["query"] { configuration.token.queryParameter = try query.nonEmptyString() }
+        }
+        if let node = top["cache"] {
+            let members = try node.mapping(allowed: ["max_entries"])
+            if let entries = members["max_entries"] { configuration.cacheEntries = try entries.positiveInteger() }
+        }
+        if let node = top["forward"] { configuration.forward = try forward(node) }
+        var defaultAction = DefaultAction.deny
+        if let node = top["default"] {
+            let text = try node.string()
+            guard let action = DefaultAction(rawValue: text) else {
+                throw node.error("expected 'deny' or 'authenticated', found '\(text)'")
+            }
+            if action == .authenticated && configuration.issuers.isEmpty {
+                throw node.error("'authenticated' needs at least one issuer")
+            }
+            defaultAction = action
+        }
+        var routes: [Route] = []
+        if let node = top["routes"] {
+            let issuerNames = Set(configuration.issuers.map(\.policy.name))
+            for (index, element) in try node.sequence().enumerated() {
+                routes.append(try route(element, index: index, issuerNames: issuerNames))
+            }
+        }
+        configuration.routes = RouteTable(routes: routes, defaultAction: defaultAction)
+        return configuration
+    }
 
-        func trustedProxies(_ value: ConfigurationNode, into settings: inout ServerSettings) throws(ConfigurationError)
-        {
-            for element in try value.sequence() {
+    func upstream(_ node: ConfigurationNode) throws(ConfigurationError) -> UpstreamSettings {
+        func url(_ node: ConfigurationNode) throws(ConfigurationError) -> String {
+            let url = try node.nonEmptyString()
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                throw node.error("expected an http:// or https:// URL")
+            }
+            let endpoint = UpstreamSettings(url: url).endpoint
+            guard !endpoint.host.isEmpty, (1...65535).contains(endpoint.port) else {
+                throw node.error("expected an http:// or https:// URL with a host")
+            }
+            if url.contains("?") || url.contains("#") { throw node.error("must not hold a query or fragment") }
+            return url
+        }
+        if node.node.scalar != nil { return UpstreamSettings(url: try url(node)) }
+        let members = try node.mapping(allowed: [
+            "url", "connect_timeout", "response_timeout", "max_idle_connections", "h2c",
+        ])
+        var settings = UpstreamSettings(url: try url(try members.required("url")))
+        if let value = members["connect_timeout"] { settings.connectTimeout = try value.duration() }
+        if let value = members["response_timeout"] { settings.responseTimeout = try value.duration() }
+        if let value = members["max_idle_connections"] {
+            settings.maximumIdleConnections = try value.positiveInteger()
+        }
+        if let value = members["h2c"] { settings.h2c = try value.bool() }
+        if settings.h2c && settings.endpoint.secure { throw members["h2c"]!.error("h2c needs an http:// upstream") }
+        return settings
+    }
+
+    func server(_ node: ConfigurationNode) throws(ConfigurationError) -> ServerSettings {
+        let members = try node.mapping(allowed: [
+            "max_header_bytes", "max_headers", "max_request_line", "header_timeout", "idle_timeout",
+            "drain_grace", "h2c", "tls", "trusted_proxies", "access_log", "access_log_buffer_bytes", "threads",
+        ])
+        var settings = ServerSettings()
+        if let value = members["max_header_bytes"] { settings.maximumHeaderBytes = try value.positiveInteger() }
+        if let value = members["max_headers"] { settings.maximumHeaderCount = try value.positiveInteger() }
+        if let value = members["max_request_line"] { settings.maximumRequestLine = try value.positiveInteger() }
+        if let value = members["header_timeout"] { settings.headerTimeout = try value.duration() }
+        if let value = members["idle_timeout"] { settings.idleTimeout = try value.duration() }
+        if let value = members["drain_grace"] { settings.drainGrace = try value.duration() }
+        if let value = members["h2c"] { settings.h2c = try value.bool() }
+        if let value = members["access_log"] { settings.accessLog = try value.bool() }
+        if let value = members["access_log_buffer_bytes"] {
+            settings.accessLogBufferBytes = try value.positiveInteger()
+        }
+        if let value = members["threads"] { settings.threads = try value.positiveInteger() }
+        if let value = members["trusted_proxies"] { try trustedProxies(value, into: &settings) }
+        if let value = members["tls"] {
+            let tls = try value.mapping(allowed: ["certificate_file", "key_file"])
+            let certificate = try tls.required("certificate_file")
+            let key = try tls.required("key_file")
+            let files = TLSFiles(
+                certificateFile: resolve(try certificate.nonEmptyString()),
+                keyFile: resolve(try key.nonEmptyString())
+            )
+            _ = try readFile(certificate)
+            _ = try readFile(key)
+            settings.tls = files
+        }
+        return settings
+    }
+
+    func forwardAuth(_ node: ConfigurationNode) throws(ConfigurationError) -> ForwardAuthSettings {
+        let members = try node.mapping(allowed: ["path"])
+        var settings = ForwardAuthSettings()
+        if let value = members["path"] {
+            let path = try value.nonEmptyString()
+            try requireNormalised(path, node: value, allowBraces: false)
+            settings.path = path
+        }
+        return settings
+    }
+
+    func trustedProxies(_ value: ConfigurationNode, into settings: inout ServerSettings) throws(ConfigurationError) {
+        for element in try value.sequence() {
+            let text = try element.nonEmptyString()
+            guard let range = AddressRange(text) else {
+                throw element.error("expected an IP address or CIDR block, found '\(text)'")
+            }
+            settings.trustedProxies.append(range)
+        }
+    }
+
+    func resolve(_ path: String) -> String {
+        path.hasPrefix("/") ? path : baseDirectory + "/" + path
+    }
+
+    func address(_ node: ConfigurationNode) throws(ConfigurationError) -> String {
+        let text = try node.nonEmptyString()
+        guard let colon = text.lastIndex(of: ":"), colon != text.startIndex,
+            UInt16(text[text.index(after: colon)...]) != nil
+        else {
+            throw node.error("expected host:port, found '\(text)'")
+        }
+        return text
+    }
+
+    func headerName(_ node: ConfigurationNode) throws(ConfigurationError) -> String {
+        let name = try node.nonEmptyString()
+        let allowed = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        guard name.allSatisfy({ allowed.contains($0) }) else {
+            throw node.error("'\(name)' is not a valid header name")
+        }
+        return name
+    }
+
+    func issuerConfiguration(_ node: ConfigurationNode) throws(ConfigurationError) -> IssuerConfiguration {
+        let members = try node.mapping(allowed: [
+            "name", "issuer", "discovery", "jwks_uri", "jwks_file", "audiences", "algorithms", "leeway",
+            "token_type", "max_token_size", "scope_claim", "allow_insecure_http", "hmac_secret_file",
+            "hmac_secret_env", "jwks", "introspection",
+        ])
+        let name = try members.required("name").nonEmptyString()
+        let issuerNode = try members.required("issuer")
+        let issuer = try issuerNode.nonEmptyString()
+        var policy = IssuerPolicy(name: name, issuer: issuer, audiences: [])
+        if let audiences = members["audiences"] { policy.audiences = try audiences.stringList() }
+        if let leeway = members["leeway"] { policy.leeway = try leeway.duration() }
+        if let type = members["token_type"] { policy.requiredTokenType = try type.nonEmptyString() }
+        if let size = members["max_token_size"] { policy.maximumTokenSize = try size.positiveInteger() }
+        if let claim = members["scope_claim"] { policy.scopeClaim = try claim.nonEmptyString() }
+        if let node = members["algorithms"] {
+            var algorithms = Set<JWSAlgorithm>()
+            for element in try node.sequence() {
                 let text = try element.nonEmptyString()
-                guard let range = AddressRange(text) else {
-                    throw element.error("expected an IP address or CIDR block, found '\(text)'")
+                if text.lowercased() == "none" { throw element.error("'none' can never be allowed") }
+                guard let algorithm = JWSAlgorithm(rawValue: text) else {
+                    let known = JWSAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")
+                    throw element.error("unknown algorithm '\(text)' (known: \(known))")
                 }
-                settings.trustedProxies.append(range)
+                algorithms.insert(algorithm)
             }
+            if algorithms.isEmpty { throw node.error("must name at least one algorithm") }
+            policy.algorithms = algorithms
         }
+        var refresh = KeySetRefreshPolicy()
+        if let flag = members["allow_insecure_http"] { refresh.allowInsecureHTTP = try flag.bool() }
+        if let node = members["jwks"] { try keySetPolicy(node, into: &refresh) }
 
-        func resolve(_ path: String) -> String {
-            path.hasPrefix("/") ? path : baseDirectory + "/" + path
-        }
-
-        func address(_ node: ConfigurationNode) throws(ConfigurationError) -> String {
-            let text = try node.nonEmptyString()
-            guard let colon = text.lastIndex(of: ":"), colon != text.startIndex,
-                UInt16(text[text.index(after: colon)...]) != nil
-            else {
-                throw node.error("expected host:port, found '\(text)'")
-            }
-            return text
-        }
-
-        func headerName(_ node: ConfigurationNode) throws(ConfigurationError) -> String {
-            let name = try node.nonEmptyString()
-            let allowed = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-            guard name.allSatisfy({ allowed.contains($0) }) else {
-                throw node.error("'\(name)' is not a valid header name")
-            }
-            return name
-        }
-
-        func issuerConfiguration(_ node: ConfigurationNode) throws(ConfigurationError) -> IssuerConfiguration {
-            let members = try node.mapping(allowed: [
-                "name", "issuer", "discovery", "jwks_uri", "jwks_file", "audiences", "algorithms", "leeway",
-                "token_type", "max_token_size", "scope_claim", "allow_insecure_http", "hmac_secret_file",
-                "hmac_secret_env", "jwks", "introspection",
-            ])
-            let name = try members.required("name").nonEmptyString()
-            let issuerNode = try members.required("issuer")
-            let issuer = try issuerNode.nonEmptyString()
-            var policy = IssuerPolicy(name: name, issuer: issuer, audiences: [])
-            if let audiences = members["audiences"] { policy.audiences = try audiences.stringList() }
-            if let leeway = members["leeway"] { policy.leeway = try leeway.duration() }
-            if let type = members["token_type"] { policy.requiredTokenType = try type.nonEmptyString() }
-            if let size = members["max_token_size"] { policy.maximumTokenSize = try size.positiveInteger() }
-            if let claim = members["scope_claim"] { policy.scopeClaim = try claim.nonEmptyString() }
-            if let node = members["algorithms"] {
-                var algorithms = Set<JWSAlgorithm>()
-                for element in try node.sequence() {
-                    let text = try element.nonEmptyString()
-                    if text.lowercased() == "none" { throw element.error("'none' can never be allowed") }
-                    guard let algorithm = JWSAlgorithm(rawValue: text) else {
-                        let known = JWSAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")
-                        throw element.error("unknown algorithm '\(text)' (known: \(known))")
-                    }
-                    algorithms.insert(algorithm)
-                }
-                if algorithms.isEmpty { throw node.error("must name at least one algorithm") }
-                policy.algorithms = algorithms
-            }
-            var refresh = KeySetRefreshPolicy()
-            if let flag = members["allow_insecure_http"] { refresh.allowInsecureHTTP = try flag.bool() }
-            if let node = members["jwks"] { try keySetPolicy(node, into: &refresh) }
-
-            let sources = ["discovery", "jwks_uri", "jwks_file"].filter { members.has($0) }
-            if sources.count > 1 {
-                throw node.error(
-                    "give only one of discovery, jwks_uri and jwks_file (found \(sources.joined(separator: ", ")))"
-                )
-            }
-            var keySource: KeySetSource?
-            if let flag = members["discovery"] {
-                if try flag.bool() { keySource = .discovery(issuer: issuer) }
-            } else if let uri = members["jwks_uri"] {
-                let url = try uri.nonEmptyString()
-                if let problem = OutboundHTTP.checkScheme(of: url, allowInsecureHTTP: refresh.allowInsecureHTTP) {
-                    throw uri.error(problem.reason)
-                }
-                keySource = .jwksURI(url)
-            } else if let path = members["jwks_file"] {
-                let text = try readFile(path)
-                do {
-                    let document = Array(text.utf8)
-                    keySource = .fixed(JSONWebKeySetBox(try JSONWebKeySet.parse(document), document: document))
-                } catch {
-                    throw path.error(error.reason)
-                }
-            }
-            if case .discovery = keySource,
-                let problem = OutboundHTTP.checkScheme(of: issuer, allowInsecureHTTP: refresh.allowInsecureHTTP)
-            {
-                throw issuerNode.error("discovery: \(problem.reason)")
-            }
-
-            var hmacSecret: Secret?
-            if members.has("hmac_secret_file") || members.has("hmac_secret_env") {
-                hmacSecret = try secret(members, file: "hmac_secret_file", env: "hmac_secret_env", owner: node)
-                if hmacSecret!.value.utf8.count < 32 {
-                    throw (members["hmac_secret_file"] ?? members["hmac_secret_env"])!.error(
-                        "an HMAC secret must be at least 32 bytes"
-                    )
-                }
-            }
-            let symmetric = policy.algorithms.filter(\.isSymmetric)
-            if !symmetric.isEmpty && hmacSecret == nil {
-                throw (members["algorithms"] ?? node).error(
-                    "HS256/384/512 need hmac_secret_file or hmac_secret_env on this issuer"
-                )
-            }
-            var introspection: IntrospectionSettings?
-            if let node = members["introspection"] {
-                introspection = try introspectionSettings(node, allowInsecureHTTP: refresh.allowInsecureHTTP)
-            }
-            if keySource == nil && hmacSecret == nil && introspection == nil {
-                throw node.error(
-                    "needs a key source (discovery, jwks_uri or jwks_file), an HMAC secret or introspection"
-                )
-            }
-            return IssuerConfiguration(
-                policy: policy,
-                keySource: keySource,
-                refresh: refresh,
-                hmacSecret: hmacSecret,
-                introspection: introspection,
-                line: node.line
+        let sources = ["discovery", "jwks_uri", "jwks_file"].filter { members.has($0) }
+        if sources.count > 1 {
+            throw node.error(
+                "give only one of discovery, jwks_uri and jwks_file (found \(sources.joined(separator: ", ")))"
             )
         }
-
-        func keySetPolicy(_ node: ConfigurationNode, into refresh: inout KeySetRefreshPolicy) throws(ConfigurationError)
+        var keySource: KeySetSource?
+        if let flag = members["discovery"] {
+            if try flag.bool() { keySource = .discovery(issuer: issuer) }
+        } else if let uri = members["jwks_uri"] {
+            let url = try uri.nonEmptyString()
+            if let problem = OutboundHTTP.checkScheme(of: url, allowInsecureHTTP: refresh.allowInsecureHTTP) {
+                throw uri.error(problem.reason)
+            }
+            keySource = .jwksURI(url)
+        } else if let path = members["jwks_file"] {
+            let text = try readFile(path)
+            do {
+                let document = Array(text.utf8)
+                keySource = .fixed(JSONWebKeySetBox(try JSONWebKeySet.parse(document), document: document))
+            } catch {
+                throw path.error(error.reason)
+            }
+        }
+        if case .discovery = keySource,
+            let problem = OutboundHTTP.checkScheme(of: issuer, allowInsecureHTTP: refresh.allowInsecureHTTP)
         {
-            let members = try node.mapping(allowed: [
-                "min_refresh", "max_refresh", "default_refresh", "cooldown", "max_stale", "timeout",
-            ])
-            if let value = members["min_refresh"] { refresh.minimumRefresh = try value.duration() }
-            if let value = members["max_refresh"] { refresh.maximumRefresh = try value.duration() }
-            if let value = members["default_refresh"] { refresh.defaultRefresh = try value.duration() }
-            if let value = members["cooldown"] { refresh.unknownKeyCooldown = try value.duration() }
-            if let value = members["max_stale"] { refresh.maximumStale = try value.duration() }
-            if let value = members["timeout"] { refresh.timeout = try value.duration() }
-            if refresh.minimumRefresh > refresh.maximumRefresh {
-                throw (members["min_refresh"] ?? node).error("min_refresh is larger than max_refresh")
-            }
+            throw issuerNode.error("discovery: \(problem.reason)")
         }
 
-        func introspectionSettings(
-            _ node: ConfigurationNode,
-            allowInsecureHTTP: Bool
-        ) throws(ConfigurationError)
-            -> IntrospectionSettings
-        {
-            let members = try node.mapping(allowed: [
-                "endpoint", "client_id", "client_secret_file", "client_secret_env", "client_secret", "auth_method",
-                "cache_ttl", "negative_cache_ttl", "timeout",
-            ])
-            if let inline = members["client_secret"] {
-                throw inline.error("secrets are not written in the file; use client_secret_file or client_secret_env")
-            }
-            let endpointNode = try members.required("endpoint")
-            let endpoint = try endpointNode.nonEmptyString()
-            if let problem = OutboundHTTP.checkScheme(of: endpoint, allowInsecureHTTP: allowInsecureHTTP) {
-                throw endpointNode.error(problem.reason)
-            }
-            let clientID = try members.required("client_id").nonEmptyString()
-            let clientSecret = try secret(members, file: "client_secret_file", env: "client_secret_env", owner: node)
-            var settings = IntrospectionSettings(endpoint: endpoint, clientID: clientID, clientSecret: clientSecret)
-            settings.allowInsecureHTTP = allowInsecureHTTP
-            if let method = members["auth_method"] {
-                let text = try method.string()
-                guard let parsed = IntrospectionSettings.ClientAuthentication(rawValue: text) else {
-                    throw method.error("expected client_secret_basic or client_secret_post, found '\(text)'")
-                }
-                settings.authentication = parsed
-            }
-            if let value = members["cache_ttl"] { settings.cacheTTL = try value.duration() }
-            if let value = members["negative_cache_ttl"] { settings.negativeCacheTTL = try value.duration() }
-            if let value = members["timeout"] { settings.timeout = try value.duration() }
-            return settings
-        }
-
-        func secret(
-            _ members: ConfigurationNode.Members,
-            file fileKey: String,
-            env envKey: String,
-            owner: ConfigurationNode
-        ) throws(ConfigurationError) -> Secret {
-            switch (members[fileKey], members[envKey]) {
-            case (let fileNode?, nil):
-                var text = try readFile(fileNode)
-                while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
-                if text.isEmpty { throw fileNode.error("the secret file is empty") }
-                return Secret(text)
-            case (nil, let envNode?):
-                let variable = try envNode.nonEmptyString()
-                guard let value = environment[variable], !value.isEmpty else {
-                    throw envNode.error("the environment variable \(variable) is not set")
-                }
-                return Secret(value)
-            case (.some(let fileNode), .some):
-                throw fileNode.error("give \(fileKey) or \(envKey), not both")
-            case (nil, nil):
-                throw owner.error("needs \(fileKey) or \(envKey)")
-            }
-        }
-
-        /// `postgres: {url: postgres://user@host:port/database, password_file | password_env}`;
-        /// the password never in the URL.
-        func postgresStorage(_ node: ConfigurationNode) throws(ConfigurationError) -> LocalIssuerSettings.Postgres {
-            let members = try node.mapping(allowed: ["url", "password_file", "password_env", "password", "tls"])
-            if let inline = members["password"] {
-                throw inline.error("secrets are not written in the file; use password_file or password_env")
-            }
-            let urlNode = try members.required("url")
-            let url = try urlNode.nonEmptyString()
-            guard let parsed = LocalIssuerSettings.Postgres.parse(url) else {
-                throw urlNode.error("expected postgres://USER@HOST[:PORT]/DATABASE (the password from a file or env)")
-            }
-            if parsed.hadPassword {
-                throw urlNode.error("the URL holds a password; use password_file or password_env")
-            }
-            var settings = parsed.settings
-            if members.has("password_file") || members.has("password_env") {
-                settings.password = try secret(members, file: "password_file", env: "password_env", owner: node)
-            }
-            // TLS by default, but for a database on this machine; `tls: false` says so explicitly.
-            settings.tls = !["127.0.0.1", "::1", "[::1]", "localhost"].contains(settings.host)
-            if let tls = members["tls"] { settings.tls = try tls.bool() }
-            return settings
-        }
-
-        func issuerLimits(_ node: ConfigurationNode) throws(ConfigurationError) -> LocalIssuerSettings.Limits {
-            let members = try node.mapping(allowed: [
-                "account_failures", "address_failures", "wait_increment", "max_wait", "failure_reset",
-                "user_code_failures_per_address", "user_code_failures_total", "registrations_per_hour",
-            ])
-            var limits = LocalIssuerSettings.Limits()
-            func seconds(_ value: ConfigurationNode) throws(ConfigurationError) -> Int {
-                let seconds = try value.duration()
-                guard seconds >= 1 else { throw value.error("at least 1s") }
-                return Int(seconds.rounded(.up))
-            }
-            if let value = members["account_failures"] { limits.accountFailures = try value.positiveInteger() }
-            if let value = members["address_failures"] { limits.addressFailures = try value.positiveInteger() }
-            if let value = members["wait_increment"] { limits.waitIncrement = try seconds(value) }
-            if let value = members["max_wait"] { limits.maxWait = try seconds(value) }
-            if let value = members["failure_reset"] { limits.failureReset = try seconds(value) }
-            if let value = members["user_code_failures_per_address"] {
-                limits.userCodeFailuresPerAddress = try value.positiveInteger()
-            }
-            if let value = members["user_code_failures_total"] {
-                limits.userCodeFailuresTotal = try value.positiveInteger()
-            }
-            if let value = members["registrations_per_hour"] {
-                limits.registrationsPerHour = try value.positiveInteger()
-            }
-            if limits.maxWait < limits.waitIncrement {
-                throw (members["max_wait"] ?? node).error("max_wait is shorter than wait_increment")
-            }
-            return limits
-        }
-
-        func localIssuer(_ node: ConfigurationNode) throws(ConfigurationError) -> LocalIssuerSettings {
-            let members = try node.mapping(allowed: [
-                "name", "issuer", "supported_scopes", "access_token_ttl", "refresh_token_ttl", "code_ttl",
-                "enable_dynamic_registration", "require_pkce_for_public", "jwt_access_token", "store_client_secret",
-                "store_tokens", "pairwise_secret_file", "pairwise_secret_env", "pairwise_secret", "grant_types",
-                "signing_algorithm", "storage", "apis", "clients", "users", "consent_page", "jwks_max_age",
-                "refresh_token_reuse_interval", "limits",
-            ])
-            let urlNode = try members.required("issuer")
-            let url = try urlNode.nonEmptyString()
-            guard url.hasPrefix("https://") || url.hasPrefix("http://"), !url.contains("?"), !url.contains("#") else {
-                throw urlNode.error("must be an http(s) URL without query or fragment")
-            }
-            var settings = LocalIssuerSettings(issuer: url, storage: .sqlite(baseDirectory + "/tollgate-issuer.sqlite"))
-            settings.line = node.line
-            if let value = members["name"] { settings.name = try value.nonEmptyString() }
-            if let value = members["supported_scopes"] { settings.supportedScopes = try value.stringList() }
-            if let value = members["access_token_ttl"] { settings.accessTokenTTL = try value.positiveInteger() }
-            if let value = members["refresh_token_ttl"] { settings.refreshTokenTTL = try value.positiveInteger() }
-            if let value = members["code_ttl"] { settings.codeTTL = try value.positiveInteger() }
-            if let value = members["jwks_max_age"] { settings.jwksMaxAge = try value.positiveInteger() }
-            if let value = members["refresh_token_reuse_interval"] {
-                let seconds = try value.duration()
-                guard seconds <= 300 else {
-                    throw value.error("at most 5m: the answer kept for the retry is a live token")
-                }
-                settings.refreshTokenReuseInterval = Int(seconds.rounded(.up))
-            }
-            if let value = members["limits"] {
-                settings.limits = try issuerLimits(value)
-            }
-            if let value = members["enable_dynamic_registration"] {
-                settings.enableDynamicRegistration = try value.bool()
-            }
-            if let value = members["require_pkce_for_public"] { settings.requirePKCEForPublic = try value.bool() }
-            if let value = members["jwt_access_token"] { settings.jwtAccessToken = try value.bool() }
-            for key in ["store_client_secret", "store_tokens"] {
-                guard let value = members[key] else { continue }
-                let text = try value.string()
-                guard text == "hashed" || text == "plain" else { throw value.error("expected 'hashed' or 'plain'") }
-                if key == "store_client_secret" {
-                    settings.storeClientSecret = text
-                } else {
-                    settings.storeTokens = text
-                }
-            }
-            if let inline = members["pairwise_secret"] {
-                throw inline.error(
-                    "secrets are not written in the file; use pairwise_secret_file or pairwise_secret_env"
+        var hmacSecret: Secret?
+        if members.has("hmac_secret_file") || members.has("hmac_secret_env") {
+            hmacSecret = try secret(members, file: "hmac_secret_file", env: "hmac_secret_env", owner: node)
+            if hmacSecret!.value.utf8.count < 32 {
+                throw (members["hmac_secret_file"] ?? members["hmac_secret_env"])!.error(
+                    "an HMAC secret must be at least 32 bytes"
                 )
             }
-            if members.has("pairwise_secret_file") || members.has("pairwise_secret_env") {
-                let secret = try secret(members, file: "pairwise_secret_file", env: "pairwise_secret_env", owner: node)
-                if secret.value.count < 32 {
-                    throw (members["pairwise_secret_file"] ?? members["pairwise_secret_env"])!.error(
-                        "the pairwise secret must be at least 32 characters"
-                    )
-                }
-                settings.pairwiseSecret = secret
-            }
-            let knownGrants: Set<String> = [
-                "authorization_code", "client_credentials", "refresh_token",
-                "urn:ietf:params:oauth:grant-type:device_code",
-                "device_code",
-            ]
-            if let value = members["grant_types"] {
-                let list = try value.stringList()
-                for grant in list where !knownGrants.contains(grant) {
-                    throw value.error("'\(grant)' is not a grant type (implicit and password are not offered)")
-                }
-                settings.grantTypes = list.map {
-                    $0 == "device_code" ? "urn:ietf:params:oauth:grant-type:device_code" : $0
-                }
-            }
-            if let value = members["signing_algorithm"] {
-                let text = try value.string()
-                guard ["RS256", "ES256", "EdDSA"].contains(text) else {
-                    throw value.error("expected RS256, ES256 or EdDSA")
-                }
-                settings.signingAlgorithm = text
-            }
-            if let value = members["storage"] {
-                let storage = try value.mapping(allowed: ["memory", "sqlite", "postgres"])
-                if let postgres = storage["postgres"] {
-                    if storage.has("memory") || storage.has("sqlite") {
-                        throw value.error("give one of sqlite, postgres or memory")
-                    }
-                    settings.storage = .postgres(try postgresStorage(postgres))
-                }
-                switch (storage["memory"], storage["sqlite"]) {
-                case (nil, nil) where storage.has("postgres"):
-                    break
-                case (let memory?, nil):
-                    guard try memory.bool() else { throw memory.error("give sqlite: PATH, or memory: true") }
-                    settings.storage = .memory
-                case (nil, let sqlite?):
-                    let path = try sqlite.nonEmptyString()
-                    settings.storage = .sqlite(path.hasPrefix("/") ? path : baseDirectory + "/" + path)
-                case (.some, .some):
-                    throw value.error("give sqlite or memory, not both")
-                case (nil, nil):
-                    throw value.error("give sqlite: PATH or memory: true")
-                }
-            }
-            var allScopes = Set(settings.supportedScopes)
-            if let value = members["consent_page"] {
-                let page = try value.nonEmptyString()
-                guard page.hasPrefix("https://") || page.hasPrefix("http://") || page.hasPrefix("/"),
-                    !page.contains("#")
-                else { throw value.error("must be an http(s) URL or an absolute path, without fragment") }
-                settings.consentPage = page
-            }
-            if let value = members["apis"] {
-                for element in try value.sequence() {
-                    let api = try element.mapping(allowed: ["audience", "scopes"])
-                    let audience = try api.required("audience").nonEmptyString()
-                    let scopes = try api.required("scopes").stringList()
-                    for scope in scopes where scope.isEmpty || scope.contains(" ") || scope.contains("\"") {
-                        throw element.error("the scope '\(scope)' is empty or contains a space or quote")
-                    }
-                    if settings.apis.contains(where: { $0.audience == audience }) {
-                        throw element.error("the API '\(audience)' is defined twice")
-                    }
-                    allScopes.formUnion(scopes)
-                    settings.apis.append(LocalIssuerSettings.API(audience: audience, scopes: scopes))
-                }
-            }
-            if let value = members["clients"] {
-                for element in try value.sequence() {
-                    let client = try element.mapping(allowed: [
-                        "client_id", "type", "client_secret_file", "client_secret_env", "client_secret",
-                        "redirect_uris", "post_logout_redirect_uris", "scopes", "grant_types", "skip_consent",
-                        "introspection",
-                    ])
-                    let id = try client.required("client_id").nonEmptyString()
-                    let typeNode = try client.required("type")
-                    let type = try typeNode.string()
-                    guard ["web", "spa", "native", "machine", "device"].contains(type) else {
-                        throw typeNode.error("expected web, spa, native, machine or device")
-                    }
-                    if let inline = client["client_secret"] {
-                        throw inline.error(
-                            "secrets are not written in the file; use client_secret_file or client_secret_env"
-                        )
-                    }
-                    var secret: Secret?
-                    let confidential = type == "web" || type == "machine"
-                    if confidential {
-                        secret = try self.secret(
-                            client,
-                            file: "client_secret_file",
-                            env: "client_secret_env",
-                            owner: element
-                        )
-                    } else if let node = client["client_secret_file"] ?? client["client_secret_env"] {
-                        throw node.error("a \(type) client is public and holds no secret")
-                    }
-                    let scopes = try client["scopes"]?.stringList() ?? []
-                    for scope in scopes where !allScopes.contains(scope) {
-                        throw element.error("the scope '\(scope)' is neither a supported scope nor an API's")
-                    }
-                    var grants: [String]?
-                    if let node = client["grant_types"] {
-                        let list = try node.stringList()
-                        for grant in list where !knownGrants.contains(grant) {
-                            throw node.error("'\(grant)' is not a grant type")
-                        }
-                        grants = list.map { $0 == "device_code" ? "urn:ietf:params:oauth:grant-type:device_code" : $0 }
-                    }
-                    if settings.clients.contains(where: { $0.id == id }) {
-                        throw element.error("the client '\(id)' is defined twice")
-                    }
-                    var mayIntrospect = false
-                    if let node = client["introspection"] {
-                        switch try node.string() {
-                        case "allowed": mayIntrospect = true
-                        case "own": mayIntrospect = false
-                        default: throw node.error("expected 'allowed' (any client's tokens) or 'own'")
-                        }
-                        if !confidential { throw node.error("a \(type) client is public and cannot introspect") }
-                    }
-                    for uri in try client["redirect_uris"]?.stringList() ?? []
-                    where uri.contains("@") || uri.contains("#") {
-                        throw element.error("the redirect URI '\(uri)' holds user information or a fragment")
-                    }
-                    settings.clients.append(
-                        LocalIssuerSettings.Client(
-                            id: id,
-                            type: type,
-                            secret: secret,
-                            redirectURIs: try client["redirect_uris"]?.stringList() ?? [],
-                            postLogoutRedirectURIs: try client["post_logout_redirect_uris"]?.stringList() ?? [],
-                            scopes: scopes,
-                            grantTypes: grants,
-                            skipConsent: try client["skip_consent"]?.bool() ?? false,
-                            mayIntrospect: mayIntrospect
-                        )
-                    )
-                }
-            }
-            if let value = members["users"] {
-                for element in try value.sequence() {
-                    let user = try element.mapping(allowed: [
-                        "username", "password_hash_file", "password_hash_env", "password", "password_hash", "claims",
-                    ])
-                    if let inline = user["password"] ?? user["password_hash"] {
-                        throw inline.error(
-                            "passwords are not written in the file; use password_hash_file or password_hash_env"
-                        )
-                    }
-                    let username = try user.required("username").nonEmptyString()
-                    let hash = try secret(user, file: "password_hash_file", env: "password_hash_env", owner: element)
-                    guard hash.value.hasPrefix("scrypt$"), hash.value.split(separator: "$").count == 6 else {
-                        throw element.error(
-                            "the password hash is not a scrypt hash (make one with tollgate issuer hash-password)"
-                        )
-                    }
-                    var claims: [String: String] = [:]
-                    if let node = user["claims"] {
-                        guard let mapping = node.node.mapping else {
-                            throw node.error("expected a mapping of claim: value")
-                        }
-                        for (key, value) in mapping {
-                            guard let name = key.string, let text = value.string else {
-                                throw node.error("claims are name: text pairs")
-                            }
-                            claims[name] = text
-                        }
-                    }
-                    if settings.users.contains(where: { $0.username == username }) {
-                        throw element.error("the user '\(username)' is defined twice")
-                    }
-                    settings.users.append(
-                        LocalIssuerSettings.User(username: username, passwordHash: hash, claims: claims)
-                    )
-                }
-            }
-            return settings
         }
-
-        func readFile(_ node: ConfigurationNode) throws(ConfigurationError) -> String {
-            let path = try node.nonEmptyString()
-            let resolved = path.hasPrefix("/") ? path : baseDirectory + "/" + path
-            // Only a regular file of sensible size: `/dev/zero` or a FIFO would hang the load.
-            guard let attributes = try? FileManager.default.attributesOfItem(atPath: resolved),
-                attributes[.type] as? FileAttributeType == .typeRegular
-            else {
-                throw node.error("cannot read '\(path)' (not a regular file)")
-            }
-            let size = attributes[.size] as? Int ?? (attributes[.size] as? UInt64).map { Int($0) } ?? 0
-            if size > 1 << 20 {
-                throw node.error("'\(path)' is larger than 1 MiB")
-            }
-            guard let data = FileManager.default.contents(atPath: resolved),
-                let text = String(data: data, encoding: .utf8)
-            else {
-                throw node.error("cannot read '\(path)'")
-            }
-            return text
-        }
-
-        func forward(_ node: ConfigurationNode) throws(ConfigurationError) -> ClaimHeaderMapping {
-            let members = try node.mapping(allowed: ["claims", "payload_header", "strip"])
-            var entries: [ClaimHeaderMapping.Entry] = []
-            let reserved: Set<String> = [
-                "authorization", "host", "content-length", "transfer-encoding", "connection", "upgrade", "te",
-                "trailer", "keep-alive", "proxy-authorization", "cookie",
-            ]
-            if let claims = members["claims"] {
-                guard let mapping = claims.node.mapping else {
-                    throw claims.error("expected a mapping of header: claim")
-                }
-                for (key, value) in mapping {
-                    let headerNode = ConfigurationNode(
-                        node: key,
-                        field: "\(claims.field).\(key.string ?? "?")",
-                        file: file
-                    )
-                    let header = try headerName(headerNode)
-                    if reserved.contains(header.lowercased()) {
-                        throw headerNode.error("'\(header)' cannot carry a claim")
-                    }
-                    let claim = try ConfigurationNode(node: value, field: headerNode.field, file: file).nonEmptyString()
-                    entries.append(.init(header: header, claim: claim))
-                }
-            }
-            var payloadHeader: String?
-            if let node = members["payload_header"] {
-                payloadHeader = try headerName(node)
-                if reserved.contains(payloadHeader!.lowercased()) {
-                    throw node.error("'\(payloadHeader!)' is reserved")
-                }
-            }
-            var strip: [String] = []
-            if let node = members["strip"] {
-                for element in try node.sequence() { strip.append(try headerName(element)) }
-            }
-            return ClaimHeaderMapping(entries: entries, payloadHeader: payloadHeader, extraStrippedHeaders: strip)
-        }
-
-        func route(_ node: ConfigurationNode, index: Int, issuerNames: Set<String>) throws(ConfigurationError) -> Route
-        {
-            let members = try node.mapping(
-                allowed: ["name", "match", "auth", "issuers", "require", "upgrades", "allow_override_headers"]
-            )
-            let name = try members["name"]?.nonEmptyString() ?? "routes[\(index)]"
-            let matchNode = try members.required("match")
-            let match = try matchNode.mapping(allowed: ["path", "prefix", "glob", "methods"])
-            let kinds = ["path", "prefix", "glob"].filter { match.has($0) }
-            guard kinds.count == 1 else {
-                throw matchNode.error("give exactly one of path, prefix and glob")
-            }
-            let patternNode = match[kinds[0]]!
-            let patternText = try patternNode.nonEmptyString()
-            guard patternText.hasPrefix("/") else { throw patternNode.error("must start with '/'") }
-            let pattern: PathPattern
-            switch kinds[0] {
-            case "path":
-                try requireNormalised(patternText, node: patternNode, allowBraces: true)
-                pattern = .path(patternText)
-            case "prefix":
-                try requireNormalised(patternText, node: patternNode, allowBraces: false)
-                var prefix = patternText
-                if prefix.count > 1 && prefix.hasSuffix("/") { prefix.removeLast() }
-                pattern = .prefix(prefix)
-            default:
-                pattern = PathPattern.globPattern(patternText)
-            }
-            var methods: Set<String>?
-            if let node = match["methods"] {
-                let list = try node.stringList()
-                for method in list where !method.allSatisfy({ $0.isLetter && $0.isASCII }) {
-                    throw node.error("'\(method)' is not an HTTP method")
-                }
-                methods = Set(list.map { $0.uppercased() })
-            }
-            var authentication = RouteAuthentication.required(issuers: nil)
-            if let node = members["auth"] {
-                switch try node.string() {
-                case "none": authentication = .none
-                case "required": break
-                case let other: throw node.error("expected 'none' or 'required', found '\(other)'")
-                }
-            }
-            if let node = members["issuers"] {
-                guard authentication != .none else { throw node.error("a route with auth: none accepts no issuers") }
-                let names = try node.stringList()
-                for issuerName in names where !issuerNames.contains(issuerName) {
-                    throw node.error("no issuer is named '\(issuerName)'")
-                }
-                authentication = .required(issuers: names)
-            }
-            if authentication != .none && issuerNames.isEmpty {
-                throw node.error("this route needs a token but no issuers are configured")
-            }
-            var scopes: ScopeRequirement?
-            var conditions: [ClaimCondition] = []
-            if let node = members["require"] {
-                guard authentication != .none else {
-                    throw node.error("a route with auth: none cannot require anything")
-                }
-                let require = try node.mapping(allowed: ["scopes", "claims"])
-                if let scopeNode = require["scopes"] {
-                    let rule = try scopeNode.mapping(allowed: ["all", "any"])
-                    let all = try rule["all"]?.stringList() ?? []
-                    let any = try rule["any"]?.stringList() ?? []
-                    if all.isEmpty && any.isEmpty { throw scopeNode.error("give 'all', 'any' or both, not empty") }
-                    for scope in all + any where scope.contains(" ") || scope.contains("\"") || scope.contains("\\") {
-                        throw scopeNode.error("the scope '\(scope)' contains a space, quote or backslash")
-                    }
-                    scopes = ScopeRequirement(all: all, any: any)
-                }
-                if let claimsNode = require["claims"] {
-                    for element in try claimsNode.sequence() {
-                        conditions.append(try condition(element))
-                    }
-                }
-            }
-            var upgrades: Set<String> = ["websocket"]
-            if let node = members["upgrades"] {
-                let list = try node.stringList()
-                for item in list where item.lowercased() == "h2c" {
-                    throw node.error("an h2c upgrade is never relayed (it would tunnel past the gate)")
-                }
-                for item in list where item.isEmpty || !item.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != 0x2C }) {
-                    throw node.error("'\(item)' is not a protocol name")
-                }
-                upgrades = Set(list.map { $0.lowercased() })
-            }
-            let allowOverrideHeaders = try members["allow_override_headers"]?.bool() ?? false
-            return Route(
-                name: name,
-                methods: methods,
-                pattern: pattern,
-                authentication: authentication,
-                scopes: scopes,
-                conditions: conditions,
-                upgrades: upgrades,
-                allowsOverrideHeaders: allowOverrideHeaders,
-                line: node.line
+        let symmetric = policy.algorithms.filter(\.isSymmetric)
+        if !symmetric.isEmpty && hmacSecret == nil {
+            throw (members["algorithms"] ?? node).error(
+                "HS256/384/512 need hmac_secret_file or hmac_secret_env on this issuer"
             )
         }
+        var introspection: IntrospectionSettings?
+        if let node = members["introspection"] {
+            introspection = try introspectionSettings(node, allowInsecureHTTP: refresh.allowInsecureHTTP)
+        }
+        if keySource == nil && hmacSecret == nil && introspection == nil {
+            throw node.error(
+                "needs a key source (discovery, jwks_uri or jwks_file), an HMAC secret or introspection"
+            )
+        }
+        return IssuerConfiguration(
+            policy: policy,
+            keySource: keySource,
+            refresh: refresh,
+            hmacSecret: hmacSecret,
+            introspection: introspection,
+            line: node.line
+        )
+    }
 
-        func requireNormalised(_ text: String, node: ConfigurationNode, allowBraces: Bool) throws(ConfigurationError) {
-            let probe = allowBraces ? String(text.map { $0 == "{" || $0 == "}" ? "x" : $0 }) : text
-            switch PathNormalizer.normalize(probe) {
-            case .success(let normalised):
-                var expected = probe
-                if expected.count > 1 && expected.hasSuffix("/") && !normalised.path.hasSuffix("/") {
-                    expected.removeLast()
+    func keySetPolicy(_ node: ConfigurationNode, into refresh: inout KeySetRefreshPolicy) throws(ConfigurationError) {
+        let members = try node.mapping(allowed: [
+            "min_refresh", "max_refresh", "default_refresh", "cooldown", "max_stale", "timeout",
+        ])
+        if let value = members["min_refresh"] { refresh.minimumRefresh = try value.duration() }
+        if let value = members["max_refresh"] { refresh.maximumRefresh = try value.duration() }
+        if let value = members["default_refresh"] { refresh.defaultRefresh = try value.duration() }
+        if let value = members["cooldown"] { refresh.unknownKeyCooldown = try value.duration() }
+        if let value = members["max_stale"] { refresh.maximumStale = try value.duration() }
+        if let value = members["timeout"] { refresh.timeout = try value.duration() }
+        if refresh.minimumRefresh > refresh.maximumRefresh {
+            throw (members["min_refresh"] ?? node).error("min_refresh is larger than max_refresh")
+        }
+    }
+
+    func introspectionSettings(
+        _ node: ConfigurationNode,
+        allowInsecureHTTP: Bool
+    ) throws(ConfigurationError)
+        -> IntrospectionSettings
+    {
+        let members = try node.mapping(allowed: [
+            "endpoint", "client_id", "client_secret_file", "client_secret_env", "client_secret", "auth_method",
+            "cache_ttl", "negative_cache_ttl", "timeout",
+        ])
+        if let inline = members["client_secret"] {
+            throw inline.error("secrets are not written in the file; use client_secret_file or client_secret_env")
+        }
+        let endpointNode = try members.required("endpoint")
+        let endpoint = try endpointNode.nonEmptyString()
+        if let problem = OutboundHTTP.checkScheme(of: endpoint, allowInsecureHTTP: allowInsecureHTTP) {
+            throw endpointNode.error(problem.reason)
+        }
+        let clientID = try members.required("client_id").nonEmptyString()
+        let clientSecret = try secret(members, file: "client_secret_file", env: "client_secret_env", owner: node)
+        var settings = IntrospectionSettings(endpoint: endpoint, clientID: clientID, clientSecret: clientSecret)
+        settings.allowInsecureHTTP = allowInsecureHTTP
+        if let method = members["auth_method"] {
+            let text = try method.string()
+            guard let parsed = IntrospectionSettings.ClientAuthentication(rawValue: text) else {
+                throw method.error("expected client_secret_basic or client_secret_post, found '\(text)'")
+            }
+            settings.authentication = parsed
+        }
+        if let value = members["cache_ttl"] { settings.cacheTTL = try value.duration() }
+        if let value = members["negative_cache_ttl"] { settings.negativeCacheTTL = try value.duration() }
+        if let value = members["timeout"] { settings.timeout = try value.duration() }
+        return settings
+    }
+
+    /// A secret from `fileKey` (a file, relative to the configuration) or `envKey` (an
+    /// environment variable), exactly one of them.
+    public func secret(
+        _ members: ConfigurationNode.Members,
+        file fileKey: String,
+        env envKey: String,
+        owner: ConfigurationNode
+    ) throws(ConfigurationError) -> Secret {
+        switch (members[fileKey], members[envKey]) {
+        case (let fileNode?, nil):
+            var text = try readFile(fileNode)
+            while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+            if text.isEmpty { throw fileNode.error("the secret file is empty") }
+            return Secret(text)
+        case (nil, let envNode?):
+            let variable = try envNode.nonEmptyString()
+            guard let value = environment[variable], !value.isEmpty else {
+                throw envNode.error("the environment variable \(variable) is not set")
+            }
+            return Secret(value)
+        case (.some(let fileNode), .some):
+            throw fileNode.error("give \(fileKey) or \(envKey), not both")
+        case (nil, nil):
+            throw owner.error("needs \(fileKey) or \(envKey)")
+        }
+    }
+
+    func readFile(_ node: ConfigurationNode) throws(ConfigurationError) -> String {
+        let path = try node.nonEmptyString()
+        let resolved = path.hasPrefix("/") ? path : baseDirectory + "/" + path
+        // Only a regular file of sensible size: `/dev/zero` or a FIFO would hang the load.
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: resolved),
+            attributes[.type] as? FileAttributeType == .typeRegular
+        else {
+            throw node.error("cannot read '\(path)' (not a regular file)")
+        }
+        let size = attributes[.size] as? Int ?? (attributes[.size] as? UInt64).map { Int($0) } ?? 0
+        if size > 1 << 20 {
+            throw node.error("'\(path)' is larger than 1 MiB")
+        }
+        guard let data = FileManager.default.contents(atPath: resolved),
+            let text = String(data: data, encoding: .utf8)
+        else {
+            throw node.error("cannot read '\(path)'")
+        }
+        return text
+    }
+
+    func forward(_ node: ConfigurationNode) throws(ConfigurationError) -> ClaimHeaderMapping {
+        let members = try node.mapping(allowed: ["claims", "payload_header", "strip"])
+        var entries: [ClaimHeaderMapping.Entry] = []
+        let reserved: Set<String> = [
+            "authorization", "host", "content-length", "transfer-encoding", "connection", "upgrade", "te",
+            "trailer", "keep-alive", "proxy-authorization", "cookie",
+        ]
+        if let claims = members["claims"] {
+            guard let mapping = claims.node.mapping else {
+                throw claims.error("expected a mapping of header: claim")
+            }
+            for (key, value) in mapping {
+                let headerNode = ConfigurationNode(
+                    node: key,
+                    field: "\(claims.field).\(key.string ?? "?")",
+                    file: file
+                )
+                let header = try headerName(headerNode)
+                if reserved.contains(header.lowercased()) {
+                    throw headerNode.error("'\(header)' cannot carry a claim")
                 }
-                if normalised.path != expected || normalised.query != nil {
-                    throw node.error("'\(text)' is not a normalised path (it would match as '\(normalised.path)')")
-                }
-            case .failure(let rejection):
-                throw node.error("'\(text)' can never match: \(rejection.reason)")
+                let claim = try ConfigurationNode(node: value, field: headerNode.field, file: file).nonEmptyString()
+                entries.append(.init(header: header, claim: claim))
             }
         }
-
-        func condition(_ node: ConfigurationNode) throws(ConfigurationError) -> ClaimCondition {
-            let members = try node.mapping(allowed: ["claim", "equals", "contains", "one_of"])
-            let claim = try members.required("claim").nonEmptyString()
-            let tests = ["equals", "contains", "one_of"].filter { members.has($0) }
-            guard tests.count == 1 else { throw node.error("give exactly one of equals, contains and one_of") }
-            switch tests[0] {
-            case "equals":
-                return ClaimCondition(claim: claim, test: .equals(try members["equals"]!.scalarJSON()))
-            case "contains":
-                return ClaimCondition(claim: claim, test: .contains(try members["contains"]!.nonEmptyString()))
-            default:
-                let options = try members["one_of"]!.sequence().map { element throws(ConfigurationError) in
-                    try element.scalarJSON()
-                }
-                if options.isEmpty { throw members["one_of"]!.error("must list at least one value") }
-                return ClaimCondition(claim: claim, test: .oneOf(options))
+        var payloadHeader: String?
+        if let node = members["payload_header"] {
+            payloadHeader = try headerName(node)
+            if reserved.contains(payloadHeader!.lowercased()) {
+                throw node.error("'\(payloadHeader!)' is reserved")
             }
+        }
+        var strip: [String] = []
+        if let node = members["strip"] {
+            for element in try node.sequence() { strip.append(try headerName(element)) }
+        }
+        return ClaimHeaderMapping(entries: entries, payloadHeader: payloadHeader, extraStrippedHeaders: strip)
+    }
+
+    func route(_ node: ConfigurationNode, index: Int, issuerNames: Set<String>) throws(ConfigurationError) -> Route {
+        let members = try node.mapping(
+            allowed: ["name", "match", "auth", "issuers", "require", "upgrades", "allow_override_headers"]
+        )
+        let name = try members["name"]?.nonEmptyString() ?? "routes[\(index)]"
+        let matchNode = try members.required("match")
+        let match = try matchNode.mapping(allowed: ["path", "prefix", "glob", "methods"])
+        let kinds = ["path", "prefix", "glob"].filter { match.has($0) }
+        guard kinds.count == 1 else {
+            throw matchNode.error("give exactly one of path, prefix and glob")
+        }
+        let patternNode = match[kinds[0]]!
+        let patternText = try patternNode.nonEmptyString()
+        guard patternText.hasPrefix("/") else { throw patternNode.error("must start with '/'") }
+        let pattern: PathPattern
+        switch kinds[0] {
+        case "path":
+            try requireNormalised(patternText, node: patternNode, allowBraces: true)
+            pattern = .path(patternText)
+        case "prefix":
+            try requireNormalised(patternText, node: patternNode, allowBraces: false)
+            var prefix = patternText
+            if prefix.count > 1 && prefix.hasSuffix("/") { prefix.removeLast() }
+            pattern = .prefix(prefix)
+        default:
+            pattern = PathPattern.globPattern(patternText)
+        }
+        var methods: Set<String>?
+        if let node = match["methods"] {
+            let list = try node.stringList()
+            for method in list where !method.allSatisfy({ $0.isLetter && $0.isASCII }) {
+                throw node.error("'\(method)' is not an HTTP method")
+            }
+            methods = Set(list.map { $0.uppercased() })
+        }
+        var authentication = RouteAuthentication.required(issuers: nil)
+        if let node = members["auth"] {
+            switch try node.string() {
+            case "none": authentication = .none
+            case "required": break
+            case let other: throw node.error("expected 'none' or 'required', found '\(other)'")
+            }
+        }
+        if let node = members["issuers"] {
+            guard authentication != .none else { throw node.error("a route with auth: none accepts no issuers") }
+            let names = try node.stringList()
+            for issuerName in names where !issuerNames.contains(issuerName) {
+                throw node.error("no issuer is named '\(issuerName)'")
+            }
+            authentication = .required(issuers: names)
+        }
+        if authentication != .none && issuerNames.isEmpty {
+            throw node.error("this route needs a token but no issuers are configured")
+        }
+        var scopes: ScopeRequirement?
+        var conditions: [ClaimCondition] = []
+        if let node = members["require"] {
+            guard authentication != .none else {
+                throw node.error("a route with auth: none cannot require anything")
+            }
+            let require = try node.mapping(allowed: ["scopes", "claims"])
+            if let scopeNode = require["scopes"] {
+                let rule = try scopeNode.mapping(allowed: ["all", "any"])
+                let all = try rule["all"]?.stringList() ?? []
+                let any = try rule["any"]?.stringList() ?? []
+                if all.isEmpty && any.isEmpty { throw scopeNode.error("give 'all', 'any' or both, not empty") }
+                for scope in all + any where scope.contains(" ") || scope.contains("\"") || scope.contains("\\") {
+                    throw scopeNode.error("the scope '\(scope)' contains a space, quote or backslash")
+                }
+                scopes = ScopeRequirement(all: all, any: any)
+            }
+            if let claimsNode = require["claims"] {
+                for element in try claimsNode.sequence() {
+                    conditions.append(try condition(element))
+                }
+            }
+        }
+        var upgrades: Set<String> = ["websocket"]
+        if let node = members["upgrades"] {
+            let list = try node.stringList()
+            for item in list where item.lowercased() == "h2c" {
+                throw node.error("an h2c upgrade is never relayed (it would tunnel past the gate)")
+            }
+            for item in list where item.isEmpty || !item.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != 0x2C }) {
+                throw node.error("'\(item)' is not a protocol name")
+            }
+            upgrades = Set(list.map { $0.lowercased() })
+        }
+        let allowOverrideHeaders = try members["allow_override_headers"]?.bool() ?? false
+        return Route(
+            name: name,
+            methods: methods,
+            pattern: pattern,
+            authentication: authentication,
+            scopes: scopes,
+            conditions: conditions,
+            upgrades: upgrades,
+            allowsOverrideHeaders: allowOverrideHeaders,
+            line: node.line
+        )
+    }
+
+    func requireNormalised(_ text: String, node: ConfigurationNode, allowBraces: Bool) throws(ConfigurationError) {
+        let probe = allowBraces ? String(text.map { $0 == "{" || $0 == "}" ? "x" : $0 }) : text
+        switch PathNormalizer.normalize(probe) {
+        case .success(let normalised):
+            var expected = probe
+            if expected.count > 1 && expected.hasSuffix("/") && !normalised.path.hasSuffix("/") {
+                expected.removeLast()
+            }
+            if normalised.path != expected || normalised.query != nil {
+                throw node.error("'\(text)' is not a normalised path (it would match as '\(normalised.path)')")
+            }
+        case .failure(let rejection):
+            throw node.error("'\(text)' can never match: \(rejection.reason)")
+        }
+    }
+
+    func condition(_ node: ConfigurationNode) throws(ConfigurationError) -> ClaimCondition {
+        let members = try node.mapping(allowed: ["claim", "equals", "contains", "one_of"])
+        let claim = try members.required("claim").nonEmptyString()
+        let tests = ["equals", "contains", "one_of"].filter { members.has($0) }
+        guard tests.count == 1 else { throw node.error("give exactly one of equals, contains and one_of") }
+        switch tests[0] {
+        case "equals":
+            return ClaimCondition(claim: claim, test: .equals(try members["equals"]!.scalarJSON()))
+        case "contains":
+            return ClaimCondition(claim: claim, test: .contains(try members["contains"]!.nonEmptyString()))
+        default:
+            let options = try members["one_of"]!.sequence().map { element throws(ConfigurationError) in
+                try element.scalarJSON()
+            }
+            if options.isEmpty { throw members["one_of"]!.error("must list at least one value") }
+            return ClaimCondition(claim: claim, test: .oneOf(options))
         }
     }
 }

@@ -2,15 +2,16 @@ import Yams
 
 /// A YAML node with the dotted field path that leads to it, so every error can name the file,
 /// line and field.
-struct ConfigurationNode {
+public struct ConfigurationNode {
     let node: Node
-    let field: String
+    /// The dotted path that leads here (`issuer.clients[0].type`).
+    public let field: String
     let file: String
 
-    var line: Int? { node.mark?.line }
-    var column: Int? { node.mark?.column }
+    public var line: Int? { node.mark?.line }
+    public var column: Int? { node.mark?.column }
 
-    func error(_ message: String) -> ConfigurationError {
+    public func error(_ message: String) -> ConfigurationError {
         ConfigurationError(file: file, line: line, column: column, field: field, message: message)
     }
 
@@ -19,7 +20,7 @@ struct ConfigurationNode {
     }
 
     /// The members of a mapping; a key outside `allowed` is an error (it is usually a typo).
-    func mapping(allowed: Set<String>) throws(ConfigurationError) -> Members {
+    public func mapping(allowed: Set<String>) throws(ConfigurationError) -> Members {
         guard let mapping = node.mapping else { throw error("expected a mapping") }
         var members: [String: ConfigurationNode] = [:]
         for (key, value) in mapping {
@@ -35,13 +36,13 @@ struct ConfigurationNode {
         return Members(owner: self, members: members)
     }
 
-    struct Members {
+    public struct Members {
         let owner: ConfigurationNode
         let members: [String: ConfigurationNode]
 
-        subscript(_ key: String) -> ConfigurationNode? { members[key] }
+        public subscript(_ key: String) -> ConfigurationNode? { members[key] }
 
-        func required(_ key: String) throws(ConfigurationError) -> ConfigurationNode {
+        public func required(_ key: String) throws(ConfigurationError) -> ConfigurationNode {
             guard let node = members[key] else {
                 let field = owner.field.isEmpty ? key : "\(owner.field).\(key)"
                 throw ConfigurationError(
@@ -55,28 +56,40 @@ struct ConfigurationNode {
             return node
         }
 
-        func has(_ key: String) -> Bool { members[key] != nil }
+        public func has(_ key: String) -> Bool { members[key] != nil }
     }
 
-    func sequence() throws(ConfigurationError) -> [ConfigurationNode] {
+    /// A mapping's entries as (name, text) pairs, in file order; `message` when it is not a
+    /// mapping or an entry is not text.
+    public func textPairs(_ message: String) throws(ConfigurationError) -> [(String, String)] {
+        guard let mapping = node.mapping else { throw error(message) }
+        var pairs: [(String, String)] = []
+        for (key, value) in mapping {
+            guard let name = key.string, let text = value.string else { throw error(message) }
+            pairs.append((name, text))
+        }
+        return pairs
+    }
+
+    public func sequence() throws(ConfigurationError) -> [ConfigurationNode] {
         guard let sequence = node.sequence else { throw error("expected a list") }
         return sequence.enumerated().map { index, element in
             ConfigurationNode(node: element, field: "\(field)[\(index)]", file: file)
         }
     }
 
-    func string() throws(ConfigurationError) -> String {
+    public func string() throws(ConfigurationError) -> String {
         guard let scalar = node.scalar else { throw error("expected a string") }
         return scalar.string
     }
 
-    func nonEmptyString() throws(ConfigurationError) -> String {
+    public func nonEmptyString() throws(ConfigurationError) -> String {
         let value = try string()
         if value.isEmpty { throw error("must not be empty") }
         return value
     }
 
-    func bool() throws(ConfigurationError) -> Bool {
+    public func bool() throws(ConfigurationError) -> Bool {
         guard let scalar = node.scalar else { throw error("expected true or false") }
         switch scalar.string.lowercased() {
         case "true", "yes", "on": return true
@@ -85,20 +98,20 @@ struct ConfigurationNode {
         }
     }
 
-    func positiveInteger() throws(ConfigurationError) -> Int {
+    public func positiveInteger() throws(ConfigurationError) -> Int {
         guard let scalar = node.scalar, let value = Int(scalar.string), value > 0 else {
             throw error("expected a positive whole number")
         }
         return value
     }
 
-    func stringList() throws(ConfigurationError) -> [String] {
+    public func stringList() throws(ConfigurationError) -> [String] {
         if node.scalar != nil { throw error("expected a list of strings (write [\"…\"] for one)") }
         return try sequence().map { element throws(ConfigurationError) in try element.nonEmptyString() }
     }
 
     /// `30s`, `15m`, `2h`, `1d`, `500ms`, or a bare number of seconds.
-    func duration() throws(ConfigurationError) -> Double {
+    public func duration() throws(ConfigurationError) -> Double {
         guard let scalar = node.scalar else { throw error("expected a duration such as 30s or 15m") }
         guard let seconds = Self.parseDuration(scalar.string) else {
             throw error("expected a duration such as 30s or 15m, found '\(scalar.string)'")
@@ -118,7 +131,7 @@ struct ConfigurationNode {
 
     /// A scalar as a JSON value: quoted YAML strings stay strings, plain `42`/`true` become
     /// number/boolean, as a reader of the file would expect.
-    func scalarJSON() throws(ConfigurationError) -> JSONValue {
+    public func scalarJSON() throws(ConfigurationError) -> JSONValue {
         guard let scalar = node.scalar else { throw error("expected a string, number or boolean") }
         if scalar.style == .plain {
             switch scalar.string {

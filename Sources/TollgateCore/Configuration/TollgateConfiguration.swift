@@ -39,8 +39,10 @@ public struct TollgateConfiguration: Sendable, Equatable {
     /// The forward-auth endpoint, when configured.
     public var forwardAuth: ForwardAuthSettings?
     public var issuers: [IssuerConfiguration] = []
-    /// The issuer in this process (`issuer:`); it is also one of `issuers`, under its name.
-    public var localIssuer: LocalIssuerSettings?
+    /// The issuer in this process (`issuer:`), parsed by the issuer module; it is also one of
+    /// `issuers`, under its name.
+    public var issuerSection: IssuerSection?
+    public var localIssuer: (any LocalIssuerSection)? { issuerSection?.value }
     public var routes = RouteTable(routes: [])
     public var forward = ClaimHeaderMapping(entries: [])
     public var token = TokenSource()

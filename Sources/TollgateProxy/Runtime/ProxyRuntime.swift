@@ -101,7 +101,7 @@ public final class ProxyRuntime: Sendable {
         }
         // The in-process issuer (its storage, keys, clients and options) is built once at start;
         // a reload that changes it would leave the gate and the issuer disagreeing.
-        if Self.issuerSection(loaded) != Self.issuerSection(snapshot.configuration) {
+        if !Self.sameIssuer(loaded, snapshot.configuration) {
             metrics.reloadFailures.increment()
             let error = ConfigurationError(
                 file: path,
@@ -125,11 +125,14 @@ public final class ProxyRuntime: Sendable {
         return .success(())
     }
 
-    /// The `issuer:` section as a reload compares it: where it sits in the file does not count.
-    static func issuerSection(_ configuration: TollgateConfiguration) -> LocalIssuerSettings? {
-        var section = configuration.localIssuer
-        section?.line = nil
-        return section
+    /// Whether the two configure the same `issuer:` section (where it sits in the file does not
+    /// count).
+    static func sameIssuer(_ lhs: TollgateConfiguration, _ rhs: TollgateConfiguration) -> Bool {
+        switch (lhs.localIssuer, rhs.localIssuer) {
+        case (nil, nil): true
+        case (let left?, let right?): left.sameSection(as: right)
+        default: false
+        }
     }
 
     /// Swaps in `configuration`. Each issuer configured as before keeps its key cache and

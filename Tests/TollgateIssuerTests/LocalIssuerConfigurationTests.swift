@@ -1,11 +1,13 @@
 import Testing
 import TollgateCore
+import TollgateIssuer
 
-/// The `issuer:` section: the options table's names and defaults, and refusals that name the
-/// file, line and field.
+/// The `issuer:` section, parsed by the issuer module: the options table's names and defaults,
+/// and refusals that name the file, line and field.
 @Suite struct LocalIssuerConfigurationTests {
     static func parse(_ issuer: String, routes: String = "") throws(ConfigurationError) -> TollgateConfiguration {
-        try ConfigurationLoader.parse(
+        LocalIssuerSettings.register()
+        return try ConfigurationLoader.parse(
             yaml: "issuer:\n" + issuer + routes,
             file: "issuer.yaml",
             baseDirectory: "/tmp",
@@ -17,7 +19,7 @@ import TollgateCore
 
     @Test func defaultsFollowTheOptionsTable() throws {
         let configuration = try Self.parse("  issuer: https://idp.example/team\n")
-        let local = try #require(configuration.localIssuer)
+        let local = try #require(configuration.issuerSettings)
         #expect(local.supportedScopes == ["openid", "profile", "email", "offline_access"])
         #expect(local.accessTokenTTL == 3600)
         #expect(local.refreshTokenTTL == 2_592_000)
@@ -57,7 +59,7 @@ import TollgateCore
             """,
             routes: "routes:\n  - match: { prefix: /orders }\n    issuers: [local]\n"
         )
-        let local = try #require(configuration.localIssuer)
+        let local = try #require(configuration.issuerSettings)
         #expect(local.grantTypes == ["client_credentials", "urn:ietf:params:oauth:grant-type:device_code"])
         #expect(local.audiences == ["@team/orders"])
         #expect(local.clients.map(\.id) == ["@team/svc", "@team/spa"])
@@ -80,7 +82,7 @@ import TollgateCore
 
             """
         )
-        let local = try #require(configuration.localIssuer)
+        let local = try #require(configuration.issuerSettings)
         #expect(local.signingAlgorithm == "EdDSA")
         #expect(local.jwksMaxAge == 60)
         #expect(local.consentPage == "https://app.example/consent")
@@ -94,7 +96,7 @@ import TollgateCore
         #expect(postgres.tls, "TLS by default to a database on another host")
         #expect(configuration.issuer(named: "local")?.policy.algorithms.contains(.eddsa) == true)
         // The default storage is SQLite beside the file.
-        let plain = try #require(try Self.parse("  issuer: https://i\n").localIssuer)
+        let plain = try #require(try Self.parse("  issuer: https://i\n").issuerSettings)
         #expect(plain.storage == .sqlite("/tmp/tollgate-issuer.sqlite"))
     }
 

@@ -1,3 +1,5 @@
+import TollgateCore
+
 /// The `issuer:` section: the OpenID Connect / OAuth 2.1 issuer that runs in the same process.
 /// Option names and defaults follow the issuer options table the project follows; the values
 /// are checked here, with the rest of the file, and the issuer module builds itself from them.

@@ -1,0 +1,329 @@
+import TollgateCore
+
+/// The `issuer:` section of the configuration file, parsed here, in the issuer module, with
+/// messages that name the file, line and field; `register()` hands this parser to TollgateCore's
+/// loader (call it once, before any configuration is loaded).
+extension LocalIssuerSettings: LocalIssuerSection {
+    public func sameSection(as other: any LocalIssuerSection) -> Bool {
+        guard var other = other as? LocalIssuerSettings else { return false }
+        other.line = line
+        return self == other
+    }
+
+    /// Registers this module's parser of the `issuer:` section with TollgateCore's loader.
+    public static func register() {
+        IssuerSectionParser.register { node, context throws(ConfigurationError) in
+            try LocalIssuerSettingsParser(context: context).localIssuer(node)
+        }
+    }
+}
+
+extension TollgateConfiguration {
+    /// The `issuer:` section, as this module parsed it.
+    public var issuerSettings: LocalIssuerSettings? { localIssuer as? LocalIssuerSettings }
+}
+
+struct LocalIssuerSettingsParser {
+    let context: ConfigurationContext
+
+    /// `postgres: {url: postgres://user@host:port/database, password_file | password_env}`;
+    /// the password never in the URL.
+    func postgresStorage(_ node: ConfigurationNode) throws(ConfigurationError) -> LocalIssuerSettings.Postgres {
+        let members = try node.mapping(allowed: ["url", "password_file", "password_env", "password", "tls"])
+        if let inline = members["password"] {
+            throw inline.error("secrets are not written in the file; use password_file or password_env")
+        }
+        let urlNode = try members.required("url")
+        let url = try urlNode.nonEmptyString()
+        guard let parsed = LocalIssuerSettings.Postgres.parse(url) else {
+            throw urlNode.error("expected postgres://USER@HOST[:PORT]/DATABASE (the password from a file or env)")
+        }
+        if parsed.hadPassword {
+            throw urlNode.error("the URL holds a password; use password_file or password_env")
+        }
+        var settings = parsed.settings
+        if members.has("password_file") || members.has("password_env") {
+            settings.password = try context.secret(members, file: "password_file", env: "password_env", owner: node)
+        }
+        // TLS by default, but for a database on this machine; `tls: false` says so explicitly.
+        settings.tls = !["127.0.0.1", "::1", "[::1]", "localhost"].contains(settings.host)
+        if let tls = members["tls"] { settings.tls = try tls.bool() }
+        return settings
+    }
+
+    func issuerLimits(_ node: ConfigurationNode) throws(ConfigurationError) -> LocalIssuerSettings.Limits {
+        let members = try node.mapping(allowed: [
+            "account_failures", "address_failures", "wait_increment", "max_wait", "failure_reset",
+            "user_code_failures_per_address", "user_code_failures_total", "registrations_per_hour",
+        ])
+        var limits = LocalIssuerSettings.Limits()
+        func seconds(_ value: ConfigurationNode) throws(ConfigurationError) -> Int {
+            let seconds = try value.duration()
+            guard seconds >= 1 else { throw value.error("at least 1s") }
+            return Int(seconds.rounded(.up))
+        }
+        if let value = members["account_failures"] { limits.accountFailures = try value.positiveInteger() }
+        if let value = members["address_failures"] { limits.addressFailures = try value.positiveInteger() }
+        if let value = members["wait_increment"] { limits.waitIncrement = try seconds(value) }
+        if let value = members["max_wait"] { limits.maxWait = try seconds(value) }
+        if let value = members["failure_reset"] { limits.failureReset = try seconds(value) }
+        if let value = members["user_code_failures_per_address"] {
+            limits.userCodeFailuresPerAddress = try value.positiveInteger()
+        }
+        if let value = members["user_code_failures_total"] {
+            limits.userCodeFailuresTotal = try value.positiveInteger()
+        }
+        if let value = members["registrations_per_hour"] {
+            limits.registrationsPerHour = try value.positiveInteger()
+        }
+        if limits.maxWait < limits.waitIncrement {
+            throw (members["max_wait"] ?? node).error("max_wait is shorter than wait_increment")
+        }
+        return limits
+    }
+
+    func localIssuer(_ node: ConfigurationNode) throws(ConfigurationError) -> LocalIssuerSettings {
+        let members = try node.mapping(allowed: [
+            "name", "issuer", "supported_scopes", "access_token_ttl", "refresh_token_ttl", "code_ttl",
+            "enable_dynamic_registration", "require_pkce_for_public", "jwt_access_token", "store_client_secret",
+            "store_tokens", "pairwise_secret_file", "pairwise_secret_env", "pairwise_secret", "grant_types",
+            "signing_algorithm", "storage", "apis", "clients", "users", "consent_page", "jwks_max_age",
+            "refresh_token_reuse_interval", "limits",
+        ])
+        let urlNode = try members.required("issuer")
+        let url = try urlNode.nonEmptyString()
+        guard url.hasPrefix("https://") || url.hasPrefix("http://"), !url.contains("?"), !url.contains("#") else {
+            throw urlNode.error("must be an http(s) URL without query or fragment")
+        }
+        var settings = LocalIssuerSettings(
+            issuer: url,
+            storage: .sqlite(context.baseDirectory + "/tollgate-issuer.sqlite")
+        )
+        settings.line = node.line
+        if let value = members["name"] { settings.name = try value.nonEmptyString() }
+        if let value = members["supported_scopes"] { settings.supportedScopes = try value.stringList() }
+        if let value = members["access_token_ttl"] { settings.accessTokenTTL = try value.positiveInteger() }
+        if let value = members["refresh_token_ttl"] { settings.refreshTokenTTL = try value.positiveInteger() }
+        if let value = members["code_ttl"] { settings.codeTTL = try value.positiveInteger() }
+        if let value = members["jwks_max_age"] { settings.jwksMaxAge = try value.positiveInteger() }
+        if let value = members["refresh_token_reuse_interval"] {
+            let seconds = try value.duration()
+            guard seconds <= 300 else {
+                throw value.error("at most 5m: the answer kept for the retry is a live token")
+            }
+            settings.refreshTokenReuseInterval = Int(seconds.rounded(.up))
+        }
+        if let value = members["limits"] {
+            settings.limits = try issuerLimits(value)
+        }
+        if let value = members["enable_dynamic_registration"] {
+            settings.enableDynamicRegistration = try value.bool()
+        }
+        if let value = members["require_pkce_for_public"] { settings.requirePKCEForPublic = try value.bool() }
+        if let value = members["jwt_access_token"] { settings.jwtAccessToken = try value.bool() }
+        for key in ["store_client_secret", "store_tokens"] {
+            guard let value = members[key] else { continue }
+            let text = try value.string()
+            guard text == "hashed" || text == "plain" else { throw value.error("expected 'hashed' or 'plain'") }
+            if key == "store_client_secret" {
+                settings.storeClientSecret = text
+            } else {
+                settings.storeTokens = text
+            }
+        }
+        if let inline = members["pairwise_secret"] {
+            throw inline.error(
+                "secrets are not written in the file; use pairwise_secret_file or pairwise_secret_env"
+            )
+        }
+        if members.has("pairwise_secret_file") || members.has("pairwise_secret_env") {
+            let secret = try context.secret(
+                members,
+                file: "pairwise_secret_file",
+                env: "pairwise_secret_env",
+                owner: node
+            )
+            if secret.value.count < 32 {
+                throw (members["pairwise_secret_file"] ?? members["pairwise_secret_env"])!.error(
+                    "the pairwise secret must be at least 32 characters"
+                )
+            }
+            settings.pairwiseSecret = secret
+        }
+        let knownGrants: Set<String> = [
+            "authorization_code", "client_credentials", "refresh_token",
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "device_code",
+        ]
+        if let value = members["grant_types"] {
+            let list = try value.stringList()
+            for grant in list where !knownGrants.contains(grant) {
+                throw value.error("'\(grant)' is not a grant type (implicit and password are not offered)")
+            }
+            settings.grantTypes = list.map {
+                $0 == "device_code" ? "urn:ietf:params:oauth:grant-type:device_code" : $0
+            }
+        }
+        if let value = members["signing_algorithm"] {
+            let text = try value.string()
+            guard ["RS256", "ES256", "EdDSA"].contains(text) else {
+                throw value.error("expected RS256, ES256 or EdDSA")
+            }
+            settings.signingAlgorithm = text
+        }
+        if let value = members["storage"] {
+            let storage = try value.mapping(allowed: ["memory", "sqlite", "postgres"])
+            if let postgres = storage["postgres"] {
+                if storage.has("memory") || storage.has("sqlite") {
+                    throw value.error("give one of sqlite, postgres or memory")
+                }
+                settings.storage = .postgres(try postgresStorage(postgres))
+            }
+            switch (storage["memory"], storage["sqlite"]) {
+            case (nil, nil) where storage.has("postgres"):
+                break
+            case (let memory?, nil):
+                guard try memory.bool() else { throw memory.error("give sqlite: PATH, or memory: true") }
+                settings.storage = .memory
+            case (nil, let sqlite?):
+                let path = try sqlite.nonEmptyString()
+                settings.storage = .sqlite(path.hasPrefix("/") ? path : context.baseDirectory + "/" + path)
+            case (.some, .some):
+                throw value.error("give sqlite or memory, not both")
+            case (nil, nil):
+                throw value.error("give sqlite: PATH or memory: true")
+            }
+        }
+        var allScopes = Set(settings.supportedScopes)
+        if let value = members["consent_page"] {
+            let page = try value.nonEmptyString()
+            guard page.hasPrefix("https://") || page.hasPrefix("http://") || page.hasPrefix("/"),
+                !page.contains("#")
+            else { throw value.error("must be an http(s) URL or an absolute path, without fragment") }
+            settings.consentPage = page
+        }
+        if let value = members["apis"] {
+            for element in try value.sequence() {
+                let api = try element.mapping(allowed: ["audience", "scopes"])
+                let audience = try api.required("audience").nonEmptyString()
+                let scopes = try api.required("scopes").stringList()
+                for scope in scopes where scope.isEmpty || scope.contains(" ") || scope.contains("\"") {
+                    throw element.error("the scope '\(scope)' is empty or contains a space or quote")
+                }
+                if settings.apis.contains(where: { $0.audience == audience }) {
+                    throw element.error("the API '\(audience)' is defined twice")
+                }
+                allScopes.formUnion(scopes)
+                settings.apis.append(LocalIssuerSettings.API(audience: audience, scopes: scopes))
+            }
+        }
+        if let value = members["clients"] {
+            for element in try value.sequence() {
+                let client = try element.mapping(allowed: [
+                    "client_id", "type", "client_secret_file", "client_secret_env", "client_secret",
+                    "redirect_uris", "post_logout_redirect_uris", "scopes", "grant_types", "skip_consent",
+                    "introspection",
+                ])
+                let id = try client.required("client_id").nonEmptyString()
+                let typeNode = try client.required("type")
+                let type = try typeNode.string()
+                guard ["web", "spa", "native", "machine", "device"].contains(type) else {
+                    throw typeNode.error("expected web, spa, native, machine or device")
+                }
+                if let inline = client["client_secret"] {
+                    throw inline.error(
+                        "secrets are not written in the file; use client_secret_file or client_secret_env"
+                    )
+                }
+                var secret: Secret?
+                let confidential = type == "web" || type == "machine"
+                if confidential {
+                    secret = try context.secret(
+                        client,
+                        file: "client_secret_file",
+                        env: "client_secret_env",
+                        owner: element
+                    )
+                } else if let node = client["client_secret_file"] ?? client["client_secret_env"] {
+                    throw node.error("a \(type) client is public and holds no secret")
+                }
+                let scopes = try client["scopes"]?.stringList() ?? []
+                for scope in scopes where !allScopes.contains(scope) {
+                    throw element.error("the scope '\(scope)' is neither a supported scope nor an API's")
+                }
+                var grants: [String]?
+                if let node = client["grant_types"] {
+                    let list = try node.stringList()
+                    for grant in list where !knownGrants.contains(grant) {
+                        throw node.error("'\(grant)' is not a grant type")
+                    }
+                    grants = list.map { $0 == "device_code" ? "urn:ietf:params:oauth:grant-type:device_code" : $0 }
+                }
+                if settings.clients.contains(where: { $0.id == id }) {
+                    throw element.error("the client '\(id)' is defined twice")
+                }
+                var mayIntrospect = false
+                if let node = client["introspection"] {
+                    switch try node.string() {
+                    case "allowed": mayIntrospect = true
+                    case "own": mayIntrospect = false
+                    default: throw node.error("expected 'allowed' (any client's tokens) or 'own'")
+                    }
+                    if !confidential { throw node.error("a \(type) client is public and cannot introspect") }
+                }
+                for uri in try client["redirect_uris"]?.stringList() ?? []
+                where uri.contains("@") || uri.contains("#") {
+                    throw element.error("the redirect URI '\(uri)' holds user information or a fragment")
+                }
+                settings.clients.append(
+                    LocalIssuerSettings.Client(
+                        id: id,
+                        type: type,
+                        secret: secret,
+                        redirectURIs: try client["redirect_uris"]?.stringList() ?? [],
+                        postLogoutRedirectURIs: try client["post_logout_redirect_uris"]?.stringList() ?? [],
+                        scopes: scopes,
+                        grantTypes: grants,
+                        skipConsent: try client["skip_consent"]?.bool() ?? false,
+                        mayIntrospect: mayIntrospect
+                    )
+                )
+            }
+        }
+        if let value = members["users"] {
+            for element in try value.sequence() {
+                let user = try element.mapping(allowed: [
+                    "username", "password_hash_file", "password_hash_env", "password", "password_hash", "claims",
+                ])
+                if let inline = user["password"] ?? user["password_hash"] {
+                    throw inline.error(
+                        "passwords are not written in the file; use password_hash_file or password_hash_env"
+                    )
+                }
+                let username = try user.required("username").nonEmptyString()
+                let hash = try context.secret(
+                    user,
+                    file: "password_hash_file",
+                    env: "password_hash_env",
+                    owner: element
+                )
+                guard hash.value.hasPrefix("scrypt$"), hash.value.split(separator: "$").count == 6 else {
+                    throw element.error(
+                        "the password hash is not a scrypt hash (make one with tollgate issuer hash-password)"
+                    )
+                }
+                var claims: [String: String] = [:]
+                if let node = user["claims"] {
+                    for (name, text) in try node.textPairs("expected a mapping of claim: text") { claims[name] = text }
+                }
+                if settings.users.contains(where: { $0.username == username }) {
+                    throw element.error("the user '\(username)' is defined twice")
+                }
+                settings.users.append(
+                    LocalIssuerSettings.User(username: username, passwordHash: hash, claims: claims)
+                )
+            }
+        }
+        return settings
+    }
+}
