@@ -147,6 +147,16 @@ import TollgateIssuer
         // Another client's poll of the same device code learns nothing and spends nothing.
         clock.advance(20)
         #expect(try Self.error(await Self.poll(issuer, deviceCode, client: "@team/other-tv")) == "invalid_grant")
+        // A resource never authorised is refused and spends nothing (RFC 8707).
+        let widened = await Flow.post(
+            issuer,
+            "/oauth2/token",
+            [
+                ("grant_type", GrantType.deviceCode.rawValue), ("device_code", deviceCode), ("client_id", "@team/tv"),
+                ("resource", "https://elsewhere.example"),
+            ]
+        )
+        #expect(try Self.error(widened) == "invalid_target")
         let tokens = await Self.poll(issuer, deviceCode)
         #expect(tokens.head.status == .ok)
         let answer = try Self.json(tokens)

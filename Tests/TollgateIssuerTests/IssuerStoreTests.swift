@@ -255,10 +255,13 @@ import TollgateIssuer
             #expect(try await !store.saveDeviceAuthorization(collision), "a user code in use is never taken over")
             #expect(try await store.deviceAuthorization(userCode: "BCDFGHJK") == record)
             #expect(
-                try await store.pollDeviceAuthorization(digest: "device-1", clientID: "@team/other", now: 10) == nil
+                try await store.pollDeviceAuthorization(digest: "device-1", clientID: "@team/other", now: 10) { _ in
+                    true
+                } == nil
             )
             #expect(
-                try await store.pollDeviceAuthorization(digest: "device-1", clientID: "@team/tv", now: 10)?.status
+                try await store.pollDeviceAuthorization(digest: "device-1", clientID: "@team/tv", now: 10) { _ in true
+                }?.status
                     == .pending
             )
             #expect(
@@ -278,11 +281,17 @@ import TollgateIssuer
                 ),
                 "a decided request cannot be decided again"
             )
+            // A poll the rules refuse changes nothing: the approval is still there to spend.
+            let refused = try await store.pollDeviceAuthorization(digest: "device-1", clientID: "@team/tv", now: 29) {
+                _ in false
+            }
+            #expect(refused?.status == .approved)
             let approvals = try await withThrowingTaskGroup(of: Bool.self) { group in
                 for _ in 0..<50 {
                     group.addTask {
-                        try await store.pollDeviceAuthorization(digest: "device-1", clientID: "@team/tv", now: 30)?
-                            .status == .approved
+                        try await store.pollDeviceAuthorization(digest: "device-1", clientID: "@team/tv", now: 30) {
+                            _ in true
+                        }?.status == .approved
                     }
                 }
                 var count = 0

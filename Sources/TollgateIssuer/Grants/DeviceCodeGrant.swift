@@ -11,13 +11,17 @@ struct DeviceCodeGrant: TokenGrant {
     {
         guard let code = form["device_code"] else { throw IssuerError.invalidRequest("'device_code' is missing") }
         let at = issuer.now()
+        let options = issuer.options
+        let resource = form["resource"]
         guard
             let record = try await issuer.store.pollDeviceAuthorization(
                 digest: RandomToken.digest(code),
                 clientID: client.id,
-                now: at
+                now: at,
+                accept: { GrantRules.refusal(ofResource: resource, for: $0, options: options) == nil }
             )
         else { throw IssuerError.invalidGrant("the device code is not valid") }
+        if let refusal = GrantRules.refusal(ofResource: resource, for: record, options: options) { throw refusal }
         guard record.expiresAt > at else {
             throw IssuerError(.expiredToken, "the device code has expired")
         }
@@ -38,9 +42,6 @@ struct DeviceCodeGrant: TokenGrant {
         case .approved:
             guard let username = record.username else { throw IssuerError.invalidGrant("the device code is not valid") }
             let audience = GrantRules.authorizedAudience(record.resource, scopes: record.scopes, issuer.options)
-            if let resource = form["resource"], resource != audience {
-                throw IssuerError.invalidTarget("'resource' was not authorised for this device code")
-            }
             let (answer, issued) = try await issuer.tokenAnswer(
                 client: client,
                 username: username,

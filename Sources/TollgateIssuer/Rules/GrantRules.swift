@@ -40,6 +40,19 @@ enum GrantRules {
         return nil
     }
 
+    /// Why a device code's token request may not have `resource`: only the one authorised with
+    /// it (RFC 8707 §2.2), checked before the poll spends anything.
+    static func refusal(
+        ofResource resource: String?,
+        for device: DeviceAuthorizationRecord,
+        options: IssuerOptions
+    ) -> IssuerError? {
+        guard let resource, resource != authorizedAudience(device.resource, scopes: device.scopes, options) else {
+            return nil
+        }
+        return .invalidTarget("'resource' was not authorised for this device code")
+    }
+
     /// The audience an authorization covers: the resource it named, or the API of its scopes.
     static func authorizedAudience(_ resource: String?, scopes: [String], _ options: IssuerOptions) -> String? {
         resource ?? scopes.lazy.compactMap { options.api(forScope: $0)?.audience }.first

@@ -104,7 +104,13 @@ public protocol IssuerStore: Sendable {
     /// One poll by `clientID`, in one transaction: returns the record as it was before and stores
     /// `record.polled(at: now)`, so of concurrent polls of an approved code exactly one sees it
     /// approved. `nil` when there is none under `digest` for this client.
-    func pollDeviceAuthorization(digest: String, clientID: String, now: Int) async throws -> DeviceAuthorizationRecord?
+    /// `accept` decides first: a poll it refuses (a resource never authorised) changes nothing.
+    func pollDeviceAuthorization(
+        digest: String,
+        clientID: String,
+        now: Int,
+        accept: @Sendable (DeviceAuthorizationRecord) -> Bool
+    ) async throws -> DeviceAuthorizationRecord?
 }
 
 /// A signing key at rest: the private key's PKCS#8 DER, and where it is in its rotation.

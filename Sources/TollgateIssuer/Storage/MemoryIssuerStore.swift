@@ -325,10 +325,12 @@ public final class MemoryIssuerStore: IssuerStore {
     public func pollDeviceAuthorization(
         digest: String,
         clientID: String,
-        now: Int
+        now: Int,
+        accept: @Sendable (DeviceAuthorizationRecord) -> Bool
     ) async throws -> DeviceAuthorizationRecord? {
         state.withLock { state in
             guard let record = state.devices[digest], record.clientID == clientID else { return nil }
+            guard accept(record) else { return record }
             state.devices[digest] = record.polled(at: now)
             return record
         }

@@ -578,13 +578,15 @@ public final class SQLIssuerStore: IssuerStore {
     public func pollDeviceAuthorization(
         digest: String,
         clientID: String,
-        now: Int
+        now: Int,
+        accept: @Sendable (DeviceAuthorizationRecord) -> Bool
     ) async throws -> DeviceAuthorizationRecord? {
         try await database.transaction { tx in
             guard
                 let record = try Self.decode(DeviceAuthorizationRecord.self, try await self.body(tx, "device", digest)),
                 record.clientID == clientID
             else { return nil }
+            guard accept(record) else { return record }
             try await Self.put(
                 tx,
                 "device",
