@@ -190,6 +190,37 @@ bounced = requests.get(issuer + "/oauth2/authorize?" + urlencode({
 check(bounced.status_code == 400 and "Location" not in bounced.headers,
       "its authorization error is shown on a page, never redirected")
 
+big = requests.post(issuer + "/oauth2/register", json={"redirect_uris": ["https://app.example/cb"],
+                                                       "client_name": "n" * 60000,
+                                                       "token_endpoint_auth_method": "none"}, timeout=10)
+check(big.status_code == 400, "a 60 KB client_name is not registered")
+
+# The consent form is accepted only with the session that signed in.
+_, challenge = pkce()
+fresh = requests.Session()
+page = fresh.get(authorize_url(challenge, prompt="consent"), timeout=10)
+form = fields(page.text)
+form.update(username=user, password=password)
+consent = fresh.post(origin + action(page.text), data=form, allow_redirects=False, timeout=10)
+check("Allow access?" in consent.text, "signing in leads to the consent form")
+sessionless = requests.Session()
+sessionless.cookies.set("tollgate_browser", fresh.cookies.get("tollgate_browser"))
+form = fields(consent.text)
+form["decision"] = "allow"
+stolen = sessionless.post(origin + action(consent.text), data=form, allow_redirects=False, timeout=10)
+check(stolen.status_code == 403 and "Location" not in stolen.headers, "the consent form without the session: refused")
+
+# Response modes: form_post answers with a page posting to the redirect URI; others are refused.
+_, challenge = pkce()
+posted = browser.get(authorize_url(challenge, response_mode="form_post", state='"><script>x</script>'),
+                     allow_redirects=False, timeout=10)
+check(posted.status_code == 200 and 'action="' + redirect_uri + '"' in posted.text
+      and "<script>x" not in posted.text and 'name="code"' in posted.text,
+      "response_mode=form_post posts the code to the redirect URI, every value escaped")
+_, challenge = pkce()
+fragment = browser.get(authorize_url(challenge, response_mode="fragment"), allow_redirects=False, timeout=10)
+check("error=invalid_request" in fragment.headers.get("Location", ""), "response_mode=fragment: invalid_request")
+
 # Request objects are refused, not ignored.
 _, challenge = pkce()
 refused = requests.get(authorize_url(challenge, request="eyJhbGciOiJub25lIn0.e30."), allow_redirects=False,
