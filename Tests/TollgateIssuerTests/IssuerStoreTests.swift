@@ -619,4 +619,47 @@ import TollgateIssuer
         try await store.close()
         try await PostgresTestDatabase.drop(database)
     }
+
+    /// The transaction primitives the rules are written over: find and put, insert only when
+    /// new, the refresh token's compare-and-set (one winner of fifty), revoke by grant.
+    @Test(arguments: backends)
+    func theTransactionPrimitivesHoldTheirPromises(_ backend: Backend) async throws {
+        try await Self.with(backend) { store in
+            let code = Self.code("p1")
+            try await store.transaction { tx in
+                #expect(try await tx.find(AuthorizationCodeRecord.self, .code, "p1") == nil)
+                try await tx.put(code, .code, "p1", expiresAt: code.expiresAt)
+                #expect(try await tx.find(AuthorizationCodeRecord.self, .code, "p1") == code)
+                #expect(try await tx.insertNew("d1", .userCode, "BCDFGHJK", expiresAt: 100))
+                #expect(try await !tx.insertNew("d2", .userCode, "BCDFGHJK", expiresAt: 100), "taken")
+                #expect(try await tx.find(String.self, .userCode, "BCDFGHJK") == "d1")
+                try await tx.putConsent(username: "ada", clientID: "@team/web", scopes: ["openid"])
+                #expect(try await tx.consent(username: "ada", clientID: "@team/web") == ["openid"])
+            }
+            try await store.saveRefreshToken(Self.refresh("s0", family: "g-p"))
+            let spends = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<50 {
+                    group.addTask {
+                        try await store.transaction { tx in
+                            try await tx.spendRefreshToken(
+                                digest: "s0",
+                                clientID: "@team/web",
+                                now: 10,
+                                successorDigest: "s1-\(index)",
+                                answer: nil
+                            )
+                        }
+                    }
+                }
+                var won = 0
+                for try await spent in group where spent { won += 1 }
+                return won
+            }
+            #expect(spends == 1)
+            let spent = try await store.transaction { tx in try await tx.refreshToken(digest: "s0") }
+            #expect(spent?.token.spentAt == 10 && spent?.successorUsed == false)
+            try await store.transaction { tx in try await tx.revokeGrant("g-p", until: 500, now: 11) }
+            #expect(try await store.refreshToken(digest: "s0")?.revoked == true)
+        }
+    }
 }

@@ -1,19 +1,27 @@
-/// Everything the issuer keeps, behind one protocol: in memory (tests), SQLite (the embedded
-/// default) or PostgreSQL (several replicas). Every method is one transaction.
+/// Everything the issuer keeps, behind one protocol: in memory (tests, the demo without a file)
+/// or SQL (SQLite, the embedded default, or PostgreSQL, several replicas).
+///
+/// A store offers records read and written one statement at a time, and a transaction with a
+/// few primitives (`IssuerTransaction`: find and put a record, insert a new one, spend a refresh
+/// token as a compare-and-set, revoke by grant) — and nothing of the rules. The rules that need
+/// a transaction (redeem a code, rotate a refresh token, save, decide and poll a device
+/// authorization, record consent, revoke a client) are written once, in `StoreRules.swift`,
+/// over those primitives and `GrantRules`.
 public protocol IssuerStore: Sendable {
+    /// Runs `body` as one transaction: all of it or none of it, and single-winner against any
+    /// other transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: row locks taken by `find`).
+    func transaction<T: Sendable>(_ body: @Sendable (any IssuerTransaction) async throws -> T) async throws -> T
+
     func client(id: String) async throws -> RegisteredClient?
     func saveClient(_ client: RegisteredClient) async throws
     func clients() async throws -> [RegisteredClient]
-    /// Marks the client revoked and revokes every token and refresh token issued to it, and
-    /// every grant they belong to (`revokedGrants`, as revoked at `now`), in one transaction;
-    /// `false` when there is no such client.
-    func revokeClient(id: String, now: Int) async throws -> Bool
 
     func signingKeys() async throws -> [StoredSigningKey]
     func saveSigningKey(_ key: StoredSigningKey) async throws
     func deleteSigningKey(keyID: String) async throws
 
     func saveToken(_ token: TokenRecord) async throws
+    /// The token under `digest`, revoked when its grant is.
     func token(digest: String) async throws -> TokenRecord?
     /// Marks the token revoked; `false` when there is none under `digest`.
     @discardableResult
@@ -37,80 +45,74 @@ public protocol IssuerStore: Sendable {
 
     /// Remembered consent of `username` for `clientID`: the scopes granted so far.
     func consentedScopes(username: String, clientID: String) async throws -> Set<String>
-    func saveConsent(username: String, clientID: String, scopes: Set<String>) async throws
 
     func saveCode(_ code: AuthorizationCodeRecord) async throws
-    /// Redeems the code under `digest` in one transaction: `accept` (the client, redirect URI
-    /// and PKCE checks) decides on the unredeemed record before anything changes, so a request
-    /// that fails them does not spend the code. A second redemption is a replay: the code's
-    /// grant is revoked (`revokeGrant`, until `grantUntil`) in the same transaction.
-    func redeemCode(
-        digest: String,
-        now: Int,
-        grantUntil: Int,
-        accept: @Sendable (AuthorizationCodeRecord) -> Bool
-    ) async throws -> CodeRedemption
 
     func saveRefreshToken(_ token: RefreshTokenRecord) async throws
     /// The refresh token under `digest`, revoked when its grant is.
     func refreshToken(digest: String) async throws -> RefreshTokenRecord?
-    /// Exchanges the refresh token `digest` for `successor`, in one transaction, as a
-    /// compare-and-set on the token being unspent: exactly one of any number of concurrent
-    /// calls rotates. The winner keeps `answer` (sealed for the presented token's holder, see
-    /// `RetryAnswer`) until `reuseInterval` seconds after the spend; a retry by `clientID`
-    /// within that window gets it back. Any other reuse revokes the whole grant (remembered
-    /// until `grantUntil`).
-    func rotateRefreshToken(
-        digest: String,
-        clientID: String,
-        successor: RefreshTokenRecord,
-        answer: String?,
-        now: Int,
-        reuseInterval: Int,
-        grantUntil: Int
-    ) async throws -> RefreshRotation
 
-    /// Revokes a grant: every token and refresh token stamped with `grantID`, now and later
-    /// (a token of the grant saved after this call is revoked too), in one transaction. The
-    /// grant is remembered until `until` (its last token's expiry) for `revokedGrants(since:)`.
-    func revokeGrant(_ grantID: String, until: Int, now: Int) async throws
     /// The grants revoked at or after `since` and not yet past their `until`: what every
     /// replica's gate refuses.
     func revokedGrants(since: Int, now: Int) async throws -> [RevokedGrant]
 
-    /// Counts one event under `key` (failed sign-ins of an account or from an address, wrong
-    /// user codes, registrations) and returns the count: the count restarts at 1 when the
-    /// previous one expired. One transaction, so replicas share the count.
+    /// Counts one event under `key` (sign-in attempts of an account or from an address, user
+    /// code entries, registrations) and returns the count: the count restarts at 1 when the
+    /// previous one expired. One statement, so concurrent counts and replicas share it.
     func countEvent(key: String, now: Int, expiresAt: Int) async throws -> EventCount
     /// The live count under `key`, if any.
     func eventCount(key: String, now: Int) async throws -> EventCount?
     func resetEvents(key: String) async throws
     /// Takes one event back under `key` (an attempt counted before it ran, which succeeded).
     func uncountEvent(key: String) async throws
+}
 
-    /// Stores a new device authorization; `false` (and nothing stored) when its user code is
-    /// already taken, so a collision can never point a live code at another device.
-    func saveDeviceAuthorization(_ record: DeviceAuthorizationRecord) async throws -> Bool
-    /// The device authorization whose (normalised) user code is `userCode`.
-    func deviceAuthorization(userCode: String) async throws -> DeviceAuthorizationRecord?
-    /// Settles a pending device authorization: approved by `username`, or denied when it is
-    /// `nil`. `false` when it is no longer pending (decided, expired or unknown).
-    func decideDeviceAuthorization(
-        userCode: String,
-        username: String?,
-        authenticatedAt: Int,
-        now: Int
-    ) async throws -> Bool
-    /// One poll by `clientID`, in one transaction: returns the record as it was before and stores
-    /// `record.polled(at: now)`, so of concurrent polls of an approved code exactly one sees it
-    /// approved. `nil` when there is none under `digest` for this client.
-    /// `accept` decides first: a poll it refuses (a resource never authorised) changes nothing.
-    func pollDeviceAuthorization(
+/// The kinds of record a transaction finds and puts.
+public enum RecordKind: String, Sendable {
+    case client
+    case code
+    case device
+    /// A user code, naming its device authorization's digest.
+    case userCode = "user_code"
+}
+
+/// The primitives of one transaction. A record found is locked until the transaction ends.
+public protocol IssuerTransaction: Sendable {
+    func find<T: Decodable & Sendable>(_ type: T.Type, _ kind: RecordKind, _ key: String) async throws -> T?
+    func put<T: Encodable & Sendable>(_ value: T, _ kind: RecordKind, _ key: String, expiresAt: Int?) async throws
+    /// Stores `value` unless something is under `key` already; `false` then, and nothing stored.
+    func insertNew<T: Encodable & Sendable>(
+        _ value: T,
+        _ kind: RecordKind,
+        _ key: String,
+        expiresAt: Int?
+    )
+        async throws -> Bool
+
+    /// The consent of `username` for `clientID`, locked.
+    func consent(username: String, clientID: String) async throws -> Set<String>?
+    func putConsent(username: String, clientID: String, scopes: Set<String>) async throws
+
+    /// The refresh token under `digest` with its spend, its retry answer and whether its grant
+    /// is revoked, and whether its successor has been spent since.
+    func refreshToken(digest: String) async throws -> (token: RefreshTokenRecord, successorUsed: Bool)?
+    /// The compare-and-set of a rotation: marks the token spent for `successorDigest` (keeping
+    /// `answer`) only when it is unspent, unrevoked, of a grant not revoked, unexpired at `now`
+    /// and `clientID`'s; `true` when this call did.
+    func spendRefreshToken(
         digest: String,
         clientID: String,
         now: Int,
-        accept: @Sendable (DeviceAuthorizationRecord) -> Bool
-    ) async throws -> DeviceAuthorizationRecord?
+        successorDigest: String,
+        answer: String?
+    ) async throws -> Bool
+    func insertRefreshToken(_ token: RefreshTokenRecord) async throws
+
+    /// Revokes a grant: every token and refresh token stamped with `grantID`, now and later
+    /// (one saved afterwards is revoked too); remembered until `until`.
+    func revokeGrant(_ grantID: String, until: Int, now: Int) async throws
+    /// Revokes every token and refresh token of `clientID`, and every grant they belong to.
+    func revokeTokens(ofClient clientID: String, now: Int) async throws
 }
 
 /// A signing key at rest: the private key's PKCS#8 DER, and where it is in its rotation.

@@ -1,8 +1,9 @@
 import Synchronization
+import TollgateCore
 
 /// The issuer's state in memory, for tests and for a throwaway demo: nothing survives a restart.
 public final class MemoryIssuerStore: IssuerStore {
-    private struct State {
+    fileprivate struct State {
         var clients: [String: RegisteredClient] = [:]
         var keys: [StoredSigningKey] = []
         var tokens: [String: TokenRecord] = [:]
@@ -21,7 +22,8 @@ public final class MemoryIssuerStore: IssuerStore {
         func grantRevoked(_ grantID: String?) -> Bool { grantID.map { revokedGrants[$0] != nil } ?? false }
     }
 
-    private let state = Mutex(State())
+    fileprivate let state = Mutex(State())
+    private let gate = SerialGate()
 
     public init() {}
 
@@ -33,27 +35,6 @@ public final class MemoryIssuerStore: IssuerStore {
 
     public func clients() async throws -> [RegisteredClient] {
         state.withLock { Array($0.clients.values) }.sorted { $0.id < $1.id }
-    }
-
-    public func revokeClient(id: String, now: Int) async throws -> Bool {
-        state.withLock { state in
-            guard state.clients[id] != nil else { return false }
-            state.clients[id]?.revoked = true
-            var grants: [String: Int] = [:]
-            for token in state.tokens.values where token.clientID == id {
-                if let grant = token.familyID { grants[grant] = max(grants[grant] ?? 0, token.expiresAt) }
-            }
-            for token in state.refreshTokens.values where token.clientID == id {
-                grants[token.familyID] = max(grants[token.familyID] ?? 0, token.expiresAt)
-            }
-            for (grant, until) in grants { Self.revokeGrant(grant, until: until, now: now, in: &state) }
-            for (digest, token) in state.tokens where token.clientID == id { state.tokens[digest]?.revoked = true }
-            for (digest, token) in state.refreshTokens where token.clientID == id {
-                state.refreshTokens[digest]?.revoked = true
-                state.refreshTokens[digest]?.successorAnswer = nil
-            }
-            return true
-        }
     }
 
     public func signingKeys() async throws -> [StoredSigningKey] { state.withLock { $0.keys } }
@@ -161,32 +142,8 @@ public final class MemoryIssuerStore: IssuerStore {
         state.withLock { $0.consents[username + "\u{0}" + clientID] ?? [] }
     }
 
-    public func saveConsent(username: String, clientID: String, scopes: Set<String>) async throws {
-        state.withLock { $0.consents[username + "\u{0}" + clientID, default: []].formUnion(scopes) }
-    }
-
     public func saveCode(_ code: AuthorizationCodeRecord) async throws {
         state.withLock { $0.codes[code.digest] = code }
-    }
-
-    public func redeemCode(
-        digest: String,
-        now: Int,
-        grantUntil: Int,
-        accept: @Sendable (AuthorizationCodeRecord) -> Bool
-    ) async throws -> CodeRedemption {
-        state.withLock { state in
-            guard let code = state.codes[digest] else { return .unknown }
-            if code.redeemed {
-                if let grant = GrantRules.grantToRevoke(onReplayOf: code) {
-                    Self.revokeGrant(grant, until: grantUntil, now: now, in: &state)
-                }
-                return .replayed(code)
-            }
-            guard accept(code) else { return .refused(code) }
-            state.codes[digest]?.redeemed = true
-            return .redeemed(code)
-        }
     }
 
     public func saveRefreshToken(_ token: RefreshTokenRecord) async throws {
@@ -201,50 +158,7 @@ public final class MemoryIssuerStore: IssuerStore {
         }
     }
 
-    public func rotateRefreshToken(
-        digest: String,
-        clientID: String,
-        successor: RefreshTokenRecord,
-        answer: String?,
-        now: Int,
-        reuseInterval: Int,
-        grantUntil: Int
-    ) async throws -> RefreshRotation {
-        state.withLock { state in
-            guard let current = state.refreshTokens[digest] else { return .refused(familyRevoked: false) }
-            if current.clientID != clientID { return .refused(familyRevoked: false) }
-            let revoked = current.revoked || state.grantRevoked(current.familyID)
-            if current.spentAt != nil || revoked || current.expiresAt <= now {
-                var seen = current
-                seen.revoked = revoked
-                let successorUsed = current.successorDigest.map { state.refreshTokens[$0]?.spentAt != nil } ?? false
-                switch GrantRules.reuse(
-                    of: seen,
-                    by: clientID,
-                    successorUsed: successorUsed,
-                    now: now,
-                    reuseInterval: reuseInterval
-                ) {
-                case .refuse: return .refused(familyRevoked: false)
-                case .replay(let given): return .replayWithinGrace(given)
-                case .revokeGrant:
-                    Self.revokeGrant(current.familyID, until: grantUntil, now: now, in: &state)
-                    return .refused(familyRevoked: true)
-                }
-            }
-            state.refreshTokens[digest]?.spentAt = now
-            state.refreshTokens[digest]?.successorAnswer = answer
-            state.refreshTokens[digest]?.successorDigest = successor.digest
-            state.refreshTokens[successor.digest] = successor
-            return .rotated
-        }
-    }
-
-    public func revokeGrant(_ grantID: String, until: Int, now: Int) async throws {
-        state.withLock { Self.revokeGrant(grantID, until: until, now: now, in: &$0) }
-    }
-
-    private static func revokeGrant(_ grantID: String, until: Int, now: Int, in state: inout State) {
+    fileprivate static func revokeGrant(_ grantID: String, until: Int, now: Int, in state: inout State) {
         let previous = state.revokedGrants[grantID]
         state.revokedGrants[grantID] = RevokedGrant(
             grantID: grantID,
@@ -294,45 +208,124 @@ public final class MemoryIssuerStore: IssuerStore {
         _ = state.withLock { $0.counts.removeValue(forKey: key) }
     }
 
-    public func saveDeviceAuthorization(_ record: DeviceAuthorizationRecord) async throws -> Bool {
-        state.withLock { state in
-            guard state.userCodes[record.userCode] == nil else { return false }
-            state.devices[record.digest] = record
-            state.userCodes[record.userCode] = record.digest
+    // MARK: - Transactions
+
+    /// Transactions run one at a time; each primitive takes the state's lock. A rule's body
+    /// never fails midway here (nothing in memory throws), so none is left half done.
+    public func transaction<T: Sendable>(_ body: @Sendable (any IssuerTransaction) async throws -> T) async throws -> T
+    {
+        try await gate.run { try await body(Transaction(store: self)) }
+    }
+
+    struct Transaction: IssuerTransaction {
+        let store: MemoryIssuerStore
+
+        func find<T: Decodable & Sendable>(_ type: T.Type, _ kind: RecordKind, _ key: String) async throws -> T? {
+            store.state.withLock { state -> Any? in
+                switch kind {
+                case .client: state.clients[key]
+                case .code: state.codes[key]
+                case .device: state.devices[key]
+                case .userCode: state.userCodes[key]
+                }
+            } as? T
+        }
+
+        func put<T: Encodable & Sendable>(_ value: T, _ kind: RecordKind, _ key: String, expiresAt: Int?) async throws {
+            store.state.withLock { state in
+                switch kind {
+                case .client: state.clients[key] = value as? RegisteredClient
+                case .code: state.codes[key] = value as? AuthorizationCodeRecord
+                case .device: state.devices[key] = value as? DeviceAuthorizationRecord
+                case .userCode: state.userCodes[key] = value as? String
+                }
+            }
+        }
+
+        func insertNew<T: Encodable & Sendable>(
+            _ value: T,
+            _ kind: RecordKind,
+            _ key: String,
+            expiresAt: Int?
+        )
+            async throws -> Bool
+        {
+            let taken = store.state.withLock { state -> Bool in
+                switch kind {
+                case .client: state.clients[key] != nil
+                case .code: state.codes[key] != nil
+                case .device: state.devices[key] != nil
+                case .userCode: state.userCodes[key] != nil
+                }
+            }
+            if taken { return false }
+            try await put(value, kind, key, expiresAt: expiresAt)
             return true
         }
-    }
 
-    public func deviceAuthorization(userCode: String) async throws -> DeviceAuthorizationRecord? {
-        state.withLock { state in state.userCodes[userCode].flatMap { state.devices[$0] } }
-    }
-
-    public func decideDeviceAuthorization(
-        userCode: String,
-        username: String?,
-        authenticatedAt: Int,
-        now: Int
-    ) async throws -> Bool {
-        state.withLock { state in
-            guard let digest = state.userCodes[userCode],
-                let decided = state.devices[digest]?.decided(by: username, authenticatedAt: authenticatedAt, now: now)
-            else { return false }
-            state.devices[digest] = decided
-            return true
+        func consent(username: String, clientID: String) async throws -> Set<String>? {
+            store.state.withLock { $0.consents[username + "\u{0}" + clientID] }
         }
-    }
 
-    public func pollDeviceAuthorization(
-        digest: String,
-        clientID: String,
-        now: Int,
-        accept: @Sendable (DeviceAuthorizationRecord) -> Bool
-    ) async throws -> DeviceAuthorizationRecord? {
-        state.withLock { state in
-            guard let record = state.devices[digest], record.clientID == clientID else { return nil }
-            guard accept(record) else { return record }
-            state.devices[digest] = record.polled(at: now)
-            return record
+        func putConsent(username: String, clientID: String, scopes: Set<String>) async throws {
+            store.state.withLock { $0.consents[username + "\u{0}" + clientID] = scopes }
+        }
+
+        func refreshToken(digest: String) async throws -> (token: RefreshTokenRecord, successorUsed: Bool)? {
+            store.state.withLock { state in
+                guard var token = state.refreshTokens[digest] else { return nil }
+                if state.grantRevoked(token.familyID) { token.revoked = true }
+                let used = token.successorDigest.map { state.refreshTokens[$0]?.spentAt != nil } ?? false
+                return (token, used)
+            }
+        }
+
+        func spendRefreshToken(
+            digest: String,
+            clientID: String,
+            now: Int,
+            successorDigest: String,
+            answer: String?
+        ) async throws -> Bool {
+            store.state.withLock { state in
+                guard let current = state.refreshTokens[digest], current.clientID == clientID, current.spentAt == nil,
+                    !current.revoked, !state.grantRevoked(current.familyID), current.expiresAt > now
+                else { return false }
+                state.refreshTokens[digest]?.spentAt = now
+                state.refreshTokens[digest]?.successorAnswer = answer
+                state.refreshTokens[digest]?.successorDigest = successorDigest
+                return true
+            }
+        }
+
+        func insertRefreshToken(_ token: RefreshTokenRecord) async throws {
+            store.state.withLock { $0.refreshTokens[token.digest] = token }
+        }
+
+        func revokeGrant(_ grantID: String, until: Int, now: Int) async throws {
+            store.state.withLock { MemoryIssuerStore.revokeGrant(grantID, until: until, now: now, in: &$0) }
+        }
+
+        func revokeTokens(ofClient clientID: String, now: Int) async throws {
+            store.state.withLock { state in
+                var grants: [String: Int] = [:]
+                for token in state.tokens.values where token.clientID == clientID {
+                    if let grant = token.familyID { grants[grant] = max(grants[grant] ?? 0, token.expiresAt) }
+                }
+                for token in state.refreshTokens.values where token.clientID == clientID {
+                    grants[token.familyID] = max(grants[token.familyID] ?? 0, token.expiresAt)
+                }
+                for (grant, until) in grants {
+                    MemoryIssuerStore.revokeGrant(grant, until: until, now: now, in: &state)
+                }
+                for (digest, token) in state.tokens where token.clientID == clientID {
+                    state.tokens[digest]?.revoked = true
+                }
+                for (digest, token) in state.refreshTokens where token.clientID == clientID {
+                    state.refreshTokens[digest]?.revoked = true
+                    state.refreshTokens[digest]?.successorAnswer = nil
+                }
+            }
         }
     }
 }

@@ -177,34 +177,6 @@ public final class SQLIssuerStore: IssuerStore {
 
     public func clients() async throws -> [RegisteredClient] { try await all(RegisteredClient.self, "client") }
 
-    public func revokeClient(id: String, now: Int) async throws -> Bool {
-        try await database.transaction { tx in
-            guard var client = try Self.decode(RegisteredClient.self, try await self.body(tx, "client", id)) else {
-                return false
-            }
-            client.revoked = true
-            try await Self.put(tx, "client", id, try Self.encode(client), expiresAt: nil)
-            try await tx.query(
-                """
-                INSERT INTO revoked_grants (grant_id, revoked_at, expires_at)
-                SELECT grant_id, ?, MAX(expires_at) FROM (
-                    SELECT family_id AS grant_id, expires_at FROM tokens WHERE client_id = ? AND family_id IS NOT NULL
-                    UNION ALL SELECT family_id, expires_at FROM refresh_tokens WHERE client_id = ?
-                ) AS grants WHERE true GROUP BY grant_id
-                ON CONFLICT (grant_id) DO UPDATE
-                    SET expires_at = \(self.dialect.greatest)(revoked_grants.expires_at, excluded.expires_at)
-                """,
-                [.integer(now), .text(id), .text(id)]
-            )
-            try await tx.query("UPDATE tokens SET revoked = ? WHERE client_id = ?", [.bool(true), .text(id)])
-            try await tx.query(
-                "UPDATE refresh_tokens SET revoked = ?, successor_answer = NULL WHERE client_id = ?",
-                [.bool(true), .text(id)]
-            )
-            return true
-        }
-    }
-
     public func signingKeys() async throws -> [StoredSigningKey] { try await all(StoredSigningKey.self, "signing_key") }
 
     public func saveSigningKey(_ key: StoredSigningKey) async throws { try await put("signing_key", key.keyID, key) }
@@ -312,48 +284,10 @@ public final class SQLIssuerStore: IssuerStore {
         try await get(Set<String>.self, "consent", try consentKey(username, clientID)) ?? []
     }
 
-    public func saveConsent(username: String, clientID: String, scopes: Set<String>) async throws {
-        let key = try consentKey(username, clientID)
-        try await database.transaction { tx in
-            try await tx.query(
-                "INSERT INTO records (kind, key, body) VALUES ('consent', ?, '[]') ON CONFLICT DO NOTHING",
-                [.text(key)]
-            )
-            var merged = try Self.decode(Set<String>.self, try await self.body(tx, "consent", key)) ?? []
-            merged.formUnion(scopes)
-            try await Self.put(tx, "consent", key, try Self.encode(merged), expiresAt: nil)
-        }
-    }
-
     // MARK: - Codes
 
     public func saveCode(_ code: AuthorizationCodeRecord) async throws {
         try await put("code", code.digest, code, expiresAt: code.expiresAt)
-    }
-
-    public func redeemCode(
-        digest: String,
-        now: Int,
-        grantUntil: Int,
-        accept: @Sendable (AuthorizationCodeRecord) -> Bool
-    ) async throws -> CodeRedemption {
-        try await database.transaction { tx in
-            guard let code = try Self.decode(AuthorizationCodeRecord.self, try await self.body(tx, "code", digest))
-            else {
-                return .unknown
-            }
-            if code.redeemed {
-                if let grant = GrantRules.grantToRevoke(onReplayOf: code) {
-                    try await self.revokeGrant(tx, grant, until: grantUntil, now: now)
-                }
-                return .replayed(code)
-            }
-            guard accept(code) else { return .refused(code) }
-            var redeemed = code
-            redeemed.redeemed = true
-            try await Self.put(tx, "code", digest, try Self.encode(redeemed), expiresAt: code.expiresAt)
-            return .redeemed(code)
-        }
     }
 
     // MARK: - Refresh tokens
@@ -401,69 +335,7 @@ public final class SQLIssuerStore: IssuerStore {
         return try Self.refreshRecord(rows.first)
     }
 
-    public func rotateRefreshToken(
-        digest: String,
-        clientID: String,
-        successor: RefreshTokenRecord,
-        answer: String?,
-        now: Int,
-        reuseInterval: Int,
-        grantUntil: Int
-    ) async throws -> RefreshRotation {
-        let successorBody = try Self.encode(successor)
-        return try await database.transaction { tx in
-            // The compare-and-set: only an unspent, unrevoked, unexpired token of this client, of a
-            // grant not revoked, moves. On PostgreSQL a concurrent rotation of the row waits for this
-            // one's row lock, then re-checks the condition against the committed row.
-            let won = try await tx.query(
-                """
-                UPDATE refresh_tokens SET spent_at = ?, successor_digest = ?, successor_answer = ?
-                WHERE digest = ? AND client_id = ? AND spent_at IS NULL AND revoked = ? AND expires_at > ?
-                    AND NOT \(Self.grantRevoked("refresh_tokens"))
-                RETURNING digest
-                """,
-                [
-                    .integer(now), .text(successor.digest), .text(answer), .text(digest), .text(clientID), .bool(false),
-                    .integer(now),
-                ]
-            )
-            if !won.isEmpty {
-                try await Self.insertRefresh(tx, successor, body: successorBody)
-                return .rotated
-            }
-            let rows = try await tx.query(
-                """
-                SELECT r.body, r.spent_at, r.successor_digest, r.successor_answer,
-                    r.revoked OR \(Self.grantRevoked("r")) AS revoked, s.spent_at AS successor_spent
-                FROM refresh_tokens r LEFT JOIN refresh_tokens s ON s.digest = r.successor_digest
-                WHERE r.digest = ?
-                """,
-                [.text(digest)]
-            )
-            let current = try Self.refreshRecord(rows.first)
-            switch GrantRules.reuse(
-                of: current,
-                by: clientID,
-                successorUsed: rows.first?.integer("successor_spent") != nil,
-                now: now,
-                reuseInterval: reuseInterval
-            ) {
-            case .refuse:
-                return .refused(familyRevoked: false)
-            case .replay(let given):
-                return .replayWithinGrace(given)
-            case .revokeGrant:
-                try await self.revokeGrant(tx, current!.familyID, until: grantUntil, now: now)
-                return .refused(familyRevoked: true)
-            }
-        }
-    }
-
     // MARK: - Grants
-
-    public func revokeGrant(_ grantID: String, until: Int, now: Int) async throws {
-        try await database.transaction { tx in try await self.revokeGrant(tx, grantID, until: until, now: now) }
-    }
 
     func revokeGrant(_ tx: any SQLExecutor, _ grantID: String, until: Int, now: Int) async throws {
         try await tx.query(
@@ -532,70 +404,124 @@ public final class SQLIssuerStore: IssuerStore {
         }
     }
 
-    // MARK: - Device authorizations (RFC 8628)
+    // MARK: - Transactions
 
-    public func saveDeviceAuthorization(_ record: DeviceAuthorizationRecord) async throws -> Bool {
-        let body = try Self.encode(record)
-        let digest = try Self.encode(record.digest)
-        return try await database.transaction { tx in
-            let taken = try await tx.query(
-                """
-                INSERT INTO records (kind, key, expires_at, body) VALUES ('user_code', ?, ?, ?)
-                ON CONFLICT (kind, key) DO NOTHING RETURNING key
-                """,
-                [.text(record.userCode), .integer(record.expiresAt), .text(digest)]
-            )
-            guard !taken.isEmpty else { return false }
-            try await Self.put(tx, "device", record.digest, body, expiresAt: record.expiresAt)
-            return true
-        }
+    public func transaction<T: Sendable>(_ body: @Sendable (any IssuerTransaction) async throws -> T) async throws -> T
+    {
+        try await database.transaction { tx in try await body(SQLTransaction(store: self, tx: tx)) }
+    }
+}
+
+/// `IssuerTransaction`'s primitives on one SQL transaction.
+struct SQLTransaction: IssuerTransaction {
+    let store: SQLIssuerStore
+    let tx: any SQLExecutor
+
+    func find<T: Decodable & Sendable>(_ type: T.Type, _ kind: RecordKind, _ key: String) async throws -> T? {
+        try SQLIssuerStore.decode(type, try await store.body(tx, kind.rawValue, key))
     }
 
-    func device(_ tx: any SQLExecutor, userCode: String) async throws -> DeviceAuthorizationRecord? {
-        guard let digest = try Self.decode(String.self, try await body(tx, "user_code", userCode)) else { return nil }
-        return try Self.decode(DeviceAuthorizationRecord.self, try await body(tx, "device", digest))
+    func put<T: Encodable & Sendable>(_ value: T, _ kind: RecordKind, _ key: String, expiresAt: Int?) async throws {
+        try await SQLIssuerStore.put(tx, kind.rawValue, key, try SQLIssuerStore.encode(value), expiresAt: expiresAt)
     }
 
-    public func deviceAuthorization(userCode: String) async throws -> DeviceAuthorizationRecord? {
-        try await database.transaction { tx in try await self.device(tx, userCode: userCode) }
+    func insertNew<T: Encodable & Sendable>(
+        _ value: T,
+        _ kind: RecordKind,
+        _ key: String,
+        expiresAt: Int?
+    )
+        async throws -> Bool
+    {
+        !(try await tx.query(
+            """
+            INSERT INTO records (kind, key, expires_at, body) VALUES (?, ?, ?, ?)
+            ON CONFLICT (kind, key) DO NOTHING RETURNING key
+            """,
+            [.text(kind.rawValue), .text(key), .integer(expiresAt), .text(try SQLIssuerStore.encode(value))]
+        ).isEmpty)
     }
 
-    public func decideDeviceAuthorization(
-        userCode: String,
-        username: String?,
-        authenticatedAt: Int,
-        now: Int
-    ) async throws -> Bool {
-        try await database.transaction { tx in
-            guard let record = try await self.device(tx, userCode: userCode),
-                let decided = record.decided(by: username, authenticatedAt: authenticatedAt, now: now)
-            else { return false }
-            try await Self.put(tx, "device", decided.digest, try Self.encode(decided), expiresAt: decided.expiresAt)
-            return true
-        }
+    func consent(username: String, clientID: String) async throws -> Set<String>? {
+        try SQLIssuerStore.decode(
+            Set<String>.self,
+            try await store.body(tx, "consent", try store.consentKey(username, clientID))
+        )
     }
 
-    public func pollDeviceAuthorization(
+    func putConsent(username: String, clientID: String, scopes: Set<String>) async throws {
+        try await SQLIssuerStore.put(
+            tx,
+            "consent",
+            try store.consentKey(username, clientID),
+            try SQLIssuerStore.encode(scopes),
+            expiresAt: nil
+        )
+    }
+
+    func refreshToken(digest: String) async throws -> (token: RefreshTokenRecord, successorUsed: Bool)? {
+        let rows = try await tx.query(
+            """
+            SELECT r.body, r.spent_at, r.successor_digest, r.successor_answer,
+                r.revoked OR \(SQLIssuerStore.grantRevoked("r")) AS revoked, s.spent_at AS successor_spent
+            FROM refresh_tokens r LEFT JOIN refresh_tokens s ON s.digest = r.successor_digest
+            WHERE r.digest = ?
+            """,
+            [.text(digest)]
+        )
+        guard let token = try SQLIssuerStore.refreshRecord(rows.first) else { return nil }
+        return (token, rows.first?.integer("successor_spent") != nil)
+    }
+
+    func spendRefreshToken(
         digest: String,
         clientID: String,
         now: Int,
-        accept: @Sendable (DeviceAuthorizationRecord) -> Bool
-    ) async throws -> DeviceAuthorizationRecord? {
-        try await database.transaction { tx in
-            guard
-                let record = try Self.decode(DeviceAuthorizationRecord.self, try await self.body(tx, "device", digest)),
-                record.clientID == clientID
-            else { return nil }
-            guard accept(record) else { return record }
-            try await Self.put(
-                tx,
-                "device",
-                digest,
-                try Self.encode(record.polled(at: now)),
-                expiresAt: record.expiresAt
-            )
-            return record
-        }
+        successorDigest: String,
+        answer: String?
+    ) async throws -> Bool {
+        // On PostgreSQL a concurrent spend of the row waits for this one's row lock, then
+        // re-checks the condition against the committed row and moves nothing.
+        !(try await tx.query(
+            """
+            UPDATE refresh_tokens SET spent_at = ?, successor_digest = ?, successor_answer = ?
+            WHERE digest = ? AND client_id = ? AND spent_at IS NULL AND revoked = ? AND expires_at > ?
+                AND NOT \(SQLIssuerStore.grantRevoked("refresh_tokens"))
+            RETURNING digest
+            """,
+            [
+                .integer(now), .text(successorDigest), .text(answer), .text(digest), .text(clientID), .bool(false),
+                .integer(now),
+            ]
+        ).isEmpty)
+    }
+
+    func insertRefreshToken(_ token: RefreshTokenRecord) async throws {
+        try await SQLIssuerStore.insertRefresh(tx, token, body: try SQLIssuerStore.encode(token))
+    }
+
+    func revokeGrant(_ grantID: String, until: Int, now: Int) async throws {
+        try await store.revokeGrant(tx, grantID, until: until, now: now)
+    }
+
+    func revokeTokens(ofClient clientID: String, now: Int) async throws {
+        try await tx.query(
+            """
+            INSERT INTO revoked_grants (grant_id, revoked_at, expires_at)
+            SELECT grant_id, ?, MAX(expires_at) FROM (
+                SELECT family_id AS grant_id, expires_at FROM tokens WHERE client_id = ? AND family_id IS NOT NULL
+                UNION ALL SELECT family_id, expires_at FROM refresh_tokens WHERE client_id = ?
+            ) AS grants WHERE true GROUP BY grant_id
+            ON CONFLICT (grant_id) DO UPDATE
+                SET expires_at = \(store.dialect.greatest)(revoked_grants.expires_at, excluded.expires_at)
+            """,
+            [.integer(now), .text(clientID), .text(clientID)]
+        )
+        try await tx.query("UPDATE tokens SET revoked = ? WHERE client_id = ?", [.bool(true), .text(clientID)])
+        try await tx.query(
+            "UPDATE refresh_tokens SET revoked = ?, successor_answer = NULL WHERE client_id = ?",
+            [.bool(true), .text(clientID)]
+        )
     }
 }
 
