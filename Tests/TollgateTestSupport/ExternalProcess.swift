@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// A program the tests start for real (nginx, the tollgate binary), stopped when done.
 public final class ExternalProcess: @unchecked Sendable {
@@ -59,14 +60,30 @@ public final class ExternalProcess: @unchecked Sendable {
 }
 
 public enum Ports {
-    /// A port that was free a moment ago.
+    /// The next port to try, below Linux's ephemeral range (32768–60999): a server another test
+    /// binds to port 0 is given an ephemeral port, so it can never take one handed out here
+    /// between the hand-out and the bind of the process it was meant for.
+    private static let next = Mutex(20_000 + Int(getpid() % 500) * 20)
+
+    /// A port that was free a moment ago, and that no other test of this process is given.
     public static func free() throws -> Int {
-        let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(host: "127.0.0.1", port: 0).wait()
-        let port = channel.localAddress!.port!
-        try channel.close().wait()
-        return port
+        for _ in 0..<2_000 {
+            let port = next.withLock { port -> Int in
+                let current = port
+                port = port >= 32_000 ? 20_000 : port + 1
+                return current
+            }
+            guard
+                let channel = try? ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .bind(host: "127.0.0.1", port: port).wait()
+            else { continue }
+            try channel.close().wait()
+            return port
+        }
+        throw NoFreePort()
     }
+
+    struct NoFreePort: Error {}
 
     /// Waits until something accepts connections on `port`.
     public static func waitUntilListening(_ port: Int, timeout: Duration = .seconds(20)) async throws {
