@@ -67,7 +67,7 @@ struct RotateKeys: AsyncParsableCommand {
             let now = Int(wallClockSeconds())
             let timing = KeyRing.Timing(
                 jwksMaxAge: context.options.jwksMaxAge,
-                tokenLifetime: context.options.accessTokenTTL
+                tokenLifetime: context.options.longestSignedTokenTTL
             )
             let key = try await KeyRing.rotate(store: context.store, algorithm: algorithm, timing: timing, now: now)
             print("new \(key.algorithm) key \(key.keyID): published now, signing in \(timing.publishedBeforeSigning)s")
@@ -159,18 +159,22 @@ struct AddUser: AsyncParsableCommand {
 
     @Option(
         name: .customLong("claim"),
-        help: "A profile claim as name=value (repeatable), such as email=ada@example.com."
+        help: """
+            A claim as name=value (repeatable), such as email=ada@example.com; a value that reads \
+            as JSON (true, 42, ["admins"], {"roles":["a"]}) keeps its type.
+            """
     )
     var claims: [String] = []
 
     func run() async throws {
-        var parsed: [String: String] = [:]
+        var parsed: [String: JSONValue] = [:]
         for claim in claims {
             guard let equals = claim.firstIndex(of: "="), equals != claim.startIndex else {
                 printError("error: a claim is name=value, not '\(claim)'")
                 throw ExitCode(2)
             }
-            parsed[String(claim[..<equals])] = String(claim[claim.index(after: equals)...])
+            let text = String(claim[claim.index(after: equals)...])
+            parsed[String(claim[..<equals])] = (try? JSONParser.parse(Array(text.utf8))) ?? .string(text)
         }
         guard let password = readLine(strippingNewline: true), !password.isEmpty else {
             printError("error: no password on standard input")

@@ -36,23 +36,51 @@ def action(html):
     return re.search(r'<form method="post" action="([^"]+)"', html).group(1)
 
 
-async def main():
-    auth = OIDCAuth(client_id=web_id, client_secret=web_secret, discovery_url=discovery, scopes="openid profile email")
-    url = await auth.login(redirect_uri=redirect_uri, prompt="login", offline_access=True)
-    check("code_challenge_method=S256" in url, "login builds an authorization URL with PKCE")
-    browser = requests.Session()
+async def sign_in(client, username, browser, **login):
+    """The person's part: the sign-in and consent forms; returns the callback's query."""
+    url = await client.login(redirect_uri=redirect_uri, prompt="login", **login)
     page = browser.get(url, timeout=10)
     form = fields(page.text)
-    form.update(username=user, password=password)
+    form.update(username=username, password=password)
     consent = browser.post(origin + action(page.text), data=form, timeout=10)
     form = fields(consent.text)
     form["decision"] = "allow"
     done = browser.post(origin + action(consent.text), data=form, allow_redirects=False, timeout=10)
-    query = parse_qs(urlparse(done.headers["Location"]).query)
+    return url, parse_qs(urlparse(done.headers["Location"]).query)
+
+
+async def main():
+    auth = OIDCAuth(client_id=web_id, client_secret=web_secret, discovery_url=discovery, scopes="openid profile email")
+    browser = requests.Session()
+    url, query = await sign_in(auth, user, browser, offline_access=True)
+    check("code_challenge_method=S256" in url, "login builds an authorization URL with PKCE")
     check("code" in query and query.get("iss") == [issuer], "the person signs in and consents; the code comes back")
 
     tokens = await auth.callback(code=query["code"][0], state=query["state"][0])
     check(bool(tokens["access_token"]) and bool(tokens["refresh_token"]), "callback exchanges the code (PKCE)")
+    lifetime = tokens["refresh_expires"] - time.time()
+    check(86400 - 60 < lifetime <= 86400, "refresh_expires comes from the answer's refresh_expires_in")
+
+    # Claim constraints (reference 001): the access token of the API that lists groups and
+    # realm_access carries them, typed, and the library filters on them.
+    constrained = OIDCAuth(
+        client_id=web_id,
+        client_secret=web_secret,
+        discovery_url=discovery,
+        scopes="openid @team/orders.read",
+        claims={"groups": ["admins"], "realm_access.roles": ["auditor"]},
+    )
+    _, granted = await sign_in(constrained, user, requests.Session())
+    api_tokens = await constrained.callback(code=granted["code"][0], state=granted["state"][0])
+    verified = await constrained._get_token(api_tokens["access_token"], effective_claims=constrained.config.claims)
+    check("admins" in verified.groups and "auditor" in verified.realm_access["roles"], "a member passes the claim constraints")
+    _, other = await sign_in(constrained, "bob", requests.Session())
+    bob_tokens = await constrained.callback(code=other["code"][0], state=other["state"][0])
+    try:
+        await constrained._get_token(bob_tokens["access_token"], effective_claims=constrained.config.claims)
+        check(False, "a person without those groups and roles is refused")
+    except InvalidRequest as refused:
+        check(refused.status_code == 401, "a person without those groups and roles is refused")
 
     info = await auth.userinfo(IDToken(), {"authorization": "Bearer " + tokens["access_token"]})
     check(info.username == user and info.email == "ada@example.test", "userinfo from the userinfo endpoint")

@@ -82,7 +82,7 @@ import TollgateIssuer
             IssuerUser(
                 username: "ada",
                 passwordHash: try PasswordHash.make(password, rounds: 1 << 10),
-                claims: ["name": "Ada Lovelace", "email": "ada@example.test"]
+                claims: ["name": .string("Ada Lovelace"), "email": .string("ada@example.test")]
             )
         )
         if let clock {

@@ -37,7 +37,7 @@ import TollgateIssuer
             IssuerUser(
                 username: "ada",
                 passwordHash: try PasswordHash.make(Flow.password, rounds: 1 << 10),
-                claims: ["name": "Ada Lovelace"]
+                claims: ["name": .string("Ada Lovelace")]
             )
         )
         let keys = try await KeyRing.load(from: store, algorithm: .es256, now: clock.now)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TollgateCore
 import TollgateIssuer
 
 /// The storage protocol's promises, held by every backend: records round-trip, a code redeems
@@ -395,14 +396,16 @@ import TollgateIssuer
         defer { try? FileManager.default.removeItem(atPath: path) }
         let first = try await SQLiteIssuerStore.open(path: path)
         try await first.saveClient(RegisteredClient(id: "@team/svc", kind: .machine, secret: .hashing("s")))
-        try await first.saveUser(IssuerUser(username: "ada", passwordHash: "scrypt$x", claims: ["name": "Ada"]))
+        try await first.saveUser(
+            IssuerUser(username: "ada", passwordHash: "scrypt$x", claims: ["name": .string("Ada")])
+        )
         try await first.saveConsent(username: "ada", clientID: "@team/svc", scopes: ["openid"])
         let keys = try await KeyRing.load(from: first, algorithm: .es256, now: 1)
         try await first.saveRefreshToken(Self.refresh("r0"))
         try await first.close()
         let second = try await SQLiteIssuerStore.open(path: path)
         #expect(try await second.client(id: "@team/svc")?.kind == .machine)
-        #expect(try await second.user(username: "ada")?.claims["name"] == "Ada")
+        #expect(try await second.user(username: "ada")?.claims["name"] == .string("Ada"))
         #expect(try await second.consentedScopes(username: "ada", clientID: "@team/svc") == ["openid"])
         #expect(try await second.refreshToken(digest: "r0") != nil)
         let reloaded = try await KeyRing.load(from: second, algorithm: .es256, now: 2)

@@ -13,6 +13,7 @@ import TollgateIssuer
             baseDirectory: "/tmp",
             environment: [
                 "M2M_SECRET": "s3cret-value", "SHORT": "too-short", "LONG": String(repeating: "p", count: 32),
+                "HASH": "scrypt$16384$8$1$c2FsdA$aGFzaA",
             ]
         )
     }

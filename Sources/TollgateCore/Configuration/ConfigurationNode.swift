@@ -143,4 +143,30 @@ public struct ConfigurationNode {
         }
         return .string(scalar.string)
     }
+
+    /// Any value as JSON, as a reader of the file would expect: scalars as `scalarJSON()` reads
+    /// them (plain `null` and `~` are null), lists as arrays, mappings with string keys as
+    /// objects.
+    public func json() throws(ConfigurationError) -> JSONValue {
+        if let sequence = node.sequence {
+            return .array(
+                try sequence.enumerated().map { index, element throws(ConfigurationError) in
+                    try ConfigurationNode(node: element, field: "\(field)[\(index)]", file: file).json()
+                }
+            )
+        }
+        if let mapping = node.mapping {
+            var members: [String: JSONValue] = [:]
+            for (key, value) in mapping {
+                guard let name = key.string else { throw error("mapping keys must be strings") }
+                if members[name] != nil { throw child(key, key: name).error("appears twice") }
+                members[name] = try child(value, key: name).json()
+            }
+            return .object(members)
+        }
+        if let scalar = node.scalar, scalar.style == .plain, ["null", "~", ""].contains(scalar.string) {
+            return .null
+        }
+        return try scalarJSON()
+    }
 }

@@ -82,13 +82,63 @@ struct LocalIssuerSettingsParser {
         return limits
     }
 
+    /// A lifetime: seconds, or a duration such as `15m` or `30d`; at least one second.
+    func lifetime(_ node: ConfigurationNode) throws(ConfigurationError) -> Int {
+        let seconds = try node.duration()
+        guard seconds >= 1 else { throw node.error("at least 1s") }
+        return Int(seconds.rounded(.up))
+    }
+
+    /// `claims: {SCOPE: [CLAIM, …]}`: what each scope releases.
+    func scopeClaims(_ node: ConfigurationNode) throws(ConfigurationError) -> [String: [String]] {
+        guard case .object(let scopes) = try node.json() else {
+            throw node.error("expected a mapping of scope: [claims]")
+        }
+        let members = try node.mapping(allowed: Set(scopes.keys))
+        var mapping: [String: [String]] = [:]
+        for scope in scopes.keys.sorted() {
+            let value = try members.required(scope)
+            if scope.isEmpty || scope.contains(" ") || scope.contains("\"") || scope == "openid"
+                || scope == "offline_access"
+            {
+                throw value.error(
+                    "'\(scope)' cannot release claims (empty, a space or quote, or openid/offline_access)"
+                )
+            }
+            mapping[scope] = try claimNames(value)
+        }
+        return mapping
+    }
+
+    /// A list of claim names, none of which a token decides itself.
+    func claimNames(_ node: ConfigurationNode) throws(ConfigurationError) -> [String] {
+        let names = try node.stringList()
+        for name in names where ClaimRelease.reservedNames.contains(name) {
+            throw node.error("'\(name)' is a registered claim the token itself sets; it cannot be a person's claim")
+        }
+        return names
+    }
+
+    /// A user's `claims:`, each with its JSON type (`email_verified: true`, `groups: [admins]`,
+    /// `realm_access: {roles: [...]}`).
+    func userClaims(_ node: ConfigurationNode) throws(ConfigurationError) -> [String: JSONValue] {
+        guard case .object(let claims) = try node.json() else { throw node.error("expected a mapping of claim: value") }
+        let members = try node.mapping(allowed: Set(claims.keys))
+        for name in claims.keys.sorted() where ClaimRelease.reservedNames.contains(name) {
+            throw try members.required(name).error(
+                "'\(name)' is a registered claim the token itself sets; it cannot be a person's claim"
+            )
+        }
+        return claims
+    }
+
     func localIssuer(_ node: ConfigurationNode) throws(ConfigurationError) -> LocalIssuerSettings {
         let members = try node.mapping(allowed: [
             "name", "issuer", "supported_scopes", "access_token_ttl", "refresh_token_ttl", "code_ttl",
             "enable_dynamic_registration", "require_pkce_for_public", "jwt_access_token", "store_client_secret",
             "store_tokens", "pairwise_secret_file", "pairwise_secret_env", "pairwise_secret", "grant_types",
             "signing_algorithm", "storage", "apis", "clients", "users", "consent_page", "jwks_max_age",
-            "refresh_token_reuse_interval", "limits",
+            "refresh_token_reuse_interval", "limits", "claims", "id_token_ttl",
         ])
         let urlNode = try members.required("issuer")
         let url = try urlNode.nonEmptyString()
@@ -102,9 +152,10 @@ struct LocalIssuerSettingsParser {
         settings.line = node.line
         if let value = members["name"] { settings.name = try value.nonEmptyString() }
         if let value = members["supported_scopes"] { settings.supportedScopes = try value.stringList() }
-        if let value = members["access_token_ttl"] { settings.accessTokenTTL = try value.positiveInteger() }
-        if let value = members["refresh_token_ttl"] { settings.refreshTokenTTL = try value.positiveInteger() }
-        if let value = members["code_ttl"] { settings.codeTTL = try value.positiveInteger() }
+        if let value = members["access_token_ttl"] { settings.accessTokenTTL = try lifetime(value) }
+        if let value = members["refresh_token_ttl"] { settings.refreshTokenTTL = try lifetime(value) }
+        if let value = members["id_token_ttl"] { settings.idTokenTTL = try lifetime(value) }
+        if let value = members["code_ttl"] { settings.codeTTL = try lifetime(value) }
         if let value = members["jwks_max_age"] { settings.jwksMaxAge = try value.positiveInteger() }
         if let value = members["refresh_token_reuse_interval"] {
             let seconds = try value.duration()
@@ -194,6 +245,12 @@ struct LocalIssuerSettingsParser {
                 throw value.error("give sqlite: PATH or memory: true")
             }
         }
+        if let value = members["claims"] {
+            settings.claims = try scopeClaims(value)
+            for scope in settings.claims.keys.sorted() where !settings.supportedScopes.contains(scope) {
+                settings.supportedScopes.append(scope)
+            }
+        }
         var allScopes = Set(settings.supportedScopes)
         if let value = members["consent_page"] {
             let page = try value.nonEmptyString()
@@ -204,7 +261,7 @@ struct LocalIssuerSettingsParser {
         }
         if let value = members["apis"] {
             for element in try value.sequence() {
-                let api = try element.mapping(allowed: ["audience", "scopes"])
+                let api = try element.mapping(allowed: ["audience", "scopes", "claims"])
                 let audience = try api.required("audience").nonEmptyString()
                 let scopes = try api.required("scopes").stringList()
                 for scope in scopes where scope.isEmpty || scope.contains(" ") || scope.contains("\"") {
@@ -214,7 +271,9 @@ struct LocalIssuerSettingsParser {
                     throw element.error("the API '\(audience)' is defined twice")
                 }
                 allScopes.formUnion(scopes)
-                settings.apis.append(LocalIssuerSettings.API(audience: audience, scopes: scopes))
+                var claims: [String] = []
+                if let node = api["claims"] { claims = try claimNames(node) }
+                settings.apis.append(LocalIssuerSettings.API(audience: audience, scopes: scopes, claims: claims))
             }
         }
         if let value = members["clients"] {
@@ -222,7 +281,7 @@ struct LocalIssuerSettingsParser {
                 let client = try element.mapping(allowed: [
                     "client_id", "type", "client_secret_file", "client_secret_env", "client_secret",
                     "redirect_uris", "post_logout_redirect_uris", "scopes", "grant_types", "skip_consent",
-                    "introspection",
+                    "introspection", "require_pkce", "access_token_ttl", "refresh_token_ttl", "id_token_ttl",
                 ])
                 let id = try client.required("client_id").nonEmptyString()
                 let typeNode = try client.required("type")
@@ -275,6 +334,15 @@ struct LocalIssuerSettingsParser {
                 where uri.contains("@") || uri.contains("#") {
                     throw element.error("the redirect URI '\(uri)' holds user information or a fragment")
                 }
+                var requirePKCE: Bool?
+                if let node = client["require_pkce"] {
+                    requirePKCE = try node.bool()
+                    if requirePKCE == false && !confidential && settings.requirePKCEForPublic {
+                        throw node.error(
+                            "a \(type) client is public: it must use PKCE while require_pkce_for_public is on"
+                        )
+                    }
+                }
                 settings.clients.append(
                     LocalIssuerSettings.Client(
                         id: id,
@@ -285,7 +353,17 @@ struct LocalIssuerSettingsParser {
                         scopes: scopes,
                         grantTypes: grants,
                         skipConsent: try client["skip_consent"]?.bool() ?? false,
-                        mayIntrospect: mayIntrospect
+                        mayIntrospect: mayIntrospect,
+                        requirePKCE: requirePKCE,
+                        accessTokenTTL: try client["access_token_ttl"].map { node throws(ConfigurationError) in
+                            try lifetime(node)
+                        },
+                        refreshTokenTTL: try client["refresh_token_ttl"].map { node throws(ConfigurationError) in
+                            try lifetime(node)
+                        },
+                        idTokenTTL: try client["id_token_ttl"].map { node throws(ConfigurationError) in
+                            try lifetime(node)
+                        }
                     )
                 )
             }
@@ -312,10 +390,8 @@ struct LocalIssuerSettingsParser {
                         "the password hash is not a scrypt hash (make one with tollgate issuer hash-password)"
                     )
                 }
-                var claims: [String: String] = [:]
-                if let node = user["claims"] {
-                    for (name, text) in try node.textPairs("expected a mapping of claim: text") { claims[name] = text }
-                }
+                var claims: [String: JSONValue] = [:]
+                if let node = user["claims"] { claims = try userClaims(node) }
                 if settings.users.contains(where: { $0.username == username }) {
                     throw element.error("the user '\(username)' is defined twice")
                 }

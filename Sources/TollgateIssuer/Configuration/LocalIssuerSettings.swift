@@ -10,6 +10,8 @@ public struct LocalIssuerSettings: Sendable, Equatable {
     public var supportedScopes = ["openid", "profile", "email", "offline_access"]
     public var accessTokenTTL = 3600
     public var refreshTokenTTL = 2_592_000
+    /// Seconds an ID token is valid, independent of the access token's lifetime.
+    public var idTokenTTL = 3600
     public var codeTTL = 600
     public var enableDynamicRegistration = false
     public var requirePKCEForPublic = true
@@ -39,6 +41,8 @@ public struct LocalIssuerSettings: Sendable, Equatable {
     /// reuse revokes the grant (RFC 9700 §4.14.2).
     public var refreshTokenReuseInterval = 0
     public var limits = Limits()
+    /// Scope → claim names (`claims:`), beside and over the OpenID Connect standard scopes.
+    public var claims: [String: [String]] = [:]
     public var line: Int?
 
     /// The brute-force and abuse limits (`limits:`), shared by replicas through the store.
@@ -121,12 +125,15 @@ public struct LocalIssuerSettings: Sendable, Equatable {
         public var username: String
         /// `scrypt$…`, from a file or the environment (`tollgate issuer hash-password`).
         public var passwordHash: Secret
-        public var claims: [String: String]
+        /// Any JSON values: strings, numbers, booleans, lists, objects.
+        public var claims: [String: JSONValue]
     }
 
     public struct API: Sendable, Equatable {
         public var audience: String
         public var scopes: [String]
+        /// The person's claims its access tokens carry.
+        public var claims: [String] = []
     }
 
     public struct Client: Sendable, Equatable {
@@ -143,6 +150,13 @@ public struct LocalIssuerSettings: Sendable, Equatable {
         /// `introspection: allowed`: a resource server that may introspect every client's
         /// tokens; otherwise a client introspects only its own.
         public var mayIntrospect = false
+        /// PKCE required (`require_pkce`); `nil`: true, or for a public client
+        /// `require_pkce_for_public`.
+        public var requirePKCE: Bool?
+        /// The client's own lifetimes, seconds; `nil`: the issuer's.
+        public var accessTokenTTL: Int?
+        public var refreshTokenTTL: Int?
+        public var idTokenTTL: Int?
     }
 
     public init(issuer: String, storage: Storage = .memory) {

@@ -41,7 +41,12 @@ public final class IssuerVerificationSource: VerificationKeySource, Introspectio
         if let audience = record.audience, !audiences.isEmpty, !audiences.contains(audience) {
             return .failure(VerificationFailure(.audienceMismatch, "'aud' does not name a configured audience"))
         }
-        let claims = issuer.introspectionAnswer(record)
+        let claims: JSONValue
+        do {
+            claims = try await issuer.introspectionAnswer(record)
+        } catch {
+            return .failure(VerificationFailure(.introspectionUnavailable, "the issuer's store failed: \(error)"))
+        }
         return .success(
             VerifiedToken(
                 issuerName: issuerName,

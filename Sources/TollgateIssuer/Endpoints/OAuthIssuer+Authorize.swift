@@ -73,8 +73,8 @@ extension OAuthIssuer {
         if let challenge, !GrantRules.isPKCEValue(challenge) {
             return fail(.invalidRequest, "the code challenge is malformed")
         }
-        if challenge == nil && client.secret == nil && options.requirePKCEForPublic {
-            return fail(.invalidRequest, "a public client must use PKCE")
+        if challenge == nil && options.requiresPKCE(client) {
+            return fail(.invalidRequest, "PKCE is required: send code_challenge with code_challenge_method=S256")
         }
         let requested = (parameters["scope"] ?? "").split(separator: " ").map(String.init)
         let scopes: [String]

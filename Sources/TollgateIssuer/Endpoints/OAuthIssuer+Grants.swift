@@ -34,7 +34,7 @@ extension OAuthIssuer {
         var answer: [String: JSONValue] = [
             "access_token": .string(minted.token),
             "token_type": .string("Bearer"),
-            "expires_in": .number(Double(options.accessTokenTTL)),
+            "expires_in": .number(Double(minted.record.expiresAt - minted.record.issuedAt)),
             "scope": .string(scopes.joined(separator: " ")),
         ]
         if scopes.contains("openid") {
@@ -55,7 +55,10 @@ extension OAuthIssuer {
             options.grantTypes.contains(.refreshToken)
         {
             let refreshToken = RandomToken.make()
+            let refreshTTL = client.refreshTokenTTL ?? options.refreshTokenTTL
             answer["refresh_token"] = .string(refreshToken)
+            // Not in RFC 6749, but what Keycloak answers and relying parties (py_oidc_auth) read.
+            answer["refresh_expires_in"] = .number(Double(refreshTTL))
             issued.refresh = RefreshTokenRecord(
                 digest: RandomToken.digest(refreshToken),
                 familyID: familyID,
@@ -65,7 +68,7 @@ extension OAuthIssuer {
                 scopes: scopes,
                 resource: resource,
                 authenticatedAt: authenticatedAt,
-                expiresAt: now() + options.refreshTokenTTL,
+                expiresAt: now() + refreshTTL,
                 spentAt: nil,
                 successorAnswer: nil,
                 successorDigest: nil,
@@ -94,13 +97,13 @@ extension OAuthIssuer {
             "aud": .string(client.id),
             "azp": .string(client.id),
             "iat": .number(Double(issuedAt)),
-            "exp": .number(Double(issuedAt + options.accessTokenTTL)),
+            "exp": .number(Double(issuedAt + (client.idTokenTTL ?? options.idTokenTTL))),
             "auth_time": .number(Double(authenticatedAt)),
             "at_hash": .string(Self.tokenHash(accessToken, algorithm: signer.algorithm)),
         ]
         if let nonce { claims["nonce"] = .string(nonce) }
         if let user = try await store.user(username: username) {
-            for (name, value) in profileClaims(user, scopes: scopes) { claims[name] = .string(value) }
+            claims.merge(releasedClaims(user, scopes: scopes)) { own, _ in own }
         }
         return try signer.sign(claims: .object(claims), type: "JWT")
     }
@@ -120,20 +123,9 @@ extension OAuthIssuer {
         }
     }
 
-    /// The user's claims the granted scopes release.
-    func profileClaims(_ user: IssuerUser, scopes: [String]) -> [String: String] {
-        var released: [String: String] = [:]
-        if scopes.contains("profile") {
-            released["preferred_username"] = user.username
-            for key in ["name", "given_name", "family_name", "picture", "locale"] {
-                if let value = user.claims[key] { released[key] = value }
-            }
-        }
-        if scopes.contains("email"), let email = user.claims["email"] {
-            released["email"] = email
-            released["email_verified"] = user.claims["email_verified"] ?? "false"
-        }
-        return released
+    /// The person's claims the granted scopes release, and those `extra` names.
+    func releasedClaims(_ user: IssuerUser, scopes: [String], extra: [String] = []) -> [String: JSONValue] {
+        ClaimRelease.claims(of: user, scopes: scopes, extra: extra, mapping: options.scopeClaims)
     }
 
     /// The user's `sub` for `client`: the user name, or, with `pairwise_secret`, a value that
@@ -170,7 +162,7 @@ extension OAuthIssuer {
         }
         var claims: [String: JSONValue] = ["sub": .string(record.subject)]
         if let username = record.username, let user = try await store.user(username: username) {
-            for (name, value) in profileClaims(user, scopes: record.scope) { claims[name] = .string(value) }
+            claims.merge(releasedClaims(user, scopes: record.scope)) { own, _ in own }
         }
         return .json(.object(claims), headers: IssuerResponse.noStore)
     }

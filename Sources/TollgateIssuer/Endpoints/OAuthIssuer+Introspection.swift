@@ -16,7 +16,7 @@ extension OAuthIssuer {
         if refreshFirst {
             answer = try await refreshIntrospection(token)
         } else if let record = try await activeRecord(for: token) {
-            answer = (record.clientID, introspectionAnswer(record))
+            answer = (record.clientID, try await introspectionAnswer(record))
         } else {
             answer = try await refreshIntrospection(token)
         }
@@ -55,7 +55,9 @@ extension OAuthIssuer {
         return record
     }
 
-    func introspectionAnswer(_ record: TokenRecord) -> JSONValue {
+    /// The answer for an active access token: its members, and the person's claims its scopes
+    /// release and its API lists.
+    func introspectionAnswer(_ record: TokenRecord) async throws -> JSONValue {
         var answer: [String: JSONValue] = [
             "active": .bool(true),
             "client_id": .string(record.clientID),
@@ -68,6 +70,10 @@ extension OAuthIssuer {
         ]
         if let audience = record.audience { answer["aud"] = .string(audience) }
         if let tokenID = record.tokenID { answer["jti"] = .string(tokenID) }
+        if let username = record.username, let user = try await store.user(username: username) {
+            let listed = record.audience.flatMap { audience in options.apis.first { $0.audience == audience } }?.claims
+            answer.merge(releasedClaims(user, scopes: record.scope, extra: listed ?? [])) { own, _ in own }
+        }
         return .object(answer)
     }
 

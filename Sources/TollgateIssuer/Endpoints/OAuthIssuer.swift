@@ -53,7 +53,7 @@ public final class OAuthIssuer: Sendable {
 
     /// How the key ring times its stages for these options.
     public var keyTiming: KeyRing.Timing {
-        KeyRing.Timing(jwksMaxAge: options.jwksMaxAge, tokenLifetime: options.accessTokenTTL)
+        KeyRing.Timing(jwksMaxAge: options.jwksMaxAge, tokenLifetime: options.longestSignedTokenTTL)
     }
 
     /// Moves the signing keys whose stage is over (see `KeyRing`); every replica runs it every
@@ -94,7 +94,7 @@ public final class OAuthIssuer: Sendable {
 
     /// How long after its revocation a grant stays in `revokedGrants`: its JWTs live at most one
     /// access-token lifetime.
-    var revokedGrantMemory: Int { options.accessTokenTTL + 60 }
+    var revokedGrantMemory: Int { options.longestAccessTokenTTL + 60 }
 
     /// Revokes `grantID` in the store and in this process's gate at once.
     func revokeGrant(_ grantID: String) async throws {
@@ -331,6 +331,14 @@ public final class OAuthIssuer: Sendable {
         return .object(document)
     }
 
+    /// The ID token's own claims, then every claim a scope the issuer offers releases.
+    private var claimsSupported: [String] {
+        var names = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp"]
+        let offered = options.supportedScopes.flatMap { options.scopeClaims[$0] ?? [] }
+        for name in offered + options.apis.flatMap(\.claims) where !names.contains(name) { names.append(name) }
+        return names
+    }
+
     private func discoveryFields(grants: [JSONValue], scopes: [String]) -> [String: JSONValue] {
         [
             "issuer": .string(options.issuer),
@@ -341,12 +349,7 @@ public final class OAuthIssuer: Sendable {
             "authorization_endpoint": .string(url(.authorization)),
             "userinfo_endpoint": .string(url(.userinfo)),
             "end_session_endpoint": .string(url(.endSession)),
-            "claims_supported": .array(
-                [
-                    "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "name", "email",
-                    "preferred_username",
-                ].map(JSONValue.string)
-            ),
+            "claims_supported": .array(claimsSupported.map(JSONValue.string)),
             "grant_types_supported": .array(grants),
             // OAuth 2.1: the authorization code flow only, no implicit or hybrid response types.
             "response_types_supported": .array([.string("code")]),

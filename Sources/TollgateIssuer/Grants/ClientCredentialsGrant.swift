@@ -27,7 +27,7 @@ struct ClientCredentialsGrant: TokenGrant {
         var answer: [String: JSONValue] = [
             "access_token": .string(minted.token),
             "token_type": .string("Bearer"),
-            "expires_in": .number(Double(issuer.options.accessTokenTTL)),
+            "expires_in": .number(Double(minted.record.expiresAt - minted.record.issuedAt)),
         ]
         if !minted.record.scope.isEmpty { answer["scope"] = .string(minted.record.scope.joined(separator: " ")) }
         return .json(.object(answer), headers: IssuerResponse.noStore)

@@ -1,12 +1,14 @@
+import TollgateCore
+
 /// A person who can sign in: the built-in authenticator's users.
 public struct IssuerUser: Sendable, Equatable, Codable {
     public var username: String
     /// `scrypt$N$r$p$salt$hash` (`PasswordHash`); never the password.
     public var passwordHash: String
-    /// Profile claims (`name`, `email`, …) released by scope.
-    public var claims: [String: String]
+    /// Claims (`name`, `email_verified`, `groups`, …) with their JSON types, released by scope.
+    public var claims: [String: JSONValue]
 
-    public init(username: String, passwordHash: String, claims: [String: String] = [:]) {
+    public init(username: String, passwordHash: String, claims: [String: JSONValue] = [:]) {
         self.username = username
         self.passwordHash = passwordHash
         self.claims = claims

@@ -7,6 +7,12 @@ extension IssuerOptions {
         supportedScopes = settings.supportedScopes
         accessTokenTTL = settings.accessTokenTTL
         refreshTokenTTL = settings.refreshTokenTTL
+        idTokenTTL = settings.idTokenTTL
+        longestClientTTLs = (
+            settings.clients.compactMap(\.accessTokenTTL).max() ?? 0,
+            settings.clients.compactMap(\.refreshTokenTTL).max() ?? 0,
+            settings.clients.compactMap(\.idTokenTTL).max() ?? 0
+        )
         codeTTL = settings.codeTTL
         enableDynamicRegistration = settings.enableDynamicRegistration
         requirePKCEForPublic = settings.requirePKCEForPublic
@@ -15,7 +21,8 @@ extension IssuerOptions {
         storeTokens = StorageForm(rawValue: settings.storeTokens) ?? .hashed
         pairwiseSecret = settings.pairwiseSecret?.value
         grantTypes = Set(settings.grantTypes.compactMap(GrantType.init(rawValue:)))
-        apis = settings.apis.map { APIDefinition(audience: $0.audience, scopes: $0.scopes) }
+        apis = settings.apis.map { APIDefinition(audience: $0.audience, scopes: $0.scopes, claims: $0.claims) }
+        scopeClaims.merge(settings.claims) { _, configured in configured }
         consentPage = settings.consentPage
         jwksMaxAge = settings.jwksMaxAge
         refreshTokenReuseInterval = settings.refreshTokenReuseInterval
@@ -38,6 +45,10 @@ extension RegisteredClient {
             skipConsent: settings.skipConsent,
             mayIntrospect: settings.mayIntrospect
         )
+        requirePKCE = settings.requirePKCE
+        accessTokenTTL = settings.accessTokenTTL
+        refreshTokenTTL = settings.refreshTokenTTL
+        idTokenTTL = settings.idTokenTTL
     }
 }
 

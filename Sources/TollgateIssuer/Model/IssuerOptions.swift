@@ -9,6 +9,11 @@ public struct IssuerOptions: Sendable {
     /// Seconds.
     public var accessTokenTTL: Int = 3600
     public var refreshTokenTTL: Int = 2_592_000
+    /// Seconds an ID token is valid.
+    public var idTokenTTL: Int = 3600
+    /// The longest lifetimes a declared client has of its own, when longer than the issuer's:
+    /// revoked grants and retired keys are kept for the longest.
+    public var longestClientTTLs = (access: 0, refresh: 0, id: 0)
     public var codeTTL: Int = 600
     public var enableDynamicRegistration = false
     public var requirePKCEForPublic = true
@@ -32,6 +37,9 @@ public struct IssuerOptions: Sendable {
     public var refreshTokenReuseInterval = 0
     /// Brute-force and abuse limits.
     public var limits = LocalIssuerSettings.Limits()
+    /// Scope → the person's claims it releases (`ClaimRelease.standardScopes` and the
+    /// configuration's own).
+    public var scopeClaims: [String: [String]] = ClaimRelease.standardScopes
 
     public enum StorageForm: String, Sendable {
         case hashed
@@ -43,7 +51,20 @@ public struct IssuerOptions: Sendable {
     }
 
     /// How long a revoked grant is remembered: past it, none of its tokens can be live.
-    var grantLifetime: Int { max(accessTokenTTL, refreshTokenTTL, codeTTL) }
+    var grantLifetime: Int { max(longestAccessTokenTTL, refreshTokenTTL, longestClientTTLs.refresh, codeTTL) }
+
+    /// The longest an access token of this issuer lives.
+    var longestAccessTokenTTL: Int { max(accessTokenTTL, longestClientTTLs.access) }
+
+    /// The longest a token it signs (access or ID token) lives: a retired key stays published
+    /// that long.
+    public var longestSignedTokenTTL: Int { max(longestAccessTokenTTL, idTokenTTL, longestClientTTLs.id) }
+
+    /// PKCE is required of `client` (RFC 9700 §2.1.1, OAuth 2.1): always, unless the client's
+    /// configuration or, for a public client, `require_pkce_for_public` says otherwise.
+    func requiresPKCE(_ client: RegisteredClient) -> Bool {
+        client.requirePKCE ?? (client.kind.isPublic ? requirePKCEForPublic : true)
+    }
 
     /// The API a scope belongs to.
     func api(forScope scope: String) -> APIDefinition? {
@@ -56,10 +77,14 @@ public struct IssuerOptions: Sendable {
 public struct APIDefinition: Sendable, Equatable {
     public var audience: String
     public var scopes: [String]
+    /// The person's claims its access tokens carry besides `sub`, `client_id` and `scope`, so the
+    /// gate in front of it can forward them.
+    public var claims: [String]
 
-    public init(audience: String, scopes: [String]) {
+    public init(audience: String, scopes: [String], claims: [String] = []) {
         self.audience = audience
         self.scopes = scopes
+        self.claims = claims
     }
 }
 

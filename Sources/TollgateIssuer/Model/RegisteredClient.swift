@@ -42,6 +42,13 @@ public struct RegisteredClient: Sendable, Equatable, Codable {
     /// Registered by anyone through RFC 7591: its redirect URIs are not trusted, so errors
     /// before the person decides are shown on a page, never redirected (RFC 9700 §4.11.2).
     public var registeredDynamically: Bool?
+    /// PKCE required of it; `nil`: required (OAuth 2.1), but for a public client when the
+    /// issuer's `require_pkce_for_public` is off.
+    public var requirePKCE: Bool?
+    /// Its own lifetimes, seconds; `nil`: the issuer's.
+    public var accessTokenTTL: Int?
+    public var refreshTokenTTL: Int?
+    public var idTokenTTL: Int?
 
     public init(
         id: String,

@@ -69,9 +69,14 @@ public enum IssuerAdministration {
     public static func addUser(
         username: String,
         password: String,
-        claims: [String: String],
+        claims: [String: JSONValue],
         store: any IssuerStore
     ) async throws {
+        for name in claims.keys.sorted() where ClaimRelease.reservedNames.contains(name) {
+            throw Failure.invalid(
+                "'\(name)' is a registered claim the token itself sets; it cannot be a person's claim"
+            )
+        }
         guard !username.isEmpty, !username.contains(where: { $0.isNewline || $0 == "\u{0}" }) else {
             throw Failure.invalid("the user name is empty or holds a control character")
         }

@@ -76,9 +76,12 @@ final class IssuerFixture: @unchecked Sendable {
               grant_types: [authorization_code, client_credentials, refresh_token, device_code]
               storage:
                 \(storageSection)
+              claims:
+                groups: [groups, realm_access]
               apis:
                 - audience: "@team/orders"
                   scopes: ["@team/orders.read"]
+                  claims: [groups, realm_access]
                 - audience: "@team/billing"
                   scopes: ["@team/billing.read"]
               clients:
@@ -87,7 +90,8 @@ final class IssuerFixture: @unchecked Sendable {
                   client_secret_file: web.secret
                   redirect_uris: ["\(Self.redirectURI)"]
                   post_logout_redirect_uris: ["\(Self.postLogoutURI)"]
-                  scopes: [openid, profile, email, offline_access, "@team/orders.read"]
+                  scopes: [openid, profile, email, offline_access, groups, "@team/orders.read"]
+                  refresh_token_ttl: 1d
                 - client_id: "@team/svc"
                   type: machine
                   client_secret_file: m2m.secret
@@ -99,7 +103,15 @@ final class IssuerFixture: @unchecked Sendable {
               users:
                 - username: ada
                   password_hash_file: ada.hash
-                  claims: { name: Ada Lovelace, email: ada@example.test }
+                  claims:
+                    name: Ada Lovelace
+                    email: ada@example.test
+                    email_verified: true
+                    groups: [admins]
+                    realm_access: { roles: [auditor] }
+                - username: bob
+                  password_hash_file: ada.hash
+                  claims: { name: Bob, groups: [staff] }
             \(extra)
             \(routes ?? "routes:\n  - match: { prefix: / }\n    issuers: [local]")
             """

@@ -1,0 +1,119 @@
+import Foundation
+import HTTPTypes
+import Testing
+import TollgateCore
+import TollgateIssuer
+
+/// Per-client settings as reference 004's client types have them: PKCE required of every
+/// client unless configured otherwise, and each client's own token lifetimes.
+@Suite struct ClientSettingsTests {
+    typealias Flow = AuthorizationCodeFlowTests
+
+    @Test func aWebClientWithoutPKCEIsRefusedUnlessItsConfigurationSaysSo() async throws {
+        let store = MemoryIssuerStore()
+        let issuer = try await Flow.makeIssuer(store: store)
+        let withoutPKCE = Flow.authorizePath(extra: [])
+        let refused = await Flow.get(issuer, withoutPKCE)
+        let location = try #require(refused.head.headerFields[.location])
+        #expect(Flow.query(location)["error"] == "invalid_request", "a confidential web client needs PKCE too")
+
+        var client = try #require(try await store.client(id: "@team/web"))
+        client.requirePKCE = false
+        try await store.saveClient(client)
+        let (callback, _) = try await Flow.signInAndConsent(issuer, path: withoutPKCE)
+        let answer = await Flow.post(
+            issuer,
+            "/oauth2/token",
+            [
+                ("grant_type", "authorization_code"), ("code", try #require(callback["code"])),
+                ("redirect_uri", "https://app.test/callback"),
+            ],
+            authorization: Flow.webBasic
+        )
+        #expect(answer.head.status == .ok, "require_pkce: false lets this one client go without")
+    }
+
+    @Test func requirePKCEParsesPerClientAndAPublicClientCannotOptOut() throws {
+        let settings = try #require(
+            try LocalIssuerConfigurationTests.parse(
+                """
+                  issuer: https://idp.example
+                  clients:
+                    - client_id: legacy
+                      type: web
+                      client_secret_env: M2M_SECRET
+                      redirect_uris: [https://legacy.example/cb]
+                      require_pkce: false
+                      access_token_ttl: 5m
+                      refresh_token_ttl: 1d
+                      id_token_ttl: 600
+
+                """
+            ).issuerSettings
+        )
+        let legacy = try #require(settings.clients.first)
+        #expect(legacy.requirePKCE == false)
+        #expect(legacy.accessTokenTTL == 300 && legacy.refreshTokenTTL == 86_400 && legacy.idTokenTTL == 600)
+        #expect(settings.idTokenTTL == 3600, "the ID token's own default, not the access token's")
+        do {
+            _ = try LocalIssuerConfigurationTests.parse(
+                """
+                  issuer: https://idp.example
+                  clients:
+                    - client_id: app
+                      type: spa
+                      redirect_uris: [https://app.example/cb]
+                      require_pkce: false
+
+                """
+            )
+            Issue.record("a public client opted out of PKCE")
+        } catch {
+            #expect(error.field == "issuer.clients[0].require_pkce" && error.line == 7, "\(error)")
+        }
+    }
+
+    @Test func eachClientsLifetimesShowInItsAnswersAndTheIDToken() async throws {
+        let store = MemoryIssuerStore()
+        let issuer = try await Flow.makeIssuer(store: store) { options in
+            options.accessTokenTTL = 900
+            options.longestClientTTLs = (access: 120, refresh: 7200, id: 60)
+        }
+        let defaults = try await Self.tokens(issuer)
+        #expect(defaults.answer["expires_in"] == .number(900))
+        #expect(defaults.answer["refresh_expires_in"] == .number(2_592_000))
+        #expect(defaults.idLifetime == 3600, "the ID token lives id_token_ttl, not access_token_ttl")
+
+        var client = try #require(try await store.client(id: "@team/web"))
+        client.accessTokenTTL = 120
+        client.refreshTokenTTL = 7200
+        client.idTokenTTL = 60
+        try await store.saveClient(client)
+        let own = try await Self.tokens(issuer)
+        #expect(own.answer["expires_in"] == .number(120))
+        #expect(own.answer["refresh_expires_in"] == .number(7200))
+        #expect(own.idLifetime == 60)
+        let access = try Flow.claims(ofJWT: try #require(own.answer["access_token"]?.stringValue))
+        #expect(access["exp"]?.numberValue.map { $0 - (access["iat"]?.numberValue ?? 0) } == 120)
+        // The rotated refresh token keeps the client's lifetime.
+        let refreshed = try Flow.json(
+            await Flow.post(
+                issuer,
+                "/oauth2/token",
+                [
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", try #require(own.answer["refresh_token"]?.stringValue)),
+                ],
+                authorization: Flow.webBasic
+            )
+        )
+        #expect(refreshed["refresh_expires_in"] == .number(7200) && refreshed["expires_in"] == .number(120))
+    }
+
+    static func tokens(_ issuer: OAuthIssuer) async throws -> (answer: JSONValue, idLifetime: Double) {
+        let (callback, _) = try await Flow.signInAndConsent(issuer)
+        let answer = try Flow.json(try await Flow.exchange(issuer, code: try #require(callback["code"])))
+        let id = try Flow.claims(ofJWT: try #require(answer["id_token"]?.stringValue))
+        return (answer, try #require(id["exp"]?.numberValue) - (try #require(id["iat"]?.numberValue)))
+    }
+}
