@@ -55,14 +55,19 @@ struct RotateKeys: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "The YAML configuration file.")
     var config: String
 
-    @Option(help: "RS256, ES256 or EdDSA (default: the configured signing_algorithm).")
+    @Option(
+        help:
+            "RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512 or EdDSA (default: the configured signing_algorithm); each algorithm's key rotates on its own."
+    )
     var algorithm: String?
 
     func run() async throws {
         try await IssuerAdminContext.with(config) { context in
             let name = algorithm ?? context.settings.signingAlgorithm
             guard let algorithm = SigningKey.Algorithm(rawValue: name) else {
-                throw IssuerAdministration.Failure.invalid("'\(name)' is not RS256, ES256 or EdDSA")
+                throw IssuerAdministration.Failure.invalid(
+                    "'\(name)' is not one of \(SigningKey.Algorithm.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             let now = Int(wallClockSeconds())
             let timing = KeyRing.Timing(

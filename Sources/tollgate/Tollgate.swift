@@ -206,11 +206,30 @@ struct CheckConfig: ParsableCommand {
             )
             print("  grant types: \(local.grantTypes.joined(separator: ", "))")
             print(
-                "  access tokens: \(local.jwtAccessToken ? "JWT for API scopes, else opaque" : "opaque"), \(local.accessTokenTTL)s"
+                "  access tokens: \(local.jwtAccessToken ? "JWT for API scopes, else opaque" : "opaque"), \(local.accessTokenTTL)s;"
+                    + " ID tokens \(local.idTokenTTL)s; refresh tokens \(local.refreshTokenTTL)s"
             )
-            for api in local.apis { print("  api \(api.audience): \(api.scopes.joined(separator: " "))") }
+            let algorithms = Set([local.signingAlgorithm] + local.clients.compactMap(\.idTokenSigningAlgorithm))
+            print("  signing algorithms: \(algorithms.sorted().joined(separator: ", ")) (a key each)")
+            let scopeClaims = IssuerOptions(settings: local).scopeClaims
+            for scope in scopeClaims.keys.sorted() {
+                print("  scope \(scope) releases: \(scopeClaims[scope]!.joined(separator: " "))")
+            }
+            for api in local.apis {
+                let claims = api.claims.isEmpty ? "" : "; claims in its tokens: \(api.claims.joined(separator: " "))"
+                print("  api \(api.audience): \(api.scopes.joined(separator: " "))\(claims)")
+            }
             for client in local.clients {
-                print("  client \(client.id) (\(client.type)): \(client.scopes.joined(separator: " "))")
+                var settings: [String] = []
+                let pkce =
+                    client.requirePKCE ?? (["web", "machine"].contains(client.type) || local.requirePKCEForPublic)
+                if client.type != "machine" { settings.append(pkce ? "PKCE required" : "PKCE optional") }
+                if let ttl = client.accessTokenTTL { settings.append("access \(ttl)s") }
+                if let ttl = client.refreshTokenTTL { settings.append("refresh \(ttl)s") }
+                if let ttl = client.idTokenTTL { settings.append("ID token \(ttl)s") }
+                if let algorithm = client.idTokenSigningAlgorithm { settings.append("ID tokens \(algorithm)") }
+                let suffix = settings.isEmpty ? "" : " [\(settings.joined(separator: ", "))]"
+                print("  client \(client.id) (\(client.type)): \(client.scopes.joined(separator: " "))\(suffix)")
             }
         }
         print("routes (first match wins):")

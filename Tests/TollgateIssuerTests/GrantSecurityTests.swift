@@ -327,7 +327,8 @@ import TollgateIssuer
     }
 
     /// OpenID Connect Core §3.1.3.6: `at_hash` is the left half of the hash of the ID token's
-    /// `alg`: SHA-512 for EdDSA (Ed25519), SHA-256 for RS256 and ES256.
+    /// `alg`: SHA-256, SHA-384 or SHA-512 as the algorithm's name says, SHA-512 for EdDSA
+    /// (Ed25519).
     @Test(arguments: SigningKey.Algorithm.allCases)
     func atHashUsesTheHashOfTheSigningAlgorithm(_ algorithm: SigningKey.Algorithm) async throws {
         let issuer = try await Flow.makeIssuer(algorithm: algorithm)
@@ -335,7 +336,12 @@ import TollgateIssuer
         let answer = try Flow.json(try await Flow.exchange(issuer, code: code))
         let access = Array(try #require(answer["access_token"]?.stringValue).utf8)
         let claims = try Flow.claims(ofJWT: try #require(answer["id_token"]?.stringValue))
-        let digest: [UInt8] = algorithm == .eddsa ? Array(SHA512.hash(data: access)) : Array(SHA256.hash(data: access))
+        let digest: [UInt8] =
+            switch algorithm {
+            case .eddsa, .rs512, .ps512, .es512: Array(SHA512.hash(data: access))
+            case .rs384, .ps384, .es384: Array(SHA384.hash(data: access))
+            case .rs256, .ps256, .es256: Array(SHA256.hash(data: access))
+            }
         #expect(claims["at_hash"]?.stringValue == Base64URL.encode(digest.prefix(digest.count / 2)))
     }
 

@@ -59,7 +59,7 @@ import TollgateIssuer
 
     static func verifies(_ token: String, keySet: JSONWebKeySet) -> Bool {
         guard case .success(let jws) = CompactJWS.parse(token, maximumSize: 16_384) else { return false }
-        let verifier = JWSVerifier(allowedAlgorithms: [.rs256, .es256, .eddsa])
+        let verifier = JWSVerifier(allowedAlgorithms: Set(JWSAlgorithm.allCases.filter { !$0.isSymmetric }))
         return (try? verifier.verify(jws, keySet: keySet).get()) != nil
     }
 
@@ -111,7 +111,7 @@ import TollgateIssuer
         let keys = try await KeyRing.load(from: store, algorithm: .rs256, now: clock.now)
         let second = OAuthIssuer(options: first.options, store: store, keys: keys, now: { clock.now })
         #expect(first.keys.snapshot.active.keyID == second.keys.snapshot.active.keyID)
-        let next = try await KeyRing.rotate(store: store, algorithm: .es256, timing: first.keyTiming, now: clock.now)
+        let next = try await KeyRing.rotate(store: store, algorithm: .rs256, timing: first.keyTiming, now: clock.now)
         try await second.advanceKeys()
         #expect(try await Self.publishedKeyIDs(second).contains(next.keyID))
         clock.advance(first.keyTiming.publishedBeforeSigning)
@@ -121,6 +121,31 @@ import TollgateIssuer
         #expect(second.keys.snapshot.active.keyID == next.keyID)
         #expect(try Self.keyID(of: try await Self.token(second)) == next.keyID)
         #expect(try await store.signingKeys().filter { $0.stage == .active }.count == 1)
+    }
+
+    /// `signing_algorithm` changed from RS256 to ES256: the ES256 key is staged, published
+    /// first, and the RS256 key signs until the ES256 key may.
+    @Test func aChangedSigningAlgorithmIsStagedLikeARotation() async throws {
+        let clock = Clock()
+        let store = MemoryIssuerStore()
+        let before = try await Self.makeIssuer(clock: clock, store: store)
+        let oldKey = before.keys.snapshot.active.keyID
+        let keys = try await KeyRing.load(from: store, algorithm: .es256, timing: before.keyTiming, now: clock.now)
+        let after = OAuthIssuer(options: before.options, store: store, keys: keys, now: { clock.now })
+        #expect(after.keys.snapshot.active.keyID == oldKey, "the RS256 key signs on")
+        let staged = try #require(try await store.signingKeys().first { $0.algorithm == "ES256" })
+        #expect(staged.stage == .next)
+        #expect(try await Self.publishedKeyIDs(after).contains(staged.keyID), "published at once")
+        clock.advance(before.keyTiming.publishedBeforeSigning)
+        try await after.advanceKeys()
+        #expect(after.keys.snapshot.active.keyID == staged.keyID)
+        #expect(try Self.keyID(of: try await Self.token(after)) == staged.keyID)
+        let old = try #require(try await store.signingKeys().first { $0.keyID == oldKey })
+        #expect(old.stage == .retired, "RS256 is no longer in use: its key retires, published until its tokens expire")
+        // A restart in between neither stages a second key nor loses the first.
+        let again = try await KeyRing.load(from: store, algorithm: .es256, timing: before.keyTiming, now: clock.now)
+        #expect(again.snapshot.active.keyID == staged.keyID)
+        #expect(try await store.signingKeys().filter { $0.algorithm == "ES256" }.count == 1)
     }
 
     @Test(arguments: SigningKey.Algorithm.allCases)

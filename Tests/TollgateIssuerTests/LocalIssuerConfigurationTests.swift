@@ -116,7 +116,7 @@ import TollgateIssuer
             "one of sqlite, postgres or memory"
         ),
         ("  issuer: https://i\n  consent_page: javascript:x\n", "http(s) URL"),
-        ("  issuer: https://i\n  signing_algorithm: HS256\n", "RS256, ES256 or EdDSA"),
+        ("  issuer: https://i\n  signing_algorithm: HS256\n", "HS256/384/512 only per client, for ID tokens"),
     ])
     func storageAndKeyRefusals(_ section: String, _ message: String) {
         do {

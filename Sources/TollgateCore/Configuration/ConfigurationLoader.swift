@@ -115,7 +115,8 @@ public struct ConfigurationContext: Sendable {
                 name: local.name,
                 issuer: local.issuer,
                 audiences: local.audiences,
-                algorithms: [.rs256, .es256, .eddsa]
+                // Every asymmetric algorithm: each key of its ring names its own (RFC 8725 §3.1).
+                algorithms: Set(JWSAlgorithm.allCases.filter { !$0.isSymmetric })
             )
             policy.leeway = 30
             configuration.issuers.append(

@@ -26,6 +26,8 @@ extension TollgateConfiguration {
 struct LocalIssuerSettingsParser {
     let context: ConfigurationContext
 
+    static let algorithmNames = "RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512 or EdDSA"
+
     /// `postgres: {url: postgres://user@host:port/database, password_file | password_env}`;
     /// the password never in the URL.
     func postgresStorage(_ node: ConfigurationNode) throws(ConfigurationError) -> LocalIssuerSettings.Postgres {
@@ -217,8 +219,8 @@ struct LocalIssuerSettingsParser {
         }
         if let value = members["signing_algorithm"] {
             let text = try value.string()
-            guard ["RS256", "ES256", "EdDSA"].contains(text) else {
-                throw value.error("expected RS256, ES256 or EdDSA")
+            guard SigningKey.Algorithm(rawValue: text) != nil else {
+                throw value.error("expected \(Self.algorithmNames) (HS256/384/512 only per client, for ID tokens)")
             }
             settings.signingAlgorithm = text
         }
@@ -282,6 +284,7 @@ struct LocalIssuerSettingsParser {
                     "client_id", "type", "client_secret_file", "client_secret_env", "client_secret",
                     "redirect_uris", "post_logout_redirect_uris", "scopes", "grant_types", "skip_consent",
                     "introspection", "require_pkce", "access_token_ttl", "refresh_token_ttl", "id_token_ttl",
+                    "id_token_signed_response_alg",
                 ])
                 let id = try client.required("client_id").nonEmptyString()
                 let typeNode = try client.required("type")
@@ -334,6 +337,20 @@ struct LocalIssuerSettingsParser {
                 where uri.contains("@") || uri.contains("#") {
                     throw element.error("the redirect URI '\(uri)' holds user information or a fragment")
                 }
+                var idTokenAlgorithm: String?
+                if let node = client["id_token_signed_response_alg"] {
+                    let name = try node.string()
+                    guard SigningKey.Algorithm(rawValue: name) != nil || IDTokenSigner.symmetric[name] != nil else {
+                        throw node.error("expected \(Self.algorithmNames), HS256, HS384 or HS512")
+                    }
+                    let stored = secret.map {
+                        settings.storeClientSecret == "plain" ? StoredSecret.keeping($0.value) : .hashing($0.value)
+                    }
+                    if let refusal = IDTokenSigner.refusal(algorithm: name, secret: stored) {
+                        throw node.error(refusal)
+                    }
+                    idTokenAlgorithm = name
+                }
                 var requirePKCE: Bool?
                 if let node = client["require_pkce"] {
                     requirePKCE = try node.bool()
@@ -363,7 +380,8 @@ struct LocalIssuerSettingsParser {
                         },
                         idTokenTTL: try client["id_token_ttl"].map { node throws(ConfigurationError) in
                             try lifetime(node)
-                        }
+                        },
+                        idTokenSigningAlgorithm: idTokenAlgorithm
                     )
                 )
             }

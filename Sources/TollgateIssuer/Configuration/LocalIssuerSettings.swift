@@ -21,7 +21,8 @@ public struct LocalIssuerSettings: Sendable, Equatable {
     public var storeTokens = "hashed"
     public var pairwiseSecret: Secret?
     public var grantTypes = ["authorization_code", "client_credentials", "refresh_token"]
-    /// `RS256` (default), `ES256` or `EdDSA`.
+    /// `RS256` (default), `RS384`, `RS512`, `PS256`, `PS384`, `PS512`, `ES256`, `ES384`, `ES512`
+    /// or `EdDSA`: access tokens and ID tokens.
     public var signingAlgorithm = "RS256"
     public var apis: [API] = []
     public var clients: [Client] = []
@@ -157,6 +158,8 @@ public struct LocalIssuerSettings: Sendable, Equatable {
         public var accessTokenTTL: Int?
         public var refreshTokenTTL: Int?
         public var idTokenTTL: Int?
+        /// `id_token_signed_response_alg`; `nil`: the issuer's `signing_algorithm`.
+        public var idTokenSigningAlgorithm: String?
     }
 
     public init(issuer: String, storage: Storage = .memory) {

@@ -90,7 +90,7 @@ extension OAuthIssuer {
         accessToken: String
     ) async throws -> String {
         let issuedAt = now()
-        let signer = keys.snapshot.active
+        let signer = try idTokenSigner(for: client)
         var claims: [String: JSONValue] = [
             "iss": .string(options.issuer),
             "sub": .string(subject),
@@ -99,7 +99,7 @@ extension OAuthIssuer {
             "iat": .number(Double(issuedAt)),
             "exp": .number(Double(issuedAt + (client.idTokenTTL ?? options.idTokenTTL))),
             "auth_time": .number(Double(authenticatedAt)),
-            "at_hash": .string(Self.tokenHash(accessToken, algorithm: signer.algorithm)),
+            "at_hash": .string(Self.tokenHash(accessToken, hashSize: signer.hashSize)),
         ]
         if let nonce { claims["nonce"] = .string(nonce) }
         if let user = try await store.user(username: username) {
@@ -109,18 +109,18 @@ extension OAuthIssuer {
     }
 
     /// OpenID Connect Core §3.1.3.6 `at_hash` (and §3.3.2.11 `c_hash`): the left half of the
-    /// hash the ID token's `alg` uses — SHA-256 for RS256 and ES256, SHA-512 for EdDSA with
-    /// Ed25519 (as the OpenID conformance suite and openid-client compute it).
-    static func tokenHash(_ value: String, algorithm: SigningKey.Algorithm) -> String {
+    /// hash of the ID token's `alg` — SHA-256 for RS256, PS256, ES256 and HS256, SHA-384 and
+    /// SHA-512 for their 384 and 512 kin, SHA-512 for EdDSA with Ed25519 (as the OpenID
+    /// conformance suite and openid-client compute it).
+    static func tokenHash(_ value: String, hashSize: Int) -> String {
         let bytes = Array(value.utf8)
-        switch algorithm {
-        case .eddsa:
-            let digest = Array(SHA512.hash(data: bytes))
-            return Base64URL.encode(digest.prefix(digest.count / 2))
-        case .rs256, .es256:
-            let digest = Array(SHA256.hash(data: bytes))
-            return Base64URL.encode(digest.prefix(digest.count / 2))
+        let digest: [UInt8]
+        switch hashSize {
+        case 384: digest = Array(SHA384.hash(data: bytes))
+        case 512: digest = Array(SHA512.hash(data: bytes))
+        default: digest = Array(SHA256.hash(data: bytes))
         }
+        return Base64URL.encode(digest.prefix(digest.count / 2))
     }
 
     /// The person's claims the granted scopes release, and those `extra` names.

@@ -100,10 +100,24 @@ extension OAuthIssuer {
             kind = redirectURIs.allSatisfy { $0.hasPrefix("https://") } ? .spa : .native
         }
         let secret = confidential ? RandomToken.make() : nil
-        let client = RegisteredClient(
+        let storedSecret = secret.map { options.storeClientSecret == .hashed ? StoredSecret.hashing($0) : .keeping($0) }
+        // OpenID Connect Registration §2: an algorithm this issuer holds a key of, or HS* when
+        // the secret it is about to hand out is kept to sign with.
+        let idTokenAlgorithm = try string("id_token_signed_response_alg")
+        if let idTokenAlgorithm {
+            guard idTokenAlgorithms.contains(idTokenAlgorithm) else {
+                throw Self.metadataError(
+                    "id_token_signed_response_alg must be one of \(idTokenAlgorithms.joined(separator: ", "))"
+                )
+            }
+            if let refusal = IDTokenSigner.refusal(algorithm: idTokenAlgorithm, secret: storedSecret) {
+                throw Self.metadataError(refusal)
+            }
+        }
+        var client = RegisteredClient(
             id: RandomToken.make(bytes: 16),
             kind: kind,
-            secret: secret.map { options.storeClientSecret == .hashed ? .hashing($0) : .keeping($0) },
+            secret: storedSecret,
             redirectURIs: redirectURIs,
             postLogoutRedirectURIs: postLogout,
             scopes: scopes,
@@ -112,6 +126,7 @@ extension OAuthIssuer {
             name: name,
             registeredDynamically: true
         )
+        client.idTokenSignedResponseAlg = idTokenAlgorithm
         try await store.saveClient(client)
         logger.info("client registered", metadata: ["client": "\(client.id)", "type": "\(kind.rawValue)"])
         var answer: [String: JSONValue] = [
@@ -125,6 +140,7 @@ extension OAuthIssuer {
         ]
         if !postLogout.isEmpty { answer["post_logout_redirect_uris"] = .array(postLogout.map(JSONValue.string)) }
         if let name { answer["client_name"] = .string(name) }
+        if let idTokenAlgorithm { answer["id_token_signed_response_alg"] = .string(idTokenAlgorithm) }
         if let secret {
             answer["client_secret"] = .string(secret)
             answer["client_secret_expires_at"] = .number(0)

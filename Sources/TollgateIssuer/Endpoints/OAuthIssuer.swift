@@ -45,9 +45,16 @@ public final class OAuthIssuer: Sendable {
         options: IssuerOptions,
         store: any IssuerStore,
         algorithm: SigningKey.Algorithm = .rs256,
+        others: Set<SigningKey.Algorithm> = [],
         logger: Logger = Logger(label: "tollgate.issuer")
     ) async throws -> OAuthIssuer {
-        let keys = try await KeyRing.load(from: store, algorithm: algorithm, now: Int(wallClockSeconds()))
+        let keys = try await KeyRing.load(
+            from: store,
+            algorithm: algorithm,
+            others: others,
+            timing: KeyRing.Timing(jwksMaxAge: options.jwksMaxAge, tokenLifetime: options.longestSignedTokenTTL),
+            now: Int(wallClockSeconds())
+        )
         return OAuthIssuer(options: options, store: store, keys: keys, logger: logger)
     }
 
@@ -331,6 +338,13 @@ public final class OAuthIssuer: Sendable {
         return .object(document)
     }
 
+    /// The algorithms an ID token can be signed with: each one the key ring holds an active key
+    /// of, and the HS algorithms when client secrets are kept plain (the secret is the key).
+    var idTokenAlgorithms: [String] {
+        let held = keys.snapshot.activeByAlgorithm.keys.sorted().map(\.rawValue)
+        return held + (options.storeClientSecret == .plain ? IDTokenSigner.symmetric.keys.sorted() : [])
+    }
+
     /// The ID token's own claims, then every claim a scope the issuer offers releases.
     private var claimsSupported: [String] {
         var names = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp"]
@@ -369,7 +383,7 @@ public final class OAuthIssuer: Sendable {
             ),
             "code_challenge_methods_supported": .array([.string("S256")]),
             "subject_types_supported": .array([.string(options.pairwiseSecret == nil ? "public" : "pairwise")]),
-            "id_token_signing_alg_values_supported": .array([.string(keys.snapshot.active.algorithm.rawValue)]),
+            "id_token_signing_alg_values_supported": .array(idTokenAlgorithms.map(JSONValue.string)),
             "authorization_response_iss_parameter_supported": .bool(true),
         ]
     }

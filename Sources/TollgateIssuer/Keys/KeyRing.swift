@@ -13,7 +13,11 @@ import TollgateCore
 /// and is then dropped.
 public final class KeyRing: Sendable {
     public struct Snapshot: Sendable {
+        /// The key of the issuer's own algorithm (`signing_algorithm`): access tokens, and ID
+        /// tokens of clients that ask for no other.
         public let active: SigningKey
+        /// The active key of each algorithm in use (a client's `id_token_signed_response_alg`).
+        public let activeByAlgorithm: [SigningKey.Algorithm: SigningKey]
         public let published: [SigningKey]
         /// The JWKS document, serialised once per change.
         public let document: String
@@ -47,28 +51,55 @@ public final class KeyRing: Sendable {
     }
 
     private let current: Mutex<Snapshot>
+    /// The issuer's own algorithm.
+    public let algorithm: SigningKey.Algorithm
+    /// Every algorithm the issuer signs with (its own and its clients'): an active key of any
+    /// other retires once the issuer's own algorithm has an active key.
+    public let inUse: Set<SigningKey.Algorithm>
 
-    private init(snapshot: Snapshot) {
+    private init(snapshot: Snapshot, algorithm: SigningKey.Algorithm, inUse: Set<SigningKey.Algorithm>) {
         current = Mutex(snapshot)
+        self.algorithm = algorithm
+        self.inUse = inUse
     }
 
     public var snapshot: Snapshot { current.withLock { $0 } }
 
-    /// Loads the keys from `store`, generating and storing an active `algorithm` key when none is.
+    /// Loads the keys from `store`, generating and storing a key of `algorithm` and of each of
+    /// `others` that has none. One key serves one algorithm (RFC 8725 §3.1), so each is rotated
+    /// on its own. When `signing_algorithm` changed (another algorithm's key is active) and
+    /// `timing` is given, the new algorithm's key is staged as `next`, published before it signs,
+    /// and the old key signs until then.
     public static func load(
         from store: any IssuerStore,
         algorithm: SigningKey.Algorithm,
+        others: Set<SigningKey.Algorithm> = [],
+        timing: Timing? = nil,
         now: Int
     ) async throws
         -> KeyRing
     {
         var stored = try await store.signingKeys()
-        if !stored.contains(where: { $0.stage == .active }) {
-            let record = try makeRecord(algorithm, stage: .active, now: now)
+        func has(_ algorithm: SigningKey.Algorithm, _ stages: Set<StoredSigningKey.Stage>) -> Bool {
+            stored.contains { stages.contains($0.stage) && $0.algorithm == algorithm.rawValue }
+        }
+        for needed in others.union([algorithm]).sorted() where !has(needed, [.active]) {
+            let replacing = needed == algorithm && !others.contains(needed) && stored.contains { $0.stage == .active }
+            if replacing && has(needed, [.next]) { continue }
+            let record =
+                if replacing, let timing {
+                    try makeRecord(needed, stage: .next, now: now, until: now + timing.publishedBeforeSigning)
+                } else {
+                    try makeRecord(needed, stage: .active, now: now)
+                }
             try await store.saveSigningKey(record)
             stored.append(record)
         }
-        return KeyRing(snapshot: try makeSnapshot(stored))
+        return KeyRing(
+            snapshot: try makeSnapshot(stored, algorithm: algorithm),
+            algorithm: algorithm,
+            inUse: others.union([algorithm])
+        )
     }
 
     static func makeRecord(
@@ -108,10 +139,10 @@ public final class KeyRing: Sendable {
     /// stores the moves and swaps the snapshot. Idempotent: replicas running it together agree.
     public func advance(store: any IssuerStore, timing: Timing, now: Int) async throws {
         let stored = try await store.signingKeys()
-        let moved = Self.advanced(stored, timing: timing, now: now)
+        let moved = Self.advanced(stored, timing: timing, now: now, inUse: inUse, algorithm: algorithm)
         for record in moved.changed { try await store.saveSigningKey(record) }
         for keyID in moved.dropped { try await store.deleteSigningKey(keyID: keyID) }
-        let next = try Self.makeSnapshot(moved.kept)
+        let next = try Self.makeSnapshot(moved.kept, algorithm: algorithm)
         current.withLock { $0 = next }
     }
 
@@ -119,26 +150,46 @@ public final class KeyRing: Sendable {
     static func advanced(
         _ stored: [StoredSigningKey],
         timing: Timing,
-        now: Int
+        now: Int,
+        inUse: Set<SigningKey.Algorithm>? = nil,
+        algorithm: SigningKey.Algorithm? = nil
     ) -> (kept: [StoredSigningKey], changed: [StoredSigningKey], dropped: [String]) {
         var keys = stored
         var changed: [StoredSigningKey] = []
-        // The newest due `next` key becomes active; every other active key retires.
-        let due = keys.indices.filter { keys[$0].stage == .next && (keys[$0].stageUntil ?? 0) <= now }
+        // Per algorithm, the newest due `next` key becomes active; every other active key of that
+        // algorithm retires.
         var superseded: [String] = []
-        if let promoted = due.max(by: { keys[$0].createdAt < keys[$1].createdAt }) {
+        for algorithm in Set(keys.map(\.algorithm)).sorted() {
+            let due = keys.indices.filter {
+                keys[$0].algorithm == algorithm && keys[$0].stage == .next && (keys[$0].stageUntil ?? 0) <= now
+            }
+            guard let promoted = due.max(by: { keys[$0].createdAt < keys[$1].createdAt }) else { continue }
             // The promoted key is stored first: a crash between the moves leaves two active keys
             // (the newest signs), never none.
             keys[promoted].stage = .active
             keys[promoted].stageUntil = nil
             changed.append(keys[promoted])
-            for index in keys.indices where index != promoted && keys[index].stage == .active {
+            for index in keys.indices
+            where index != promoted && keys[index].stage == .active && keys[index].algorithm == algorithm {
                 keys[index].stage = .retired
                 keys[index].stageUntil = now + timing.retiredFor
                 changed.append(keys[index])
             }
             // Older due `next` keys never signed and never will.
-            superseded = due.filter { $0 != promoted }.map { keys[$0].keyID }
+            superseded += due.filter { $0 != promoted }.map { keys[$0].keyID }
+        }
+        // An algorithm no longer in use (`signing_algorithm` changed, a client's algorithm
+        // removed): its active key retires once the issuer's own algorithm has one.
+        if let inUse, let algorithm, keys.contains(where: { $0.stage == .active && $0.algorithm == algorithm.rawValue })
+        {
+            for index in keys.indices where keys[index].stage == .active {
+                guard let own = SigningKey.Algorithm(rawValue: keys[index].algorithm), !inUse.contains(own) else {
+                    continue
+                }
+                keys[index].stage = .retired
+                keys[index].stageUntil = now + timing.retiredFor
+                changed.append(keys[index])
+            }
         }
         let dropped =
             keys.filter { $0.stage == .retired && ($0.stageUntil ?? 0) <= now }.map(\.keyID) + superseded
@@ -146,19 +197,31 @@ public final class KeyRing: Sendable {
         return (keys, changed, dropped)
     }
 
-    static func makeSnapshot(_ stored: [StoredSigningKey]) throws -> Snapshot {
+    static func makeSnapshot(_ stored: [StoredSigningKey], algorithm: SigningKey.Algorithm) throws -> Snapshot {
         var published: [SigningKey] = []
-        var active: SigningKey?
+        var activeByAlgorithm: [SigningKey.Algorithm: SigningKey] = [:]
         for record in stored.sorted(by: { $0.createdAt > $1.createdAt }) {
             guard let algorithm = SigningKey.Algorithm(rawValue: record.algorithm) else { continue }
             let key = try SigningKey(algorithm: algorithm, der: record.privateKeyDER)
             published.append(key)
-            if record.stage == .active && active == nil { active = key }
+            if record.stage == .active && activeByAlgorithm[algorithm] == nil { activeByAlgorithm[algorithm] = key }
         }
-        guard let active else { throw KeyRingError.noActiveKey }
+        // The issuer's algorithm, or (after `signing_algorithm` changed, until a key of it is
+        // made) the newest active key.
+        guard
+            let active = activeByAlgorithm[algorithm]
+                ?? published.first(where: { activeByAlgorithm[$0.algorithm]?.keyID == $0.keyID })
+        else { throw KeyRingError.noActiveKey }
         let document = JSONValue.object(["keys": .array(published.map(\.publicJWK))]).serialized()
         let keySet = try JSONWebKeySet.parse(Array(document.utf8))
-        return Snapshot(active: active, published: published, document: document, keySet: keySet, stored: stored)
+        return Snapshot(
+            active: active,
+            activeByAlgorithm: activeByAlgorithm,
+            published: published,
+            document: document,
+            keySet: keySet,
+            stored: stored
+        )
     }
 }
 

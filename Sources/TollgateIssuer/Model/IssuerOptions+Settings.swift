@@ -49,6 +49,7 @@ extension RegisteredClient {
         accessTokenTTL = settings.accessTokenTTL
         refreshTokenTTL = settings.refreshTokenTTL
         idTokenTTL = settings.idTokenTTL
+        idTokenSignedResponseAlg = settings.idTokenSigningAlgorithm
     }
 }
 
@@ -71,7 +72,8 @@ extension OAuthIssuer {
         return try await start(
             options: options,
             store: store,
-            algorithm: SigningKey.Algorithm(rawValue: settings.signingAlgorithm) ?? .rs256
+            algorithm: SigningKey.Algorithm(rawValue: settings.signingAlgorithm) ?? .rs256,
+            others: Set(settings.clients.compactMap { $0.idTokenSigningAlgorithm.flatMap(SigningKey.Algorithm.init) })
         )
     }
 }

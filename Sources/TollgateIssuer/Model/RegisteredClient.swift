@@ -49,6 +49,9 @@ public struct RegisteredClient: Sendable, Equatable, Codable {
     public var accessTokenTTL: Int?
     public var refreshTokenTTL: Int?
     public var idTokenTTL: Int?
+    /// `id_token_signed_response_alg` (RFC 7591, OpenID Connect Registration §2); `nil`: the
+    /// issuer's `signing_algorithm`.
+    public var idTokenSignedResponseAlg: String?
 
     public init(
         id: String,
