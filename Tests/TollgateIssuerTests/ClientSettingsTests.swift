@@ -116,4 +116,45 @@ import TollgateIssuer
         let id = try Flow.claims(ofJWT: try #require(answer["id_token"]?.stringValue))
         return (answer, try #require(id["exp"]?.numberValue) - (try #require(id["iat"]?.numberValue)))
     }
+
+    @Test(arguments: [
+        ("token: /oidc/token\n    introspection: /oidc/token", "is both token and introspection"),
+        ("authorization: /oidc/auth\n    token: /oidc/auth/login", "the authorization endpoint's sign-in form"),
+        ("token: oidc/token", "expected an absolute path"),
+        ("token: /oidc/../token", "expected an absolute path"),
+        ("jwks: /.well-known/jwks.json", "expected an absolute path"),
+        ("tokens: /oidc/token", "unknown field"),
+    ])
+    func endpointPathsAreCheckedWithTheirLine(_ endpoints: String, _ reason: String) throws {
+        do {
+            _ = try LocalIssuerConfigurationTests.parse(
+                "  issuer: https://idp.example\n  endpoints:\n    \(endpoints)\n"
+            )
+            Issue.record("accepted \(endpoints)")
+        } catch {
+            #expect(error.field.hasPrefix("issuer.endpoints") && "\(error)".contains(reason), "\(error)")
+            #expect(error.line != nil)
+        }
+    }
+
+    @Test func movedEndpointsAreAnsweredWhereDiscoverySaysAndNowhereElse() async throws {
+        let issuer = try await Flow.makeIssuer { options in
+            options.endpoints = ["token": "/oidc/token", "authorization": "/oidc/auth", "userinfo": "/oidc/me"]
+        }
+        let document = try Flow.json(await Flow.get(issuer, "/.well-known/openid-configuration"))
+        #expect(document["token_endpoint"] == .string("https://idp.test/oidc/token"))
+        #expect(document["authorization_endpoint"] == .string("https://idp.test/oidc/auth"))
+        #expect(document["jwks_uri"] == .string("https://idp.test/oauth2/jwks"), "what is not moved stays")
+        #expect(issuer.paths.contains("/oidc/auth/login") && !issuer.paths.contains("/oauth2/token"))
+        #expect(await Flow.post(issuer, "/oauth2/token", []).head.status == .notFound)
+        let page = await Flow.get(issuer, "/oidc/auth?" + Flow.authorizePath().split(separator: "?")[1])
+        #expect(String(decoding: page.body, as: UTF8.self).contains("action=\"/oidc/auth/login\""))
+        let answer = await Flow.post(
+            issuer,
+            "/oidc/token",
+            [("grant_type", "client_credentials")],
+            authorization: Flow.webBasic
+        )
+        #expect(answer.head.status != .notFound)
+    }
 }

@@ -41,6 +41,70 @@ struct IssuerProcessTests {
         #expect(log.contains("curl walk-through: all steps passed"))
     }
 
+    /// Reference 004's endpoint paths (`/oidc/auth`, `/oidc/token`, `/oidc/me`, …) through
+    /// `endpoints:`: discovery names them, the curl walk-through runs unchanged on them.
+    static let referencePaths = """
+          endpoints:
+            authorization: /oidc/auth
+            token: /oidc/token
+            introspection: /oidc/token/introspection
+            revocation: /oidc/token/revocation
+            userinfo: /oidc/me
+            jwks: /oidc/jwks
+            end_session: /oidc/session/end
+            device_authorization: /oidc/device/auth
+            device: /activate
+        """
+
+    @Test func theCurlWalkThroughRunsOnTheReferencesOIDCPaths() async throws {
+        let fixture = try IssuerFixture(storage: .sqlite, extra: Self.referencePaths)
+        defer { fixture.stop() }
+        try await fixture.serve()
+        let (passed, log) = try await Self.script(
+            "bash",
+            [
+                Self.interop.appendingPathComponent("curl_walkthrough.sh").path, fixture.issuer, "@team/web",
+                IssuerFixture.webSecret, "@team/svc", IssuerFixture.machineSecret, "ada", IssuerFixture.password,
+                IssuerFixture.redirectURI, IssuerFixture.postLogoutURI,
+            ]
+        )
+        #expect(passed, "\(log)\n--- tollgate ---\n\(fixture.logs)")
+        #expect(log.contains("curl walk-through: all steps passed"))
+    }
+
+    /// The seed documents' calls as written (Tests/Interop/seed_apis.py): 000's
+    /// `consent({ accept: true })` from the browser's cookie jar and its registration payload,
+    /// 004's native client revoking with Expo's `revokeAsync` shape, on 004's paths.
+    @Test func theSeedDocumentsCallsWorkAsWritten() async throws {
+        let consentPage = "http://127.0.0.1:9/consent"
+        let fixture = try IssuerFixture(
+            storage: .sqlite,
+            extra: Self.referencePaths + """
+
+                  consent_page: \(consentPage)
+                  enable_dynamic_registration: true
+                """,
+            extraClients: """
+                - client_id: "@team/app"
+                  type: native
+                  redirect_uris: ["is.team.app:/callback"]
+                  scopes: [openid, offline_access]
+                  skip_consent: true
+                """
+        )
+        defer { fixture.stop() }
+        try await fixture.serve()
+        let (passed, log) = try await Self.script(
+            "python3",
+            [
+                Self.interop.appendingPathComponent("seed_apis.py").path, fixture.issuer, IssuerFixture.webSecret,
+                "ada", IssuerFixture.password, "bob", consentPage, "@team/app", "is.team.app:/callback",
+            ]
+        )
+        #expect(passed, "\(log)\n--- tollgate ---\n\(fixture.logs)")
+        #expect(log.contains("seed APIs: all checks passed"))
+    }
+
     /// py_oidc_auth (reference 001's relying-party library, from PyPI): login with PKCE,
     /// callback, refresh, device flow, userinfo and logout.
     @Test func pyOIDCAuthCompletesItsFlowsAgainstTheRunningIssuer() async throws {

@@ -91,6 +91,52 @@ struct LocalIssuerSettingsParser {
         return Int(seconds.rounded(.up))
     }
 
+    /// `endpoints: {token: /oidc/token, …}`: absolute paths (under the issuer URL's path), no
+    /// query, fragment, dot segment or well-known path, none twice — the sign-in and consent
+    /// forms (the authorization path plus `/login` and `/consent`) included.
+    func endpoints(_ node: ConfigurationNode) throws(ConfigurationError) -> [String: String] {
+        let names = OAuthIssuer.Endpoint.configurationNames
+        let members = try node.mapping(allowed: [
+            "authorization", "token", "introspection", "revocation", "userinfo", "jwks", "end_session",
+            "device_authorization", "device", "registration", "consent",
+        ])
+        var paths: [String: String] = [:]
+        var taken: [String: String] = [:]
+        for name in names {
+            if let value = members[name] {
+                let path = try value.nonEmptyString()
+                let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+                guard path.hasPrefix("/"), path.count > 1, !path.hasSuffix("/"), !path.contains("//"),
+                    !path.hasPrefix("/.well-known"),
+                    path.allSatisfy({ $0.isASCII && !$0.isWhitespace && !"?#%\\".contains($0) }),
+                    !segments.contains(where: { $0 == "." || $0 == ".." })
+                else {
+                    throw value.error(
+                        "expected an absolute path such as /oidc/token (no query, fragment, dot segment or /.well-known)"
+                    )
+                }
+                paths[name] = path
+            }
+        }
+        for endpoint in OAuthIssuer.Endpoint.allCases {
+            var path = endpoint.configurationName.flatMap { paths[$0] } ?? endpoint.rawValue
+            var label = endpoint.configurationName ?? endpoint.rawValue
+            if endpoint == .login || endpoint == .consent {
+                path =
+                    (paths["authorization"] ?? OAuthIssuer.Endpoint.authorization.rawValue)
+                    + (endpoint == .login ? "/login" : "/consent")
+                label = "the authorization endpoint's \(endpoint == .login ? "sign-in" : "consent") form"
+            }
+            if let other = taken[path] {
+                throw (endpoint.configurationName.flatMap { members[$0] } ?? node).error(
+                    "\(path) is both \(other) and \(label)"
+                )
+            }
+            taken[path] = label
+        }
+        return paths
+    }
+
     /// `claims: {SCOPE: [CLAIM, …]}`: what each scope releases.
     func scopeClaims(_ node: ConfigurationNode) throws(ConfigurationError) -> [String: [String]] {
         guard case .object(let scopes) = try node.json() else {
@@ -140,7 +186,7 @@ struct LocalIssuerSettingsParser {
             "enable_dynamic_registration", "require_pkce_for_public", "jwt_access_token", "store_client_secret",
             "store_tokens", "pairwise_secret_file", "pairwise_secret_env", "pairwise_secret", "grant_types",
             "signing_algorithm", "storage", "apis", "clients", "users", "consent_page", "jwks_max_age",
-            "refresh_token_reuse_interval", "limits", "claims", "id_token_ttl",
+            "refresh_token_reuse_interval", "limits", "claims", "id_token_ttl", "endpoints",
         ])
         let urlNode = try members.required("issuer")
         let url = try urlNode.nonEmptyString()
@@ -247,6 +293,7 @@ struct LocalIssuerSettingsParser {
                 throw value.error("give sqlite: PATH or memory: true")
             }
         }
+        if let value = members["endpoints"] { settings.endpoints = try endpoints(value) }
         if let value = members["claims"] {
             settings.claims = try scopeClaims(value)
             for scope in settings.claims.keys.sorted() where !settings.supportedScopes.contains(scope) {

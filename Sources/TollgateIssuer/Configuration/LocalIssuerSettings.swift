@@ -42,6 +42,8 @@ public struct LocalIssuerSettings: Sendable, Equatable {
     /// reuse revokes the grant (RFC 9700 §4.14.2).
     public var refreshTokenReuseInterval = 0
     public var limits = Limits()
+    /// Endpoint paths by name (`endpoints:`), relative to the issuer URL's path.
+    public var endpoints: [String: String] = [:]
     /// Scope → claim names (`claims:`), beside and over the OpenID Connect standard scopes.
     public var claims: [String: [String]] = [:]
     public var line: Int?

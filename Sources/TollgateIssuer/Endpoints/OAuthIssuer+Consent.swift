@@ -2,7 +2,10 @@ import HTTPTypes
 import TollgateCore
 
 /// The JSON consent endpoint, for applications that render their own consent page
-/// (`consent_page`): `POST {"consent_code": "…", "accept": true}` from the signed-in browser.
+/// (`consent_page`): `POST {"consent_code": "…", "accept": true}` from the signed-in browser, or
+/// `{"accept": true}` alone, as better-auth's `authClient.oauth2.consent({ accept: true })`
+/// sends it: the consent code then comes from the cookie set with the redirect to the page
+/// (`HttpOnly`, `SameSite=Lax`, and the code is bound to the signed-in user either way).
 /// The answer names where the browser goes next (`redirect_uri`: the client with its code or
 /// `access_denied`), or, for a device's request, the device's new state.
 ///
@@ -15,10 +18,12 @@ extension OAuthIssuer {
         guard contentType.hasPrefix("application/json") else {
             throw IssuerError.invalidRequest("the body must be application/json")
         }
-        guard let document = try? JSONParser.parse(body), let code = document["consent_code"]?.stringValue,
-            let accept = document["accept"]?.boolValue
+        guard let document = try? JSONParser.parse(body), let accept = document["accept"]?.boolValue,
+            let code = document["consent_code"]?.stringValue ?? Self.cookie(named: Self.consentCookie, in: request)
         else {
-            throw IssuerError.invalidRequest("expected {\"consent_code\": string, \"accept\": boolean}")
+            throw IssuerError.invalidRequest(
+                "expected {\"accept\": boolean} from the browser sent to the consent page, or with \"consent_code\""
+            )
         }
         guard let session = try await currentSession(request) else {
             return .json(
@@ -34,7 +39,7 @@ extension OAuthIssuer {
             guard try await decideDevice(pending, userCode: userCode, allow: accept) else {
                 throw IssuerError.invalidRequest("the device's request has expired or was already answered")
             }
-            return .json(.object(["status": .string(accept ? "approved" : "denied")]), headers: IssuerResponse.noStore)
+            return .json(.object(["status": .string(accept ? "approved" : "denied")]), headers: spentConsentCookie)
         }
         var parameters: [String: String?] = ["state": pending.state]
         if accept {
@@ -61,14 +66,24 @@ extension OAuthIssuer {
                     "redirect_uri": .string(pending.redirectURI), "response_mode": .string("form_post"),
                     "parameters": .object(fields),
                 ]),
-                headers: IssuerResponse.noStore
+                headers: spentConsentCookie
             )
         }
         let next = redirect(to: pending.redirectURI, parameters)
         return .json(
             .object(["redirect_uri": .string(next.head.headerFields[.location] ?? pending.redirectURI)]),
-            headers: IssuerResponse.noStore
+            headers: spentConsentCookie
         )
+    }
+
+    /// The cookie that carries the consent code to the JSON endpoint.
+    static let consentCookie = "tollgate_consent"
+
+    /// `no-store`, and the consent cookie cleared: its code is spent.
+    var spentConsentCookie: HTTPFields {
+        var fields = IssuerResponse.noStore
+        fields.append(HTTPField(name: .setCookie, value: cookieHeader(Self.consentCookie, "", maxAge: 0)))
+        return fields
     }
 
     /// The application's own consent page for `pending`: `consent_page?consent_code=…&client_id=…&scope=…`.
@@ -81,6 +96,12 @@ extension OAuthIssuer {
         fields[.location] = page + (page.contains("?") ? "&" : "?") + query
         fields[.cacheControl] = "no-store"
         if let cookie { fields.append(HTTPField(name: .setCookie, value: cookie)) }
+        fields.append(
+            HTTPField(
+                name: .setCookie,
+                value: cookieHeader(Self.consentCookie, pending.id, maxAge: max(1, pending.expiresAt - now()))
+            )
+        )
         return .empty(status: .found, headers: fields)
     }
 }

@@ -10,7 +10,7 @@ extension OAuthIssuer {
         var body = "<h1>Sign in</h1>"
         body += "<p>to continue to <b>\(Self.escape(pending.clientID))</b></p>"
         if let message { body += "<p class=\"error\">\(Self.escape(message))</p>" }
-        body += "<form method=\"post\" action=\"\(Self.escape(basePath + Endpoint.login.rawValue))\">"
+        body += "<form method=\"post\" action=\"\(Self.escape(path(.login)))\">"
         body += hidden(pending)
         body += "<label>User name <input name=\"username\" autocomplete=\"username\" required"
         if let hint = pending.loginHint { body += " value=\"\(Self.escape(hint))\"" }
@@ -28,7 +28,7 @@ extension OAuthIssuer {
         }
         body += "<p><b>\(Self.escape(client.id))</b> asks to:</p><ul>"
         for scope in pending.scopes { body += "<li>\(Self.escape(scope))</li>" }
-        body += "</ul><form method=\"post\" action=\"\(Self.escape(basePath + Endpoint.consent.rawValue))\">"
+        body += "</ul><form method=\"post\" action=\"\(Self.escape(path(.consent)))\">"
         body += hidden(pending)
         body += "<button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button> "
         body += "<button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>"
@@ -46,7 +46,7 @@ extension OAuthIssuer {
     ) -> IssuerResponse {
         var body = "<h1>Connect a device</h1><p>Enter the code your device shows.</p>"
         if let message { body += "<p class=\"error\">\(Self.escape(message))</p>" }
-        body += "<form method=\"post\" action=\"\(Self.escape(basePath + Endpoint.device.rawValue))\">"
+        body += "<form method=\"post\" action=\"\(Self.escape(path(.device)))\">"
         body += "<input type=\"hidden\" name=\"csrf\" value=\"\(Self.escape(csrf))\">"
         body += "<label>Code <input name=\"user_code\" autocomplete=\"off\" autocapitalize=\"characters\" required"
         if let userCode { body += " value=\"\(Self.escape(userCode))\"" }
@@ -86,7 +86,7 @@ extension OAuthIssuer {
     /// them out.
     func logoutConfirmationPage(csrf: String, carried: [(String, String)]) -> IssuerResponse {
         var body = "<h1>Sign out?</h1><p>An application asks to sign you out.</p>"
-        body += "<form method=\"post\" action=\"\(Self.escape(basePath + Endpoint.endSession.rawValue))\">"
+        body += "<form method=\"post\" action=\"\(Self.escape(path(.endSession)))\">"
         body += "<input type=\"hidden\" name=\"logout_csrf\" value=\"\(Self.escape(csrf))\">"
         for (name, value) in carried {
             body += "<input type=\"hidden\" name=\"\(Self.escape(name))\" value=\"\(Self.escape(value))\">"

@@ -17,6 +17,9 @@ public final class OAuthIssuer: Sendable {
     let now: @Sendable () -> Int
     /// The issuer URL's path, without a trailing slash (`""` for a bare host).
     let basePath: String
+    /// Each endpoint's path under `basePath` (`options.endpoints`, or the default), and back.
+    let endpointPaths: [Endpoint: String]
+    let endpointsByPath: [String: Endpoint]
     /// The grants revoked within the last access-token lifetime, for the gate in this process.
     public let revokedGrants = RevokedGrantSet()
     /// Where `refreshRevokedGrants()` continues from (`revoked_at` of the store's rows).
@@ -38,6 +41,17 @@ public final class OAuthIssuer: Sendable {
         self.logger = logger
         self.now = now
         basePath = Self.path(of: options.issuer)
+        var paths: [Endpoint: String] = [:]
+        for endpoint in Endpoint.allCases {
+            paths[endpoint] = endpoint.configurationName.flatMap { options.endpoints[$0] } ?? endpoint.rawValue
+        }
+        // The sign-in and consent forms live under the authorization endpoint.
+        if let authorization = paths[.authorization] {
+            paths[.login] = authorization + "/login"
+            paths[.consent] = authorization + "/consent"
+        }
+        endpointPaths = paths
+        endpointsByPath = Dictionary(paths.map { ($0.value, $0.key) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// Loads (or, on first start, generates) the signing keys from `store`.
@@ -134,18 +148,42 @@ public final class OAuthIssuer: Sendable {
         case device = "/oauth2/device"
         case consentDecision = "/oauth2/consent"
         case registration = "/oauth2/register"
+
+        /// Its name under `endpoints:`; `nil` for those that do not move (discovery, and the
+        /// forms, which follow the authorization endpoint).
+        var configurationName: String? {
+            switch self {
+            case .openIDConfiguration, .authorizationServerMetadata, .login, .consent: nil
+            case .jwks: "jwks"
+            case .token: "token"
+            case .introspection: "introspection"
+            case .revocation: "revocation"
+            case .authorization: "authorization"
+            case .userinfo: "userinfo"
+            case .endSession: "end_session"
+            case .deviceAuthorization: "device_authorization"
+            case .device: "device"
+            case .consentDecision: "consent"
+            case .registration: "registration"
+            }
+        }
+
+        static let configurationNames = allCases.compactMap(\.configurationName)
     }
+
+    /// The path of `endpoint`, the issuer URL's path included.
+    func path(_ endpoint: Endpoint) -> String { basePath + (endpointPaths[endpoint] ?? endpoint.rawValue) }
 
     /// The URL of `endpoint`.
     func url(_ endpoint: Endpoint) -> String {
         var base = options.issuer
         while base.hasSuffix("/") { base.removeLast() }
-        return base + endpoint.rawValue
+        return base + (endpointPaths[endpoint] ?? endpoint.rawValue)
     }
 
     /// The paths this issuer answers, for a server's route table.
     public var paths: [String] {
-        var paths = Endpoint.allCases.map { basePath + $0.rawValue }
+        var paths = Endpoint.allCases.map { path($0) }
         // RFC 8414 §3.1: for an issuer with a path, the well-known part comes first.
         if !basePath.isEmpty { paths.append(Endpoint.authorizationServerMetadata.rawValue + basePath) }
         return paths
@@ -159,7 +197,7 @@ public final class OAuthIssuer: Sendable {
             return .authorizationServerMetadata
         }
         guard path.hasPrefix(basePath) else { return nil }
-        return Endpoint(rawValue: String(path.dropFirst(basePath.utf8.count)))
+        return endpointsByPath[String(path.dropFirst(basePath.utf8.count))]
     }
 
     static func path(of url: String) -> String {

@@ -8,6 +8,7 @@ extension IssuerOptions {
         accessTokenTTL = settings.accessTokenTTL
         refreshTokenTTL = settings.refreshTokenTTL
         idTokenTTL = settings.idTokenTTL
+        endpoints = settings.endpoints
         longestClientTTLs = (
             settings.clients.compactMap(\.accessTokenTTL).max() ?? 0,
             settings.clients.compactMap(\.refreshTokenTTL).max() ?? 0,

@@ -35,6 +35,9 @@ public struct IssuerOptions: Sendable {
     /// Seconds a spent refresh token may be presented again by its client for the answer it
     /// got (kept sealed under the token); 0: strict rotation.
     public var refreshTokenReuseInterval = 0
+    /// Endpoint paths under the issuer URL's path, by name (`token`, `authorization`, …), where
+    /// they differ from `/oauth2/…`.
+    public var endpoints: [String: String] = [:]
     /// Brute-force and abuse limits.
     public var limits = LocalIssuerSettings.Limits()
     /// Scope → the person's claims it releases (`ClaimRelease.standardScopes` and the
