@@ -111,6 +111,27 @@ struct CreateClient: AsyncParsableCommand {
     @Flag(help: "A first-party client: no consent page.")
     var skipConsent = false
 
+    @Option(name: .customLong("require-pkce"), help: "true (the default for every type) or false.")
+    var requirePKCE: Bool?
+
+    @Option(
+        name: .customLong("access-token-ttl"),
+        help: "Its access tokens' lifetime (30m, 3600; default: the issuer's)."
+    )
+    var accessTokenTTL: String?
+
+    @Option(name: .customLong("refresh-token-ttl"), help: "Its refresh tokens' lifetime (default: the issuer's).")
+    var refreshTokenTTL: String?
+
+    @Option(name: .customLong("id-token-ttl"), help: "Its ID tokens' lifetime (default: the issuer's).")
+    var idTokenTTL: String?
+
+    @Option(
+        name: .customLong("id-token-signed-response-alg"),
+        help: "Its ID tokens' algorithm (default: signing_algorithm; HS256/384/512 with a secret kept plain)."
+    )
+    var idTokenAlgorithm: String?
+
     func run() async throws {
         try await IssuerAdminContext.with(config) { context in
             guard let kind = RegisteredClient.Kind(rawValue: type) else {
@@ -127,6 +148,13 @@ struct CreateClient: AsyncParsableCommand {
                     grants?.insert(grant)
                 }
             }
+            let settings = IssuerAdministration.ClientSettings(
+                requirePKCE: requirePKCE,
+                accessTokenTTL: try accessTokenTTL.map { try seconds($0) },
+                refreshTokenTTL: try refreshTokenTTL.map { try seconds($0) },
+                idTokenTTL: try idTokenTTL.map { try seconds($0) },
+                idTokenSignedResponseAlg: idTokenAlgorithm
+            )
             let (client, secret) = try await IssuerAdministration.createClient(
                 id: clientID,
                 kind: kind,
@@ -135,16 +163,62 @@ struct CreateClient: AsyncParsableCommand {
                 scopes: scopes,
                 grantTypes: grants,
                 skipConsent: skipConsent,
+                settings: settings,
                 options: context.options,
                 store: context.store
             )
             print("client \(client.id) (\(client.kind.rawValue)) created")
-            if let secret {
-                let stored =
-                    client.secret?.form == .plain
-                    ? "it is stored as it is (store_client_secret: plain)"
-                    : "only its SHA-256 digest is stored (store_client_secret: hashed)"
-                print("client_secret: \(secret)  (shown once; \(stored))")
+            if let secret { print("client_secret: \(secret)  (shown once; \(storage(of: client)))") }
+        }
+    }
+}
+
+/// A duration of the command line (`30m`, `1d`, `3600`) in whole seconds.
+func seconds(_ text: String) throws -> Int {
+    guard let value = ConfigurationNode.parseDuration(text), value >= 0 else {
+        throw IssuerAdministration.Failure.invalid("'\(text)' is not a duration such as 30m, 1d or 3600")
+    }
+    return Int(value.rounded(.up))
+}
+
+/// How the client's secret is kept, as the store says.
+func storage(of client: RegisteredClient) -> String {
+    client.secret?.form == .plain
+        ? "it is stored as it is (store_client_secret: plain)"
+        : "only its SHA-256 digest is stored (store_client_secret: hashed)"
+}
+
+struct RotateSecret: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate-secret",
+        abstract: "Give a client a new secret, printed once; the old one is accepted until the grace ends."
+    )
+
+    @Option(name: .shortAndLong, help: "The YAML configuration file.")
+    var config: String
+
+    @Argument(help: "The client id.")
+    var clientID: String
+
+    @Option(help: "How long the old secret stays accepted (such as 1h or 7d; default 0: refused at once).")
+    var grace = "0"
+
+    func run() async throws {
+        try await IssuerAdminContext.with(config) { context in
+            let now = Int(wallClockSeconds())
+            let (client, secret) = try await IssuerAdministration.rotateSecret(
+                id: clientID,
+                grace: try seconds(grace),
+                options: context.options,
+                declared: context.settings.clients.contains { $0.id == clientID },
+                store: context.store,
+                now: now
+            )
+            print("client_secret: \(secret)  (shown once; \(storage(of: client)))")
+            if let until = client.previousSecretExpiresAt {
+                print("the previous secret is accepted for \(until - now)s more (until \(until), Unix time)")
+            } else {
+                print("the previous secret is no longer accepted")
             }
         }
     }
@@ -214,6 +288,16 @@ struct ListClients: AsyncParsableCommand {
                 line += "\tgrants=\(grants.joined(separator: ","))\tscopes=\(client.scopes.joined(separator: " "))"
                 if !client.redirectURIs.isEmpty {
                     line += "\tredirect_uris=\(client.redirectURIs.joined(separator: ","))"
+                }
+                if client.kind != .machine {
+                    line += "\tpkce=\(context.options.requiresPKCE(client) ? "required" : "optional")"
+                }
+                if let ttl = client.accessTokenTTL { line += "\taccess_token_ttl=\(ttl)" }
+                if let ttl = client.refreshTokenTTL { line += "\trefresh_token_ttl=\(ttl)" }
+                if let ttl = client.idTokenTTL { line += "\tid_token_ttl=\(ttl)" }
+                if let algorithm = client.idTokenSignedResponseAlg { line += "\tid_token_alg=\(algorithm)" }
+                if let until = client.previousSecretExpiresAt, until > Int(wallClockSeconds()) {
+                    line += "\tprevious_secret_until=\(until)"
                 }
                 print(line)
             }

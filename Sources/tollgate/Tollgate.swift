@@ -255,6 +255,7 @@ struct IssuerCommand: AsyncParsableCommand {
         abstract: "Administer the issuer in this process.",
         subcommands: [
             HashPassword.self, RotateKeys.self, CreateClient.self, AddUser.self, ListClients.self, RevokeClient.self,
+            RotateSecret.self,
         ]
     )
 }

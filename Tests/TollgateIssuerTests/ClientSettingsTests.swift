@@ -157,4 +157,124 @@ import TollgateIssuer
         )
         #expect(answer.head.status != .notFound)
     }
+
+    /// Secret rotation (reference 004 rotates from its Settings tab): the new secret at once,
+    /// the old one within the grace and refused after it, with the clock injected.
+    @Test func aRotatedSecretIsAcceptedWithinItsGraceAndRefusedAfter() async throws {
+        let clock = DeviceFlowTests.Clock()
+        let store = MemoryIssuerStore()
+        let issuer = try await Flow.makeIssuer(store: store, clock: clock)
+        let (_, old) = try await IssuerAdministration.createClient(
+            id: "@ops/reporter",
+            kind: .machine,
+            redirectURIs: [],
+            postLogoutRedirectURIs: [],
+            scopes: ["@team/orders.read"],
+            grantTypes: nil,
+            skipConsent: false,
+            options: issuer.options,
+            store: store
+        )
+        let oldSecret = try #require(old)
+        func status(_ secret: String) async -> Int {
+            let answer = await Flow.post(
+                issuer,
+                "/oauth2/token",
+                [("grant_type", "client_credentials")],
+                authorization: FormURLEncoding.basicAuthorization(clientID: "@ops/reporter", clientSecret: secret)
+            )
+            return answer.head.status.code
+        }
+        #expect(await status(oldSecret) == 200)
+        let (rotated, newSecret) = try await IssuerAdministration.rotateSecret(
+            id: "@ops/reporter",
+            grace: 3600,
+            options: issuer.options,
+            declared: false,
+            store: store,
+            now: clock.now
+        )
+        #expect(rotated.previousSecretExpiresAt == clock.now + 3600)
+        #expect(await status(newSecret) == 200)
+        #expect(await status(oldSecret) == 200, "within the grace")
+        clock.advance(3599)
+        #expect(await status(oldSecret) == 200)
+        clock.advance(1)
+        #expect(await status(oldSecret) == 401, "after it")
+        #expect(await status(newSecret) == 200)
+
+        // Without a grace the old secret is refused at once, as reference 004 rotates.
+        let (_, third) = try await IssuerAdministration.rotateSecret(
+            id: "@ops/reporter",
+            grace: 0,
+            options: issuer.options,
+            declared: false,
+            store: store,
+            now: clock.now
+        )
+        #expect(await status(newSecret) == 401)
+        #expect(await status(third) == 200)
+
+        for (id, declared, reason) in [
+            ("@team/spa", false, "public client"), ("@ops/reporter", true, "declared in the configuration"),
+            ("nobody", false, "there is no client"),
+        ] {
+            do {
+                _ = try await IssuerAdministration.rotateSecret(
+                    id: id,
+                    grace: 0,
+                    options: issuer.options,
+                    declared: declared,
+                    store: store,
+                    now: clock.now
+                )
+                Issue.record("rotated \(id)")
+            } catch {
+                #expect("\(error)".contains(reason), "\(error)")
+            }
+        }
+    }
+
+    @Test func createClientTakesTheClientsSettingsWithinWhatTheIssuerAllows() async throws {
+        let store = MemoryIssuerStore()
+        let issuer = try await Flow.makeIssuer(store: store)
+        func create(
+            _ id: String,
+            _ kind: RegisteredClient.Kind,
+            _ settings: IssuerAdministration.ClientSettings
+        ) async throws -> RegisteredClient {
+            try await IssuerAdministration.createClient(
+                id: id,
+                kind: kind,
+                redirectURIs: ["https://app.example/cb"],
+                postLogoutRedirectURIs: [],
+                scopes: ["openid"],
+                grantTypes: nil,
+                skipConsent: false,
+                settings: settings,
+                options: issuer.options,
+                store: store
+            ).client
+        }
+        let legacy = try await create(
+            "legacy",
+            .web,
+            .init(requirePKCE: false, accessTokenTTL: 600, idTokenTTL: 300, idTokenSignedResponseAlg: "RS256")
+        )
+        #expect(legacy.requirePKCE == false && legacy.accessTokenTTL == 600 && legacy.idTokenTTL == 300)
+        #expect(try await store.client(id: "legacy")?.idTokenSignedResponseAlg == "RS256")
+        for (id, kind, settings, reason) in [
+            ("a", RegisteredClient.Kind.spa, IssuerAdministration.ClientSettings(requirePKCE: false), "must use PKCE"),
+            ("b", .web, .init(accessTokenTTL: 7200), "between 1 and 3600"),
+            ("c", .web, .init(idTokenSignedResponseAlg: "ES384"), "holds no ES384 key"),
+            ("d", .web, .init(idTokenSignedResponseAlg: "HS256"), "stored hashed"),
+        ] {
+            do {
+                _ = try await create(id, kind, settings)
+                Issue.record("created \(id)")
+            } catch {
+                #expect("\(error)".contains(reason), "\(error)")
+            }
+        }
+    }
 }

@@ -281,6 +281,26 @@ struct IssuerProcessTests {
         ])
         #expect(badScope.status != 0 && badScope.output.contains("neither a supported scope"))
 
+        // Secret rotation with a grace: both secrets work, list-clients says until when.
+        let rotated = try fixture.run(["issuer", "rotate-secret", "-c", config, "@ops/reporter", "--grace", "1h"])
+        #expect(rotated.status == 0, "\(rotated.output)")
+        #expect(rotated.output.contains("the previous secret is accepted for 3600s more"), "\(rotated.output)")
+        let newSecret = try #require(
+            rotated.output.split(separator: "\n").first { $0.hasPrefix("client_secret: ") }.map {
+                String($0.dropFirst("client_secret: ".count).prefix { $0 != " " })
+            }
+        )
+        #expect(newSecret != secret)
+        #expect(try await Self.clientCredentials(fixture, id: "@ops/reporter", secret: newSecret).0 == 200)
+        #expect(try await Self.clientCredentials(fixture, id: "@ops/reporter", secret: secret).0 == 200)
+        #expect(try fixture.run(["issuer", "list-clients", "-c", config]).output.contains("previous_secret_until="))
+        let declared = try fixture.run(["issuer", "rotate-secret", "-c", config, "@team/svc"])
+        #expect(declared.status != 0 && declared.output.contains("declared in the configuration"))
+        let strict = try fixture.run(["issuer", "rotate-secret", "-c", config, "@ops/reporter"])
+        #expect(strict.output.contains("the previous secret is no longer accepted"), "\(strict.output)")
+        #expect(try await Self.clientCredentials(fixture, id: "@ops/reporter", secret: newSecret).0 == 401)
+        #expect(try await Self.clientCredentials(fixture, id: "@ops/reporter", secret: secret).0 == 401)
+
         let revoked = try fixture.run(["issuer", "revoke-client", "-c", config, "@ops/reporter"])
         #expect(revoked.status == 0, "\(revoked.output)")
         // Its opaque token is refused by the gate at once, and it can no longer authenticate.

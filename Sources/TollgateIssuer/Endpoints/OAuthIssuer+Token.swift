@@ -129,7 +129,7 @@ extension OAuthIssuer {
         switch (client.secret, secret) {
         case (nil, nil):
             return client
-        case (let stored?, let presented?) where stored.matches(presented):
+        case (.some, let presented?) where client.secretMatches(presented, now: now()):
             return client
         default:
             throw IssuerError.invalidClient

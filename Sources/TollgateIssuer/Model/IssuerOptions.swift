@@ -65,7 +65,7 @@ public struct IssuerOptions: Sendable {
 
     /// PKCE is required of `client` (RFC 9700 §2.1.1, OAuth 2.1): always, unless the client's
     /// configuration or, for a public client, `require_pkce_for_public` says otherwise.
-    func requiresPKCE(_ client: RegisteredClient) -> Bool {
+    public func requiresPKCE(_ client: RegisteredClient) -> Bool {
         client.requirePKCE ?? (client.kind.isPublic ? requirePKCEForPublic : true)
     }
 

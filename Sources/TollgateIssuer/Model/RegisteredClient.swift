@@ -52,6 +52,18 @@ public struct RegisteredClient: Sendable, Equatable, Codable {
     /// `id_token_signed_response_alg` (RFC 7591, OpenID Connect Registration §2); `nil`: the
     /// issuer's `signing_algorithm`.
     public var idTokenSignedResponseAlg: String?
+    /// The secret before the last rotation, accepted until `previousSecretExpiresAt` (Unix
+    /// seconds), so the client's deployments can move to the new one.
+    public var previousSecret: StoredSecret?
+    public var previousSecretExpiresAt: Int?
+
+    /// Whether `presented` is its secret at `now`: the current one, or the previous one within
+    /// its grace.
+    public func secretMatches(_ presented: String, now: Int) -> Bool {
+        let current = secret?.matches(presented) ?? false
+        let previous = previousSecret?.matches(presented) ?? false
+        return current || (previous && now < (previousSecretExpiresAt ?? 0))
+    }
 
     public init(
         id: String,
