@@ -116,6 +116,44 @@ import TollgateIssuer
         #expect(!Self.verifies(idToken, keySet: other, algorithm: .hs256))
     }
 
+    /// RP-initiated logout takes a hint of any algorithm the client's ID tokens have, an HS256
+    /// one verified with that client's secret only when the client registered HS256.
+    @Test(arguments: ["PS384", "HS256"])
+    func endSessionAcceptsAHintOfTheClientsAlgorithm(_ algorithm: String) async throws {
+        let issuer = try await Self.issuer(clientAlgorithm: algorithm)
+        let (query, browser) = try await Flow.signInAndConsent(issuer)
+        let tokens = try Flow.json(try await Flow.exchange(issuer, code: try #require(query["code"])))
+        let hint = try #require(tokens["id_token"]?.stringValue)
+        // Re-signed with another secret: not this issuer's.
+        let parts = hint.split(separator: ".")
+        let forged = parts[0] + "." + parts[1] + "." + Base64URL.encode(Array(repeating: 7, count: 32))
+        let refused = await Flow.get(
+            issuer,
+            "/oauth2/end_session?" + FormURLEncoding.encode([("id_token_hint", String(forged))]),
+            browser: browser
+        )
+        #expect(refused.head.status == .badRequest)
+        let signedOut = await Flow.get(
+            issuer,
+            "/oauth2/end_session?" + FormURLEncoding.encode([("id_token_hint", hint)]),
+            browser: browser
+        )
+        #expect(!String(decoding: signedOut.body, as: UTF8.self).contains("Sign out?"), "no confirmation asked")
+        let again = await Flow.get(issuer, Flow.authorizePath(), browser: browser)
+        #expect(again.head.status == .ok, "signed out: the sign-in form again")
+    }
+
+    @Test func anHS256HintForAClientThatDoesNotUseHS256IsRefused() async throws {
+        let issuer = try await Self.issuer(clientAlgorithm: nil)
+        let header = Base64URL.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
+        let payload = Base64URL.encode(Array(#"{"iss":"https://idp.test","aud":"@team/web","sub":"ada"}"#.utf8))
+        let key = SymmetricKey(data: Array(Flow.webSecret.utf8))
+        let mac = HMAC<SHA256>.authenticationCode(for: Array((header + "." + payload).utf8), using: key)
+        let token = header + "." + payload + "." + Base64URL.encode(Array(mac))
+        let answer = await Flow.get(issuer, "/oauth2/end_session?" + FormURLEncoding.encode([("id_token_hint", token)]))
+        #expect(answer.head.status == .badRequest, "signed with the client's secret, but it never asked for HS256")
+    }
+
     @Test(arguments: [
         ("store_client_secret: hashed", "HS256", "stored hashed"),
         ("store_client_secret: plain", "HS512", "at least 64 bytes"),

@@ -15,7 +15,7 @@ extension OAuthIssuer {
     func endSession(_ request: HTTPRequest, parameters: [String: String]) async throws -> IssuerResponse {
         var hint: (client: String, subject: String)?
         if let token = parameters["id_token_hint"] {
-            guard let verified = verifiedHint(token) else {
+            guard let verified = try await verifiedHint(token) else {
                 throw IssuerError(
                     .badSignOutRequest,
                     "The sign-out request carries an ID token this issuer did not sign."
@@ -106,20 +106,29 @@ extension OAuthIssuer {
         RandomToken.digest("tollgate sign-out\u{0}" + value)
     }
 
-    /// The `aud` and `sub` of an ID token (`typ` absent or `JWT`) whose signature verifies with a published key and
-    /// whose `iss` is this issuer; `nil` otherwise. Expiry is not checked: a hint may be old.
-    func verifiedHint(_ token: String) -> (client: String, subject: String)? {
+    /// The `aud` and `sub` of an ID token (`typ` absent or `JWT`) whose signature verifies — with
+    /// a published key, or for HS256/384/512 with the secret of the client it names, when that
+    /// client's ID tokens are signed so — and whose `iss` is this issuer; `nil` otherwise.
+    /// Expiry is not checked: a hint may be old.
+    func verifiedHint(_ token: String) async throws -> (client: String, subject: String)? {
         guard case .success(let jws) = CompactJWS.parse(token, maximumSize: 16 * 1024),
             // An ID token, not one of the issuer's JWT access tokens (`typ: at+jwt`).
             jws.type == nil || jws.type?.lowercased() == "jwt",
-            case .success = JWSVerifier(allowedAlgorithms: [.rs256, .es256, .eddsa]).verify(
-                jws,
-                keySet: keys.snapshot.keySet
-            ),
             let claims = try? JSONParser.parse(jws.payload), claims["iss"]?.stringValue == options.issuer,
             let audience = claims["aud"]?.stringValue ?? claims["aud"]?.arrayValue?.first?.stringValue,
             let subject = claims["sub"]?.stringValue
         else { return nil }
+        var keySet = keys.snapshot.keySet
+        var allowed = Set(JWSAlgorithm.allCases.filter { !$0.isSymmetric })
+        if let symmetric = JWSAlgorithm(rawValue: jws.algorithmName), symmetric.isSymmetric {
+            // Only the algorithm the named client registered, with its own secret.
+            guard let client = try await store.client(id: audience), let secret = client.secret,
+                secret.form == .plain, client.idTokenSignedResponseAlg == symmetric.rawValue
+            else { return nil }
+            keySet = JSONWebKeySet(keys: [VerificationKey.hmac(secret: secret.value)])
+            allowed = [symmetric]
+        }
+        guard case .success = JWSVerifier(allowedAlgorithms: allowed).verify(jws, keySet: keySet) else { return nil }
         return (audience, subject)
     }
 }
