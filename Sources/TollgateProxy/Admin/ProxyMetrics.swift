@@ -98,7 +98,7 @@ public final class ProxyMetrics: Sendable {
             text += "tollgate_introspection_calls_total{issuer=\"\(name)\",result=\"error\"} \(results.failed)\n"
         }
         text += "# TYPE tollgate_access_log_dropped_total counter\n"
-        text += "tollgate_access_log_dropped_total \(AccessLogWriter.standardOutput.dropped)\n"
+        text += "tollgate_access_log_dropped_total \(AccessLog.dropped)\n"
         text += "# TYPE tollgate_issuer_ready gauge\n"
         for issuer in snapshot.verifier.issuers {
             let ready = issuer.keys?.isReady ?? true

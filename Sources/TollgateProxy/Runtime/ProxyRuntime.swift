@@ -59,7 +59,7 @@ public final class ProxyRuntime: Sendable {
             logger: logger
         )
         current = ManagedAtomic(snapshot)
-        AccessLogWriter.standardOutput.capacity = configuration.server.accessLogBufferBytes
+        AccessLog.capacity = configuration.server.accessLogBufferBytes
         if snapshot.pools != nil { openPools.wrappingIncrement(ordering: .relaxed) }
         startRefreshes(for: snapshot.verifier)
     }
@@ -162,7 +162,7 @@ public final class ProxyRuntime: Sendable {
             }
         }
         current.store(next, ordering: .releasing)
-        AccessLogWriter.standardOutput.capacity = configuration.server.accessLogBufferBytes
+        AccessLog.capacity = configuration.server.accessLogBufferBytes
         if next.verifier !== previous.verifier { stopRefreshes(for: previous.verifier) }
         if next.pools != nil && next.pools !== previous.pools { openPools.wrappingIncrement(ordering: .relaxed) }
         if let oldPools = previous.pools, next.pools !== oldPools {

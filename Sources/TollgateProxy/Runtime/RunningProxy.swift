@@ -128,7 +128,7 @@ public final class RunningProxy: Sendable {
         await server.close()
         await admin.close()
         runtime.shutdown()
-        await AccessLogWriter.standardOutput.flush()
+        AccessLog.flushAll()
         if ownsClient { try? await client.shutdown() }
     }
 }

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Instructions per request, a measure that does not drift with the machine's load: the proxy
+# under valgrind's callgrind with one event loop, exactly N1 and then N2 keep-alive requests
+# (h2load --h1, 4 connections) in two fresh processes; (Ir(N2) - Ir(N1)) / (N2 - N1) is one
+# request's user-space instructions, start-up, shutdown and connection set-up cancelled. The
+# upstream (nginx answering "ok") runs outside valgrind. On 127.0.0.1 only.
+#
+#   benchmarks/instructions/run.sh [CASES]        # CASES: a regex over the case names below
+#   N1=2000 N2=12000 benchmarks/instructions/run.sh 'log'
+#   TOLLGATE_BIN=.build-release-base/release/tollgate benchmarks/instructions/run.sh   # A/B
+#   ANNOTATE=1 benchmarks/instructions/run.sh 'log-on'   # also the top functions of the N2 run
+#   ANNOTATE='AccessLog|LineWriter' benchmarks/instructions/run.sh 'log-on'   # inclusive, per request
+#
+# Cases: tollgate-log-on and tollgate-log-off (pass-through, `auth: none`), tollgate-token
+# (one RS256 token repeated: a verified-token cache hit), nginx (`proxy_pass`, the reference).
+# Needs valgrind, nghttp2-client (h2load), nginx-light and gcc (installed with apt-get when
+# missing), and a release build of tollgate (built here when absent).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+FILTER=${1:-.}
+N1=${N1:-2000}
+N2=${N2:-12000}
+WORK=$(mktemp -d /tmp/tollgate-instructions.XXXXXX)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+need=()
+command -v valgrind >/dev/null || need+=(valgrind)
+command -v h2load >/dev/null || need+=(nghttp2-client)
+[ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v gcc >/dev/null || need+=(gcc)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+TOLLGATE_BIN=${TOLLGATE_BIN:-.build-release/release/tollgate}
+[ -x "$TOLLGATE_BIN" ] || swift build -c release --product tollgate --scratch-path .build-release
+# valgrind 3.19 cannot read Swift 6's DWARF: a copy without debug sections (symbols stay).
+strip --strip-debug -o "$WORK/tollgate" "$TOLLGATE_BIN"
+# valgrind corrupts the mask an async main's parked thread passes to sigsuspend: pass a copy.
+cat >"$WORK/sigsuspend.c" <<'C'
+#define _GNU_SOURCE
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int sigsuspend(const sigset_t *mask) { sigset_t copy = *mask; return syscall(SYS_rt_sigsuspend, &copy, 8); }
+C
+gcc -O2 -shared -fPIC -o "$WORK/sigsuspend.so" "$WORK/sigsuspend.c"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 600); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+UPSTREAM=$(free_port)
+mkdir -p "$WORK/upstream"
+cat >"$WORK/upstream/nginx.conf" <<NGINX
+worker_processes 1; daemon off; pid $WORK/upstream/nginx.pid; error_log /dev/null;
+events { worker_connections 1024; }
+http { access_log off; server { listen 127.0.0.1:$UPSTREAM; keepalive_requests 1000000;
+  location / { return 200 "ok"; } } }
+NGINX
+taskset -c 0 /usr/sbin/nginx -c "$WORK/upstream/nginx.conf" -p "$WORK/upstream" &
+PIDS+=($!)
+wait_port "$UPSTREAM"
+
+TOKEN=$(python3 - <<'PY'
+import base64, json, time
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+numbers = key.public_key().public_numbers()
+b64 = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+n = numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")
+jwk = {"kty": "RSA", "kid": "k1", "alg": "RS256", "n": b64(n), "e": b64(numbers.e.to_bytes(3, "big"))}
+open("/dev/stdout", "w").close() if False else None
+header = b64(json.dumps({"alg": "RS256", "kid": "k1", "typ": "JWT"}).encode())
+claims = b64(json.dumps({"iss": "https://issuer.bench", "aud": "bench-api", "sub": "u1", "scope": "read",
+                          "iat": int(time.time()), "exp": int(time.time()) + 3600}).encode())
+signature = key.sign(f"{header}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256())
+print(json.dumps({"keys": [jwk]}) + "\n" + f"{header}.{claims}.{b64(signature)}")
+PY
+)
+printf '%s\n' "$TOKEN" | head -1 >"$WORK/jwks.json"
+JWT=$(printf '%s\n' "$TOKEN" | tail -1)
+
+# tollgate_config NAME PORT ADMIN: the file for a case.
+tollgate_config() {
+    local log=true auth="auth: none"
+    [ "$1" = tollgate-log-off ] && log=false
+    [ "$1" = tollgate-token ] && auth="issuers: [bench]"
+    cat >"$WORK/$1.yaml" <<YAML
+listen: 127.0.0.1:$2
+admin: 127.0.0.1:$3
+upstream: http://127.0.0.1:$UPSTREAM
+server:
+  threads: 1
+  access_log: $log
+issuers:
+  - name: bench
+    issuer: https://issuer.bench
+    jwks_file: $WORK/jwks.json
+    audiences: [bench-api]
+routes:
+  - match: { prefix: / }
+    $auth
+YAML
+}
+
+# instructions CASE N: total Ir of one process answering N requests.
+instructions() {
+    local name=$1 count=$2 port admin out pid
+    port=$(free_port)
+    admin=$(free_port)
+    out="$WORK/callgrind.$name.$count"
+    if [ "$name" = nginx ]; then
+        mkdir -p "$WORK/nginx"
+        cat >"$WORK/nginx/nginx.conf" <<NGINX
+worker_processes 1; master_process off; daemon off; pid $WORK/nginx/nginx.pid; error_log /dev/null;
+events { worker_connections 1024; }
+http { access_log off; upstream up { server 127.0.0.1:$UPSTREAM; keepalive 16; }
+  server { listen 127.0.0.1:$port; keepalive_requests 1000000;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+NGINX
+        taskset -c 1 valgrind --tool=callgrind --callgrind-out-file="$out" \
+            /usr/sbin/nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" >/dev/null 2>"$out.log" &
+    else
+        tollgate_config "$name" "$port" "$admin"
+        LD_PRELOAD="$WORK/sigsuspend.so" taskset -c 1 valgrind --tool=callgrind --callgrind-out-file="$out" \
+            "$WORK/tollgate" serve --config "$WORK/$name.yaml" >"$out.stdout" 2>"$out.log" &
+    fi
+    pid=$!
+    PIDS+=("$pid")
+    wait_port "$port" || { echo "no listener for $name" >&2; cat "$out.log" >&2; exit 1; }
+    local header=()
+    [ "$name" = tollgate-token ] && header=(-H "authorization: Bearer $JWT")
+    taskset -c 0 h2load --h1 -n "$count" -c 4 "${header[@]}" "http://127.0.0.1:$port/item" >"$out.h2load"
+    grep -q "$count succeeded" "$out.h2load" || { echo "$name: not every request succeeded" >&2; cat "$out.h2load" >&2; exit 1; }
+    kill -TERM "$pid"
+    wait "$pid" 2>/dev/null || true
+    grep -E '^(summary|totals):' "$out" | head -1 | awk '{print $2}'
+}
+
+printf '| case | instructions per request | N1 Ir | N2 Ir |\n| --- | --- | --- | --- |\n'
+for name in tollgate-log-on tollgate-log-off tollgate-token nginx; do
+    [[ "$name" =~ $FILTER ]] || continue
+    low=$(instructions "$name" "$N1")
+    high=$(instructions "$name" "$N2")
+    per=$(( (high - low) / (N2 - N1) ))
+    printf '| %s | %s | %s | %s |\n' "$name" "$per" "$low" "$high"
+    if [ "${ANNOTATE:-}" = 1 ]; then
+        callgrind_annotate --inclusive=no "$WORK/callgrind.$name.$N2" 2>/dev/null | sed -n '20,50p' | cut -c1-160
+    elif [ -n "${ANNOTATE:-}" ]; then
+        # ANNOTATE=REGEX: the inclusive cost of the functions whose names match, per request.
+        callgrind_annotate --inclusive=yes "$WORK/callgrind.$name.$N2" 2>/dev/null | grep -E "$ANNOTATE" \
+            | awk -v n="$N2" '{gsub(",", "", $1); printf "%10.0f per request  %s\n", $1 / n, substr($0, index($0, $3), 150)}' \
+            | head -30
+    fi
+done
