@@ -175,8 +175,8 @@ struct CreateClient: AsyncParsableCommand {
 
 /// A duration of the command line (`30m`, `1d`, `3600`) in whole seconds.
 func seconds(_ text: String) throws -> Int {
-    guard let value = ConfigurationNode.parseDuration(text), value >= 0 else {
-        throw IssuerAdministration.Failure.invalid("'\(text)' is not a duration such as 30m, 1d or 3600")
+    guard let value = ConfigurationNode.parseDuration(text), value >= 0, value <= 3650 * 86400 else {
+        throw IssuerAdministration.Failure.invalid("'\(text)' is not a duration such as 30m, 1d or 3600, up to 3650d")
     }
     return Int(value.rounded(.up))
 }

@@ -62,12 +62,13 @@ async def main():
     check(86400 - 60 < lifetime <= 86400, "refresh_expires comes from the answer's refresh_expires_in")
 
     # Claim constraints (reference 001): the access token of the API that lists groups and
-    # realm_access carries them, typed, and the library filters on them.
+    # realm_access carries them (the groups scope, consented, releases them), typed, and the
+    # library filters on them.
     constrained = OIDCAuth(
         client_id=web_id,
         client_secret=web_secret,
         discovery_url=discovery,
-        scopes="openid @team/orders.read",
+        scopes="openid groups @team/orders.read",
         claims={"groups": ["admins"], "realm_access.roles": ["auditor"]},
     )
     _, granted = await sign_in(constrained, user, requests.Session())

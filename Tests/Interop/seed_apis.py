@@ -95,6 +95,37 @@ check("access_token" in tokens and "id_token" in tokens, "the code it answered i
 again = browser.post(consent_url, json={"accept": True}, timeout=10)
 check(again.status_code == 400, "the consent cookie is spent")
 
+# A second request opened in the same browser while one waits (a page the person never looks
+# at) does not take its place: the cookie is cleared and each page must name its code.
+def start(session, scope):
+    """An authorization request from a browser already signed in: where it is sent."""
+    _, challenge = pkce()
+    query = urlencode({
+        "response_type": "code", "client_id": "@team/web", "redirect_uri": web_redirect, "scope": scope,
+        "state": "s-2", "code_challenge": challenge, "code_challenge_method": "S256",
+    })
+    answer = session.get(meta["authorization_endpoint"] + "?" + query, allow_redirects=False, timeout=10)
+    return answer.headers["Location"]
+
+
+shown = start(browser, "openid email @team/orders.read")
+check("tollgate_consent" in browser.cookies.get_dict(), "one waiting request: the cookie carries its code")
+hidden = start(browser, "openid offline_access")
+check("tollgate_consent" not in browser.cookies.get_dict(), "a second waiting request clears the consent cookie")
+alone = browser.post(consent_url, json={"accept": True}, timeout=10)
+check(alone.status_code == 400, "then {accept: true} alone is refused")
+named = browser.post(consent_url, timeout=10, json={
+    "accept": True, "consent_code": parse_qs(urlparse(shown).query)["consent_code"][0],
+})
+check(named.status_code == 200, "and the page that names its code is answered")
+fresh = requests.Session()
+page, _ = sign_in(fresh, "@team/web", web_redirect, "openid offline_access", user)
+wrong_page = fresh.post(consent_url, json={"accept": True}, timeout=10,
+                        headers={"Referer": consent_page + "?consent_code=another"})
+check(wrong_page.status_code == 400, "a Referer naming another request is refused")
+right_page = fresh.post(consent_url, json={"accept": True}, timeout=10, headers={"Referer": page})
+check(right_page.status_code == 200, f"its own page's Referer is accepted ({right_page.status_code} {right_page.text} {page})")
+
 # 000: authClient.oauth2.register({...}) as the options table's page shows it.
 registered = requests.post(meta["registration_endpoint"], json={
     "client_name": "My App",

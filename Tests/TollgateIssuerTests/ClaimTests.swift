@@ -138,6 +138,9 @@ import TollgateIssuer
         #expect(id["name"] == .string("Ada Lovelace") && id["updated_at"] == .number(1_700_000_000))
         #expect(id.value(atPath: "address.country") == .string("GB"))
         #expect(id["email"] == nil && id["groups"] == nil)
+        // The API lists email and groups, but no granted scope released them: not in its token.
+        let access = try Flow.claims(ofJWT: try #require(tokens["access_token"]?.stringValue))
+        #expect(access["email"] == nil && access["groups"] == nil && access["realm_access"] == nil)
     }
 
     @Test func discoveryListsTheClaimsTheOfferedScopesRelease() async throws {

@@ -277,4 +277,33 @@ import TollgateIssuer
             }
         }
     }
+
+    @Test func lifetimesPastTenYearsAreRefusedAndAnHSClientsSecretStaysUsable() async throws {
+        do {
+            _ = try LocalIssuerConfigurationTests.parse("  issuer: https://idp.example\n  access_token_ttl: 3651d\n")
+            Issue.record("accepted a lifetime past ten years")
+        } catch {
+            #expect(error.field == "issuer.access_token_ttl" && "\(error)".contains("at most 10 years"), "\(error)")
+        }
+        // An HS256 client's rotation under hashed storage would leave it nothing to sign with.
+        let store = MemoryIssuerStore()
+        let issuer = try await Flow.makeIssuer(store: store)
+        var client = try #require(try await store.client(id: "@team/web"))
+        client.secret = .keeping(Flow.webSecret)
+        client.idTokenSignedResponseAlg = "HS256"
+        try await store.saveClient(client)
+        do {
+            _ = try await IssuerAdministration.rotateSecret(
+                id: "@team/web",
+                grace: 0,
+                options: issuer.options,
+                declared: false,
+                store: store,
+                now: 1
+            )
+            Issue.record("rotated an HS256 client's secret into a digest")
+        } catch {
+            #expect("\(error)".contains("signs its ID tokens with its secret"), "\(error)")
+        }
+    }
 }

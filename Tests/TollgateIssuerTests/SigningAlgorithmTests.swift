@@ -71,9 +71,9 @@ import TollgateIssuer
     static func issuer(
         clientAlgorithm: String?,
         secret: StoredSecret = .keeping(Flow.webSecret),
-        storeSecrets: IssuerOptions.StorageForm = .plain
+        storeSecrets: IssuerOptions.StorageForm = .plain,
+        store: MemoryIssuerStore = MemoryIssuerStore()
     ) async throws -> OAuthIssuer {
-        let store = MemoryIssuerStore()
         let clock = Clock()
         let issuer = try await Flow.makeIssuer(store: store, clock: clock) { options in
             options.storeClientSecret = storeSecrets
@@ -101,7 +101,7 @@ import TollgateIssuer
         let listed = try #require(document["id_token_signing_alg_values_supported"]?.arrayValue).compactMap(
             \.stringValue
         )
-        #expect(listed == ["RS256", "PS384", "HS256", "HS384", "HS512"])
+        #expect(listed == ["RS256", "PS384", "HS256"], "HS384/512 only for clients declared with them")
     }
 
     @Test func anHS256IDTokenIsSignedWithTheClientsSecret() async throws {
@@ -141,6 +141,37 @@ import TollgateIssuer
         #expect(!String(decoding: signedOut.body, as: UTF8.self).contains("Sign out?"), "no confirmation asked")
         let again = await Flow.get(issuer, Flow.authorizePath(), browser: browser)
         #expect(again.head.status == .ok, "signed out: the sign-in form again")
+    }
+
+    @Test func anHS256HintOfADynamicallyRegisteredClientAsksFirst() async throws {
+        let store = MemoryIssuerStore()
+        let issuer = try await Self.issuer(clientAlgorithm: "HS256", store: store)
+        var client = try #require(try await store.client(id: "@team/web"))
+        client.registeredDynamically = true
+        try await store.saveClient(client)
+        let (query, browser) = try await Flow.signInAndConsent(issuer)
+        let tokens = try Flow.json(try await Flow.exchange(issuer, code: try #require(query["code"])))
+        let hint = try #require(tokens["id_token"]?.stringValue)
+        let asked = await Flow.get(
+            issuer,
+            "/oauth2/end_session?" + FormURLEncoding.encode([("id_token_hint", hint)]),
+            browser: browser
+        )
+        #expect(asked.head.status == .badRequest, "not taken as this issuer's hint")
+        let again = await Flow.get(issuer, Flow.authorizePath(), browser: browser)
+        #expect(again.head.status == .found, "still signed in: anyone's registered client could mint that hint")
+    }
+
+    @Test func aKeyAClientRegisteredOutsideTheConfigurationUsesDoesNotRetire() async throws {
+        let store = MemoryIssuerStore()
+        _ = try await KeyRing.load(from: store, algorithm: .rs256, others: [.ps384], now: 1_800_000_000)
+        // The configuration names RS256 only; a registered client signs with PS384.
+        let ring = try await KeyRing.load(from: store, algorithm: .rs256, now: 1_800_000_000)
+        let timing = KeyRing.Timing(jwksMaxAge: 300, tokenLifetime: 3600)
+        try await ring.advance(store: store, timing: timing, now: 1_800_000_001, alsoInUse: [.ps384])
+        #expect(ring.snapshot.activeByAlgorithm[.ps384] != nil)
+        try await ring.advance(store: store, timing: timing, now: 1_800_000_002)
+        #expect(ring.snapshot.activeByAlgorithm[.ps384] == nil, "unused by anyone: it retires")
     }
 
     @Test func anHS256HintForAClientThatDoesNotUseHS256IsRefused() async throws {

@@ -25,7 +25,8 @@ WORK=$(mktemp -d /tmp/tollgate-instructions.XXXXXX)
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
+    # KEEP=1 keeps the callgrind files (callgrind_annotate --tree=caller FILE) and says where.
+    if [ -n "${KEEP:-}" ]; then echo "callgrind files kept in $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 

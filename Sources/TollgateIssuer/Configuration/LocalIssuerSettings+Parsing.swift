@@ -88,8 +88,12 @@ struct LocalIssuerSettingsParser {
     func lifetime(_ node: ConfigurationNode) throws(ConfigurationError) -> Int {
         let seconds = try node.duration()
         guard seconds >= 1 else { throw node.error("at least 1s") }
+        guard seconds <= Double(Self.longestLifetime) else { throw node.error("at most 10 years (3650d)") }
         return Int(seconds.rounded(.up))
     }
+
+    /// Ten years, in seconds: the longest lifetime or grace accepted anywhere.
+    static let longestLifetime = 3650 * 86400
 
     /// `endpoints: {token: /oidc/token, …}`: absolute paths (under the issuer URL's path), no
     /// query, fragment, dot segment or well-known path, none twice — the sign-in and consent

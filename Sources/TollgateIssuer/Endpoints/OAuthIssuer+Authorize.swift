@@ -127,7 +127,8 @@ extension OAuthIssuer {
         try await store.savePendingAuthorization(pending)
         var response =
             pending.username == nil
-            ? loginPage(pending, message: nil) : try await continueAuthorization(pending, client: client, cookie: nil)
+            ? loginPage(pending, message: nil)
+            : try await continueAuthorization(pending, client: client, cookie: nil, request: request)
         if let cookie = binding.setCookie {
             response.head.headerFields.append(HTTPField(name: .setCookie, value: cookie))
         }
@@ -138,7 +139,8 @@ extension OAuthIssuer {
     func continueAuthorization(
         _ pending: PendingAuthorization,
         client: RegisteredClient,
-        cookie: String?
+        cookie: String?,
+        request: HTTPRequest
     ) async throws
         -> IssuerResponse
     {
@@ -160,7 +162,7 @@ extension OAuthIssuer {
                 )
             }
             if let page = options.consentPage {
-                return consentPageRedirect(page, pending: pending, cookie: cookie)
+                return try await consentPageRedirect(page, pending: pending, cookie: cookie, request: request)
             }
             return consentPage(pending, client: client, cookie: cookie)
         }
@@ -238,7 +240,12 @@ extension OAuthIssuer {
         pending.csrfToken = RandomToken.make()
         pending.prompt.remove("login")
         try await store.savePendingAuthorization(pending)
-        return try await continueAuthorization(pending, client: client, cookie: sessionCookie(cookieValue))
+        return try await continueAuthorization(
+            pending,
+            client: client,
+            cookie: sessionCookie(cookieValue),
+            request: request
+        )
     }
 
     func consent(_ request: HTTPRequest, form: [String: String]) async throws -> IssuerResponse {

@@ -19,7 +19,9 @@ extension OAuthIssuer {
             throw IssuerError.invalidRequest("the body must be application/json")
         }
         guard let document = try? JSONParser.parse(body), let accept = document["accept"]?.boolValue,
-            let code = document["consent_code"]?.stringValue ?? Self.cookie(named: Self.consentCookie, in: request)
+            let code = document["consent_code"]?.stringValue ?? Self.cookie(named: Self.consentCookie, in: request),
+            // The page the answer comes from, when the browser says, names the same request.
+            Self.refererConsentCode(request).map({ $0 == code }) ?? true
         else {
             throw IssuerError.invalidRequest(
                 "expected {\"accept\": boolean} from the browser sent to the consent page, or with \"consent_code\""
@@ -76,6 +78,15 @@ extension OAuthIssuer {
         )
     }
 
+    /// The `consent_code` of the page the request comes from (`Referer`), when it has one.
+    static func refererConsentCode(_ request: HTTPRequest) -> String? {
+        guard let referer = request.headerFields[.referer], let question = referer.firstIndex(of: "?") else {
+            return nil
+        }
+        let query = referer[referer.index(after: question)...].prefix { $0 != "#" }
+        return FormURLEncoding.decode(Array(query.utf8))?.first { $0.0 == "consent_code" }?.1
+    }
+
     /// The cookie that carries the consent code to the JSON endpoint.
     static let consentCookie = "tollgate_consent"
 
@@ -86,8 +97,17 @@ extension OAuthIssuer {
         return fields
     }
 
-    /// The application's own consent page for `pending`: `consent_page?consent_code=…&client_id=…&scope=…`.
-    func consentPageRedirect(_ page: String, pending: PendingAuthorization, cookie: String?) -> IssuerResponse {
+    /// The application's own consent page for `pending`: `consent_page?consent_code=…&client_id=…&scope=…`,
+    /// with the code in the consent cookie — unless the browser's cookie already names another
+    /// request still waiting: then the cookie is cleared, and each page must name its code, so
+    /// a second request opened in the same browser (by a page the person never looks at) cannot
+    /// take the place of the one the person is shown.
+    func consentPageRedirect(
+        _ page: String,
+        pending: PendingAuthorization,
+        cookie: String?,
+        request: HTTPRequest
+    ) async throws -> IssuerResponse {
         let query = FormURLEncoding.encode([
             ("consent_code", pending.id), ("client_id", pending.clientID),
             ("scope", pending.scopes.joined(separator: " ")),
@@ -96,10 +116,18 @@ extension OAuthIssuer {
         fields[.location] = page + (page.contains("?") ? "&" : "?") + query
         fields[.cacheControl] = "no-store"
         if let cookie { fields.append(HTTPField(name: .setCookie, value: cookie)) }
+        var carried = true
+        if let earlier = Self.cookie(named: Self.consentCookie, in: request), earlier != pending.id,
+            let waiting = try await store.pendingAuthorization(id: earlier), waiting.expiresAt > now()
+        {
+            carried = false
+        }
         fields.append(
             HTTPField(
                 name: .setCookie,
-                value: cookieHeader(Self.consentCookie, pending.id, maxAge: max(1, pending.expiresAt - now()))
+                value: carried
+                    ? cookieHeader(Self.consentCookie, pending.id, maxAge: max(1, pending.expiresAt - now()))
+                    : cookieHeader(Self.consentCookie, "", maxAge: 0)
             )
         )
         return .empty(status: .found, headers: fields)

@@ -55,7 +55,7 @@ extension OAuthIssuer {
             options.grantTypes.contains(.refreshToken)
         {
             let refreshToken = RandomToken.make()
-            let refreshTTL = client.refreshTokenTTL ?? options.refreshTokenTTL
+            let refreshTTL = options.refreshTokenTTL(for: client)
             answer["refresh_token"] = .string(refreshToken)
             // Not in RFC 6749, but what Keycloak answers and relying parties (py_oidc_auth) read.
             answer["refresh_expires_in"] = .number(Double(refreshTTL))
@@ -97,7 +97,7 @@ extension OAuthIssuer {
             "aud": .string(client.id),
             "azp": .string(client.id),
             "iat": .number(Double(issuedAt)),
-            "exp": .number(Double(issuedAt + (client.idTokenTTL ?? options.idTokenTTL))),
+            "exp": .number(Double(issuedAt + options.idTokenTTL(for: client))),
             "auth_time": .number(Double(authenticatedAt)),
             "at_hash": .string(Self.tokenHash(accessToken, hashSize: signer.hashSize)),
         ]

@@ -56,7 +56,7 @@ extension OAuthIssuer {
     }
 
     /// The answer for an active access token: its members, and the person's claims its scopes
-    /// release and its API lists.
+    /// release.
     func introspectionAnswer(_ record: TokenRecord) async throws -> JSONValue {
         var answer: [String: JSONValue] = [
             "active": .bool(true),
@@ -71,8 +71,7 @@ extension OAuthIssuer {
         if let audience = record.audience { answer["aud"] = .string(audience) }
         if let tokenID = record.tokenID { answer["jti"] = .string(tokenID) }
         if let username = record.username, let user = try await store.user(username: username) {
-            let listed = record.audience.flatMap { audience in options.apis.first { $0.audience == audience } }?.claims
-            answer.merge(releasedClaims(user, scopes: record.scope, extra: listed ?? [])) { own, _ in own }
+            answer.merge(releasedClaims(user, scopes: record.scope)) { own, _ in own }
         }
         return .object(answer)
     }

@@ -122,8 +122,11 @@ extension OAuthIssuer {
         var allowed = Set(JWSAlgorithm.allCases.filter { !$0.isSymmetric })
         if let symmetric = JWSAlgorithm(rawValue: jws.algorithmName), symmetric.isSymmetric {
             // Only the algorithm the named client registered, with its own secret.
+            // Not for a client anyone can register: it could mint a hint for any `sub` and sign
+            // people out without asking.
             guard let client = try await store.client(id: audience), let secret = client.secret,
-                secret.form == .plain, client.idTokenSignedResponseAlg == symmetric.rawValue
+                secret.form == .plain, client.idTokenSignedResponseAlg == symmetric.rawValue,
+                client.registeredDynamically != true
             else { return nil }
             keySet = JSONWebKeySet(keys: [VerificationKey.hmac(secret: secret.value)])
             allowed = [symmetric]

@@ -56,7 +56,7 @@ extension OAuthIssuer {
             scopes = scopes.filter { options.api(forScope: $0) == nil || api.scopes.contains($0) }
         }
         let tokenID = RandomToken.make(bytes: 16)
-        let expiresAt = issuedAt + (client.accessTokenTTL ?? options.accessTokenTTL)
+        let expiresAt = issuedAt + options.accessTokenTTL(for: client)
         let token: String
         if let api, options.jwtAccessToken {
             var claims: [String: JSONValue] = [
@@ -72,9 +72,11 @@ extension OAuthIssuer {
             // The grant it belongs to, so the gate in this process refuses it once the grant is
             // revoked (`RevokedGrants`).
             if let familyID { claims["grant_id"] = .string(familyID) }
-            // The person's claims the API asks for, so the gate in front of it can forward them.
+            // The person's claims the API asks for, so the gate in front of it can forward them —
+            // those a granted scope releases, so nothing the person did not consent to.
             if let username, !api.claims.isEmpty, let user = try await store.user(username: username) {
-                claims.merge(releasedClaims(user, scopes: [], extra: api.claims)) { own, _ in own }
+                let released = releasedClaims(user, scopes: scopes)
+                for name in api.claims where claims[name] == nil { claims[name] = released[name] }
             }
             token = try keys.snapshot.active.sign(claims: .object(claims), type: "at+jwt")
         } else {

@@ -80,7 +80,13 @@ public final class OAuthIssuer: Sendable {
     /// Moves the signing keys whose stage is over (see `KeyRing`); every replica runs it every
     /// `keyTiming.refreshInterval` seconds, which also picks up keys other replicas stored.
     public func advanceKeys() async throws {
-        try await keys.advance(store: store, timing: keyTiming, now: now())
+        // A key that a client registered outside the configuration signs with stays.
+        let registered = Set(
+            try await store.clients().compactMap { client in
+                client.revoked ? nil : client.idTokenSignedResponseAlg.flatMap(SigningKey.Algorithm.init)
+            }
+        )
+        try await keys.advance(store: store, timing: keyTiming, now: now(), alsoInUse: registered)
     }
 
     /// Seconds between sweeps: a minute, or the refresh reuse interval when that is shorter, so
@@ -380,7 +386,10 @@ public final class OAuthIssuer: Sendable {
     /// of, and the HS algorithms when client secrets are kept plain (the secret is the key).
     var idTokenAlgorithms: [String] {
         let held = keys.snapshot.activeByAlgorithm.keys.sorted().map(\.rawValue)
-        return held + (options.storeClientSecret == .plain ? IDTokenSigner.symmetric.keys.sorted() : [])
+        // HS256 (a registered client's 43-byte secret is long enough for it); HS384 and HS512
+        // only for clients declared with a secret long enough (`symmetricAlgorithms`).
+        let symmetric = ["HS256", "HS384", "HS512"].filter { $0 == "HS256" || options.symmetricAlgorithms.contains($0) }
+        return held + (options.storeClientSecret == .plain ? symmetric : [])
     }
 
     /// The ID token's own claims, then every claim a scope the issuer offers releases.

@@ -137,9 +137,23 @@ public final class KeyRing: Sendable {
     /// Re-reads the keys from `store`, moves every key whose stage is over to the next one
     /// (next → active, the old active → retired until its tokens have expired, retired → gone),
     /// stores the moves and swaps the snapshot. Idempotent: replicas running it together agree.
-    public func advance(store: any IssuerStore, timing: Timing, now: Int) async throws {
+    ///
+    /// `alsoInUse`: algorithms clients registered outside the configuration (registration,
+    /// `create-client`) sign with, whose keys must not retire either.
+    public func advance(
+        store: any IssuerStore,
+        timing: Timing,
+        now: Int,
+        alsoInUse: Set<SigningKey.Algorithm> = []
+    ) async throws {
         let stored = try await store.signingKeys()
-        let moved = Self.advanced(stored, timing: timing, now: now, inUse: inUse, algorithm: algorithm)
+        let moved = Self.advanced(
+            stored,
+            timing: timing,
+            now: now,
+            inUse: inUse.union(alsoInUse),
+            algorithm: algorithm
+        )
         for record in moved.changed { try await store.saveSigningKey(record) }
         for keyID in moved.dropped { try await store.deleteSigningKey(keyID: keyID) }
         let next = try Self.makeSnapshot(moved.kept, algorithm: algorithm)

@@ -9,6 +9,7 @@ extension IssuerOptions {
         refreshTokenTTL = settings.refreshTokenTTL
         idTokenTTL = settings.idTokenTTL
         endpoints = settings.endpoints
+        symmetricAlgorithms = Set(settings.clients.compactMap(\.idTokenSigningAlgorithm).filter { $0.hasPrefix("HS") })
         longestClientTTLs = (
             settings.clients.compactMap(\.accessTokenTTL).max() ?? 0,
             settings.clients.compactMap(\.refreshTokenTTL).max() ?? 0,

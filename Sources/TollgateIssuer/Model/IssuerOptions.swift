@@ -35,6 +35,9 @@ public struct IssuerOptions: Sendable {
     /// Seconds a spent refresh token may be presented again by its client for the answer it
     /// got (kept sealed under the token); 0: strict rotation.
     public var refreshTokenReuseInterval = 0
+    /// The HS algorithms declared clients sign their ID tokens with (HS384 and HS512 are offered
+    /// only then).
+    public var symmetricAlgorithms: Set<String> = []
     /// Endpoint paths under the issuer URL's path, by name (`token`, `authorization`, …), where
     /// they differ from `/oauth2/…`.
     public var endpoints: [String: String] = [:]
@@ -62,6 +65,21 @@ public struct IssuerOptions: Sendable {
     /// The longest a token it signs (access or ID token) lives: a retired key stays published
     /// that long.
     public var longestSignedTokenTTL: Int { max(longestAccessTokenTTL, idTokenTTL, longestClientTTLs.id) }
+
+    /// `client`'s lifetimes: its own, but never past the longest the configuration has (revoked
+    /// grants and retired keys are kept that long), should the configuration have shortened
+    /// since the client was registered.
+    func accessTokenTTL(for client: RegisteredClient) -> Int {
+        min(client.accessTokenTTL ?? accessTokenTTL, longestAccessTokenTTL)
+    }
+
+    func refreshTokenTTL(for client: RegisteredClient) -> Int {
+        min(client.refreshTokenTTL ?? refreshTokenTTL, max(refreshTokenTTL, longestClientTTLs.refresh))
+    }
+
+    func idTokenTTL(for client: RegisteredClient) -> Int {
+        min(client.idTokenTTL ?? idTokenTTL, max(idTokenTTL, longestClientTTLs.id))
+    }
 
     /// PKCE is required of `client` (RFC 9700 §2.1.1, OAuth 2.1): always, unless the client's
     /// configuration or, for a public client, `require_pkce_for_public` says otherwise.

@@ -162,9 +162,15 @@ public enum IssuerAdministration {
         guard !client.revoked else { throw Failure.invalid("'\(id)' is revoked") }
         guard grace >= 0 else { throw Failure.invalid("the grace must not be negative") }
         let secret = RandomToken.make()
+        let stored: StoredSecret = options.storeClientSecret == .hashed ? .hashing(secret) : .keeping(secret)
+        if let algorithm = client.idTokenSignedResponseAlg,
+            let refusal = IDTokenSigner.refusal(algorithm: algorithm, secret: stored)
+        {
+            throw Failure.invalid("'\(id)' signs its ID tokens with its secret: \(refusal)")
+        }
         client.previousSecret = grace > 0 ? client.secret : nil
         client.previousSecretExpiresAt = grace > 0 ? now + grace : nil
-        client.secret = options.storeClientSecret == .hashed ? .hashing(secret) : .keeping(secret)
+        client.secret = stored
         try await store.saveClient(client)
         return (client, secret)
     }
