@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHPACK
 import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
@@ -72,6 +73,34 @@ struct HTTP2Tests {
         }
     }
 
+    /// A stream's answer as raw frames: `:status=CODE`, then the body, when the stream ends.
+    final class FrameCollector: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = HTTP2Frame.FramePayload
+        let promise: EventLoopPromise<String>
+        var text = ""
+
+        init(promise: EventLoopPromise<String>) {
+            self.promise = promise
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .headers(let headers):
+                if let status = headers.headers.first(name: ":status") { text += ":status=\(status)" }
+                if headers.endStream { promise.succeed(text) }
+            case .data(let data):
+                if case .byteBuffer(let buffer) = data.data { text += String(buffer: buffer) }
+                if data.endStream { promise.succeed(text) }
+            default:
+                break
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            promise.fail(RawHTTPClient.Failure(description: "stream closed before the response ended"))
+        }
+    }
+
     @Test("h2c by prior knowledge: allowed with claim headers, refused with the RFC 6750 answer")
     func h2cPriorKnowledge() async throws {
         try await ProxyEnvironment.with { environment in
@@ -93,6 +122,43 @@ struct HTTP2Tests {
             )
             #expect(refused == 401)
             #expect(headers.first(name: "www-authenticate") == #"Bearer realm="orders""#)
+        }
+    }
+
+    /// Streams of one HTTP/2 connection take the pooled upstream connections of its event loop:
+    /// sequential streams reuse one, where each used to close the connection it had (the end
+    /// written to the stream closed the stream, whose teardown found the exchange still
+    /// forwarding).
+    @Test("HTTP/2 streams reuse pooled upstream connections instead of one per stream")
+    func streamsReusePooledUpstreamConnections() async throws {
+        let upstream = try await RawUpstream.start { _ in "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" }
+        defer { Task { try? await upstream.shutdown() } }
+        try await ProxyEnvironment.with(upstreamPort: upstream.port) { environment in
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "127.0.0.1", port: environment.proxy.port).get()
+            defer { channel.close(promise: nil) }
+            let multiplexer = try await channel.configureHTTP2Pipeline(mode: .client, inboundStreamInitializer: nil)
+                .get()
+            for _ in 0..<6 {
+                // As h2load, curl and browsers send a GET: HEADERS with END_STREAM.
+                let promise = channel.eventLoop.makePromise(of: String.self)
+                let streamPromise = channel.eventLoop.makePromise(of: (any Channel).self)
+                multiplexer.createStreamChannel(promise: streamPromise) { stream in
+                    stream.eventLoop.makeCompletedFuture {
+                        try stream.pipeline.syncOperations.addHandler(FrameCollector(promise: promise))
+                    }
+                }
+                let stream = try await streamPromise.futureResult.get()
+                let headers: HPACKHeaders = [
+                    ":method": "GET", ":path": "/healthz", ":scheme": "http", ":authority": "api.test",
+                ]
+                try await stream.writeAndFlush(
+                    HTTP2Frame.FramePayload.headers(.init(headers: headers, endStream: true))
+                )
+                let answer = try await promise.futureResult.get()
+                #expect(answer.hasPrefix(":status=200") && answer.hasSuffix("ok"), "\(answer)")
+            }
+            #expect(upstream.connections == 1, "one upstream connection per stream")
         }
     }
 

@@ -587,6 +587,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 cutAfterResponseStarted(upstream, detail: "invalid_response_trailer")
                 return
             }
+            // The upstream goes back to its pool before the end is written: on an HTTP/2 stream,
+            // writing the end closes the stream at once, and its `channelInactive` would find the
+            // exchange still forwarding and close a healthy upstream connection (one new upstream
+            // connection per stream).
+            pool?.release(upstream, reusable: current.requestEnded && current.upstreamReusable)
+            pool = nil
+            // Otherwise the upstream answered before the request body ended: drop the rest, then
+            // finish.
+            state = current.requestEnded ? .idle : .discarding
             if current.isHead {
                 // No end marker either: the encoder, which does not know the request was HEAD,
                 // would write a chunked terminator the client reads as the next response.
@@ -594,14 +603,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             } else {
                 lastWrite = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
             }
-            pool?.release(upstream, reusable: current.requestEnded && current.upstreamReusable)
-            pool = nil
             if current.requestEnded {
-                state = .idle
                 finish()
             } else {
-                // The upstream answered before the request body ended: drop the rest, then finish.
-                state = .discarding
                 resumeReading()
             }
         }
