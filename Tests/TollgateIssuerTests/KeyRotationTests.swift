@@ -148,6 +148,26 @@ import TollgateIssuer
         #expect(try await store.signingKeys().filter { $0.algorithm == "ES256" }.count == 1)
     }
 
+    /// While a changed `signing_algorithm` is staged, the previous issuer algorithm's key signs,
+    /// not a newer key only a client's ID tokens use.
+    @Test func theStandInDuringAnAlgorithmChangeIsThePreviousIssuerKey() async throws {
+        let clock = Clock()
+        let store = MemoryIssuerStore()
+        let before = try await KeyRing.load(from: store, algorithm: .rs256, now: clock.now)
+        clock.advance(10)
+        let timing = KeyRing.Timing(jwksMaxAge: 300, tokenLifetime: 3600)
+        // A client's PS384 key is made after the RS256 one; the issuer moves to ES256.
+        let after = try await KeyRing.load(
+            from: store,
+            algorithm: .es256,
+            others: [.ps384],
+            timing: timing,
+            now: clock.now
+        )
+        #expect(after.snapshot.activeByAlgorithm[.ps384] != nil)
+        #expect(after.snapshot.active.keyID == before.snapshot.active.keyID, "RS256 stands in, not PS384")
+    }
+
     @Test(arguments: SigningKey.Algorithm.allCases)
     func everyAlgorithmSignsWhatTheVerifierAccepts(_ algorithm: SigningKey.Algorithm) async throws {
         let key = try SigningKey.generate(algorithm)

@@ -96,7 +96,7 @@ public final class KeyRing: Sendable {
             stored.append(record)
         }
         return KeyRing(
-            snapshot: try makeSnapshot(stored, algorithm: algorithm),
+            snapshot: try makeSnapshot(stored, algorithm: algorithm, clientsOnly: others.subtracting([algorithm])),
             algorithm: algorithm,
             inUse: others.union([algorithm])
         )
@@ -156,7 +156,11 @@ public final class KeyRing: Sendable {
         )
         for record in moved.changed { try await store.saveSigningKey(record) }
         for keyID in moved.dropped { try await store.deleteSigningKey(keyID: keyID) }
-        let next = try Self.makeSnapshot(moved.kept, algorithm: algorithm)
+        let next = try Self.makeSnapshot(
+            moved.kept,
+            algorithm: algorithm,
+            clientsOnly: inUse.union(alsoInUse).subtracting([algorithm])
+        )
         current.withLock { $0 = next }
     }
 
@@ -211,7 +215,13 @@ public final class KeyRing: Sendable {
         return (keys, changed, dropped)
     }
 
-    static func makeSnapshot(_ stored: [StoredSigningKey], algorithm: SigningKey.Algorithm) throws -> Snapshot {
+    /// `clientsOnly`: algorithms only clients' ID tokens use, whose keys never stand in for the
+    /// issuer's own.
+    static func makeSnapshot(
+        _ stored: [StoredSigningKey],
+        algorithm: SigningKey.Algorithm,
+        clientsOnly: Set<SigningKey.Algorithm> = []
+    ) throws -> Snapshot {
         var published: [SigningKey] = []
         var activeByAlgorithm: [SigningKey.Algorithm: SigningKey] = [:]
         for record in stored.sorted(by: { $0.createdAt > $1.createdAt }) {
@@ -220,11 +230,14 @@ public final class KeyRing: Sendable {
             published.append(key)
             if record.stage == .active && activeByAlgorithm[algorithm] == nil { activeByAlgorithm[algorithm] = key }
         }
-        // The issuer's algorithm, or (after `signing_algorithm` changed, until a key of it is
-        // made) the newest active key.
+        // The issuer's algorithm, or (after `signing_algorithm` changed, until a key of it may
+        // sign) the newest active key of the previous one — never a key only a client's ID tokens
+        // use, whose algorithm relying parties of the issuer's tokens did not pin.
+        let isActive = { (key: SigningKey) in activeByAlgorithm[key.algorithm]?.keyID == key.keyID }
         guard
             let active = activeByAlgorithm[algorithm]
-                ?? published.first(where: { activeByAlgorithm[$0.algorithm]?.keyID == $0.keyID })
+                ?? published.first(where: { isActive($0) && !clientsOnly.contains($0.algorithm) })
+                ?? published.first(where: isActive)
         else { throw KeyRingError.noActiveKey }
         let document = JSONValue.object(["keys": .array(published.map(\.publicJWK))]).serialized()
         let keySet = try JSONWebKeySet.parse(Array(document.utf8))
