@@ -25,7 +25,7 @@ import TollgateTestSupport
     func introspector(
         _ endpoint: String,
         authentication: IntrospectionSettings.ClientAuthentication = .clientSecretBasic,
-        timeout: Double = 10
+        timeout: Double = 30
     ) -> IntrospectionClient {
         var settings = IntrospectionSettings(
             endpoint: endpoint,
