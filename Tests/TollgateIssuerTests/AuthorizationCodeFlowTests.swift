@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import HTTPTypes
+import Synchronization
 import Testing
 import TollgateCore
 import TollgateIssuer
@@ -85,11 +86,34 @@ import TollgateIssuer
                 claims: ["name": .string("Ada Lovelace"), "email": .string("ada@example.test")]
             )
         )
+        // One key per algorithm for every test issuer: generating an RSA key per test kept the
+        // suite's shared threads busy long enough to starve network tests running beside it.
+        if try await store.signingKeys().isEmpty { try await store.saveSigningKey(try Self.sharedKey(algorithm)) }
         if let clock {
             let keys = try await KeyRing.load(from: store, algorithm: algorithm, now: clock.now)
             return OAuthIssuer(options: options, store: store, keys: keys, now: { clock.now })
         }
         return try await OAuthIssuer.start(options: options, store: store, algorithm: algorithm)
+    }
+
+    static let sharedKeys = Mutex<[SigningKey.Algorithm: StoredSigningKey]>([:])
+
+    /// An active key of `algorithm`, made once per test run.
+    static func sharedKey(_ algorithm: SigningKey.Algorithm) throws -> StoredSigningKey {
+        if let key = sharedKeys.withLock({ $0[algorithm] }) { return key }
+        let key = try SigningKey.generate(algorithm)
+        let record = StoredSigningKey(
+            keyID: key.keyID,
+            algorithm: algorithm.rawValue,
+            privateKeyDER: key.privateKeyDER,
+            stage: .active,
+            createdAt: 1
+        )
+        return sharedKeys.withLock { keys in
+            if let existing = keys[algorithm] { return existing }
+            keys[algorithm] = record
+            return record
+        }
     }
 
     static func get(_ issuer: OAuthIssuer, _ path: String, browser: Browser = Browser()) async -> IssuerResponse {

@@ -100,6 +100,8 @@ public final class ProxyServer: Sendable {
         ]
         var stream = NIOHTTP2Handler.StreamConfiguration()
         stream.targetWindowSize = 1 << 20
+        // Between the socket (or TLS) and the HTTP/2 handler: one flush per loop pass.
+        try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server,
             connectionConfiguration: connection,
