@@ -239,8 +239,8 @@ struct AddUser: AsyncParsableCommand {
     @Option(
         name: .customLong("claim"),
         help: """
-            A claim as name=value (repeatable), such as email=ada@example.com; a value that reads \
-            as JSON (true, 42, ["admins"], {"roles":["a"]}) keeps its type.
+            A claim as name=value (repeatable), such as email=ada@example.com; true, false, a JSON \
+            list (["admins"]) or object ({"roles":["a"]}) keeps its type, anything else is text.
             """
     )
     var claims: [String] = []
@@ -253,7 +253,11 @@ struct AddUser: AsyncParsableCommand {
                 throw ExitCode(2)
             }
             let text = String(claim[claim.index(after: equals)...])
-            parsed[String(claim[..<equals])] = (try? JSONParser.parse(Array(text.utf8))) ?? .string(text)
+            // Booleans, lists and objects keep their type; anything else (numbers included: a
+            // phone number or an id with leading zeros is text) stays a string.
+            let typed = text == "true" || text == "false" || text.hasPrefix("[") || text.hasPrefix("{")
+            parsed[String(claim[..<equals])] =
+                typed ? (try? JSONParser.parse(Array(text.utf8))) ?? .string(text) : .string(text)
         }
         guard let password = readLine(strippingNewline: true), !password.isEmpty else {
             printError("error: no password on standard input")

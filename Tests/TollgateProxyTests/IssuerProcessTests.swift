@@ -310,10 +310,27 @@ struct IssuerProcessTests {
         #expect(try fixture.run(["issuer", "revoke-client", "-c", config, "nobody"]).status != 0)
 
         let added = try fixture.run(
-            ["issuer", "add-user", "-c", config, "--username", "grace", "--claim", "email=grace@example.test"],
+            [
+                "issuer", "add-user", "-c", config, "--username", "grace", "--claim", "email=grace@example.test",
+                "--claim", "email_verified=true", "--claim", "phone_number=0123456", "--claim", #"groups=["ops"]"#,
+            ],
             input: "another good password\n"
         )
         #expect(added.status == 0, "\(added.output)")
+        // Booleans and lists keep their type; a number-like value stays text.
+        let stored = Process()
+        stored.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        stored.arguments = [
+            "sqlite3", fixture.sqlitePath, "SELECT body FROM records WHERE kind = 'user' AND key = 'grace'",
+        ]
+        let output = Pipe()
+        stored.standardOutput = output
+        try stored.run()
+        stored.waitUntilExit()
+        let body = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(body.contains(#""email_verified":true"#), "\(body)")
+        #expect(body.contains(#""phone_number":"0123456""#), "\(body)")
+        #expect(body.contains(#""groups":["ops"]"#), "\(body)")
         let signedIn = try await Self.signIn(fixture, username: "grace", password: "another good password")
         #expect(signedIn.contains("Allow access?"), "the new user signs in: \(signedIn)")
     }
