@@ -49,10 +49,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// The peer's address as text, formatted once per connection.
     private lazy var peerAddress: String = peer?.ipAddress ?? "unknown"
 
-    init(runtime: ProxyRuntime, scheme: String, isHTTP2: Bool) {
+    /// Where upstream connections come from when not the event loop's pool (an exchange driven in
+    /// process).
+    private let upstreams: (any UpstreamConnecting)?
+
+    init(runtime: ProxyRuntime, scheme: String, isHTTP2: Bool, upstreams: (any UpstreamConnecting)? = nil) {
         self.runtime = runtime
         self.scheme = scheme
         self.isHTTP2 = isHTTP2
+        self.upstreams = upstreams
         connection = ConnectionStateMachine(isStream: isHTTP2, now: .now())
     }
 
@@ -349,7 +354,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             method = forwardAuth.method
             target = forwardAuth.target
             current.method = method
-        } else if snapshot.pools == nil {
+        } else if snapshot.pools == nil && upstreams == nil {
             current.path = Self.pathOf(target)
             respondLocally(GateError(.notFound, "no upstream is configured"))
             return
@@ -425,7 +430,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         token: VerifiedToken?,
         snapshot: ProxySnapshot
     ) {
-        guard let context, let current = exchange, let pool = snapshot.pools?.pool(for: context.eventLoop) else {
+        guard let context, let current = exchange,
+            let pool = upstreams ?? snapshot.pools?.pool(for: context.eventLoop)
+        else {
             respondLocally(GateError(.notFound, "no upstream"))
             return
         }
@@ -479,7 +486,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     }
 
     private func connect(
-        pool: UpstreamPool,
+        pool: any UpstreamConnecting,
         future: EventLoopFuture<UpstreamConnection>,
         context: ChannelHandlerContext
     ) {
@@ -510,7 +517,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         return true
     }
 
-    private func connected(_ upstream: UpstreamConnection, pool: UpstreamPool) {
+    private func connected(_ upstream: UpstreamConnection, pool: any UpstreamConnecting) {
         guard let context, case .waiting = state, exchange != nil else {
             pool.release(upstream, reusable: true)
             return
@@ -526,7 +533,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         resumeReading()
     }
 
-    private var pool: UpstreamPool?
+    private var pool: (any UpstreamConnecting)?
 
     private func connectFailed() {
         guard case .waiting = state else { return }

@@ -82,11 +82,21 @@ public final class ProxyServer: Sendable {
         return ProxyServer(channel: channel, quiescing: quiescing)
     }
 
-    static func configureHTTP1(_ channel: any Channel, runtime: ProxyRuntime, scheme: String) throws {
+    /// An HTTP/1.1 client connection's pipeline; `upstreams` replaces the event loop's pool when an
+    /// exchange is driven in process.
+    static func configureHTTP1(
+        _ channel: any Channel,
+        runtime: ProxyRuntime,
+        scheme: String,
+        upstreams: (any UpstreamConnecting)? = nil
+    ) throws {
         let operations = channel.pipeline.syncOperations
         try operations.addHandler(HTTP1ResponseWriter(), name: "response-writer")
         try operations.addHandler(HTTP1RequestDecoder(server: runtime.snapshot.configuration.server))
-        try operations.addHandler(ProxyHandler(runtime: runtime, scheme: scheme, isHTTP2: false), name: "proxy")
+        try operations.addHandler(
+            ProxyHandler(runtime: runtime, scheme: scheme, isHTTP2: false, upstreams: upstreams),
+            name: "proxy"
+        )
     }
 
     static func configureHTTP2(_ channel: any Channel, runtime: ProxyRuntime, scheme: String) throws {

@@ -80,8 +80,9 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 }
 
 /// One exchange's way to the upstream: a pooled HTTP/1.1 connection, or one HTTP/2 stream on a
-/// shared h2c connection.
-final class UpstreamConnection {
+/// shared h2c connection. Handed out in futures but only used on its channel's event loop, hence
+/// the unchecked `Sendable`.
+final class UpstreamConnection: @unchecked Sendable {
     let channel: any Channel
     let handler: UpstreamHandler
     /// An HTTP/2 stream: single use, closed when released.
@@ -94,9 +95,25 @@ final class UpstreamConnection {
     }
 }
 
+/// Where an exchange's upstream connections come from: the event loop's `UpstreamPool`, or a
+/// scripted upstream when an exchange is driven in process (`ExchangeHarness` in the tests).
+/// Everything is called on the client connection's event loop.
+protocol UpstreamConnecting: AnyObject, Sendable {
+    /// The path the upstream URL puts before every request target.
+    var basePath: String { get }
+    /// An idle connection that is still open, without waiting.
+    func takeIdle() -> UpstreamConnection?
+    /// An idle connection, or a new one; for an h2c upstream, a new stream.
+    func acquire() -> EventLoopFuture<UpstreamConnection>
+    /// Always a new connection (the retry after a pooled one turned out closed).
+    func connect() -> EventLoopFuture<UpstreamConnection>
+    /// Returns a connection whose exchange finished cleanly; anything else is closed.
+    func release(_ connection: UpstreamConnection, reusable: Bool)
+}
+
 /// Keep-alive connections to the upstream for one event loop; confined to that loop (every
 /// method asserts it), hence the unchecked `Sendable`.
-final class UpstreamPool: @unchecked Sendable {
+final class UpstreamPool: UpstreamConnecting, @unchecked Sendable {
     let eventLoop: any EventLoop
     let settings: UpstreamSettings
     private let endpoint: (secure: Bool, host: String, port: Int, basePath: String)
