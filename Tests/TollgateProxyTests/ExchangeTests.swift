@@ -597,4 +597,43 @@ import Testing
             #expect(!harness.clientIsOpen)
         }
     }
+
+    // MARK: - Timeouts, on the loop's clock
+
+    @Test func anUpstreamSilentPastItsResponseTimeoutIs504AndItsConnectionClosed() throws {
+        try ExchangeHarness.with { harness in
+            harness.send(Self.healthz)
+            harness.advance(by: .seconds(59))
+            #expect(harness.statuses.isEmpty)
+            harness.advance(by: .seconds(2))
+            #expect(harness.statuses == [504], "the default response_timeout is 60 s")
+            #expect(!harness.upstream.isOpen(0))
+            #expect(!harness.clientIsOpen)
+        }
+    }
+
+    @Test func anUpstreamThatStartedItsAnswerIsNotTimedOut() throws {
+        try ExchangeHarness.with { harness in
+            harness.send(Self.healthz)
+            harness.answer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n")
+            harness.advance(by: .seconds(61))
+            harness.answer("0\r\n\r\n")
+            #expect(harness.statuses == [200])
+            #expect(harness.clientReceived.hasSuffix("2\r\nok\r\n0\r\n\r\n"))
+            #expect(harness.clientIsOpen)
+        }
+    }
+
+    @Test func aClientThatDoesNotFinishItsHeadIsClosedAfterTheHeaderTimeout() throws {
+        try ExchangeHarness.with(extra: "server:\n  access_log: false\n  header_timeout: 5s", replaceServer: true) {
+            harness in
+            harness.send("GET /healthz HTTP/1.1\r\nHost: api")
+            harness.advance(by: .seconds(4))
+            #expect(harness.clientIsOpen)
+            harness.advance(by: .seconds(2))
+            #expect(!harness.clientIsOpen)
+            #expect(harness.statuses.isEmpty, "closed quietly")
+            #expect(harness.upstream.connections.isEmpty)
+        }
+    }
 }

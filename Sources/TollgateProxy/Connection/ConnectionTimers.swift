@@ -4,7 +4,7 @@ import TollgateCore
 /// The timeouts a connection checks. One coarse repeating check per connection instead of a
 /// timer armed and cancelled per request (each of those is a timerfd update, measured at about a
 /// tenth of the proxy's CPU under load); which timeout has run out is decided by
-/// `ConnectionStateMachine.hasTimedOut` (head and idle) and `ProxyExchange.upstreamHasTimedOut`.
+/// `ConnectionStateMachine.hasTimedOut` (head and idle) and `ExchangeStateMachine.checkUpstreamTimeout`.
 struct ConnectionTimers: Equatable {
     let header: TimeAmount
     let idle: TimeAmount

@@ -5,41 +5,29 @@ import Prometheus
 import TollgateCore
 
 /// One client connection (HTTP/1.1) or one HTTP/2 stream: runs DESIGN's pipeline for each request
-/// and streams the exchange to and from the upstream.
+/// and performs what the connection's and the exchange's state machines decide.
 ///
 /// Everything happens on the channel's event loop. The only suspension is verification that
-/// needs a key refresh or an introspection call; meanwhile the request body is held and reads
-/// from the client pause. Reads also pause whenever the other side cannot take more data, so
-/// memory stays bounded whatever the body size.
+/// needs a key refresh or an introspection call (and a local endpoint's answer); meanwhile the
+/// request body is held and reads from the client pause. Reads also pause whenever the other side
+/// cannot take more data, so memory stays bounded whatever the body size.
 final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamDelegate {
     typealias InboundIn = RequestPart
     typealias OutboundIn = ClientResponsePart
     typealias OutboundOut = ClientResponsePart
 
-    private enum State {
-        case idle
-        /// Verifying or connecting: request parts are buffered.
-        case waiting
-        /// Connected: request parts go upstream, response parts come back.
-        case forwarding(UpstreamConnection)
-        /// Answered locally (or the upstream answered early): remaining request parts are dropped.
-        case discarding
-        /// A WebSocket (or other) upgrade went through: bytes are relayed raw.
-        case upgraded
-        /// A request for a local endpoint (the in-process issuer): its body is collected, then
-        /// the endpoint answers.
-        case local(any LocalEndpoints, HTTPRequest, clientAddress: String)
-    }
-
     private let runtime: ProxyRuntime
     private let scheme: String
     private let isHTTP2: Bool
     private var context: ChannelHandlerContext?
-    private var state = State.idle
+    /// The exchange in progress: where its parts go and what its events mean.
+    private var machine = ExchangeStateMachine<UpstreamConnection>()
+    /// The exchange's facts for its answer, log line and metrics.
     private var exchange: ProxyExchange?
-    private var buffered: [UpstreamRequestPart] = []
-    /// The body of a local endpoint's request, bounded by `maximumLocalBodyBytes`.
-    private var localBody: [UInt8] = []
+    /// The pool the exchange's upstream connection came from (given back at its end).
+    private var pool: (any UpstreamConnecting)?
+    /// A local endpoint's request, while its body is collected and its answer awaited.
+    private var localRequest: (endpoints: any LocalEndpoints, request: HTTPRequest, clientAddress: String)?
     /// The connection's one repeating timeout check (`ConnectionTimers`).
     private var ticker: RepeatedTask?
     /// Keep-alive, pipelining, held reads and the head timeouts: the connection's decisions.
@@ -48,10 +36,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private var peer: SocketAddress?
     /// The peer's address as text, formatted once per connection.
     private lazy var peerAddress: String = peer?.ipAddress ?? "unknown"
-
     /// Where upstream connections come from when not the event loop's pool (an exchange driven in
     /// process).
     private let upstreams: (any UpstreamConnecting)?
+    /// The end of the last response written, so a close waits for it: closing at once would drop
+    /// whatever the socket had not taken yet (the tail of a large body to a slow reader).
+    private var lastWrite: EventLoopFuture<Void>?
+    private var started = false
 
     init(runtime: ProxyRuntime, scheme: String, isHTTP2: Bool, upstreams: (any UpstreamConnecting)? = nil) {
         self.runtime = runtime
@@ -74,12 +65,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         context.fireChannelActive()
     }
 
-    private var started = false
-
     private func connectionStarted(context: ChannelHandlerContext) {
         guard !started else { return }
         started = true
-        connection = ConnectionStateMachine(isStream: isHTTP2, now: .now())
+        connection = ConnectionStateMachine(isStream: isHTTP2, now: context.eventLoop.now)
         startTicker(context: context)
     }
 
@@ -96,13 +85,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         started = false
         ticker?.cancel()
         ticker = nil
-        if case .forwarding(let upstream) = state {
-            // The client went away mid-exchange: the upstream connection is in an unknown state.
-            upstream.handler.delegate = nil
-            upstream.channel.close(promise: nil)
-        }
-        state = .idle
-        buffered.removeAll()
+        // The client went away mid-exchange: the upstream connection is in an unknown state.
+        if let upstream = machine.clientClosed() { close(upstream) }
+        pool = nil
+        localRequest = nil
         connection.closed()
         context.fireChannelInactive()
     }
@@ -113,27 +99,21 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     private func tick() {
         guard let context else { return }
-        let now = NIODeadline.now()
+        let now = context.eventLoop.now
         let timers = ConnectionTimers(runtime.snapshot.configuration)
         if connection.hasTimedOut(now: now, headerTimeout: timers.header, idleTimeout: timers.idle) {
             // Header-read or idle timeout: nothing is in flight, close quietly.
             context.close(promise: nil)
             return
         }
-        switch state {
-        case .forwarding(let upstream):
-            guard let current = exchange else { return }
-            // The exchange's own snapshot says how long its upstream may take.
-            let limit = ConnectionTimers(current.snapshot.configuration).upstreamResponse
-            guard current.upstreamHasTimedOut(now: now, limit: limit) else { return }
-            // The upstream did not start answering in time.
-            upstream.handler.delegate = nil
-            upstream.channel.close(promise: nil)
-            current.keepAlive = false
-            respondLocally(GateError(.upstreamTimeout))
-        case .idle, .waiting, .discarding, .upgraded, .local:
-            break
-        }
+        // The exchange's own snapshot says how long its upstream may take.
+        guard let current = exchange,
+            let failure = machine.checkUpstreamTimeout(
+                now: now,
+                limit: ConnectionTimers(current.snapshot.configuration).upstreamResponse
+            )
+        else { return }
+        perform(failure)
     }
 
     // MARK: - Reads from the client
@@ -153,53 +133,38 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// A request already on its way upstream is cut there too, so the upstream never sees the
     /// rest as a request of its own.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        let refusal: GateError
-        if let parseError = error as? HTTP1ParseError, !isHTTP2 {
-            refusal = parseError.gateError
-        } else {
+        guard let parseError = error as? HTTP1ParseError, !isHTTP2 else {
             context.fireErrorCaught(error)
             return
         }
         connection.parseErrorReceived()
-        if let current = exchange, current.requestEnded {
-            // The bad bytes follow a complete request, which may already be carried out upstream:
-            // let its answer finish, then close.
-            current.keepAlive = false
-            return
+        switch machine.parseError() {
+        case .closeAfterAnswer:
+            break
+        case .close(let upstream):
+            if let upstream { close(upstream) }
+            context.close(promise: nil)
+        case .respond(let upstream):
+            if let upstream { close(upstream) }
+            respondLocally(parseError.gateError)
+        case .respondToNewExchange:
+            let current = ProxyExchange(
+                started: context.eventLoop.now,
+                requestID: TraceParent.hex(random.next(), random.next()),
+                method: "-",
+                snapshot: runtime.snapshot
+            )
+            current.path = "-"
+            exchange = current
+            respondLocally(parseError.gateError)
         }
-        if case .forwarding(let upstream) = state {
-            upstream.handler.delegate = nil
-            upstream.channel.close(promise: nil)
-            pool = nil
-        }
-        if let current = exchange {
-            guard !current.responseStarted else {
-                context.close(promise: nil)
-                return
-            }
-            current.keepAlive = false
-            current.hasBody = true
-            respondLocally(refusal)
-            return
-        }
-        let current = ProxyExchange(
-            started: .now(),
-            requestID: TraceParent.hex(random.next(), random.next()),
-            method: "-",
-            keepAlive: false,
-            snapshot: runtime.snapshot
-        )
-        current.path = "-"
-        current.hasBody = true
-        exchange = current
-        respondLocally(refusal)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent, !isHTTP2 {
             switch connection.quiesce() {
             case .closeNow: context.close(promise: nil)
-            case .closeAfterCurrentExchange: exchange?.keepAlive = false
+            case .closeAfterCurrentExchange: machine.closeAfterThisExchange()
             case .none: break
             }
             return
@@ -213,63 +178,36 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             if ticker == nil { startTicker(context: context) }
             requestHead(head, context: context)
         case .body(let buffer):
-            switch state {
-            case .waiting: buffered.append(.body(.byteBuffer(buffer)))
-            case .forwarding(let upstream):
+            switch machine.requestBody(buffer) {
+            case .none: break
+            case .write(let upstream, let buffer):
                 upstream.channel.write(UpstreamRequestPart.body(.byteBuffer(buffer)), promise: nil)
-            case .local:
-                if localBody.count + buffer.readableBytes > maximumLocalBodyBytes {
-                    exchange?.keepAlive = false
-                    respondLocally(GateError(.payloadTooLarge))
-                } else {
-                    localBody += buffer.readableBytesView
-                }
-            case .idle, .discarding, .upgraded: break
+            case .respond(let error): respondLocally(error)
             }
         case .end(var trailers):
-            exchange?.requestEnded = true
             if let received = trailers {
                 // Trailers could carry forged claim headers: dropped, as nginx and Envoy do, except
                 // where the protocol needs them, and there stripped like the head.
-                trailers = exchange?.acceptsTrailers == true ? exchange?.snapshot.upstreamTrailers(from: received) : nil
+                trailers = machine.acceptsTrailers ? exchange?.snapshot.upstreamTrailers(from: received) : nil
             }
-            switch state {
-            case .waiting: buffered.append(.end(trailers))
-            case .forwarding(let upstream):
+            switch machine.requestEnd(trailers) {
+            case .none: break
+            case .writeEnd(let upstream):
                 upstream.channel.writeAndFlush(UpstreamRequestPart.end(trailers), promise: nil)
-            case .discarding: finishIfComplete()
-            case .local(let endpoints, let request, let address): answerLocally(endpoints, request, address)
-            case .idle, .upgraded: break
+            case .finish: finish()
+            case .answerLocally(let body): answerLocally(body: body)
             }
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if case .forwarding(let upstream) = state { upstream.channel.flush() }
+        machine.upstream?.channel.flush()
         context.fireChannelReadComplete()
     }
 
     func read(context: ChannelHandlerContext) {
-        if connection.readRequested(exchangeHolds: exchangeHoldsReads) { context.read() }
-    }
-
-    /// Whether the exchange wants no more bytes from the client yet.
-    private var exchangeHoldsReads: Bool {
-        if let current = exchange, current.decoderStops, current.requestEnded {
-            // The parser has stopped after this request and would buffer whatever comes: read
-            // nothing more until the relay starts or the parser resumes.
-            return true
-        }
-        switch state {
-        case .waiting where !(exchange?.requestEnded ?? true):
-            // A body is still coming: hold it at the socket until the upstream is there. (A request
-            // without one is not held: toggling read interest costs two epoll_ctl calls.)
-            return true
-        case .forwarding(let upstream) where !upstream.channel.isWritable:
-            return true
-        default:
-            return false
-        }
+        let holds = machine.holdsReads { $0.channel.isWritable }
+        if connection.readRequested(exchangeHolds: holds) { context.read() }
     }
 
     private func resumeReading() {
@@ -278,9 +216,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if case .forwarding(let upstream) = state {
-            upstream.handler.setReadsAllowed(context.channel.isWritable)
-        }
+        machine.upstream?.handler.setReadsAllowed(context.channel.isWritable)
         context.fireChannelWritabilityChanged()
     }
 
@@ -290,29 +226,31 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         let snapshot = runtime.snapshot
         let requestID = Self.requestID(from: head, random: &random)
         let current = ProxyExchange(
-            started: .now(),
+            started: context.eventLoop.now,
             requestID: requestID,
             method: head.method.rawValue,
-            keepAlive: !isHTTP2 && head.isKeepAlive && !runtime.isDraining && !connection.quiescing,
             snapshot: snapshot
         )
-        current.hasBody = head.hasBody
         exchange = current
-        buffered.removeAll(keepingCapacity: true)
+        machine.start(
+            .init(
+                keepAlive: !isHTTP2 && head.isKeepAlive && !runtime.isDraining && !connection.quiescing,
+                hasBody: head.hasBody,
+                isHead: head.method == .HEAD,
+                isHTTP10: !isHTTP2 && head.version.minor == 0
+            )
+        )
 
         let checked: CheckedRequestHead
         switch CheckedRequestHead.check(head, isHTTP2: isHTTP2) {
         case .success(let value): checked = value
         case .failure(let error):
             current.path = Self.pathOf(head.uri)
-            current.keepAlive = false
+            machine.closeAfterThisExchange()
             respondLocally(error)
             return
         }
-        current.decoderStops = checked.decoderStops
-        current.acceptsTrailers = checked.acceptsTrailers
-        current.isHead = head.method == .HEAD
-        current.isHTTP10 = !isHTTP2 && head.version.minor == 0
+        machine.headChecked(parserStops: checked.decoderStops, acceptsTrailers: checked.acceptsTrailers)
 
         if let endpoints = runtime.localEndpoints {
             let path = Self.pathOf(checked.target)
@@ -321,7 +259,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 current.path = path
                 current.routeName = "local"
                 current.outcome = .public
-                localBody.removeAll(keepingCapacity: true)
                 // The trusted proxy's own entry is the last of all the lines together; anything
                 // that is not an address (a client's free text) is not used.
                 var address = peerAddress
@@ -332,11 +269,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 {
                     address = last
                 }
-                state = .local(endpoints, request, clientAddress: address)
+                localRequest = (endpoints, request, address)
+                machine.collectingLocally()
                 return
             }
         }
-
         var method = head.method.rawValue
         var target = checked.target
         let forwardAuth = ForwardAuthRequest.parse(
@@ -387,7 +324,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             }
         case .verify(let matched, let token, let acceptedIssuers):
             record(matched)
-            state = .waiting
+            machine.verifying()
+            let generation = machine.generation
             let verifier = snapshot.verifier
             let started = NIODeadline.now()
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -398,7 +336,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 snapshot.metrics.verificationLatency.record(
                     .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds))
                 )
-                guard let context = handler.context, case .waiting = handler.state else { return }
+                guard let context = handler.context, handler.machine.isWaiting(generation: generation) else { return }
                 let next: GateDecision
                 switch result {
                 case .success(let token): next = snapshot.authorize(token, matched: matched)
@@ -445,8 +383,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         let isUpgrade =
             !isHTTP2 && !checked.upgradeProtocols.isEmpty
             && checked.upgradeProtocols.allSatisfy { $0 != "h2c" && allowed.contains($0) }
-        current.isUpgrade = isUpgrade
-        current.upgradeProtocols = isUpgrade ? checked.upgradeProtocols : []
         let incomingTrace = head.first(name: "traceparent")
         let traceparent =
             incomingTrace.flatMap { TraceParent.isValid($0) ? $0 : nil } ?? TraceParent.start(using: &random)
@@ -474,12 +410,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             respondLocally(GateError(.unsafeClaimValue))
             return
         }
-        state = .waiting
-        buffered.insert(.head(upstreamHead), at: 0)
+        machine.forwarding(upstreamHead, upgradeProtocols: isUpgrade ? checked.upgradeProtocols : nil)
         if let upstream = pool.takeIdle() {
-            exchange?.upstreamHead = upstreamHead
-            exchange?.reusedUpstream = true
-            connected(upstream, pool: pool)
+            connected(upstream, pool: pool, reused: true)
             return
         }
         connect(pool: pool, future: pool.acquire(), context: context)
@@ -494,90 +427,74 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         future.whenComplete { result in
             let handler = loopBound.value
             switch result {
-            case .success(let upstream): handler.connected(upstream, pool: pool)
+            case .success(let upstream): handler.connected(upstream, pool: pool, reused: false)
             case .failure: handler.connectFailed()
             }
         }
     }
 
-    /// A pooled connection the upstream closed while it sat idle is only noticed when a request
-    /// is sent on it. Like nginx (`proxy_next_upstream error`), a request that is safe to repeat
-    /// (idempotent, no body, nothing answered yet) is sent once more on a new connection.
-    private func retryOnFreshConnection() -> Bool {
-        guard let context, let pool, let current = exchange, current.reusedUpstream, !current.retried,
-            !current.responseStarted, !current.hasBody, !current.isUpgrade, current.requestEnded,
-            let head = current.upstreamHead, head.method.isIdempotent
-        else { return false }
-        exchange?.retried = true
-        exchange?.reusedUpstream = false
-        self.pool = nil
-        state = .waiting
-        buffered = [.head(head), .end(nil)]
-        connect(pool: pool, future: pool.connect(), context: context)
-        return true
-    }
-
-    private func connected(_ upstream: UpstreamConnection, pool: any UpstreamConnecting) {
-        guard let context, case .waiting = state, exchange != nil else {
+    private func connected(_ upstream: UpstreamConnection, pool: any UpstreamConnecting, reused: Bool) {
+        guard let context else {
             pool.release(upstream, reusable: true)
             return
         }
-        self.pool = pool
-        upstream.handler.delegate = self
-        upstream.handler.setReadsAllowed(context.channel.isWritable)
-        state = .forwarding(upstream)
-        exchange?.upstreamStarted = .now()
-        for part in buffered { upstream.channel.write(part, promise: nil) }
-        buffered.removeAll(keepingCapacity: true)
-        upstream.channel.flush()
-        resumeReading()
+        switch machine.upstreamConnected(upstream, reused: reused, now: context.eventLoop.now) {
+        case .release:
+            pool.release(upstream, reusable: true)
+        case .send(let parts):
+            self.pool = pool
+            upstream.handler.delegate = self
+            upstream.handler.setReadsAllowed(context.channel.isWritable)
+            for part in parts { upstream.channel.write(part, promise: nil) }
+            upstream.channel.flush()
+            resumeReading()
+        }
     }
 
-    private var pool: (any UpstreamConnecting)?
-
     private func connectFailed() {
-        guard case .waiting = state else { return }
-        if let current = exchange, !current.requestEnded { exchange?.keepAlive = false }
-        respondLocally(GateError(.upstreamUnreachable))
+        if let error = machine.upstreamConnectFailed() { respondLocally(error) }
+    }
+
+    /// Closes an upstream connection whose exchange went wrong; it is never used again.
+    private func close(_ upstream: UpstreamConnection) {
+        upstream.handler.delegate = nil
+        upstream.channel.close(promise: nil)
     }
 
     // MARK: - The upstream's answer
 
     func upstreamReceived(_ part: UpstreamResponsePart) {
-        guard let context, case .forwarding(let upstream) = state, let current = exchange else { return }
+        guard let context, let upstream = machine.upstream, let current = exchange else { return }
         switch part {
         case .head(let head):
             let action = ResponseRelay.head(
                 head,
-                upgradeProtocols: current.isUpgrade ? current.upgradeProtocols : nil,
-                clientKeepAlive: current.keepAlive,
-                client: isHTTP2 ? .http2 : current.isHTTP10 ? .http1_0 : .http1_1,
-                isHeadRequest: current.isHead,
+                upgradeProtocols: machine.upgradeProtocols,
+                clientKeepAlive: machine.keepAlive,
+                client: isHTTP2 ? .http2 : machine.isHTTP10 ? .http1_0 : .http1_1,
+                isHeadRequest: machine.isHead,
                 allocator: context.channel.allocator
             )
             if action == .skip { return }
-            if let started = current.upstreamStarted {
+            if let started = machine.upstreamStarted {
                 current.snapshot.metrics.upstreamLatency.record(
-                    .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds))
+                    .nanoseconds(Int64(context.eventLoop.now.uptimeNanoseconds - started.uptimeNanoseconds))
                 )
             }
-            guard case .relay(let relayed) = action else {
-                if case .refuse(let reason) = action { refuseUpstreamAnswer(upstream, reason: reason) }
-                return
-            }
-            current.responseStarted = true
-            current.status = Int(head.status.code)
-            current.upstreamReusable = relayed.upstreamReusable
-            if relayed.closesClient { current.keepAlive = false }
-            context.write(wrapOutboundOut(relayed.part), promise: nil)
-            if relayed.switchesProtocols {
-                // The relay starts after the codec has delivered this answer's end; bytes after
-                // it are handed on when the codec is removed.
-                exchange?.upgradeAccepted = true
-                context.flush()
+            switch action {
+            case .skip: return
+            case .refuse(let reason):
+                if let failure = machine.answerRefused(reason: reason) { perform(failure) }
+            case .relay(let relayed):
+                current.status = Int(head.status.code)
+                let flushNow = machine.answerHeadRelayed(relayed)
+                context.write(wrapOutboundOut(relayed.part), promise: nil)
+                // After a 101 the relay starts once the codec has delivered this answer's end;
+                // bytes after it are handed on when the codec is removed.
+                if flushNow { context.flush() }
             }
         case .body(let buffer):
-            if current.isHead { return }
+            if machine.isHead { return }
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             if !context.channel.isWritable {
                 // Stop reading before flushing: the flush may make the channel writable again,
@@ -586,76 +503,45 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 context.flush()
             }
         case .end(let trailers):
-            if current.upgradeAccepted {
+            let valid = trailers.map { HTTPQuoting.areValidToSend($0) } ?? true
+            switch machine.answerEnded(trailersAreValid: valid) {
+            case .none:
+                break
+            case .relay(let upstream):
                 startRelay(upstream: upstream)
-                return
-            }
-            if let trailers, !HTTPQuoting.areValidToSend(trailers) {
-                cutAfterResponseStarted(upstream, detail: "invalid_response_trailer")
-                return
-            }
-            // The upstream goes back to its pool before the end is written: on an HTTP/2 stream,
-            // writing the end closes the stream at once, and its `channelInactive` would find the
-            // exchange still forwarding and close a healthy upstream connection (one new upstream
-            // connection per stream).
-            pool?.release(upstream, reusable: current.requestEnded && current.upstreamReusable)
-            pool = nil
-            // Otherwise the upstream answered before the request body ended: drop the rest, then
-            // finish.
-            state = current.requestEnded ? .idle : .discarding
-            if current.isHead {
-                // No end marker either: the encoder, which does not know the request was HEAD,
-                // would write a chunked terminator the client reads as the next response.
-                context.flush()
-            } else {
-                lastWrite = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
-            }
-            if current.requestEnded {
-                finish()
-            } else {
-                resumeReading()
+            case .fail(let failure):
+                perform(failure)
+            case .complete(let upstream, let reusable, let writeEnd, let finishes):
+                // The upstream goes back to its pool before the end is written: on an HTTP/2
+                // stream, writing the end closes the stream at once, and its `channelInactive`
+                // would find the exchange still forwarding and close a healthy upstream
+                // connection (one new upstream connection per stream).
+                pool?.release(upstream, reusable: reusable)
+                pool = nil
+                if writeEnd {
+                    lastWrite = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
+                } else {
+                    // After HEAD no end marker either: the encoder, which does not know the
+                    // request was HEAD, would write a chunked terminator the client reads as the
+                    // next response.
+                    context.flush()
+                }
+                if finishes {
+                    finish()
+                } else {
+                    resumeReading()
+                }
             }
         }
-    }
-
-    /// The upstream's answer cannot be relayed: 502, and neither connection is used again.
-    private func refuseUpstreamAnswer(_ upstream: UpstreamConnection, reason: String) {
-        upstream.handler.delegate = nil
-        upstream.channel.close(promise: nil)
-        pool = nil
-        exchange?.keepAlive = false
-        exchange?.decoderStops = false
-        respondLocally(GateError(.upstreamInvalidResponse, reason))
     }
 
     func upstreamMalformed(_ error: HTTP1ParseError) {
-        guard case .forwarding(let upstream) = state, let current = exchange else { return }
-        if current.responseStarted {
-            cutAfterResponseStarted(upstream, detail: error.reason)
-        } else {
-            refuseUpstreamAnswer(upstream, reason: error.reason)
-        }
-    }
-
-    /// The upstream's answer went wrong after its head was relayed: all that is left is to cut
-    /// both connections.
-    private func cutAfterResponseStarted(_ upstream: UpstreamConnection, detail: String) {
-        guard let context, let current = exchange else { return }
-        upstream.handler.delegate = nil
-        upstream.channel.close(promise: nil)
-        pool = nil
-        state = .idle
-        current.outcome = .upstreamError
-        current.reason = GateError.Code.upstreamInvalidResponse.rawValue
-        current.detail = detail
-        log()
-        exchange = nil
-        context.close(promise: nil)
+        if let failure = machine.answerRefused(reason: error.reason) { perform(failure) }
     }
 
     func upstreamReadComplete() {
         // Whatever the upstream sent in this read goes out now (server-sent events, slow streams).
-        if case .forwarding = state { context?.flush() }
+        if machine.isForwarding { context?.flush() }
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {
@@ -663,20 +549,40 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     }
 
     func upstreamClosed() {
-        guard let context, case .forwarding = state, let current = exchange else { return }
-        if retryOnFreshConnection() { return }
-        pool = nil
-        if current.responseStarted {
-            // Nothing sensible can be said any more: cut the client connection too.
-            state = .idle
-            exchange?.outcome = .upstreamError
-            exchange?.reason = GateError.Code.upstreamClosed.rawValue
+        guard let context else { return }
+        switch machine.upstreamClosed() {
+        case .none:
+            break
+        case .retry:
+            guard let pool else { return }
+            self.pool = nil
+            connect(pool: pool, future: pool.connect(), context: context)
+        case .fail(let failure):
+            pool = nil
+            perform(failure)
+        }
+    }
+
+    /// The upstream failed the exchange: before the answer started, its connection is closed and
+    /// the client answered; after, all that is left is to cut both connections.
+    private func perform(_ failure: ExchangeStateMachine<UpstreamConnection>.FailureAction) {
+        switch failure {
+        case .respond(let upstream, let error):
+            close(upstream)
+            pool = nil
+            respondLocally(error)
+        case .cut(let upstream, let code, let detail):
+            close(upstream)
+            pool = nil
+            if let current = exchange {
+                current.outcome = .upstreamError
+                current.reason = code.rawValue
+                current.detail = detail
+            }
             log()
             exchange = nil
-            context.close(promise: nil)
-        } else {
-            exchange?.keepAlive = false
-            respondLocally(GateError(.upstreamClosed))
+            _ = machine.finished()
+            context?.close(promise: nil)
         }
     }
 
@@ -684,12 +590,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     private func startRelay(upstream: UpstreamConnection) {
         guard let context else { return }
-        state = .upgraded
         connection.switchedProtocols()
         ticker?.cancel()
         ticker = nil
         log()
         exchange = nil
+        _ = machine.finished()
+        pool = nil
         let channel = context.channel
         Upgrade.relay(client: context, upstream: upstream)
         // Reads were held while the decoder was stopped; the relay takes them from here.
@@ -709,17 +616,16 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     // MARK: - Local endpoints
 
     /// Hands the collected request to the endpoint and writes its answer.
-    private func answerLocally(_ endpoints: any LocalEndpoints, _ request: HTTPRequest, _ clientAddress: String) {
-        guard let context else { return }
-        let body = localBody
-        localBody.removeAll(keepingCapacity: true)
-        state = .waiting
+    private func answerLocally(body: [UInt8]) {
+        guard let context, let (endpoints, request, clientAddress) = localRequest else { return }
+        localRequest = nil
+        let generation = machine.generation
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         context.eventLoop.makeFutureWithTask {
             await endpoints.respond(to: request, body: body, clientAddress: clientAddress)
         }.whenSuccess { head, body in
             let handler = loopBound.value
-            guard case .waiting = handler.state else { return }
+            guard handler.machine.isWaiting(generation: generation) else { return }
             handler.respondLocally(VerdictResponse(endpointAnswer: head, body: body), outcome: .public)
         }
     }
@@ -743,18 +649,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     }
 
     private func respondLocally(_ verdict: VerdictResponse, outcome: RequestOutcome) {
-        guard let context, let current = exchange else { return }
+        guard let context, let current = exchange, machine.isActive else { return }
         current.outcome = outcome
         current.status = verdict.status
-        current.responseStarted = true
-        // A refused request with a body that was not read: reading it to the end keeps the
-        // connection usable, but closing is cheaper and safer for large bodies.
-        if !current.requestEnded && current.hasBody && verdict.status >= 400 { current.keepAlive = false }
+        let next = machine.answeringLocally(status: verdict.status)
         let answer = LocalAnswer(
             verdict,
             requestID: current.requestID,
-            connection: isHTTP2 ? nil : !current.keepAlive ? "close" : current.isHTTP10 ? "keep-alive" : nil,
-            isHeadRequest: current.isHead,
+            connection: isHTTP2 ? nil : !machine.keepAlive ? "close" : machine.isHTTP10 ? "keep-alive" : nil,
+            isHeadRequest: machine.isHead,
             allocator: context.channel.allocator
         )
         if let failure = answer.failure {
@@ -764,22 +667,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         context.write(wrapOutboundOut(.head(answer.head)), promise: nil)
         if let body = answer.body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         lastWrite = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        buffered.removeAll(keepingCapacity: true)
-        if current.requestEnded {
-            state = .idle
-            finish()
-        } else if current.keepAlive {
-            state = .discarding
-            resumeReading()
-        } else {
-            state = .discarding
-            finish()
+        switch next {
+        case .finish, .discardAndFinish: finish()
+        case .discardAndRead: resumeReading()
         }
     }
-
-    /// The end of the last response written, so a close waits for it: closing at once would drop
-    /// whatever the socket had not taken yet (the tail of a large body to a slow reader).
-    private var lastWrite: EventLoopFuture<Void>?
 
     private func closeAfterLastWrite(context: ChannelHandlerContext) {
         guard let pending = lastWrite else {
@@ -791,22 +683,17 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         pending.whenComplete { _ in loopBound.value.close(promise: nil) }
     }
 
-    private func finishIfComplete() {
-        guard case .discarding = state, let current = exchange, current.requestEnded else { return }
-        state = .idle
-        finish()
-    }
-
     /// Step 8, then what the connection does next: close, resume a stopped parser, or replay
     /// what the client pipelined until a request has to wait again.
     private func finish() {
-        guard let context, let current = exchange else { return }
+        guard let context, exchange != nil else { return }
         log()
         exchange = nil
+        let (keepAlive, parserStopped) = machine.finished()
         let next = connection.exchangeFinished(
-            keepAlive: current.keepAlive,
-            parserStopped: current.decoderStops,
-            now: .now()
+            keepAlive: keepAlive,
+            parserStopped: parserStopped,
+            now: context.eventLoop.now
         )
         switch next {
         case .none:
@@ -828,7 +715,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         let snapshot = current.snapshot
         snapshot.counters(for: current.routeIndex).record(current.outcome)
         guard snapshot.configuration.server.accessLog else { return }
-        let elapsed = Double(NIODeadline.now().uptimeNanoseconds - current.started.uptimeNanoseconds) / 1_000_000
+        let now = context?.eventLoop.now ?? .now()
+        let elapsed = Double(now.uptimeNanoseconds - current.started.uptimeNanoseconds) / 1_000_000
         AccessLog.write(
             requestID: current.requestID,
             method: current.method,
