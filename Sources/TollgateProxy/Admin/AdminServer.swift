@@ -73,7 +73,7 @@ final class AdminHandler: ChannelInboundHandler {
 
     private func answer(_ head: HTTPRequestHead) -> (HTTPResponseStatus, String, [UInt8], [(String, String)]) {
         guard head.method == .GET || head.method == .HEAD else { return refusal(GateError(.methodNotAllowed)) }
-        switch ProxyHandler.pathOf(head.uri) {
+        switch RequestPipeline.pathOf(head.uri) {
         case "/healthz":
             return (.ok, "text/plain", Array("ok\n".utf8), [])
         case "/readyz":

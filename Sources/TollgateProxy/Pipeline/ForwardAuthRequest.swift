@@ -29,7 +29,7 @@ struct ForwardAuthRequest: Equatable {
     ) -> ForwardAuthRequest? {
         guard let configuredPath else { return nil }
         var envoyTarget: String?
-        if ProxyHandler.pathOf(target) == configuredPath {
+        if RequestPipeline.pathOf(target) == configuredPath {
             envoyTarget = nil
         } else if target.hasPrefix(configuredPath + "/") {
             // Envoy ext_authz: the original path follows the configured prefix.

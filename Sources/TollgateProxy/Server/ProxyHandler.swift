@@ -224,10 +224,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     private func requestHead(_ head: RequestHead, context: ChannelHandlerContext) {
         let snapshot = runtime.snapshot
-        let requestID = Self.requestID(from: head, random: &random)
         let current = ProxyExchange(
             started: context.eventLoop.now,
-            requestID: requestID,
+            requestID: RequestPipeline.requestID(from: head, random: &random),
             method: head.method.rawValue,
             snapshot: snapshot
         )
@@ -240,87 +239,62 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 isHTTP10: !isHTTP2 && head.version.minor == 0
             )
         )
-
-        let checked: CheckedRequestHead
-        switch CheckedRequestHead.check(head, isHTTP2: isHTTP2) {
-        case .success(let value): checked = value
-        case .failure(let error):
-            current.path = Self.pathOf(head.uri)
-            machine.closeAfterThisExchange()
-            respondLocally(error)
-            return
-        }
-        machine.headChecked(parserStops: checked.decoderStops, acceptsTrailers: checked.acceptsTrailers)
-
-        if let endpoints = runtime.localEndpoints {
-            let path = Self.pathOf(checked.target)
-            if endpoints.handles(path: path) {
-                let request = HTTPRequest(localRequest: head, checked: checked, scheme: scheme)
-                current.path = path
-                current.routeName = "local"
-                current.outcome = .public
-                // The trusted proxy's own entry is the last of all the lines together; anything
-                // that is not an address (a client's free text) is not used.
-                var address = peerAddress
-                if snapshot.isTrusted(peer),
-                    let last = head.values(name: "x-forwarded-for").joined(separator: ",").split(separator: ",").last
-                        .map({ String($0.trimmingSpaces()) }),
-                    (try? SocketAddress(ipAddress: last, port: 0)) != nil
-                {
-                    address = last
-                }
-                localRequest = (endpoints, request, address)
-                machine.collectingLocally()
-                return
-            }
-        }
-        var method = head.method.rawValue
-        var target = checked.target
-        let forwardAuth = ForwardAuthRequest.parse(
-            method: method,
-            target: target,
-            headers: head,
-            configuredPath: snapshot.configuration.forwardAuth?.path
+        let pipeline = RequestPipeline(
+            snapshot: snapshot,
+            isHTTP2: isHTTP2,
+            scheme: scheme,
+            peer: peer,
+            peerAddress: peerAddress
         )
-        if let forwardAuth {
-            guard snapshot.isTrusted(peer) else {
-                current.path = Self.pathOf(target)
-                respondLocally(GateError(.untrustedForwarder))
-                return
+        switch pipeline.start(
+            head,
+            localEndpoints: runtime.localEndpoints,
+            hasUpstream: upstreams != nil || snapshot.pools != nil
+        ) {
+        case .refuse(let error, let path, let checked):
+            current.path = path
+            if let checked {
+                machine.headChecked(parserStops: checked.decoderStops, acceptsTrailers: checked.acceptsTrailers)
+            } else {
+                machine.closeAfterThisExchange()
             }
-            method = forwardAuth.method
-            target = forwardAuth.target
-            current.method = method
-        } else if snapshot.pools == nil && upstreams == nil {
-            current.path = Self.pathOf(target)
-            respondLocally(GateError(.notFound, "no upstream is configured"))
-            return
+            respondLocally(error)
+        case .local(let endpoints, let request, let clientAddress, let path, let checked):
+            machine.headChecked(parserStops: checked.decoderStops, acceptsTrailers: checked.acceptsTrailers)
+            current.path = path
+            current.routeName = "local"
+            current.outcome = .public
+            localRequest = (endpoints, request, clientAddress)
+            machine.collectingLocally()
+        case .decided(let decision, let request):
+            machine.headChecked(
+                parserStops: request.checked.decoderStops,
+                acceptsTrailers: request.checked.acceptsTrailers
+            )
+            current.method = request.method
+            current.path = request.path
+            decide(decision, request, pipeline: pipeline, context: context)
         }
-        let decision = snapshot.evaluate(method: method, target: target, head: head)
-        current.path = Self.pathOf(target)
-        decide(decision, head: head, checked: checked, isForwardAuth: forwardAuth != nil, context: context)
     }
 
     /// Acts on the pipeline's decision: answer, forward, or verify first and decide again.
     private func decide(
         _ decision: GateDecision,
-        head: RequestHead,
-        checked: CheckedRequestHead,
-        isForwardAuth: Bool,
+        _ request: RequestPipeline.Request,
+        pipeline: RequestPipeline,
         context: ChannelHandlerContext
     ) {
-        guard let current = exchange else { return }
-        let snapshot = current.snapshot
+        let snapshot = pipeline.snapshot
         switch decision {
         case .respond(let error, let matched):
             if let matched { record(matched) }
             respondLocally(error)
         case .pass(let matched, let token):
             record(matched)
-            if isForwardAuth {
+            if request.isForwardAuth {
                 forwardAuthAllowed(token, snapshot: snapshot)
             } else {
-                forward(head, checked: checked, matched: matched, token: token, snapshot: snapshot)
+                forward(request, matched: matched, token: token, pipeline: pipeline)
             }
         case .verify(let matched, let token, let acceptedIssuers):
             record(matched)
@@ -348,7 +322,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                     )
                     return
                 }
-                handler.decide(next, head: head, checked: checked, isForwardAuth: isForwardAuth, context: context)
+                handler.decide(next, request, pipeline: pipeline, context: context)
             }
         }
     }
@@ -362,60 +336,37 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     /// Step 7: connect (or reuse), send the rewritten head and whatever body arrived meanwhile.
     private func forward(
-        _ head: RequestHead,
-        checked: CheckedRequestHead,
+        _ request: RequestPipeline.Request,
         matched: MatchedRequest,
         token: VerifiedToken?,
-        snapshot: ProxySnapshot
+        pipeline: RequestPipeline
     ) {
         guard let context, let current = exchange,
-            let pool = upstreams ?? snapshot.pools?.pool(for: context.eventLoop)
+            let pool = upstreams ?? pipeline.snapshot.pools?.pool(for: context.eventLoop)
         else {
             respondLocally(GateError(.notFound, "no upstream"))
             return
         }
         current.outcome = token == nil ? .public : .allowed
-        let route = snapshot.route(matched)
-        // Only the upgrades the route allows are relayed (WebSocket by default), never h2c: an
-        // upgrade the upstream accepted would be a tunnel past the gate. Any other asks the
-        // upstream nothing: Upgrade and HTTP2-Settings are removed.
-        let allowed = route?.upgrades ?? ["websocket"]
-        let isUpgrade =
-            !isHTTP2 && !checked.upgradeProtocols.isEmpty
-            && checked.upgradeProtocols.allSatisfy { $0 != "h2c" && allowed.contains($0) }
-        let incomingTrace = head.first(name: "traceparent")
-        let traceparent =
-            incomingTrace.flatMap { TraceParent.isValid($0) ? $0 : nil } ?? TraceParent.start(using: &random)
-        let connection = ClientConnection(
-            peerAddress: peerAddress,
-            peerTrusted: snapshot.isTrusted(peer),
-            scheme: scheme
-        )
-        let upstreamHead: UpstreamRequestHead
-        switch snapshot.upstreamHead(
-            from: head,
-            basePath: pool.basePath,
-            requestTarget: matched.normalized.requestTarget,
-            checked: checked,
+        switch pipeline.upstreamRequest(
+            request,
+            matched: matched,
             token: token,
-            connection: connection,
+            basePath: pool.basePath,
             requestID: current.requestID,
-            traceparent: traceparent,
-            isUpgrade: isUpgrade,
-            allowsOverrideHeaders: route?.allowsOverrideHeaders ?? false,
+            random: &random,
             allocator: context.channel.allocator
         ) {
-        case .success(let value): upstreamHead = value
-        case .failure:
-            respondLocally(GateError(.unsafeClaimValue))
-            return
+        case .failure(let error):
+            respondLocally(error)
+        case .success(let upstreamRequest):
+            machine.forwarding(upstreamRequest.head, upgradeProtocols: upstreamRequest.upgradeProtocols)
+            if let upstream = pool.takeIdle() {
+                connected(upstream, pool: pool, reused: true)
+            } else {
+                connect(pool: pool, future: pool.acquire(), context: context)
+            }
         }
-        machine.forwarding(upstreamHead, upgradeProtocols: isUpgrade ? checked.upgradeProtocols : nil)
-        if let upstream = pool.takeIdle() {
-            connected(upstream, pool: pool, reused: true)
-            return
-        }
-        connect(pool: pool, future: pool.acquire(), context: context)
     }
 
     private func connect(
@@ -729,23 +680,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             milliseconds: elapsed,
             peer: peer == nil ? nil : peerAddress
         )
-    }
-
-    // MARK: - Helpers
-
-    static func pathOf(_ target: String) -> String {
-        if let question = target.firstIndex(of: "?") { return String(target[..<question]) }
-        return target
-    }
-
-    /// A client's `X-Request-Id` when it is short and plain, else a new random one.
-    static func requestID(from head: RequestHead, random: inout SplitMix64) -> String {
-        if let given = head.first(name: "x-request-id"), !given.isEmpty, given.utf8.count <= 128,
-            given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") })
-        {
-            return given
-        }
-        return TraceParent.hex(random.next(), random.next())
     }
 }
 
