@@ -1,13 +1,12 @@
 import NIOCore
-import NIOEmbedded
 import NIOHTTP1
 import Testing
 
 @testable import TollgateProxy
 
-/// `CheckedRequestHead.decoderStops` must say exactly when the decoder stops after a request:
-/// if it said no when the decoder stops, the connection would hang; if it said yes when the
-/// decoder goes on, requests would be read from a decoder that was about to be replaced.
+/// `CheckedRequestHead.decoderStops` must say exactly when the parser pauses after a request:
+/// if it said no when the parser pauses, the connection would hang; if it said yes when the
+/// parser goes on, requests would be read by a handler that was about to be replaced.
 @Suite struct DecoderAgreementTests {
     static let heads: [String] = [
         "Connection: Upgrade\r\nUpgrade: websocket\r\n",
@@ -27,23 +26,21 @@ import Testing
         "",
     ]
 
-    /// How many request heads the proxy's decoder delivers for `first` followed by a plain request.
+    /// How many request heads the proxy's parser delivers for `first` followed by a plain request
+    /// before it pauses (as `ProxyHandler` drives it).
     static func headsDecoded(_ first: String) throws -> (Int, RequestHead?) {
-        let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(
-            HTTP1RequestDecoder(limits: .init(maximumHeadBytes: 4096, maximumTrailerBytes: 1024))
+        var parser = HTTP1RequestParser(limits: .init(maximumHeadBytes: 4096, maximumTrailerBytes: 1024))
+        var buffer = ByteBuffer(
+            string: "GET / HTTP/1.1\r\nHost: a\r\n\(first)\r\nGET /second HTTP/1.1\r\nHost: a\r\n\r\n"
         )
-        let bytes = "GET / HTTP/1.1\r\nHost: a\r\n\(first)\r\nGET /second HTTP/1.1\r\nHost: a\r\n\r\n"
-        try channel.writeInbound(ByteBuffer(string: bytes))
         var count = 0
         var firstHead: RequestHead?
-        while let part = try channel.readInbound(as: RequestPart.self) {
+        while case .part(let part) = try parser.next(&buffer) {
             if case .head(let head) = part {
                 count += 1
                 if firstHead == nil { firstHead = head }
             }
         }
-        _ = try? channel.finish()
         return (count, firstHead)
     }
 

@@ -28,10 +28,7 @@ import TollgateCore
         )
         defer { runtime.shutdown() }
         let channel = EmbeddedChannel()
-        let operations = channel.pipeline.syncOperations
-        try operations.addHandler(HTTP1ResponseWriter(), name: "response-writer")
-        try operations.addHandler(HTTP1RequestDecoder(server: configuration.server))
-        try operations.addHandler(ProxyHandler(runtime: runtime, scheme: "http", isHTTP2: false), name: "proxy")
+        try ProxyServer.configureHTTP1(channel, runtime: runtime, scheme: "http")
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         defer { _ = try? channel.finish() }
         try body(channel)

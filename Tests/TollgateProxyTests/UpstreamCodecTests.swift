@@ -5,12 +5,38 @@ import Testing
 
 @testable import TollgateProxy
 
-/// The upstream connection's codec in an `EmbeddedChannel`: the bytes it writes for each request
-/// and the parts it reads from the answers.
+/// The upstream connection's handler and its codec in an `EmbeddedChannel`: the bytes it writes
+/// for each request and the parts it hands its delegate from the answers.
 @Suite struct UpstreamCodecTests {
-    static func channel() throws -> EmbeddedChannel {
+    /// The delegate's side: every part, malformed answer and close, in order.
+    final class Recorder: UpstreamDelegate {
+        var parts: [UpstreamResponsePart] = []
+        var malformed: [HTTP1ParseError] = []
+        var closed = false
+
+        func upstreamReceived(_ part: UpstreamResponsePart) { parts.append(part) }
+        func upstreamReadComplete() {}
+        func upstreamWritabilityChanged(isWritable: Bool) {}
+        func upstreamClosed() { closed = true }
+        func upstreamMalformed(_ error: HTTP1ParseError) { malformed.append(error) }
+
+        /// The parts received, as short text.
+        var summary: [String] {
+            parts.map { part in
+                switch part {
+                case .head(let head): "head \(head.status.code)"
+                case .body(let body): "body \(String(buffer: body))"
+                case .end: "end"
+                }
+            }
+        }
+    }
+
+    static func channel(_ recorder: Recorder? = nil) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(UpstreamCodec(), name: "upstream-codec")
+        let handler = UpstreamHandler()
+        handler.delegate = recorder
+        try channel.pipeline.syncOperations.addHandler(handler, name: "upstream")
         return channel
     }
 
@@ -99,7 +125,8 @@ import Testing
     }
 
     @Test func answersAreReadAsTheirRequestsFrameThem() throws {
-        let channel = try Self.channel()
+        let recorder = Recorder()
+        let channel = try Self.channel(recorder)
         try channel.writeOutbound(Self.head(.HEAD))
         try channel.writeOutbound(Self.head(.GET))
         try channel.writeInbound(
@@ -107,49 +134,44 @@ import Testing
                 string: "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
             )
         )
-        var parts: [String] = []
-        while let part = try channel.readInbound(as: UpstreamResponsePart.self) {
-            switch part {
-            case .head(let head): parts.append("head \(head.status.code)")
-            case .body(let body): parts.append("body \(String(buffer: body))")
-            case .end: parts.append("end")
-            }
-        }
-        #expect(parts == ["head 200", "end", "head 200", "body ok", "end"])
+        #expect(recorder.summary == ["head 200", "end", "head 200", "body ok", "end"])
     }
 
     @Test func anAnswerRunningUntilTheCloseEndsWithIt() throws {
-        let channel = try Self.channel()
+        let recorder = Recorder()
+        let channel = try Self.channel(recorder)
         try channel.writeOutbound(Self.head(.GET))
         try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\n\r\npart"))
         channel.pipeline.fireChannelInactive()
-        var ended = false
-        var body = ""
-        while let part = try channel.readInbound(as: UpstreamResponsePart.self) {
-            switch part {
-            case .head: break
-            case .body(let bytes): body += String(buffer: bytes)
-            case .end: ended = true
-            }
-        }
-        #expect(body == "part")
-        #expect(ended)
+        #expect(recorder.summary == ["head 200", "body part", "end"])
+        #expect(recorder.closed, "the close is told after the end it delimited")
     }
 
-    @Test func aMalformedAnswerIsAParseErrorAndNothingAfterItIsRead() throws {
-        let channel = try Self.channel()
+    @Test func aMalformedAnswerIsReportedClosesAndNothingAfterItIsRead() throws {
+        let recorder = Recorder()
+        let channel = try Self.channel(recorder)
         try channel.writeOutbound(Self.head(.GET))
-        #expect(throws: HTTP1ParseError.self) {
-            try channel.writeInbound(
-                ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok")
-            )
-        }
-        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
-        #expect(try channel.readInbound(as: UpstreamResponsePart.self) == nil)
+        try channel.writeInbound(
+            ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok")
+        )
+        #expect(recorder.malformed.count == 1)
+        #expect(!channel.isActive)
+        try? channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+        #expect(recorder.parts.isEmpty)
     }
 
-    @Test func bytesAfterA101GoOnRawWhenTheCodecIsRemoved() throws {
-        let channel = try Self.channel()
+    @Test func theDelegateIsToldOfTheCloseOnce() throws {
+        let recorder = Recorder()
+        let channel = try Self.channel(recorder)
+        try channel.writeOutbound(Self.head(.GET))
+        try channel.close().wait()
+        #expect(recorder.closed)
+        #expect(recorder.parts.isEmpty, "no answer had started")
+    }
+
+    @Test func bytesAfterA101GoOnRawWhenTheHandlerIsRemoved() throws {
+        let recorder = Recorder()
+        let channel = try Self.channel(recorder)
         try channel.writeOutbound(Self.head(.GET, [("Connection", "upgrade"), ("Upgrade", "websocket")]))
         try channel.writeInbound(
             ByteBuffer(
@@ -157,14 +179,8 @@ import Testing
                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n\u{1}frame"
             )
         )
-        guard case .head(let head) = try channel.readInbound(as: UpstreamResponsePart.self) else {
-            Issue.record("no head")
-            return
-        }
-        #expect(head.status == .switchingProtocols)
-        #expect(try channel.readInbound(as: UpstreamResponsePart.self) == .end(nil))
-        #expect(try channel.readInbound(as: UpstreamResponsePart.self) == nil)
-        let context = try channel.pipeline.syncOperations.context(name: "upstream-codec")
+        #expect(recorder.summary == ["head 101", "end"])
+        let context = try channel.pipeline.syncOperations.context(name: "upstream")
         channel.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         channel.embeddedEventLoop.run()
         let raw = try channel.readInbound(as: ByteBuffer.self)

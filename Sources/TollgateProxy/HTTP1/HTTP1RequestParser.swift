@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import TollgateCore
 
 /// The proxy's HTTP/1.1 request parser: RFC 9112 framing, taking none of the leniencies the RFC
 /// allows a recipient, because what it accepts the upstream must read the same way.
@@ -14,7 +15,7 @@ import NIOHTTP1
 /// CRLF. Up to `maximumLeadingEmptyLines` empty lines before a request line are skipped
 /// (RFC 9112 §2.2).
 ///
-/// A plain struct over `ByteBuffer`: the channel handler (`HTTP1RequestDecoder`) feeds it, tests
+/// A plain struct over `ByteBuffer`: `ProxyHandler` feeds it, tests
 /// and the fuzzer drive it directly. Body bytes are handed on as slices of the received buffer,
 /// never copied.
 package struct HTTP1RequestParser {
@@ -305,5 +306,17 @@ extension HTTP1MessageBody.Framing {
         case .length(let count): .length(count)
         case .chunked: .chunked
         }
+    }
+}
+
+extension HTTP1RequestParser.Limits {
+    /// The configured header limits, with room for the request line and line ends: a head past
+    /// `max_header_bytes` but within this is answered 431 by the pipeline's own check, a larger
+    /// one by the parser, before it is buffered whole.
+    init(_ server: ServerSettings) {
+        self.init(
+            maximumHeadBytes: server.maximumHeaderBytes + server.maximumRequestLine + 4 * server.maximumHeaderCount,
+            maximumTrailerBytes: server.maximumHeaderBytes
+        )
     }
 }

@@ -175,19 +175,24 @@ final class HTTP2StreamAdapter: ChannelDuplexHandler {
     }
 }
 
-/// The client connection's HTTP/1.1 answer writer, in place of NIO's `HTTPResponseEncoder`: a
-/// relayed head goes out as the bytes the relay wrote, Tollgate's own answers are written from
-/// their head. Bodies are chunked when the head says so.
-final class HTTP1ResponseWriter: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = ClientResponsePart
-    typealias OutboundOut = IOData
-
+/// The client connection's HTTP/1.1 answer writer, in place of NIO's `HTTPResponseEncoder`, run
+/// inside `ProxyHandler` (no pipeline hop per part): a relayed head goes out as the bytes the relay
+/// wrote, Tollgate's own answers are written from their head. Bodies are chunked when the head
+/// says so.
+struct HTTP1ResponseEncoder {
     private var chunked = false
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
+    /// Writes `part` as the bytes a client reads, through `emit` (the last piece carries the
+    /// part's promise).
+    mutating func encode(
+        _ part: ClientResponsePart,
+        allocator: ByteBufferAllocator,
+        promise: EventLoopPromise<Void>?,
+        emit: (IOData, EventLoopPromise<Void>?) -> Void
+    ) {
+        switch part {
         case .head(let head):
-            var out = context.channel.allocator.buffer(capacity: 256)
+            var out = allocator.buffer(capacity: 256)
             out.writeStaticString("HTTP/1.1 ")
             out.writeString(String(head.status.code))
             out.writeInteger(UInt8.space)
@@ -204,13 +209,13 @@ final class HTTP1ResponseWriter: ChannelOutboundHandler, RemovableChannelHandler
                 out.writeStaticString("Transfer-Encoding: chunked\r\n")
             }
             out.writeStaticString("\r\n")
-            context.write(wrapOutboundOut(.byteBuffer(out)), promise: promise)
+            emit(.byteBuffer(out), promise)
         case .relayedHead(let bytes, let chunked):
             self.chunked = chunked
-            context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: promise)
+            emit(.byteBuffer(bytes), promise)
         case .body(let body):
             guard chunked else {
-                context.write(wrapOutboundOut(body), promise: promise)
+                emit(body, promise)
                 return
             }
             guard body.readableBytes > 0 else {
@@ -218,30 +223,27 @@ final class HTTP1ResponseWriter: ChannelOutboundHandler, RemovableChannelHandler
                 promise?.succeed()
                 return
             }
-            var size = context.channel.allocator.buffer(capacity: 20)
+            var size = allocator.buffer(capacity: 20)
             size.writeString(String(body.readableBytes, radix: 16))
             size.writeStaticString("\r\n")
-            context.write(wrapOutboundOut(.byteBuffer(size)), promise: nil)
-            context.write(wrapOutboundOut(body), promise: nil)
-            var end = context.channel.allocator.buffer(capacity: 2)
+            emit(.byteBuffer(size), nil)
+            emit(body, nil)
+            var end = allocator.buffer(capacity: 2)
             end.writeStaticString("\r\n")
-            context.write(wrapOutboundOut(.byteBuffer(end)), promise: promise)
+            emit(.byteBuffer(end), promise)
         case .end(let trailers):
             guard chunked else {
                 // Written all the same, so its promise completes after the body's bytes went out
                 // (a close waits for it).
-                context.write(
-                    wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))),
-                    promise: promise
-                )
+                emit(.byteBuffer(allocator.buffer(capacity: 0)), promise)
                 return
             }
             chunked = false
-            var out = context.channel.allocator.buffer(capacity: 5)
+            var out = allocator.buffer(capacity: 5)
             out.writeStaticString("0\r\n")
             for (name, value) in trailers ?? [:] { out.writeField(name, value) }
             out.writeStaticString("\r\n")
-            context.write(wrapOutboundOut(.byteBuffer(out)), promise: promise)
+            emit(.byteBuffer(out), promise)
         }
     }
 }

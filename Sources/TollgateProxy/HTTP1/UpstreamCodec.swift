@@ -99,8 +99,8 @@ final class UpstreamHTTP2Adapter: ChannelDuplexHandler {
 }
 
 /// An upstream connection's HTTP/1.1 codec, in place of NIO's `HTTPRequestEncoder` and
-/// `HTTPResponseDecoder`: requests are written with the framing their head states, responses are
-/// read by `HTTP1ResponseParser`.
+/// `HTTPResponseDecoder`, run inside `UpstreamHandler` (no pipeline hop per part): requests are
+/// written with the framing their head states, responses are read by `HTTP1ResponseParser`.
 ///
 /// The framing of a request is never changed under it: a body goes out by its `Content-Length`,
 /// or chunked; a POST, PUT or PATCH that states neither (an HTTP/2 client's) is sent chunked, as
@@ -108,68 +108,66 @@ final class UpstreamHTTP2Adapter: ChannelDuplexHandler {
 /// writes the body of a request stating no framing raw too: either would reach the upstream as a
 /// request of its own. Here such bytes close the connection instead.
 ///
-/// A response the parser refuses goes down the pipeline as `errorCaught(HTTP1ParseError)` and
-/// nothing after it is read. After a 101 the codec holds what follows until it is removed (the
-/// relay takes over); the held bytes then go on raw.
-final class UpstreamCodec: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = UpstreamResponsePart
-    typealias OutboundIn = UpstreamRequestPart
-    typealias OutboundOut = IOData
-
+/// After a 101 the parser holds what follows until the handler is removed (the relay takes
+/// over); the held bytes then go on raw.
+struct UpstreamCodec {
     private var parser: HTTP1ResponseParser
-    private var buffer = ByteBuffer()
+    /// The bytes received and not parsed yet.
+    var buffer = ByteBuffer()
     private var framing = UpstreamRequestHead.Framing.none
-    private var failed = false
-    private var decoding = false
-    private var removed = false
+    /// The answer broke HTTP/1.1 framing: nothing more is read.
+    private(set) var failed = false
 
     init(limits: HTTP1ResponseParser.Limits = .init(maximumHeadBytes: 64 * 1024, maximumTrailerBytes: 16 * 1024)) {
         parser = HTTP1ResponseParser(limits: limits)
     }
 
-    // MARK: - Requests
+    enum Write {
+        /// Write these bytes (the last one carries the part's promise).
+        case bytes
+        /// Nothing to write: the promise succeeds.
+        case nothing
+        /// Body bytes the head gave no framing to: written raw, the upstream would read them as
+        /// the next request. The connection closes instead.
+        case refuse
+    }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
+    /// Encodes a request part through `emit`.
+    mutating func encode(
+        _ part: UpstreamRequestPart,
+        allocator: ByteBufferAllocator,
+        promise: EventLoopPromise<Void>?,
+        emit: (IOData, EventLoopPromise<Void>?) -> Void
+    ) -> Write {
+        switch part {
         case .head(let head):
             framing = head.framing
             parser.expectResponse(to: head.method)
-            context.write(wrapOutboundOut(.byteBuffer(head.bytes)), promise: promise)
+            emit(.byteBuffer(head.bytes), promise)
+            return .bytes
         case .body(let body):
             switch framing {
             case .length:
-                context.write(wrapOutboundOut(body), promise: promise)
+                emit(body, promise)
+                return .bytes
             case .chunked:
-                guard body.readableBytes > 0 else {
-                    // An empty chunk would end the body.
-                    promise?.succeed()
-                    return
-                }
-                var size = context.channel.allocator.buffer(capacity: 20)
+                // An empty chunk would end the body.
+                guard body.readableBytes > 0 else { return .nothing }
+                var size = allocator.buffer(capacity: 20)
                 size.writeString(String(body.readableBytes, radix: 16))
                 size.writeStaticString("\r\n")
-                context.write(wrapOutboundOut(.byteBuffer(size)), promise: nil)
-                context.write(wrapOutboundOut(body), promise: nil)
-                var end = context.channel.allocator.buffer(capacity: 2)
+                emit(.byteBuffer(size), nil)
+                emit(body, nil)
+                var end = allocator.buffer(capacity: 2)
                 end.writeStaticString("\r\n")
-                context.write(wrapOutboundOut(.byteBuffer(end)), promise: promise)
+                emit(.byteBuffer(end), promise)
+                return .bytes
             case .none:
-                guard body.readableBytes > 0 else {
-                    promise?.succeed()
-                    return
-                }
-                // A body the head gave no framing to: written raw, the upstream would read it as
-                // the next request.
-                promise?.fail(ChannelError.ioOnClosedChannel)
-                context.close(promise: nil)
+                return body.readableBytes > 0 ? .refuse : .nothing
             }
         case .end(let trailers):
-            guard case .chunked = framing else {
-                promise?.succeed()
-                return
-            }
-            var out = context.channel.allocator.buffer(capacity: 5)
+            guard case .chunked = framing else { return .nothing }
+            var out = allocator.buffer(capacity: 5)
             out.writeStaticString("0\r\n")
             for (name, value) in trailers ?? [:] {
                 out.writeString(name)
@@ -178,66 +176,46 @@ final class UpstreamCodec: ChannelDuplexHandler, RemovableChannelHandler {
                 out.writeStaticString("\r\n")
             }
             out.writeStaticString("\r\n")
-            context.write(wrapOutboundOut(.byteBuffer(out)), promise: promise)
+            emit(.byteBuffer(out), promise)
+            return .bytes
         }
     }
 
-    // MARK: - Responses
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !failed else { return }
-        var received = unwrapInboundIn(data)
+    /// Adds received bytes.
+    mutating func received(_ bytes: inout ByteBuffer) {
         if buffer.readableBytes == 0 {
-            buffer = received
+            buffer = bytes
         } else {
-            buffer.writeBuffer(&received)
+            buffer.writeBuffer(&bytes)
         }
-        decode(context: context)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        if !failed {
-            do {
-                if let last = try parser.inputClosed() { context.fireChannelRead(wrapInboundOut(last)) }
-            } catch {
-                failed = true
-                context.fireErrorCaught(error)
+    /// The next part of the answer, `nil` when more bytes are needed (or after a 101).
+    mutating func next() throws -> UpstreamResponsePart? {
+        guard !failed else { return nil }
+        do {
+            switch try parser.next(&buffer) {
+            case .part(let part):
+                return part
+            case .needMoreData, .switched:
+                if buffer.readableBytes > 0 && buffer.readerIndex > 16 * 1024 { buffer.discardReadBytes() }
+                return nil
             }
-        }
-        context.fireChannelInactive()
-    }
-
-    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
-        removed = true
-        if !failed, buffer.readableBytes > 0 {
-            let rest = buffer
+        } catch {
+            failed = true
             buffer = ByteBuffer()
-            context.fireChannelRead(NIOAny(rest))
+            throw error
         }
-        context.leavePipeline(removalToken: removalToken)
     }
 
-    private func decode(context: ChannelHandlerContext) {
-        guard !decoding else { return }
-        decoding = true
-        defer { decoding = false }
-        while !failed, !removed {
-            do {
-                switch try parser.next(&buffer) {
-                case .part(let part):
-                    context.fireChannelRead(wrapInboundOut(part))
-                case .needMoreData, .switched:
-                    if buffer.readableBytes > 0 && buffer.readerIndex > 16 * 1024 {
-                        buffer.discardReadBytes()
-                    }
-                    return
-                }
-            } catch {
-                failed = true
-                buffer = ByteBuffer()
-                context.fireErrorCaught(error)
-                return
-            }
+    /// The connection closed: the end of an answer delimited by the close, if one was running.
+    mutating func inputClosed() throws -> UpstreamResponsePart? {
+        guard !failed else { return nil }
+        do {
+            return try parser.inputClosed()
+        } catch {
+            failed = true
+            throw error
         }
     }
 }

@@ -12,9 +12,12 @@ import TollgateCore
 /// request body is held and reads from the client pause. Reads also pause whenever the other side
 /// cannot take more data, so memory stays bounded whatever the body size.
 final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamDelegate {
-    typealias InboundIn = RequestPart
+    /// An HTTP/1.1 connection's bytes, parsed here; an HTTP/2 stream's `RequestPart`s, from
+    /// `HTTP2StreamAdapter` (unwrapped as `StreamParts`).
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = ClientResponsePart
-    typealias OutboundOut = ClientResponsePart
+    /// An HTTP/1.1 connection's bytes, written here; an HTTP/2 stream's `ClientResponsePart`s.
+    typealias OutboundOut = IOData
 
     private let runtime: ProxyRuntime
     private let scheme: String
@@ -43,6 +46,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// whatever the socket had not taken yet (the tail of a large body to a slow reader).
     private var lastWrite: EventLoopFuture<Void>?
     private var started = false
+    /// HTTP/1.1: the request parser and the bytes it has not consumed yet, and the answer writer,
+    /// all in this handler (no pipeline hop per request part).
+    private var parser: HTTP1RequestParser
+    private var inbound = ByteBuffer()
+    private var decoding = false
+    private var parseFailed = false
+    private var encoder = HTTP1ResponseEncoder()
 
     init(runtime: ProxyRuntime, scheme: String, isHTTP2: Bool, upstreams: (any UpstreamConnecting)? = nil) {
         self.runtime = runtime
@@ -50,6 +60,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         self.isHTTP2 = isHTTP2
         self.upstreams = upstreams
         connection = ConnectionStateMachine(isStream: isHTTP2, now: .now())
+        parser = HTTP1RequestParser(limits: .init(runtime.snapshot.configuration.server))
     }
 
     // MARK: - Connection life
@@ -124,19 +135,65 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// per request.) After an answer that closes the connection, nothing the client sent is
     /// processed (RFC 9112 §9.6), even if it was already read.
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        if connection.partReceived(part) == .process { handle(part, context: context) }
+        if isHTTP2 {
+            let part = StreamParts.unwrapInboundIn(data)
+            if connection.partReceived(part) == .process { handle(part, context: context) }
+            return
+        }
+        guard !parseFailed else { return }
+        var received = unwrapInboundIn(data)
+        if inbound.readableBytes == 0 {
+            inbound = received
+        } else {
+            inbound.writeBuffer(&received)
+        }
+        decode(context: context)
+    }
+
+    /// Parses what has arrived into request parts, each handed on as the connection's state
+    /// machine says. After a request that asked to switch protocols the parser holds what follows
+    /// until `resumeStoppedParser` (answered without a switch) or this handler's removal (relayed:
+    /// the held bytes go on raw).
+    private func decode(context: ChannelHandlerContext) {
+        guard !decoding else { return }
+        decoding = true
+        defer { decoding = false }
+        while !parseFailed, self.context != nil {
+            do {
+                switch try parser.next(&inbound) {
+                case .part(let part):
+                    if connection.partReceived(part) == .process { handle(part, context: context) }
+                case .needMoreData, .paused:
+                    // An empty buffer is replaced by the next read; clearing it would copy storage
+                    // that body slices still share.
+                    if inbound.readableBytes > 0 && inbound.readerIndex > 16 * 1024 { inbound.discardReadBytes() }
+                    return
+                }
+            } catch {
+                parseFailed = true
+                inbound = ByteBuffer()
+                if let parseError = error as? HTTP1ParseError { refuse(parseError, context: context) }
+                return
+            }
+        }
+    }
+
+    /// After a relayed protocol switch the bytes the parser held belong to the new protocol: they
+    /// go on raw to the relay.
+    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+        if !isHTTP2, !parseFailed, inbound.readableBytes > 0 {
+            let rest = inbound
+            inbound = ByteBuffer()
+            context.fireChannelRead(NIOAny(rest))
+        }
+        context.leavePipeline(removalToken: removalToken)
     }
 
     /// Bytes the parser refused, in a head or in a chunked body: 400 (431 for a head too large)
     /// and close when no response has started on the connection (RFC 9112 §2.2), else just close.
     /// A request already on its way upstream is cut there too, so the upstream never sees the
     /// rest as a request of its own.
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let parseError = error as? HTTP1ParseError, !isHTTP2 else {
-            context.fireErrorCaught(error)
-            return
-        }
+    private func refuse(_ parseError: HTTP1ParseError, context: ChannelHandlerContext) {
         connection.parseErrorReceived()
         switch machine.parseError() {
         case .closeAfterAnswer:
@@ -181,7 +238,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             switch machine.requestBody(buffer) {
             case .none: break
             case .write(let upstream, let buffer):
-                upstream.channel.write(UpstreamRequestPart.body(.byteBuffer(buffer)), promise: nil)
+                upstream.handler.send(.body(.byteBuffer(buffer)))
             case .respond(let error): respondLocally(error)
             }
         case .end(var trailers):
@@ -193,7 +250,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             switch machine.requestEnd(trailers) {
             case .none: break
             case .writeEnd(let upstream):
-                upstream.channel.writeAndFlush(UpstreamRequestPart.end(trailers), promise: nil)
+                upstream.handler.send(.end(trailers))
+                upstream.handler.flush()
             case .finish: finish()
             case .answerLocally(let body): answerLocally(body: body)
             }
@@ -201,7 +259,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        machine.upstream?.channel.flush()
+        machine.upstream?.handler.flush()
         context.fireChannelReadComplete()
     }
 
@@ -396,8 +454,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             self.pool = pool
             upstream.handler.delegate = self
             upstream.handler.setReadsAllowed(context.channel.isWritable)
-            for part in parts { upstream.channel.write(part, promise: nil) }
-            upstream.channel.flush()
+            for part in parts { upstream.handler.send(part) }
+            upstream.handler.flush()
             resumeReading()
         }
     }
@@ -439,14 +497,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             case .relay(let relayed):
                 current.status = Int(head.status.code)
                 let flushNow = machine.answerHeadRelayed(relayed)
-                context.write(wrapOutboundOut(relayed.part), promise: nil)
+                write(relayed.part, context: context)
                 // After a 101 the relay starts once the codec has delivered this answer's end;
                 // bytes after it are handed on when the codec is removed.
                 if flushNow { context.flush() }
             }
         case .body(let buffer):
             if machine.isHead { return }
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            write(.body(.byteBuffer(buffer)), context: context)
             if !context.channel.isWritable {
                 // Stop reading before flushing: the flush may make the channel writable again,
                 // and that callback must find reads stopped so it can restart them.
@@ -470,7 +528,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 pool?.release(upstream, reusable: reusable)
                 pool = nil
                 if writeEnd {
-                    lastWrite = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
+                    lastWrite = writeAndFlush(.end(trailers), context: context)
                 } else {
                     // After HEAD no end marker either: the encoder, which does not know the
                     // request was HEAD, would write a chunked terminator the client reads as the
@@ -554,16 +612,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         channel.read()
     }
 
-    /// After an upgrade that was not relayed (refused, or answered without 101), the decoder has
-    /// held what followed; the connection goes on as HTTP/1.1 (RFC 9110 §7.8).
-    private func resumeStoppedDecoder(context: ChannelHandlerContext) -> Bool {
-        guard let decoder = try? context.pipeline.syncOperations.handler(type: HTTP1RequestDecoder.self) else {
-            return false
-        }
-        decoder.resume()
-        return true
-    }
-
     // MARK: - Local endpoints
 
     /// Hands the collected request to the endpoint and writes its answer.
@@ -615,13 +663,36 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             current.status = answer.status
             current.reason = failure
         }
-        context.write(wrapOutboundOut(.head(answer.head)), promise: nil)
-        if let body = answer.body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
-        lastWrite = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        write(.head(answer.head), context: context)
+        if let body = answer.body { write(.body(.byteBuffer(body)), context: context) }
+        lastWrite = writeAndFlush(.end(nil), context: context)
         switch next {
         case .finish, .discardAndFinish: finish()
         case .discardAndRead: resumeReading()
         }
+    }
+
+    /// An answer's part to the client: as bytes on an HTTP/1.1 connection, as the part on an
+    /// HTTP/2 stream (whose codec writes it).
+    private func write(
+        _ part: ClientResponsePart,
+        context: ChannelHandlerContext,
+        promise: EventLoopPromise<Void>? = nil
+    ) {
+        if isHTTP2 {
+            context.write(NIOAny(part), promise: promise)
+            return
+        }
+        encoder.encode(part, allocator: context.channel.allocator, promise: promise) { bytes, promise in
+            context.write(wrapOutboundOut(bytes), promise: promise)
+        }
+    }
+
+    private func writeAndFlush(_ part: ClientResponsePart, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        write(part, context: context, promise: promise)
+        context.flush()
+        return promise.futureResult
     }
 
     private func closeAfterLastWrite(context: ChannelHandlerContext) {
@@ -652,9 +723,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         case .closeAfterLastWrite:
             closeAfterLastWrite(context: context)
         case .resumeStoppedParser:
-            // Resumed last, since it parses the held bytes at once.
+            // After an upgrade that was not relayed (refused, or answered without 101) the
+            // connection goes on as HTTP/1.1 (RFC 9110 §7.8). Resumed last, since it parses the
+            // held bytes at once.
             resumeReading()
-            if !resumeStoppedDecoder(context: context) { context.close(promise: nil) }
+            parser.resume()
+            decode(context: context)
         case .replayQueue:
             while let part = connection.nextQueuedPart() { handle(part, context: context) }
             if !connection.hasQueuedParts { resumeReading() }
@@ -681,6 +755,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             peer: peer == nil ? nil : peerAddress
         )
     }
+}
+
+/// Names the type an HTTP/2 stream's request parts arrive as, for `NIOAny`'s unwrapping, which
+/// goes by a handler's `InboundIn`.
+private final class StreamParts: ChannelInboundHandler {
+    typealias InboundIn = RequestPart
 }
 
 extension HTTPMethod {

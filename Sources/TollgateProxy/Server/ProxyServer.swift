@@ -90,10 +90,8 @@ public final class ProxyServer: Sendable {
         scheme: String,
         upstreams: (any UpstreamConnecting)? = nil
     ) throws {
-        let operations = channel.pipeline.syncOperations
-        try operations.addHandler(HTTP1ResponseWriter(), name: "response-writer")
-        try operations.addHandler(HTTP1RequestDecoder(server: runtime.snapshot.configuration.server))
-        try operations.addHandler(
+        // One handler: the request parser, both state machines and the answer writer.
+        try channel.pipeline.syncOperations.addHandler(
             ProxyHandler(runtime: runtime, scheme: scheme, isHTTP2: false, upstreams: upstreams),
             name: "proxy"
         )

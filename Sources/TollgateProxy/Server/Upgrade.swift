@@ -9,21 +9,13 @@ enum Upgrade {
         let upstreamPipeline = upstream.channel.pipeline.syncOperations
         let (clientGlue, upstreamGlue) = GlueHandler.makePair()
         do {
-            // Everything after the decoders first, so bytes the decoders forward land in the glue.
+            // The glue at both ends first, then the upstream's HTTP handler, and the client's
+            // proxy handler last: its removal hands the bytes its parser held (sent after the
+            // request) to the glue, which writes them to the upstream's raw connection.
             try clientPipeline.addHandler(clientGlue)
             try upstreamPipeline.addHandler(upstreamGlue)
-            for name in ["proxy", "pipelining", "protocol-errors", "response-writer"] {
-                if let context = try? clientPipeline.context(name: name) {
-                    clientPipeline.removeHandler(context: context, promise: nil)
-                }
-            }
             upstreamPipeline.removeHandler(upstream.handler, promise: nil)
-            for name in ["upstream-codec"] {
-                if let context = try? upstreamPipeline.context(name: name) {
-                    upstreamPipeline.removeHandler(context: context, promise: nil)
-                }
-            }
-            if let context = try? clientPipeline.context(handlerType: HTTP1RequestDecoder.self) {
+            if let context = try? clientPipeline.context(name: "proxy") {
                 clientPipeline.removeHandler(context: context, promise: nil)
             }
         } catch {

@@ -16,17 +16,30 @@ protocol UpstreamDelegate: AnyObject {
     func upstreamMalformed(_ error: HTTP1ParseError)
 }
 
-/// The last handler of an upstream connection's pipeline: hands response parts to the current
-/// delegate and holds reads while the client cannot take more (backpressure).
+/// An upstream connection's one handler (after TLS): HTTP/1.1 in and out (`UpstreamCodec`), the
+/// answer's parts handed straight to the current delegate, and reads held while the client
+/// cannot take more (backpressure). On an h2c stream it sits behind NIO's codec and
+/// `UpstreamHTTP2Adapter` and passes parts through.
 final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = UpstreamResponsePart
+    /// The connection's bytes; an h2c stream's `UpstreamResponsePart`s (unwrapped as
+    /// `UpstreamStreamParts`).
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = UpstreamRequestPart
-    typealias OutboundOut = UpstreamRequestPart
+    /// The connection's bytes; an h2c stream's `UpstreamRequestPart`s.
+    typealias OutboundOut = IOData
 
     weak var delegate: (any UpstreamDelegate)?
     private var context: ChannelHandlerContext?
     private var readsAllowed = true
     private var pendingRead = false
+    private let isStream: Bool
+    private var codec = UpstreamCodec()
+    private var decoding = false
+    private var removed = false
+
+    init(isStream: Bool = false) {
+        self.isStream = isStream
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -36,8 +49,77 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.context = nil
     }
 
+    // MARK: - The request
+
+    /// Writes a request part from this handler's place in the pipeline (the proxy handler's way,
+    /// without a pass through the pipeline's tail).
+    func send(_ part: UpstreamRequestPart, promise: EventLoopPromise<Void>? = nil) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        write(part, context: context, promise: promise)
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    /// A part written through the pipeline.
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        write(unwrapOutboundIn(data), context: context, promise: promise)
+    }
+
+    private func write(_ part: UpstreamRequestPart, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        if isStream {
+            context.write(NIOAny(part), promise: promise)
+            return
+        }
+        let result = codec.encode(part, allocator: context.channel.allocator, promise: promise) { bytes, promise in
+            context.write(wrapOutboundOut(bytes), promise: promise)
+        }
+        switch result {
+        case .bytes: break
+        case .nothing: promise?.succeed()
+        case .refuse:
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: - The answer
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        delegate?.upstreamReceived(unwrapInboundIn(data))
+        if isStream {
+            delegate?.upstreamReceived(UpstreamStreamParts.unwrapInboundIn(data))
+            return
+        }
+        guard !codec.failed else { return }
+        var received = unwrapInboundIn(data)
+        codec.received(&received)
+        decode(context: context)
+    }
+
+    private func decode(context: ChannelHandlerContext) {
+        guard !decoding else { return }
+        decoding = true
+        defer { decoding = false }
+        while !removed {
+            do {
+                guard let part = try codec.next() else { return }
+                delegate?.upstreamReceived(part)
+            } catch {
+                malformed(error, context: context)
+                return
+            }
+        }
+    }
+
+    /// The answer broke HTTP/1.1 framing: the delegate is told, the connection closes and
+    /// nothing after it is read.
+    private func malformed(_ error: any Error, context: ChannelHandlerContext) {
+        if let malformed = error as? HTTP1ParseError { delegate?.upstreamMalformed(malformed) }
+        context.close(promise: nil)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -51,6 +133,14 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if !isStream {
+            // An answer delimited by the close ends here.
+            do {
+                if let last = try codec.inputClosed() { delegate?.upstreamReceived(last) }
+            } catch {
+                if let malformed = error as? HTTP1ParseError { delegate?.upstreamMalformed(malformed) }
+            }
+        }
         let delegate = self.delegate
         self.delegate = nil
         delegate?.upstreamClosed()
@@ -58,9 +148,21 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let malformed = error as? HTTP1ParseError { delegate?.upstreamMalformed(malformed) }
-        context.close(promise: nil)
+        malformed(error, context: context)
     }
+
+    /// After a relayed protocol switch, the bytes the parser held go on raw to the relay.
+    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+        removed = true
+        if !isStream, !codec.failed, codec.buffer.readableBytes > 0 {
+            let rest = codec.buffer
+            codec.buffer = ByteBuffer()
+            context.fireChannelRead(NIOAny(rest))
+        }
+        context.leavePipeline(removalToken: removalToken)
+    }
+
+    // MARK: - Reads
 
     func read(context: ChannelHandlerContext) {
         if readsAllowed {
@@ -77,6 +179,11 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context?.read()
         }
     }
+}
+
+/// Names the type an h2c stream's answer parts arrive as, for `NIOAny`'s unwrapping.
+private final class UpstreamStreamParts: ChannelInboundHandler {
+    typealias InboundIn = UpstreamResponsePart
 }
 
 /// One exchange's way to the upstream: a pooled HTTP/1.1 connection, or one HTTP/2 stream on a
@@ -172,9 +279,7 @@ final class UpstreamPool: UpstreamConnecting, @unchecked Sendable {
                         )
                         try channel.pipeline.syncOperations.addHandler(tls)
                     }
-                    let operations = channel.pipeline.syncOperations
-                    try operations.addHandler(UpstreamCodec(), name: "upstream-codec")
-                    try operations.addHandler(UpstreamHandler())
+                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }
             }
             .connect(host: host, port: endpoint.port)
@@ -221,7 +326,7 @@ final class UpstreamPool: UpstreamConnecting, @unchecked Sendable {
                         HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .http)
                     )
                     try stream.pipeline.syncOperations.addHandler(UpstreamHTTP2Adapter())
-                    try stream.pipeline.syncOperations.addHandler(UpstreamHandler())
+                    try stream.pipeline.syncOperations.addHandler(UpstreamHandler(isStream: true))
                 }
             }
         }.flatMap { stream in

@@ -9,7 +9,7 @@ import TollgateCore
 
 /// One client connection in an `EmbeddedChannel`, with the pipeline `ProxyServer` builds, and its
 /// upstream scripted on the same event loop: each upstream connection is an `EmbeddedChannel`
-/// with the real `UpstreamCodec` and `UpstreamHandler`, so only the sockets are missing. The test
+/// with the real `UpstreamHandler` and its codec, so only the sockets are missing. The test
 /// writes the client's bytes, reads what reached the upstream, writes the upstream's answer and
 /// reads what the client got, one step at a time, without a port, a thread or a timer.
 ///
@@ -198,7 +198,6 @@ final class ScriptedUpstream: UpstreamConnecting, @unchecked Sendable {
             let channel = EmbeddedChannel(loop: loop)
             let handler = UpstreamHandler()
             do {
-                try channel.pipeline.syncOperations.addHandler(UpstreamCodec(), name: "upstream-codec")
                 try channel.pipeline.syncOperations.addHandler(handler)
                 try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
             } catch {
