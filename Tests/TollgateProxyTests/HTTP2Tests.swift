@@ -129,6 +129,38 @@ struct HTTP2Tests {
     /// sequential streams reuse one, where each used to close the connection it had (the end
     /// written to the stream closed the stream, whose teardown found the exchange still
     /// forwarding).
+    /// A stream has no timer of its own: its loop's `StreamTimeouts` checks it while its request
+    /// is with the upstream.
+    @Test("an upstream that does not answer a stream within response_timeout: 504 on that stream")
+    func streamUpstreamTimeoutIs504() async throws {
+        try await ProxyEnvironment.with(
+            extra: "server:\n  access_log: false\n  h2c: true",
+            upstreamHandler: { _ in
+                try? await Task.sleep(for: .seconds(2))
+                return .json("{}")
+            },
+            replaceServer: true
+        ) { environment in
+            var configuration = environment.proxy.runtime.snapshot.configuration
+            var upstream = try #require(configuration.upstream)
+            upstream.responseTimeout = 0.3
+            configuration.upstream = upstream
+            try await environment.proxy.runtime.apply(configuration)
+            let started = ContinuousClock.now
+            let (status, _, body) = try await Self.h2cRequest(
+                port: environment.proxy.port,
+                path: "/healthz",
+                headers: []
+            )
+            #expect(status == 504)
+            #expect(body.contains("upstream_timeout"))
+            #expect(ContinuousClock.now - started < .seconds(2))
+            // The loop's check stops once nothing is watched; a later stream is watched again.
+            let (second, _, _) = try await Self.h2cRequest(port: environment.proxy.port, path: "/healthz", headers: [])
+            #expect(second == 504)
+        }
+    }
+
     @Test("HTTP/2 streams reuse pooled upstream connections instead of one per stream")
     func streamsReusePooledUpstreamConnections() async throws {
         let upstream = try await RawUpstream.start { _ in "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" }

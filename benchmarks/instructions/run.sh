@@ -12,7 +12,9 @@
 #   ANNOTATE='AccessLog|LineWriter' benchmarks/instructions/run.sh 'log-on'   # inclusive, per request
 #
 # Cases: tollgate-log-on and tollgate-log-off (pass-through, `auth: none`), tollgate-token
-# (one RS256 token repeated: a verified-token cache hit), nginx (`proxy_pass`, the reference).
+# (one RS256 token repeated: a verified-token cache hit), nginx (`proxy_pass`, the reference),
+# and over HTTP/2 by prior knowledge (h2c, 4 connections of 10 streams each): tollgate-h2c and
+# nginx-h2c (`listen … http2`).
 # Needs valgrind, nghttp2-client (h2load), nginx-light and gcc (installed with apt-get when
 # missing), and a release build of tollgate (built here when absent).
 set -euo pipefail
@@ -90,8 +92,9 @@ JWT=$(printf '%s\n' "$TOKEN" | tail -1)
 
 # tollgate_config NAME PORT ADMIN: the file for a case.
 tollgate_config() {
-    local log=true auth="auth: none"
+    local log=true auth="auth: none" h2c=false
     [ "$1" = tollgate-log-off ] && log=false
+    [ "$1" = tollgate-h2c ] && h2c=true
     [ "$1" = tollgate-token ] && auth="issuers: [bench]"
     cat >"$WORK/$1.yaml" <<YAML
 listen: 127.0.0.1:$2
@@ -100,6 +103,7 @@ upstream: http://127.0.0.1:$UPSTREAM
 server:
   threads: 1
   access_log: $log
+  h2c: $h2c
 issuers:
   - name: bench
     issuer: https://issuer.bench
@@ -117,13 +121,15 @@ instructions() {
     port=$(free_port)
     admin=$(free_port)
     out="$WORK/callgrind.$name.$count"
-    if [ "$name" = nginx ]; then
+    if [ "$name" = nginx ] || [ "$name" = nginx-h2c ]; then
+        local listen=""
+        [ "$name" = nginx-h2c ] && listen=" http2"
         mkdir -p "$WORK/nginx"
         cat >"$WORK/nginx/nginx.conf" <<NGINX
 worker_processes 1; master_process off; daemon off; pid $WORK/nginx/nginx.pid; error_log /dev/null;
 events { worker_connections 1024; }
 http { access_log off; upstream up { server 127.0.0.1:$UPSTREAM; keepalive 16; }
-  server { listen 127.0.0.1:$port; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$port$listen; keepalive_requests 1000000;
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 NGINX
         taskset -c 1 valgrind --tool=callgrind --callgrind-out-file="$out" \
@@ -138,7 +144,9 @@ NGINX
     wait_port "$port" || { echo "no listener for $name" >&2; cat "$out.log" >&2; exit 1; }
     local header=()
     [ "$name" = tollgate-token ] && header=(-H "authorization: Bearer $JWT")
-    taskset -c 0 h2load --h1 -n "$count" -c 4 "${header[@]}" "http://127.0.0.1:$port/item" >"$out.h2load"
+    local protocol=(--h1)
+    [[ "$name" == *h2c ]] && protocol=(-m 10)
+    taskset -c 0 h2load "${protocol[@]}" -n "$count" -c 4 "${header[@]}" "http://127.0.0.1:$port/item" >"$out.h2load"
     grep -q "$count succeeded" "$out.h2load" || { echo "$name: not every request succeeded" >&2; cat "$out.h2load" >&2; exit 1; }
     kill -TERM "$pid"
     wait "$pid" 2>/dev/null || true
@@ -146,7 +154,7 @@ NGINX
 }
 
 printf '| case | instructions per request | N1 Ir | N2 Ir |\n| --- | --- | --- | --- |\n'
-for name in tollgate-log-on tollgate-log-off tollgate-token nginx; do
+for name in tollgate-log-on tollgate-log-off tollgate-token nginx tollgate-h2c nginx-h2c; do
     [[ "$name" =~ $FILTER ]] || continue
     low=$(instructions "$name" "$N1")
     high=$(instructions "$name" "$N2")

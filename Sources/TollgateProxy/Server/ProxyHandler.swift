@@ -83,12 +83,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         startTicker(context: context)
     }
 
+    /// An HTTP/1.1 connection's one repeating check; an HTTP/2 stream's request is watched by its
+    /// loop's `StreamTimeouts` while it is with the upstream.
     private func startTicker(context: ChannelHandlerContext) {
-        guard ticker == nil else { return }
+        guard ticker == nil, !isHTTP2 else { return }
         let period = ConnectionTimers(runtime.snapshot.configuration).checkInterval(isStream: isHTTP2)
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         ticker = context.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
-            loopBound.value.tick()
+            loopBound.value.checkTimeouts()
         }
     }
 
@@ -96,6 +98,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         started = false
         ticker?.cancel()
         ticker = nil
+        stopWatchingTimeouts()
         // The client went away mid-exchange: the upstream connection is in an unknown state.
         if let upstream = machine.clientClosed() { close(upstream) }
         pool = nil
@@ -108,7 +111,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         self.context = nil
     }
 
-    private func tick() {
+    /// The head, idle and upstream response timeouts.
+    func checkTimeouts() {
         guard let context else { return }
         let now = context.eventLoop.now
         let timers = ConnectionTimers(runtime.snapshot.configuration)
@@ -456,12 +460,28 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             upstream.handler.setReadsAllowed(context.channel.isWritable)
             for part in parts { upstream.handler.send(part) }
             upstream.handler.flush()
+            if isHTTP2 && streamTimeouts == nil {
+                let timeouts = StreamTimeouts.current(on: context.eventLoop)
+                timeouts.watch(
+                    self,
+                    period: ConnectionTimers(runtime.snapshot.configuration).checkInterval(isStream: true)
+                )
+                streamTimeouts = timeouts
+            }
             resumeReading()
         }
     }
 
     private func connectFailed() {
         if let error = machine.upstreamConnectFailed() { respondLocally(error) }
+    }
+
+    /// The loop's watch over this stream's upstream response timeout, while registered.
+    private var streamTimeouts: StreamTimeouts?
+
+    private func stopWatchingTimeouts() {
+        streamTimeouts?.unwatch(self)
+        streamTimeouts = nil
     }
 
     /// Closes an upstream connection whose exchange went wrong; it is never used again.
@@ -709,6 +729,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// what the client pipelined until a request has to wait again.
     private func finish() {
         guard let context, exchange != nil else { return }
+        stopWatchingTimeouts()
         log()
         exchange = nil
         let (keepAlive, parserStopped) = machine.finished()
