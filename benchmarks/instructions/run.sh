@@ -14,7 +14,10 @@
 # Cases: tollgate-log-on and tollgate-log-off (pass-through, `auth: none`), tollgate-token
 # (one RS256 token repeated: a verified-token cache hit), nginx (`proxy_pass`, the reference),
 # and over HTTP/2 by prior knowledge (h2c, 4 connections of 10 streams each): tollgate-h2c and
-# nginx-h2c (`listen … http2`).
+# nginx-h2c (`listen … http2`). tollgate-distinct-rs256 and tollgate-distinct-es256 send a token
+# never seen before with every request (minted by benchmarks/load/mint.py with joserfc): every
+# request verifies a signature. h2load cannot vary a header, so wrk sends these (one thread, 4
+# connections) and stops after N answers; the slope divides by the requests wrk counted.
 # Needs valgrind, nghttp2-client (h2load), nginx-light and gcc (installed with apt-get when
 # missing), and a release build of tollgate (built here when absent).
 set -euo pipefail
@@ -37,6 +40,7 @@ command -v valgrind >/dev/null || need+=(valgrind)
 command -v h2load >/dev/null || need+=(nghttp2-client)
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v gcc >/dev/null || need+=(gcc)
+command -v wrk >/dev/null || need+=(wrk)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
@@ -90,11 +94,37 @@ PY
 printf '%s\n' "$TOKEN" | head -1 >"$WORK/jwks.json"
 JWT=$(printf '%s\n' "$TOKEN" | tail -1)
 
+# Distinct tokens, only when a distinct case runs: N1 + N2 of each algorithm and some to spare.
+if [[ "tollgate-distinct-rs256 tollgate-distinct-es256" =~ $FILTER ]] || [ "$FILTER" = . ]; then
+    python3 -c "import joserfc" 2>/dev/null || python3 -m pip install --quiet "joserfc>=1.6,<2"
+    mkdir -p "$WORK/mint"
+    python3 benchmarks/load/mint.py "$WORK/mint" $((N2 + 100))
+    for alg in rs256 es256; do
+        # The minted script rotates the tokens; this one also stops after LIMIT answers, and
+        # refuses to count a run where any answer was not a 200.
+        cat "$WORK/mint/$alg.lua" - >"$WORK/$alg.lua" <<'LUA'
+local answered = 0
+local limit = tonumber(os.getenv("LIMIT"))
+response = function(status, headers, body)
+  if status ~= 200 then print("status " .. status); os.exit(1) end
+  answered = answered + 1
+  if answered >= limit then wrk.thread:stop() end
+end
+LUA
+    done
+fi
+
 # tollgate_config NAME PORT ADMIN: the file for a case.
 tollgate_config() {
-    local log=true auth="auth: none" h2c=false
+    local log=true auth="auth: none" h2c=false issuer=https://issuer.bench jwks=$WORK/jwks.json
+    local audience=bench-api
     [ "$1" = tollgate-log-off ] && log=false
     [ "$1" = tollgate-h2c ] && h2c=true
+    if [[ "$1" == tollgate-distinct-* ]]; then
+        auth="issuers: [bench]"
+        issuer=https://idp.bench.test
+        jwks=$WORK/mint/jwks.json
+    fi
     [ "$1" = tollgate-token ] && auth="issuers: [bench]"
     cat >"$WORK/$1.yaml" <<YAML
 listen: 127.0.0.1:$2
@@ -106,16 +136,17 @@ server:
   h2c: $h2c
 issuers:
   - name: bench
-    issuer: https://issuer.bench
-    jwks_file: $WORK/jwks.json
-    audiences: [bench-api]
+    issuer: $issuer
+    jwks_file: $jwks
+    audiences: [$audience]
+    algorithms: [RS256, ES256]
 routes:
   - match: { prefix: / }
     $auth
 YAML
 }
 
-# instructions CASE N: total Ir of one process answering N requests.
+# instructions CASE N: "Ir requests" of one process answering N requests.
 instructions() {
     local name=$1 count=$2 port admin out pid
     port=$(free_port)
@@ -142,23 +173,33 @@ NGINX
     pid=$!
     PIDS+=("$pid")
     wait_port "$port" || { echo "no listener for $name" >&2; cat "$out.log" >&2; exit 1; }
-    local header=()
-    [ "$name" = tollgate-token ] && header=(-H "authorization: Bearer $JWT")
-    local protocol=(--h1)
-    [[ "$name" == *h2c ]] && protocol=(-m 10)
-    taskset -c 0 h2load "${protocol[@]}" -n "$count" -c 4 "${header[@]}" "http://127.0.0.1:$port/item" >"$out.h2load"
-    grep -q "$count succeeded" "$out.h2load" || { echo "$name: not every request succeeded" >&2; cat "$out.h2load" >&2; exit 1; }
+    local requests=$count
+    if [[ "$name" == tollgate-distinct-* ]]; then
+        local alg=${name#tollgate-distinct-}
+        LIMIT=$count taskset -c 0 wrk -t1 -c4 -d600s -s "$WORK/$alg.lua" "http://127.0.0.1:$port/orders/1" >"$out.wrk" \
+            || { echo "$name: wrk failed" >&2; cat "$out.wrk" >&2; exit 1; }
+        requests=$(awk '/requests in/ {print $1}' "$out.wrk")
+        ! grep -q "Non-2xx" "$out.wrk" || { echo "$name: not every request succeeded" >&2; cat "$out.wrk" >&2; exit 1; }
+    else
+        local header=()
+        [ "$name" = tollgate-token ] && header=(-H "authorization: Bearer $JWT")
+        local protocol=(--h1)
+        [[ "$name" == *h2c ]] && protocol=(-m 10)
+        taskset -c 0 h2load "${protocol[@]}" -n "$count" -c 4 "${header[@]}" "http://127.0.0.1:$port/item" >"$out.h2load"
+        grep -q "$count succeeded" "$out.h2load" || { echo "$name: not every request succeeded" >&2; cat "$out.h2load" >&2; exit 1; }
+    fi
     kill -TERM "$pid"
     wait "$pid" 2>/dev/null || true
-    grep -E '^(summary|totals):' "$out" | head -1 | awk '{print $2}'
+    echo "$(grep -E '^(summary|totals):' "$out" | head -1 | awk '{print $2}') $requests"
 }
 
 printf '| case | instructions per request | N1 Ir | N2 Ir |\n| --- | --- | --- | --- |\n'
-for name in tollgate-log-on tollgate-log-off tollgate-token nginx tollgate-h2c nginx-h2c; do
+for name in tollgate-log-on tollgate-log-off tollgate-token nginx tollgate-distinct-rs256 tollgate-distinct-es256 \
+    tollgate-h2c nginx-h2c; do
     [[ "$name" =~ $FILTER ]] || continue
-    low=$(instructions "$name" "$N1")
-    high=$(instructions "$name" "$N2")
-    per=$(( (high - low) / (N2 - N1) ))
+    read -r low low_requests < <(instructions "$name" "$N1")
+    read -r high high_requests < <(instructions "$name" "$N2")
+    per=$(( (high - low) / (high_requests - low_requests) ))
     printf '| %s | %s | %s | %s |\n' "$name" "$per" "$low" "$high"
     if [ "${ANNOTATE:-}" = 1 ]; then
         callgrind_annotate --inclusive=no "$WORK/callgrind.$name.$N2" 2>/dev/null | sed -n '20,50p' | cut -c1-160

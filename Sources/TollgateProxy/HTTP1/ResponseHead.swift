@@ -233,9 +233,9 @@ struct HTTP1ResponseEncoder {
             emit(.byteBuffer(end), promise)
         case .end(let trailers):
             guard chunked else {
-                // Written all the same, so its promise completes after the body's bytes went out
-                // (a close waits for it).
-                emit(.byteBuffer(allocator.buffer(capacity: 0)), promise)
+                // Nothing to write; a promise asked for is completed by an empty write, after the
+                // body's bytes went out.
+                if promise != nil { emit(.byteBuffer(allocator.buffer(capacity: 0)), promise) }
                 return
             }
             chunked = false

@@ -42,9 +42,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// Where upstream connections come from when not the event loop's pool (an exchange driven in
     /// process).
     private let upstreams: (any UpstreamConnecting)?
-    /// The end of the last response written, so a close waits for it: closing at once would drop
-    /// whatever the socket had not taken yet (the tail of a large body to a slow reader).
-    private var lastWrite: EventLoopFuture<Void>?
     private var started = false
     /// HTTP/1.1: the request parser and the bytes it has not consumed yet, and the answer writer,
     /// all in this handler (no pipeline hop per request part).
@@ -548,7 +545,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 pool?.release(upstream, reusable: reusable)
                 pool = nil
                 if writeEnd {
-                    lastWrite = writeAndFlush(.end(trailers), context: context)
+                    write(.end(trailers), context: context)
+                    context.flush()
                 } else {
                     // After HEAD no end marker either: the encoder, which does not know the
                     // request was HEAD, would write a chunked terminator the client reads as the
@@ -685,7 +683,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         }
         write(.head(answer.head), context: context)
         if let body = answer.body { write(.body(.byteBuffer(body)), context: context) }
-        lastWrite = writeAndFlush(.end(nil), context: context)
+        write(.end(nil), context: context)
+        context.flush()
         switch next {
         case .finish, .discardAndFinish: finish()
         case .discardAndRead: resumeReading()
@@ -708,21 +707,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         }
     }
 
-    private func writeAndFlush(_ part: ClientResponsePart, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        write(part, context: context, promise: promise)
-        context.flush()
-        return promise.futureResult
-    }
-
+    /// Closes once everything written has gone out: closing at once would drop whatever the
+    /// socket had not taken yet (the tail of a large body to a slow reader). An empty write goes
+    /// last and the close follows its completion, so no answer needs a promise of its own.
     private func closeAfterLastWrite(context: ChannelHandlerContext) {
-        guard let pending = lastWrite else {
-            context.close(promise: nil)
-            return
-        }
-        lastWrite = nil
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(ByteBuffer())), promise: promise)
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        pending.whenComplete { _ in loopBound.value.close(promise: nil) }
+        promise.futureResult.whenComplete { _ in loopBound.value.close(promise: nil) }
     }
 
     /// Step 8, then what the connection does next: close, resume a stopped parser, or replay
