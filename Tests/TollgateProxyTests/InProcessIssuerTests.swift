@@ -153,7 +153,12 @@ struct InProcessIssuerTests {
             #expect(!metrics.contains(#"tollgate_jwks_fetches_total{issuer="local""#))
             #expect(!metrics.contains(#"tollgate_introspection_calls_total{issuer="local""#))
             #expect(metrics.contains(#"tollgate_issuer_ready{issuer="local"} 1"#))
-            let log = running.process.log
+            // The access log is written in batches, at the latest every 250 ms.
+            var log = running.process.log
+            for _ in 0..<40 where !log.contains(#""path":"/orders/7""#) {
+                try await Task.sleep(for: .milliseconds(50))
+                log = running.process.log
+            }
             #expect(log.contains(#""path":"/oauth2/token""#), "the access log records the issuer's requests")
             #expect(!log.contains(#""path":"/oauth2/jwks""#))
             #expect(!log.contains(#""path":"/oauth2/introspect""#))

@@ -16,8 +16,8 @@
 # and over HTTP/2 by prior knowledge (h2c, 4 connections of 10 streams each): tollgate-h2c and
 # nginx-h2c (`listen … http2`). tollgate-distinct-rs256 and tollgate-distinct-es256 send a token
 # never seen before with every request (minted by benchmarks/load/mint.py with joserfc): every
-# request verifies a signature. h2load cannot vary a header, so wrk sends these (one thread, 4
-# connections) and stops after N answers; the slope divides by the requests wrk counted.
+# request verifies a signature. h2load cannot vary a header, so a small Python client
+# (benchmarks/instructions/distinct.py, 4 keep-alive connections) sends these.
 # Needs valgrind, nghttp2-client (h2load), nginx-light and gcc (installed with apt-get when
 # missing), and a release build of tollgate (built here when absent).
 set -euo pipefail
@@ -40,7 +40,6 @@ command -v valgrind >/dev/null || need+=(valgrind)
 command -v h2load >/dev/null || need+=(nghttp2-client)
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v gcc >/dev/null || need+=(gcc)
-command -v wrk >/dev/null || need+=(wrk)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
@@ -94,24 +93,12 @@ PY
 printf '%s\n' "$TOKEN" | head -1 >"$WORK/jwks.json"
 JWT=$(printf '%s\n' "$TOKEN" | tail -1)
 
-# Distinct tokens, only when a distinct case runs: N1 + N2 of each algorithm and some to spare.
+# Distinct tokens, only when a distinct case runs: N2 of each algorithm and some to spare (each run
+# starts from the first token in a fresh process, so no run sees one twice).
 if [[ "tollgate-distinct-rs256 tollgate-distinct-es256" =~ $FILTER ]] || [ "$FILTER" = . ]; then
     python3 -c "import joserfc" 2>/dev/null || python3 -m pip install --quiet "joserfc>=1.6,<2"
     mkdir -p "$WORK/mint"
     python3 benchmarks/load/mint.py "$WORK/mint" $((N2 + 100))
-    for alg in rs256 es256; do
-        # The minted script rotates the tokens; this one also stops after LIMIT answers, and
-        # refuses to count a run where any answer was not a 200.
-        cat "$WORK/mint/$alg.lua" - >"$WORK/$alg.lua" <<'LUA'
-local answered = 0
-local limit = tonumber(os.getenv("LIMIT"))
-response = function(status, headers, body)
-  if status ~= 200 then print("status " .. status); os.exit(1) end
-  answered = answered + 1
-  if answered >= limit then wrk.thread:stop() end
-end
-LUA
-    done
 fi
 
 # tollgate_config NAME PORT ADMIN: the file for a case.
@@ -176,10 +163,8 @@ NGINX
     local requests=$count
     if [[ "$name" == tollgate-distinct-* ]]; then
         local alg=${name#tollgate-distinct-}
-        LIMIT=$count taskset -c 0 wrk -t1 -c4 -d600s -s "$WORK/$alg.lua" "http://127.0.0.1:$port/orders/1" >"$out.wrk" \
-            || { echo "$name: wrk failed" >&2; cat "$out.wrk" >&2; exit 1; }
-        requests=$(awk '/requests in/ {print $1}' "$out.wrk")
-        ! grep -q "Non-2xx" "$out.wrk" || { echo "$name: not every request succeeded" >&2; cat "$out.wrk" >&2; exit 1; }
+        taskset -c 0 python3 benchmarks/instructions/distinct.py "$port" "$WORK/mint/$alg.txt" "$count" 4 >"$out.client" \
+            || { echo "$name: not every request succeeded" >&2; cat "$out.client" >&2; exit 1; }
     else
         local header=()
         [ "$name" = tollgate-token ] && header=(-H "authorization: Bearer $JWT")

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHPACK
 import NIOHTTP1
 
 /// A request head as it arrived: its bytes and the offsets of each field line. The pipeline reads
@@ -48,15 +49,69 @@ package struct RequestHead: IndexedFields {
         self.isKeepAlive = isKeepAlive
     }
 
-    /// A head given as NIO's type (HTTP/2, tests), written out as field lines once.
+    /// A head given as NIO's type (tests), written out as field lines once.
     package init(_ head: HTTPRequestHead) {
+        self.init(
+            method: head.method,
+            version: head.version,
+            uri: head.uri,
+            fieldLines: head.headers,
+            isKeepAlive: head.isKeepAlive
+        )
+    }
+
+    /// An HTTP/2 request's header block, written out as HTTP/1.1 field lines once, with no
+    /// `HTTPHeaders` between: `:authority` becomes `Host` when the block has none, and a request
+    /// whose method may carry a body and that states no length gets the framing an HTTP/1.1
+    /// upstream needs (`content-length: 0` when the stream already ended, else chunked), as NIO's
+    /// `HTTP2FramePayloadToHTTP1ServerCodec` does. NIO's HTTP/2 handler has already validated the
+    /// block (pseudo-header fields first, no connection-specific fields, lower-case names).
+    package init(http2Block block: HPACKHeaders, endStream: Bool) {
+        var method = HTTPMethod.GET
+        var path = "/"
+        var authority: String?
+        var hasHost = false
+        var hasLength = false
+        var regular: [(String, String)] = []
+        regular.reserveCapacity(block.count + 1)
+        for (name, value, _) in block {
+            if name.utf8.first == UInt8(ascii: ":") {
+                switch name {
+                case ":method": method = HTTPMethod(rawValue: value)
+                case ":path": path = value
+                case ":authority": authority = value
+                default: break
+                }
+                continue
+            }
+            if name == "host" { hasHost = true }
+            if name == "content-length" { hasLength = true }
+            regular.append((name, value))
+        }
+        var lines: [(String, String)] = []
+        lines.reserveCapacity(regular.count + 2)
+        if !hasHost, let authority { lines.append(("host", authority)) }
+        switch method {
+        case .GET, .HEAD, .DELETE, .CONNECT, .TRACE: break
+        default:
+            if !hasLength { lines.append(endStream ? ("content-length", "0") : ("transfer-encoding", "chunked")) }
+        }
+        lines.append(contentsOf: regular)
+        self.init(method: method, version: .http2, uri: path, fieldLines: lines, isKeepAlive: true)
+    }
+
+    private init(
+        method: HTTPMethod,
+        version: HTTPVersion,
+        uri: String,
+        fieldLines: some Sequence<(name: String, value: String)>,
+        isKeepAlive: Bool
+    ) {
         var bytes = ByteBuffer()
-        bytes.reserveCapacity(head.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
         var fields: [Field] = []
-        fields.reserveCapacity(head.headers.count)
         var contentLength: Int?
         var chunked = false
-        for (name, value) in head.headers {
+        for (name, value) in fieldLines {
             let lineStart = UInt32(bytes.writerIndex)
             bytes.writeString(name)
             let nameEnd = UInt32(bytes.writerIndex)
@@ -81,13 +136,13 @@ package struct RequestHead: IndexedFields {
             }
         }
         self.init(
-            method: head.method,
-            version: head.version,
-            uri: head.uri,
+            method: method,
+            version: version,
+            uri: uri,
             bytes: bytes,
             fields: fields,
             framing: chunked ? .chunked : contentLength.map { .length($0) } ?? .none,
-            isKeepAlive: head.isKeepAlive
+            isKeepAlive: isKeepAlive
         )
     }
 

@@ -1,6 +1,7 @@
 import HTTPTypes
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import Prometheus
 import TollgateCore
 
@@ -12,11 +13,11 @@ import TollgateCore
 /// request body is held and reads from the client pause. Reads also pause whenever the other side
 /// cannot take more data, so memory stays bounded whatever the body size.
 final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamDelegate {
-    /// An HTTP/1.1 connection's bytes, parsed here; an HTTP/2 stream's `RequestPart`s, from
-    /// `HTTP2StreamAdapter` (unwrapped as `StreamParts`).
+    /// An HTTP/1.1 connection's bytes, parsed here; an HTTP/2 stream's frames (unwrapped as
+    /// `StreamFrames`), decoded here too.
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ClientResponsePart
-    /// An HTTP/1.1 connection's bytes, written here; an HTTP/2 stream's `ClientResponsePart`s.
+    /// An HTTP/1.1 connection's bytes, written here; an HTTP/2 stream's frames.
     typealias OutboundOut = IOData
 
     private let runtime: ProxyRuntime
@@ -50,6 +51,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private var decoding = false
     private var parseFailed = false
     private var encoder = HTTP1ResponseEncoder()
+    /// HTTP/2: the stream's frames to request parts and back.
+    private var streamCodec = HTTP2StreamCodec()
 
     init(runtime: ProxyRuntime, scheme: String, isHTTP2: Bool, upstreams: (any UpstreamConnecting)? = nil) {
         self.runtime = runtime
@@ -137,8 +140,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// processed (RFC 9112 §9.6), even if it was already read.
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if isHTTP2 {
-            let part = StreamParts.unwrapInboundIn(data)
-            if connection.partReceived(part) == .process { handle(part, context: context) }
+            streamCodec.decode(StreamFrames.unwrapInboundIn(data)) { part in
+                if connection.partReceived(part) == .process { handle(part, context: context) }
+            }
             return
         }
         guard !parseFailed else { return }
@@ -699,7 +703,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         promise: EventLoopPromise<Void>? = nil
     ) {
         if isHTTP2 {
-            context.write(NIOAny(part), promise: promise)
+            if let frame = HTTP2StreamCodec.encode(part, allocator: context.channel.allocator) {
+                context.write(NIOAny(frame), promise: promise)
+            } else {
+                promise?.fail(ChannelError.inappropriateOperationForState)
+            }
             return
         }
         encoder.encode(part, allocator: context.channel.allocator, promise: promise) { bytes, promise in
@@ -770,10 +778,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     }
 }
 
-/// Names the type an HTTP/2 stream's request parts arrive as, for `NIOAny`'s unwrapping, which
-/// goes by a handler's `InboundIn`.
-private final class StreamParts: ChannelInboundHandler {
-    typealias InboundIn = RequestPart
+/// Names the type an HTTP/2 stream's frames arrive as, for `NIOAny`'s unwrapping, which goes by
+/// a handler's `InboundIn`.
+private final class StreamFrames: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame.FramePayload
 }
 
 extension HTTPMethod {

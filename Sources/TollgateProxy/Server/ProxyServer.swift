@@ -116,10 +116,10 @@ public final class ProxyServer: Sendable {
             streamConfiguration: stream,
             inboundStreamInitializer: { stream in
                 stream.eventLoop.makeCompletedFuture {
-                    let operations = stream.pipeline.syncOperations
-                    try operations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                    try operations.addHandler(HTTP2StreamAdapter())
-                    try operations.addHandler(ProxyHandler(runtime: runtime, scheme: scheme, isHTTP2: true))
+                    // One handler per stream: the frames are decoded and encoded in it.
+                    try stream.pipeline.syncOperations.addHandler(
+                        ProxyHandler(runtime: runtime, scheme: scheme, isHTTP2: true)
+                    )
                 }
             }
         )
