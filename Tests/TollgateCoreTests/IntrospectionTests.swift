@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOConcurrencyHelpers
+import NIOCore
 import Testing
 import TollgateTestSupport
 
@@ -9,7 +10,9 @@ import TollgateTestSupport
 /// RFC 7662 introspection against a real HTTP server on 127.0.0.1.
 @Suite(.serialized) struct IntrospectionTests {
     /// One client for the whole run, as in production (it lives as long as the process).
-    static let sharedClient = OutboundHTTP.makeClient()
+    /// Its read timeout is long: the test server answers from a task, which waits for a free
+    /// thread while the whole suite starts on two cores.
+    static let sharedClient = OutboundHTTP.makeClient(readTimeout: .seconds(30))
     var client: HTTPClient { Self.sharedClient }
     let clock = ManualClock()
     static let clientID = "@my-app.is/gate"

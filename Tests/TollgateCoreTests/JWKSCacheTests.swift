@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Crypto
 import Foundation
 import NIOConcurrencyHelpers
+import NIOCore
 import Testing
 import TollgateTestSupport
 
@@ -10,7 +11,9 @@ import TollgateTestSupport
 /// The key cache against a real HTTP server on 127.0.0.1.
 @Suite(.serialized) struct JWKSCacheTests {
     /// One client for the whole run, as in production (it lives as long as the process).
-    static let sharedClient = OutboundHTTP.makeClient()
+    /// Its read timeout is long: the test server answers from a task, which waits for a free
+    /// thread while the whole suite starts on two cores.
+    static let sharedClient = OutboundHTTP.makeClient(readTimeout: .seconds(30))
     var client: HTTPClient { Self.sharedClient }
     let clock = ManualClock()
 

@@ -11,10 +11,11 @@ public enum OutboundHTTP {
 
     /// An HTTP client for key and introspection calls: no redirects (a redirect could move a key
     /// fetch off HTTPS), short connect timeout.
-    public static func makeClient() -> HTTPClient {
+    /// - Parameter readTimeout: how long an answer may pause; tests on a loaded machine give more.
+    public static func makeClient(readTimeout: TimeAmount = .seconds(10)) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
-        configuration.timeout = .init(connect: .seconds(3), read: .seconds(10))
+        configuration.timeout = .init(connect: .seconds(3), read: readTimeout)
         configuration.decompression = .disabled
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
