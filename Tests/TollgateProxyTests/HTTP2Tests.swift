@@ -141,11 +141,7 @@ struct HTTP2Tests {
             },
             replaceServer: true
         ) { environment in
-            var configuration = environment.proxy.runtime.snapshot.configuration
-            var upstream = try #require(configuration.upstream)
-            upstream.responseTimeout = 0.3
-            configuration.upstream = upstream
-            try await environment.proxy.runtime.apply(configuration)
+            try await environment.setUpstreamResponseTimeout(0.3)
             let started = ContinuousClock.now
             let (status, _, body) = try await Self.h2cRequest(
                 port: environment.proxy.port,

@@ -319,11 +319,7 @@ struct ProxyEndToEndTests {
             try? await Task.sleep(for: .seconds(2))
             return .json("{}")
         }) { environment in
-            var configuration = environment.proxy.runtime.snapshot.configuration
-            var upstream = try #require(configuration.upstream)
-            upstream.responseTimeout = 0.3
-            configuration.upstream = upstream
-            try await environment.proxy.runtime.apply(configuration)
+            try await environment.setUpstreamResponseTimeout(0.3)
             let started = ContinuousClock.now
             let response = try await environment.send(
                 "/orders/1",

@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import Testing
 import TollgateCore
 import TollgateProxy
 import TollgateTestSupport
@@ -267,6 +268,15 @@ struct ProxyEnvironment {
             throw error
         }
         await environment.stop()
+    }
+
+    /// Applies the running configuration with the upstream's `response_timeout` set to `seconds`.
+    func setUpstreamResponseTimeout(_ seconds: Double) async throws {
+        var configuration = proxy.runtime.snapshot.configuration
+        var upstream = try #require(configuration.upstream)
+        upstream.responseTimeout = seconds
+        configuration.upstream = upstream
+        try await proxy.runtime.apply(configuration)
     }
 
     /// A raw request to the proxy: `GET path` with the given header lines.
