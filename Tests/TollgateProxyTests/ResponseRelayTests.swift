@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHPACK
 import NIOHTTP1
 import Testing
 
@@ -79,13 +80,32 @@ import Testing
         let closing = Self.relay(head, keepAlive: false)
         #expect(try Self.written(closing).text == "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         #expect(try Self.relayed(closing).closesClient)
-        guard case .head(let overHTTP2) = try Self.relayed(Self.relay(head, keepAlive: false, client: .http2)).part
+        guard case .http2Head(let overHTTP2) = try Self.relayed(Self.relay(head, keepAlive: false, client: .http2)).part
         else {
-            Issue.record("an HTTP/2 client gets NIO's head")
+            Issue.record("an HTTP/2 client gets a header block")
             return
         }
-        #expect(overHTTP2.headers["connection"].isEmpty, "HTTP/2 has no Connection field")
-        #expect(overHTTP2.headers["content-length"] == ["0"])
+        #expect(overHTTP2[":status"] == ["200"])
+        #expect(overHTTP2["connection"].isEmpty, "HTTP/2 has no Connection field")
+        #expect(overHTTP2["content-length"] == ["0"])
+    }
+
+    /// RFC 9113 §8.2.2: no connection-specific field in an HTTP/2 answer, and names in lower case.
+    @Test func anHTTP2ClientsBlockHasNoConnectionSpecificFieldsAndLowerCaseNames() throws {
+        let head = try Self.parsed(
+            "HTTP/1.1 201 Created\r\nX-Mixed-Case: v\r\nConnection: X-Private, keep-alive\r\nX-Private: s\r\n"
+                + "Keep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nUpgrade: h2c\r\nTrailer: X-T\r\n"
+                + "Set-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n0\r\n\r\n"
+        )
+        guard case .http2Head(let block) = try Self.relayed(Self.relay(head, client: .http2)).part else {
+            Issue.record("an HTTP/2 client gets a header block")
+            return
+        }
+        #expect(
+            block.map { "\($0.name)=\($0.value)" } == [
+                ":status=201", "x-mixed-case=v", "set-cookie=a=1", "set-cookie=b=2",
+            ]
+        )
     }
 
     @Test func anHTTP10ClientWhoseConnectionStaysOpenIsToldSo() throws {

@@ -140,10 +140,12 @@ package enum UpstreamResponsePart: Equatable {
 
 /// What the proxy handler writes to the client: an answer of its own (`head`), or the upstream's
 /// head already written out for an HTTP/1.1 client (`relayedHead`), whose body goes chunked when
-/// `chunked` says so.
+/// `chunked` says so, or as an HTTP/2 header block (`http2Head`: `:status` and the kept fields,
+/// lower-cased).
 package enum ClientResponsePart: Equatable {
     case head(HTTPResponseHead)
     case relayedHead(ByteBuffer, chunked: Bool)
+    case http2Head(HPACKHeaders)
     case body(IOData)
     case end(HTTPHeaders?)
 }
@@ -194,6 +196,8 @@ struct HTTP2StreamCodec {
         case .relayedHead:
             assertionFailure("an HTTP/1.1 head written to an HTTP/2 stream")
             return nil
+        case .http2Head(let block):
+            return .headers(.init(headers: block))
         case .body(let body):
             return .data(.init(data: body))
         case .end(let trailers):
@@ -257,6 +261,9 @@ struct HTTP1ResponseEncoder {
         case .relayedHead(let bytes, let chunked):
             self.chunked = chunked
             emit(.byteBuffer(bytes), promise)
+        case .http2Head:
+            assertionFailure("an HTTP/2 head written to an HTTP/1.1 connection")
+            promise?.fail(ChannelError.inappropriateOperationForState)
         case .body(let body):
             guard chunked else {
                 emit(body, promise)

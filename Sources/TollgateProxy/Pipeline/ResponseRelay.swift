@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHPACK
 import NIOHTTP1
 
 /// What becomes of the upstream's answer head on its way to the client, decided from the head
@@ -42,6 +43,41 @@ enum ResponseRelay {
     ///     `nil` when the request asked for no upgrade that was relayed.
     ///   - clientKeepAlive: the client's connection stays open after this answer.
     ///   - isHeadRequest: the request was HEAD: no body follows whatever the head states.
+    /// The upstream's answer head as an HTTP/2 client's header block, straight from its field
+    /// lines: `:status`, then the fields an HTTP/1.1 client would get, lower-cased, without the
+    /// hop-by-hop and connection-specific ones (RFC 9113 §8.2.2) or those its `Connection` names.
+    static func http2Block(_ head: ResponseHead) -> HPACKHeaders {
+        var block = HPACKHeaders()
+        block.reserveCapacity(head.fields.count + 1)
+        block.add(name: ":status", value: String(head.status.code))
+        let connectionNamed = head.connectionNamesOthers ? connectionOptions(head.headers) : []
+        head.bytes.withUnsafeReadableBytes { raw in
+            for field in head.fields {
+                let name = raw[Int(field.lineStart)..<Int(field.nameEnd)]
+                switch HeaderName(utf8: name) {
+                case .upgrade, .hopByHop, .connection, .te, .trailer:
+                    continue
+                default:
+                    if name.count == 17, name.equalsLowercased("transfer-encoding") { continue }
+                    if !connectionNamed.isEmpty, !(name.count == 14 && name.equalsLowercased("content-length")),
+                        connectionNamed.contains(where: { name.equalsLowercased($0) })
+                    {
+                        continue
+                    }
+                }
+                let lowered = String(unsafeUninitializedCapacity: name.count) { out in
+                    for (offset, byte) in name.enumerated() {
+                        out[offset] = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+                    }
+                    return name.count
+                }
+                let value = String(decoding: raw[Int(field.valueStart)..<Int(field.valueEnd)], as: UTF8.self)
+                block.add(name: lowered, value: value)
+            }
+        }
+        return block
+    }
+
     static func head(
         _ head: ResponseHead,
         upgradeProtocols: [String]?,
@@ -69,11 +105,9 @@ enum ResponseRelay {
         // asked to upgrade and did not (its parser may have stopped).
         let reusable = head.isKeepAlive && upgradeProtocols == nil
         guard client != .http2 else {
-            var relayed = head.nioHead
-            relayed.headers = ProxySnapshot.downstreamHeaders(from: relayed.headers, isUpgrade: false)
             return .relay(
                 Relayed(
-                    part: .head(relayed),
+                    part: .http2Head(http2Block(head)),
                     switchesProtocols: false,
                     upstreamReusable: reusable,
                     closesClient: false
