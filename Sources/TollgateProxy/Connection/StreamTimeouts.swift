@@ -22,15 +22,22 @@ final class StreamTimeouts: @unchecked Sendable {
     private let eventLoop: any EventLoop
     private var watched: [ObjectIdentifier: ProxyHandler] = [:]
     private var task: RepeatedTask?
+    private var period = TimeAmount.zero
 
     private init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
     }
 
-    /// `handler`'s request went upstream: its timeout is checked every `period` until `unwatch`.
+    /// `handler`'s request went upstream: its timeout is checked at least every `period` until
+    /// `unwatch`. A shorter period than the running task's (a reload shortened the timeout)
+    /// restarts the task with it.
     func watch(_ handler: ProxyHandler, period: TimeAmount) {
         watched[ObjectIdentifier(handler)] = handler
-        guard task == nil else { return }
+        if let task {
+            guard period < self.period else { return }
+            task.cancel()
+        }
+        self.period = period
         let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
         task = eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { task in
             loopBound.value.check(task)
@@ -42,6 +49,11 @@ final class StreamTimeouts: @unchecked Sendable {
     }
 
     private func check(_ task: RepeatedTask) {
+        guard task === self.task else {
+            // A task replaced by a shorter period.
+            task.cancel()
+            return
+        }
         guard !watched.isEmpty else {
             task.cancel()
             self.task = nil

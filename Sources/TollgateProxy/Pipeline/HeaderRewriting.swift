@@ -163,11 +163,7 @@ extension ProxySnapshot {
         }
 
         var out = allocator.buffer(capacity: incoming.bytes.readableBytes + requestTarget.utf8.count + 320)
-        out.writeString(incoming.method.rawValue)
-        out.writeInteger(UInt8.space)
-        out.writeString(basePath)
-        out.writeString(requestTarget)
-        out.writeStaticString(" HTTP/1.1\r\n")
+        out.writeRequestLine(incoming.method.rawValue, basePath, requestTarget)
         var forwardedFor: String?
         var forwardedProto: String?
         var forwardedHost: String?
@@ -241,13 +237,15 @@ extension ProxySnapshot {
         if let forwardedHost = forwardedHost ?? authority { out.writeField("X-Forwarded-Host", forwardedHost) }
         if isUpgrade { out.writeStaticString("Connection: upgrade\r\n") }
         if addsChunked { out.writeStaticString("Transfer-Encoding: chunked\r\n") }
-        out.writeStaticString("X-Forwarded-For: ")
         if let forwardedFor {
+            out.writeStaticString("X-Forwarded-For: ")
             out.writeString(forwardedFor)
             out.writeStaticString(", ")
+            out.writeString(connection.peerAddress)
+            out.writeStaticString("\r\n")
+        } else {
+            out.writeField("X-Forwarded-For", connection.peerAddress)
         }
-        out.writeString(connection.peerAddress)
-        out.writeStaticString("\r\n")
         out.writeField("X-Forwarded-Proto", forwardedProto ?? connection.scheme)
         out.writeField("X-Request-Id", requestID)
         out.writeField("traceparent", traceparent)
@@ -310,11 +308,49 @@ extension ProxySnapshot {
 }
 
 extension ByteBuffer {
+    /// `name: value` and CRLF, with one access to the buffer's storage: each `write…` call checks
+    /// capacity and uniqueness and costs an exclusivity check, and a head has a dozen such lines.
     mutating func writeField(_ name: String, _ value: String) {
-        writeString(name)
-        writeStaticString(": ")
-        writeString(value)
-        writeStaticString("\r\n")
+        let total = name.utf8.count + value.utf8.count + 4
+        writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
+            var at = Self.copy(name, into: out, at: 0)
+            out[at] = UInt8(ascii: ":")
+            out[at + 1] = UInt8(ascii: " ")
+            at = Self.copy(value, into: out, at: at + 2)
+            out[at] = UInt8(ascii: "\r")
+            out[at + 1] = UInt8(ascii: "\n")
+            return total
+        }
+    }
+
+    /// `method SP basePath target SP HTTP/1.1` and CRLF, with one access to the storage.
+    mutating func writeRequestLine(_ method: String, _ basePath: String, _ target: String) {
+        let total = method.utf8.count + basePath.utf8.count + target.utf8.count + 11
+        writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
+            var at = Self.copy(method, into: out, at: 0)
+            out[at] = UInt8(ascii: " ")
+            at = Self.copy(basePath, into: out, at: at + 1)
+            at = Self.copy(target, into: out, at: at)
+            at = Self.copy(" HTTP/1.1\r\n", into: out, at: at)
+            return at
+        }
+    }
+
+    /// Copies `text`'s UTF-8 into `out` from `start`; returns where it ended.
+    private static func copy(_ text: String, into out: UnsafeMutableRawBufferPointer, at start: Int) -> Int {
+        let copied = text.utf8.withContiguousStorageIfAvailable { bytes -> Int in
+            if let base = bytes.baseAddress, bytes.count > 0 {
+                (out.baseAddress! + start).copyMemory(from: base, byteCount: bytes.count)
+            }
+            return start + bytes.count
+        }
+        if let copied { return copied }
+        var at = start
+        for byte in text.utf8 {
+            out[at] = byte
+            at += 1
+        }
+        return at
     }
 }
 
