@@ -273,6 +273,20 @@ import Testing
         #expect(answered == .discardAndFinish)
     }
 
+    @Test func aParseErrorWhileDroppingTheRestOfAnAnsweredRequestFinishesAndCloses() {
+        var machine = Machine()
+        machine.start(Self.post)
+        machine.forwarding(Self.head(.POST), upgradeProtocols: nil)
+        _ = machine.upstreamConnected(Upstream(), reused: false, now: Self.start)
+        _ = machine.answerHeadRelayed(Self.relayed())
+        _ = machine.answerEnded(trailersAreValid: true)
+        guard case .finishAndClose = machine.parseError() else {
+            Issue.record("the answer is whole: finish, then close after it")
+            return
+        }
+        #expect(!machine.keepAlive)
+    }
+
     @Test func aParseErrorWithoutAnExchangeStartsOneForTheRefusal() {
         var machine = Machine()
         guard case .respondToNewExchange = machine.parseError() else {

@@ -429,6 +429,43 @@ import Testing
         }
     }
 
+    /// RFC 9112 §9.6: after an answer that closes the connection, bad bytes behind it get no
+    /// answer of their own.
+    @Test func badBytesAfterAClosingLocalAnswerGetNoSecondAnswer() throws {
+        try ExchangeHarness.with { harness in
+            harness.send("GET /admin/x HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\nGARBAGE\u{1}\r\n\r\n")
+            #expect(harness.statuses == [401], "\(harness.clientReceived.prefix(400))")
+            #expect(!harness.clientIsOpen)
+        }
+    }
+
+    /// An early answer has gone out in full when bad bytes arrive in the rest of the body: the
+    /// connection closes after it, not in the middle of it.
+    @Test func badBytesInTheBodyAfterAnEarlyAnswerCloseAfterTheAnswer() throws {
+        try ExchangeHarness.with { harness in
+            harness.send("POST /healthz HTTP/1.1\r\nHost: api.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+            harness.answer("HTTP/1.1 413 Too Large\r\nContent-Length: 4\r\n\r\nbig!")
+            harness.send("zz\r\n")
+            #expect(harness.statuses == [413])
+            #expect(harness.clientReceived.hasSuffix("\r\n\r\nbig!"))
+            #expect(!harness.clientIsOpen)
+        }
+    }
+
+    /// Bytes the client sent right behind an upgrade request reach the upstream once the switch
+    /// is relayed, without waiting for the client's next read.
+    @Test func bytesBehindAnUpgradeRequestReachTheUpstreamWhenTheRelayStarts() throws {
+        try ExchangeHarness.with { harness in
+            harness.send(
+                "GET /healthz HTTP/1.1\r\nHost: api.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                    + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\nearly-frame"
+            )
+            #expect(!harness.upstream.received(on: 0).contains("early-frame"), "held until the switch")
+            harness.answer("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+            #expect(harness.upstream.received(on: 0).hasSuffix("early-frame"))
+        }
+    }
+
     // MARK: - Keep-alive, pipelining, retries
 
     @Test func pipelinedRequestsAreAnsweredInOrderOneUpstreamConnection() throws {

@@ -128,4 +128,20 @@ import Testing
         }
         #expect(trailers.endStream && trailers.headers.first(name: "grpc-status") == "0")
     }
+
+    /// An HTTP/1.1 upstream needs a Host: a request with neither `:authority` nor `host` is a 400.
+    @Test func aRequestWithoutAuthorityOrHostIsRefused() throws {
+        let parts = Self.decode([
+            .headers(.init(headers: [":method": "GET", ":path": "/", ":scheme": "http"], endStream: true))
+        ])
+        guard case .head(let head) = parts.first else {
+            Issue.record("a head first")
+            return
+        }
+        guard case .failure(let error) = CheckedRequestHead.check(head, isHTTP2: true) else {
+            Issue.record("refused")
+            return
+        }
+        #expect(error.code == .malformedRequest)
+    }
 }

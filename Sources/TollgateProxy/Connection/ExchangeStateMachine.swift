@@ -344,6 +344,9 @@ struct ExchangeStateMachine<Upstream: AnyObject> {
         /// The bad bytes follow a complete request, which may already be carried out upstream:
         /// its answer finishes, then the connection closes.
         case closeAfterAnswer
+        /// The answer has gone out in full and the rest of the request was being dropped: the
+        /// exchange finishes and the connection closes once the answer's bytes are written.
+        case finishAndClose
         /// An answer has started: all that is left is to close.
         case close(Upstream?)
         /// Answer the refusal (closing the upstream connection the request had started on).
@@ -361,6 +364,10 @@ struct ExchangeStateMachine<Upstream: AnyObject> {
         if requestEnded {
             keepAlive = false
             return .closeAfterAnswer
+        }
+        if case .discarding = state {
+            keepAlive = false
+            return .finishAndClose
         }
         var upstream: Upstream?
         if case .forwarding(let connection) = state {

@@ -80,6 +80,11 @@ package struct CheckedRequestHead {
         if !isHTTP2 && head.version == .http1_1 && host == nil {
             return .failure(GateError(.malformedRequest, "an HTTP/1.1 request without Host"))
         }
+        // An HTTP/2 request may leave out `:authority` (RFC 9113 §8.3.1), but the HTTP/1.1
+        // upstream it goes to needs a Host.
+        if isHTTP2 && host == nil {
+            return .failure(GateError(.malformedRequest, "an HTTP/2 request without :authority or Host"))
+        }
         // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing is faulty.
         if !isHTTP2 && head.version.major == 1 && head.version.minor == 0 && transferEncoding {
             return .failure(GateError(.malformedRequest, "Transfer-Encoding in an HTTP/1.0 request"))

@@ -199,10 +199,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// A request already on its way upstream is cut there too, so the upstream never sees the
     /// rest as a request of its own.
     private func refuse(_ parseError: HTTP1ParseError, context: ChannelHandlerContext) {
+        // After an answer that closes the connection, nothing the client sent is answered
+        // (RFC 9112 §9.6), bad bytes included.
+        if case .closing = connection.state { return }
         connection.parseErrorReceived()
         switch machine.parseError() {
         case .closeAfterAnswer:
             break
+        case .finishAndClose:
+            finish()
         case .close(let upstream):
             if let upstream { close(upstream) }
             context.close(promise: nil)
@@ -449,12 +454,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     private func connected(_ upstream: UpstreamConnection, pool: any UpstreamConnecting, reused: Bool) {
         guard let context else {
-            pool.release(upstream, reusable: true)
+            pool.release(upstream, reusable: !upstream.isStream)
             return
         }
         switch machine.upstreamConnected(upstream, reused: reused, now: context.eventLoop.now) {
         case .release:
-            pool.release(upstream, reusable: true)
+            // Unused: a connection goes back to the pool, an h2c stream is closed.
+            pool.release(upstream, reusable: !upstream.isStream)
         case .send(let parts):
             self.pool = pool
             upstream.handler.delegate = self
@@ -548,7 +554,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 // connection (one new upstream connection per stream).
                 pool?.release(upstream, reusable: reusable)
                 pool = nil
-                if writeEnd {
+                // After HEAD an HTTP/2 stream still needs its end (END_STREAM).
+                if writeEnd || isHTTP2 {
                     write(.end(trailers), context: context)
                     context.flush()
                 } else {
@@ -585,7 +592,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         case .none:
             break
         case .retry:
-            guard let pool else { return }
+            guard let pool else {
+                respondLocally(GateError(.upstreamClosed))
+                return
+            }
             self.pool = nil
             connect(pool: pool, future: pool.connect(), context: context)
         case .fail(let failure):
@@ -630,6 +640,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         pool = nil
         let channel = context.channel
         Upgrade.relay(client: context, upstream: upstream)
+        // What the client sent behind its request goes out now, not with its next read.
+        upstream.channel.flush()
         // Reads were held while the decoder was stopped; the relay takes them from here.
         channel.read()
     }
