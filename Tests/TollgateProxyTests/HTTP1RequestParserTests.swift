@@ -257,4 +257,30 @@ import Testing
         buffer.writeInteger(UInt8(0))
         #expect(throws: HTTP1ParseError.self) { try parser.next(&buffer) }
     }
+
+    /// The scanner's eight-byte test flags exactly the words holding a control character or DEL:
+    /// every byte value at every position, then random words against the byte-wise rule.
+    @Test func theWordTestFlagsExactlyControlCharactersAndDelete() {
+        func reference(_ word: UInt64) -> Bool {
+            (0..<8).contains { shift in
+                let byte = UInt8(truncatingIfNeeded: word >> (8 * UInt64(shift)))
+                return byte < 0x20 || byte == 0x7F
+            }
+        }
+        let plain = UInt64(0x6161_6161_6161_6161)
+        for position in 0..<8 {
+            for value in 0...255 {
+                let shift = UInt64(8 * position)
+                let word = (plain & ~(0xFF << shift)) | (UInt64(value) << shift)
+                #expect(HTTP1SectionScanner.hasControlOrDelete(word) == reference(word), "\(value) at \(position)")
+            }
+        }
+        var random = SplitMix64()
+        var mismatches: [UInt64] = []
+        for _ in 0..<100_000 {
+            let word = random.next()
+            if HTTP1SectionScanner.hasControlOrDelete(word) != reference(word) { mismatches.append(word) }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(5).map { String($0, radix: 16) })")
+    }
 }

@@ -75,6 +75,14 @@ struct HTTP1SectionScanner {
         let result: Int? = try buffer.withUnsafeReadableBytes { bytes in
             var index = scanned
             while index < bytes.count {
+                // Eight bytes at a time while none is a control character (CR and LF included)
+                // or DEL: a field value (a token of a kilobyte) is mostly such runs.
+                while index + 8 <= bytes.count {
+                    let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                    if Self.hasControlOrDelete(word) { break }
+                    index += 8
+                }
+                guard index < bytes.count else { break }
                 let byte = bytes[index]
                 if byte == .cr {
                     guard index + 1 < bytes.count else { break }
@@ -101,6 +109,18 @@ struct HTTP1SectionScanner {
         }
         guard scanned <= limit else { throw HTTP1ParseError(.headTooLarge, "the head is too large") }
         return nil
+    }
+
+    /// Whether any of the eight bytes is below 0x20 or is 0x7F. The tests are exact: a byte
+    /// below the bound is flagged by its own borrow before any borrow it passes on can matter,
+    /// and a byte at 0x80 or above never is.
+    static func hasControlOrDelete(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highBits: UInt64 = 0x8080_8080_8080_8080
+        let belowSpace = (word &- ones &* 0x20) & ~word & highBits
+        let delete = word ^ (ones &* 0x7F)
+        let isDelete = (delete &- ones) & ~delete & highBits
+        return belowSpace | isDelete != 0
     }
 }
 
