@@ -141,60 +141,66 @@ enum ResponseRelay {
         }
         let connectionNamed = head.connectionNamesOthers ? connectionOptions(head.headers) : []
 
-        var out = allocator.buffer(capacity: head.bytes.readableBytes + 48)
-        out.writeStaticString("HTTP/1.1 ")
+        // The answer's head is at most the upstream's (less its version) and 56 bytes Tollgate
+        // adds; it is written with one access to the buffer.
+        var out = allocator.buffer(capacity: head.bytes.readableBytes + 64)
         head.bytes.withUnsafeReadableBytes { raw in
-            // `HTTP/1.x 200 OK\r\n`: the code, then the phrase (RFC 9112 §4 wants the space even
-            // when there is none).
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[9..<12]))
-            out.writeInteger(UInt8.space)
-            if raw[12] == .space {
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[13..<head.fieldsStart]))
-            } else {
-                out.writeStaticString("\r\n")
-            }
-            var runStart = 0
-            var runEnd = 0
-            for field in head.fields {
-                let name = raw[Int(field.lineStart)..<Int(field.nameEnd)]
-                let keep: Bool
-                switch HeaderName(utf8: name) {
-                case .upgrade:
-                    keep = switches
-                case .hopByHop, .connection, .te, .trailer:
-                    // `Trailer` is end to end in RFC 9110, but the trailers it announces are
-                    // relayed only over HTTP/2, which does not need it.
-                    keep = false
-                default:
-                    if name.count == 14, name.equalsLowercased("content-length") {
-                        keep = true
-                    } else if name.count == 17, name.equalsLowercased("transfer-encoding") {
-                        keep = keepsTransferEncoding
-                    } else {
-                        keep = connectionNamed.isEmpty || !connectionNamed.contains { name.equalsLowercased($0) }
+            out.writeWithUnsafeMutableBytes(minimumWritableBytes: raw.count + 64) { destination in
+                var writer = HeadWriter(destination)
+                // `HTTP/1.x 200 OK\r\n`: the code, then the phrase (RFC 9112 §4 wants the space
+                // even when there is none).
+                writer.put("HTTP/1.1 ")
+                writer.put(raw[9..<12])
+                writer.put(byte: .space)
+                if raw[12] == .space {
+                    writer.put(raw[13..<head.fieldsStart])
+                } else {
+                    writer.put("\r\n")
+                }
+                var runStart = 0
+                var runEnd = 0
+                for field in head.fields {
+                    let name = raw[Int(field.lineStart)..<Int(field.nameEnd)]
+                    let keep: Bool
+                    switch HeaderName(utf8: name) {
+                    case .upgrade:
+                        keep = switches
+                    case .hopByHop, .connection, .te, .trailer:
+                        // `Trailer` is end to end in RFC 9110, but the trailers it announces are
+                        // relayed only over HTTP/2, which does not need it.
+                        keep = false
+                    default:
+                        if name.count == 14, name.equalsLowercased("content-length") {
+                            keep = true
+                        } else if name.count == 17, name.equalsLowercased("transfer-encoding") {
+                            keep = keepsTransferEncoding
+                        } else {
+                            keep = connectionNamed.isEmpty || !connectionNamed.contains { name.equalsLowercased($0) }
+                        }
+                    }
+                    if keep {
+                        if runEnd != Int(field.lineStart) {
+                            writer.put(raw[runStart..<runEnd])
+                            runStart = Int(field.lineStart)
+                        }
+                        runEnd = Int(field.lineEnd)
                     }
                 }
-                if keep {
-                    if runEnd != Int(field.lineStart) {
-                        out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[runStart..<runEnd]))
-                        runStart = Int(field.lineStart)
-                    }
-                    runEnd = Int(field.lineEnd)
+                writer.put(raw[runStart..<runEnd])
+                if switches {
+                    writer.put("Connection: upgrade\r\n")
+                } else if closes {
+                    writer.put("Connection: close\r\n")
+                } else if client == .http1_0 {
+                    // An HTTP/1.0 client keeps the connection only when told so (RFC 9112
+                    // §C.2.2), as nginx tells it.
+                    writer.put("Connection: keep-alive\r\n")
                 }
+                if addsChunked { writer.put("Transfer-Encoding: chunked\r\n") }
+                writer.put("\r\n")
+                return writer.count
             }
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[runStart..<runEnd]))
         }
-        if switches {
-            out.writeStaticString("Connection: upgrade\r\n")
-        } else if closes {
-            out.writeStaticString("Connection: close\r\n")
-        } else if client == .http1_0 {
-            // An HTTP/1.0 client keeps the connection only when told so (RFC 9112 §C.2.2), as
-            // nginx tells it.
-            out.writeStaticString("Connection: keep-alive\r\n")
-        }
-        if addsChunked { out.writeStaticString("Transfer-Encoding: chunked\r\n") }
-        out.writeStaticString("\r\n")
         return .relay(
             Relayed(
                 part: .relayedHead(out, chunked: chunked),
