@@ -100,6 +100,68 @@ import Testing
         #expect(throws: HTTP1ParseError.self) { try parser.next(&buffer) }
     }
 
+    /// Which requests pause the parser: `Connection` (or `Proxy-Connection`, as llhttp reads it)
+    /// listing `upgrade`, and an `Upgrade` field with a value. The head says so itself
+    /// (`pausesParser`), and the parser delivers nothing after it.
+    static let switchRequests: [(String, Bool)] = [
+        ("Connection: Upgrade\r\nUpgrade: websocket\r\n", true),
+        ("Connection: keep-alive, Upgrade\r\nUpgrade: h2c\r\n", true),
+        ("Connection: upgrade\r\nUpgrade: websocket, h2c\r\n", true),
+        ("Proxy-Connection: Upgrade\r\nUpgrade: websocket\r\n", true),
+        ("Connection: Upgrade\r\nUpgrade: \r\n", false),
+        ("Connection: Upgrade\r\nUpgrade: ,\r\n", true),
+        ("Connection: Upgrade\r\nUpgrade:    \r\n", false),
+        ("connection: UPGRADE\r\nupgrade: WebSocket\r\n", true),
+        ("Connection: Upgrade\r\nConnection: close\r\nUpgrade: websocket\r\n", true),
+        ("Connection: Upgrade\r\n", false),
+        ("Upgrade: websocket\r\n", false),
+        ("Connection: Upgraded\r\nUpgrade: websocket\r\n", false),
+        ("Connection: close-upgrade\r\nUpgrade: websocket\r\n", false),
+        ("Connection: x, upgrade ,y\r\nUpgrade: websocket\r\n", true),
+        ("", false),
+    ]
+
+    @Test(arguments: switchRequests)
+    func theHeadSaysWhetherTheParserPausedAfterIt(fields: String, pauses: Bool) throws {
+        var parser = HTTP1RequestParser(limits: Self.limits)
+        var buffer = ByteBuffer(
+            string: "GET / HTTP/1.1\r\nHost: a\r\n\(fields)\r\nGET /second HTTP/1.1\r\nHost: a\r\n\r\n"
+        )
+        var heads: [RequestHead] = []
+        while case .part(let part) = try parser.next(&buffer) {
+            if case .head(let head) = part { heads.append(head) }
+        }
+        #expect(heads.count == (pauses ? 1 : 2), "\(fields.debugDescription)")
+        #expect(heads.first?.pausesParser == pauses, "\(fields.debugDescription)")
+        #expect(heads.dropFirst().allSatisfy { !$0.pausesParser })
+    }
+
+    /// The parser notes where the fields the pipeline reads are: a later step reads them there
+    /// instead of looking them up by name.
+    @Test func theHeadLocatesTheFieldsThePipelineReads() throws {
+        var buffer = ByteBuffer(
+            string: "GET / HTTP/1.1\r\nX-A: 1\r\nhost: a.test\r\nAUTHORIZATION: Bearer t\r\nCookie: c=1\r\n"
+                + "x-request-id: r1\r\nTraceparent: tp\r\nTE: trailers\r\nCookie: d=2\r\n"
+                + "Connection: keep-alive, X-A\r\nX_Request_Id: r2\r\n\r\n"
+        )
+        var parser = HTTP1RequestParser(limits: Self.limits)
+        guard case .part(.head(let head)) = try parser.next(&buffer) else {
+            Issue.record("no head")
+            return
+        }
+        let known = head.known
+        #expect(known.host == .init(first: 1, count: 1))
+        #expect(known.authorization == .init(first: 2, count: 1))
+        #expect(known.cookie == .init(first: 3, count: 2))
+        #expect(known.requestID == .init(first: 4, count: 1), "X_Request_Id is another field")
+        #expect(known.traceparent == .init(first: 5, count: 1))
+        #expect(known.connection == .init(first: 8, count: 1))
+        #expect(known.acceptsTrailers && known.keepAlive && known.connectionNamesFields && !known.close)
+        #expect(head.value(of: known.authorization) == "Bearer t")
+        #expect(head.connectionNamed == ["x-a"])
+        #expect(head.upgradeProtocols.isEmpty && !head.pausesParser)
+    }
+
     static let refused: [(String, String)] = [
         (
             "both Content-Length and Transfer-Encoding",
@@ -260,27 +322,38 @@ import Testing
 
     /// The scanner's eight-byte test flags exactly the words holding a control character or DEL:
     /// every byte value at every position, then random words against the byte-wise rule.
-    @Test func theWordTestFlagsExactlyControlCharactersAndDelete() {
+    /// Each eight-byte test against the byte-wise rule it stands for: every byte value at every
+    /// position of a plain word, and 100,000 random words.
+    static let wordTests: [(String, @Sendable (UInt64) -> Bool, @Sendable (UInt8) -> Bool)] = [
+        ("control or DEL", ByteWord.hasControlOrDelete, { $0 < 0x20 || $0 == 0x7F }),
+        ("CR", { ByteWord.has(.cr, in: $0) }, { $0 == .cr }),
+        ("not visible", ByteWord.hasNonVisible, { $0 <= 0x20 || $0 >= 0x7F }),
+    ]
+
+    @Test(arguments: 0..<wordTests.count)
+    func aWordTestFlagsExactlyTheBytesItsRuleFlags(_ test: Int) {
+        let (name, wordTest, byteRule) = Self.wordTests[test]
         func reference(_ word: UInt64) -> Bool {
-            (0..<8).contains { shift in
-                let byte = UInt8(truncatingIfNeeded: word >> (8 * UInt64(shift)))
-                return byte < 0x20 || byte == 0x7F
-            }
+            (0..<8).contains { shift in byteRule(UInt8(truncatingIfNeeded: word >> (8 * UInt64(shift)))) }
         }
         let plain = UInt64(0x6161_6161_6161_6161)
         for position in 0..<8 {
             for value in 0...255 {
                 let shift = UInt64(8 * position)
                 let word = (plain & ~(0xFF << shift)) | (UInt64(value) << shift)
-                #expect(HTTP1SectionScanner.hasControlOrDelete(word) == reference(word), "\(value) at \(position)")
+                #expect(wordTest(word) == reference(word), "\(name): \(value) at \(position)")
             }
         }
         var random = SplitMix64()
         var mismatches: [UInt64] = []
         for _ in 0..<100_000 {
+            // Random words, and words of random bytes near the rule's edges.
             let word = random.next()
-            if HTTP1SectionScanner.hasControlOrDelete(word) != reference(word) { mismatches.append(word) }
+            let edgy = word & 0x7F7F_7F7F_7F7F_7F7F | (random.next() & 0x2020_2020_2020_2020)
+            for candidate in [word, edgy] where wordTest(candidate) != reference(candidate) {
+                mismatches.append(candidate)
+            }
         }
-        #expect(mismatches.isEmpty, "\(mismatches.prefix(5).map { String($0, radix: 16) })")
+        #expect(mismatches.isEmpty, "\(name): \(mismatches.prefix(5).map { String($0, radix: 16) })")
     }
 }

@@ -87,12 +87,12 @@ import TollgateCore
     }
 
     @Test func anEndpointsRequestCarriesTheCheckedTargetAndTheHeaders() throws {
-        let head = try UpstreamHeadTests.parse(
+        var head = try UpstreamHeadTests.parse(
             "POST /oauth2/token?x=1 HTTP/1.1\r\nHost: id.example\r\nContent-Type: application/x-www-form-urlencoded\r\n"
                 + "Content-Length: 3\r\n\r\n"
         )
-        let checked = try CheckedRequestHead.check(head, isHTTP2: false).get()
-        let request = HTTPRequest(localRequest: head, checked: checked, scheme: "https")
+        try head.check(isHTTP2: false)
+        let request = HTTPRequest(localRequest: head, scheme: "https")
         #expect(request.method == .post)
         #expect(request.scheme == "https")
         #expect(request.authority == "id.example")
@@ -101,9 +101,9 @@ import TollgateCore
     }
 
     @Test func anAbsoluteFormTargetsAuthorityReplacesHost() throws {
-        let head = try UpstreamHeadTests.parse("GET http://id.example/jwks HTTP/1.1\r\nHost: id.example\r\n\r\n")
-        let checked = try CheckedRequestHead.check(head, isHTTP2: false).get()
-        let request = HTTPRequest(localRequest: head, checked: checked, scheme: "http")
+        var head = try UpstreamHeadTests.parse("GET http://id.example/jwks HTTP/1.1\r\nHost: id.example\r\n\r\n")
+        try head.check(isHTTP2: false)
+        let request = HTTPRequest(localRequest: head, scheme: "http")
         #expect(request.authority == "id.example")
         #expect(request.path == "/jwks")
     }

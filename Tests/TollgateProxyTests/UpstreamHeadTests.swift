@@ -45,12 +45,19 @@ import TollgateCore
         trusted: Bool = false,
         isUpgrade: Bool = false
     ) throws -> (text: String, framing: UpstreamRequestHead.Framing) {
-        let checked = try CheckedRequestHead.check(head, isHTTP2: isHTTP2).get()
-        let result = snapshot.upstreamHead(
-            from: head,
+        var checked = head
+        try checked.check(isHTTP2: isHTTP2)
+        let pipeline = RequestPipeline(
+            snapshot: snapshot,
+            isHTTP2: isHTTP2,
+            scheme: "https",
+            peer: nil,
+            peerAddress: "192.0.2.7"
+        )
+        let result = pipeline.upstreamHead(
+            from: checked,
             basePath: "/base",
             requestTarget: checked.target,
-            checked: checked,
             token: nil,
             connection: ClientConnection(peerAddress: "192.0.2.7", peerTrusted: trusted, scheme: "https"),
             requestID: "rid",
@@ -157,12 +164,12 @@ import TollgateCore
         ("http://a/x", "a:8080", false), ("http://a:080/x", "a", false),
     ])
     func anAbsoluteFormTargetMayOmitOrSpellTheDefaultPort(target: String, host: String, accepted: Bool) throws {
-        let head = try Self.parse("GET \(target) HTTP/1.1\r\nHost: \(host)\r\n\r\n")
-        switch CheckedRequestHead.check(head, isHTTP2: false) {
-        case .success(let checked):
+        var head = try Self.parse("GET \(target) HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+        do {
+            try head.check(isHTTP2: false)
             #expect(accepted, "\(target) with Host \(host)")
-            #expect(checked.target == "/x")
-        case .failure(let error):
+            #expect(head.target == "/x")
+        } catch {
             #expect(!accepted, "\(target) with Host \(host): \(error)")
         }
     }
@@ -234,12 +241,18 @@ import TollgateCore
     /// For an HTTP/2 upstream the written head is read back into NIO's type.
     @Test func theUpstreamHeadReadsBackForAnHTTP2Upstream() throws {
         try Self.withSnapshot { snapshot in
-            let head = try Self.parse("GET /orders/1 HTTP/1.1\r\nHost: api.test\r\nAccept: */*\r\n\r\n")
-            let checked = try CheckedRequestHead.check(head, isHTTP2: false).get()
-            let built = try snapshot.upstreamHead(
+            var head = try Self.parse("GET /orders/1 HTTP/1.1\r\nHost: api.test\r\nAccept: */*\r\n\r\n")
+            try head.check(isHTTP2: false)
+            let pipeline = RequestPipeline(
+                snapshot: snapshot,
+                isHTTP2: false,
+                scheme: "http",
+                peer: nil,
+                peerAddress: "192.0.2.7"
+            )
+            let built = try pipeline.upstreamHead(
                 from: head,
-                requestTarget: checked.target,
-                checked: checked,
+                requestTarget: head.target,
                 token: nil,
                 connection: ClientConnection(peerAddress: "192.0.2.7", peerTrusted: false, scheme: "http"),
                 requestID: "rid",

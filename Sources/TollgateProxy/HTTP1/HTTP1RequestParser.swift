@@ -133,6 +133,7 @@ package struct HTTP1RequestParser {
         }
         parsed.head.bytes = buffer.readSlice(length: length)!
         pausesAfterMessage = parsed.asksToSwitch
+        parsed.head.pausesParser = parsed.asksToSwitch
         state = .body(
             HTTP1MessageBody(
                 parsed.framing,
@@ -182,13 +183,13 @@ package struct HTTP1RequestParser {
 
         var fields: [RequestHead.Field] = []
         fields.reserveCapacity(16)
+        var known = KnownFields()
         var contentLength: Int?
-        var close = false
-        var keepAlive = false
-        var transferEncoding = false
-        var connectionUpgrade = false
-        var upgrade = false
         try HTTP1Syntax.parseFields(bytes, from: index) { name, value, lineEnd in
+            guard fields.count < KnownFields.maximumFields else {
+                throw HTTP1ParseError(.headTooLarge, "too many field lines")
+            }
+            known.record(fields.count, name: name, value: value)
             fields.append(
                 RequestHead.Field(
                     lineStart: UInt32(name.startIndex),
@@ -198,40 +199,24 @@ package struct HTTP1RequestParser {
                     lineEnd: UInt32(lineEnd)
                 )
             )
-            switch name.count {
-            case 14 where name.equalsLowercased(HTTP1Syntax.contentLength):
-                guard contentLength == nil else {
-                    throw HTTP1ParseError(.malformed, "more than one Content-Length")
-                }
+            if known.contentLength.first == fields.count - 1 {
                 guard let length = HTTP1Syntax.decimal(value) else {
                     throw HTTP1ParseError(.malformed, "invalid Content-Length")
                 }
                 contentLength = length
-            case 17 where name.equalsLowercased(HTTP1Syntax.transferEncoding):
-                guard !transferEncoding else { throw HTTP1ParseError(.malformed, "more than one Transfer-Encoding") }
-                guard value.equalsLowercased(HTTP1Syntax.chunked) else {
+            } else if known.transferEncoding.first == fields.count - 1 {
+                guard value.equalsIgnoringASCIICase(HTTP1Syntax.chunked) else {
                     throw HTTP1ParseError(.malformed, "a transfer coding other than chunked")
                 }
-                transferEncoding = true
-            case 10 where name.equalsLowercased(HTTP1Syntax.connection):
-                let options = ConnectionOptions(value)
-                if options.upgrade { connectionUpgrade = true }
-                if options.close { close = true }
-                if options.keepAlive { keepAlive = true }
-            case 16 where name.equalsLowercased(HTTP1Syntax.proxyConnection):
-                if ConnectionOptions(value).upgrade { connectionUpgrade = true }
-            case 7 where name.equalsLowercased(HTTP1Syntax.upgrade):
-                if !value.isEmpty { upgrade = true }
-            case 14 where name.equalsLowercasedFoldingUnderscore(HTTP1Syntax.contentLength),
-                17 where name.equalsLowercasedFoldingUnderscore(HTTP1Syntax.transferEncoding):
-                // `Content_Length`: an upstream that reads `_` as `-` would frame the body by it.
-                throw HTTP1ParseError(.malformed, "a framing header spelt with an underscore")
-            default:
-                break
             }
         }
+        if known.framingSpeltWithUnderscore {
+            throw HTTP1ParseError(.malformed, "a framing header spelt with an underscore")
+        }
+        if known.contentLength.count > 1 { throw HTTP1ParseError(.malformed, "more than one Content-Length") }
+        if known.transferEncoding.count > 1 { throw HTTP1ParseError(.malformed, "more than one Transfer-Encoding") }
         let framing: HTTP1MessageBody.Framing
-        if transferEncoding {
+        if known.transferEncoding.count > 0 {
             guard contentLength == nil else {
                 throw HTTP1ParseError(.malformed, "both Content-Length and Transfer-Encoding")
             }
@@ -254,10 +239,15 @@ package struct HTTP1RequestParser {
             uri: String(decoding: bytes[targetStart..<targetEnd], as: UTF8.self),
             bytes: ByteBuffer(),
             fields: fields,
+            known: known,
             framing: framing.requestFraming,
-            isKeepAlive: version.minor == 1 ? !close : keepAlive && !close
+            isKeepAlive: version.minor == 1 ? !known.close : known.keepAlive && !known.close
         )
-        return ParsedHead(head: head, framing: framing, asksToSwitch: connectionUpgrade && upgrade)
+        return ParsedHead(
+            head: head,
+            framing: framing,
+            asksToSwitch: (known.connectionUpgrade || known.proxyConnectionUpgrade) && known.upgradeHasValue
+        )
     }
 }
 
@@ -271,11 +261,6 @@ struct ConnectionOptions {
     /// An option other than these four.
     var namesOthers = false
 
-    private static let closeToken = Array("close".utf8)
-    private static let keepAliveToken = Array("keep-alive".utf8)
-    private static let upgradeToken = Array("upgrade".utf8)
-    private static let trailersToken = Array("trailers".utf8)
-
     init(_ value: UnsafeRawBufferPointer.SubSequence) {
         var start = value.startIndex
         while start < value.endIndex {
@@ -287,10 +272,10 @@ struct ConnectionOptions {
             while itemEnd > itemStart, value[itemEnd - 1] == .space || value[itemEnd - 1] == .htab { itemEnd -= 1 }
             let item = value[itemStart..<itemEnd]
             switch item.count {
-            case 5 where item.equalsLowercased(Self.closeToken): close = true
-            case 7 where item.equalsLowercased(Self.upgradeToken): upgrade = true
-            case 10 where item.equalsLowercased(Self.keepAliveToken): keepAlive = true
-            case 8 where item.equalsLowercased(Self.trailersToken): trailers = true
+            case 5 where item.equalsIgnoringASCIICase(HTTP1Syntax.ascii("close")): close = true
+            case 7 where item.equalsIgnoringASCIICase(HTTP1Syntax.upgrade): upgrade = true
+            case 10 where item.equalsIgnoringASCIICase(HTTP1Syntax.ascii("keep-alive")): keepAlive = true
+            case 8 where item.equalsIgnoringASCIICase(HTTP1Syntax.trailers): trailers = true
             case 0: break
             default: namesOthers = true
             }

@@ -206,25 +206,25 @@ package struct HTTP1ResponseParser {
                 )
             )
             switch name.count {
-            case 14 where name.equalsLowercased(HTTP1Syntax.contentLength):
+            case 14 where name.equalsIgnoringASCIICase(HTTP1Syntax.contentLength):
                 guard contentLength == nil else { throw HTTP1ParseError(.malformed, "more than one Content-Length") }
                 guard let length = HTTP1Syntax.decimal(value) else {
                     throw HTTP1ParseError(.malformed, "invalid Content-Length")
                 }
                 contentLength = length
-            case 17 where name.equalsLowercased(HTTP1Syntax.transferEncoding):
+            case 17 where name.equalsIgnoringASCIICase(HTTP1Syntax.transferEncoding):
                 guard !transferEncoding else { throw HTTP1ParseError(.malformed, "more than one Transfer-Encoding") }
-                guard value.equalsLowercased(HTTP1Syntax.chunked) else {
+                guard value.equalsIgnoringASCIICase(HTTP1Syntax.chunked) else {
                     throw HTTP1ParseError(.malformed, "a transfer coding other than chunked")
                 }
                 transferEncoding = true
-            case 10 where name.equalsLowercased(HTTP1Syntax.connection):
+            case 10 where name.equalsIgnoringASCIICase(HTTP1Syntax.connection):
                 let options = ConnectionOptions(value)
                 if options.close { close = true }
                 if options.keepAlive { keepAlive = true }
                 if options.namesOthers || options.trailers { namesOthers = true }
-            case 14 where name.equalsLowercasedFoldingUnderscore(HTTP1Syntax.contentLength),
-                17 where name.equalsLowercasedFoldingUnderscore(HTTP1Syntax.transferEncoding):
+            case 14 where name.equalsIgnoringASCIICase(HTTP1Syntax.contentLength, underscoreAsHyphen: true),
+                17 where name.equalsIgnoringASCIICase(HTTP1Syntax.transferEncoding, underscoreAsHyphen: true):
                 throw HTTP1ParseError(.malformed, "a framing header spelt with an underscore")
             default:
                 break

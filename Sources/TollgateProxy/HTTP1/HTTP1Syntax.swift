@@ -31,6 +31,12 @@ enum HTTP1Syntax {
             index += 1
             while bytes[index] == .space || bytes[index] == .htab { index += 1 }
             let valueStart = index
+            // A value (a token of a kilobyte) is found to its end eight bytes at a time.
+            while index + 8 <= bytes.count,
+                !ByteWord.has(.cr, in: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+            {
+                index += 8
+            }
             while bytes[index] != .cr { index += 1 }
             var valueEnd = index
             while valueEnd > valueStart, bytes[valueEnd - 1] == .space || bytes[valueEnd - 1] == .htab {
@@ -52,12 +58,17 @@ enum HTTP1Syntax {
         return value
     }
 
-    static let contentLength = Array("content-length".utf8)
-    static let transferEncoding = Array("transfer-encoding".utf8)
-    static let connection = Array("connection".utf8)
-    static let proxyConnection = Array("proxy-connection".utf8)
-    static let upgrade = Array("upgrade".utf8)
-    static let chunked = Array("chunked".utf8)
+    static var contentLength: UnsafeBufferPointer<UInt8> { ascii("content-length") }
+    static var transferEncoding: UnsafeBufferPointer<UInt8> { ascii("transfer-encoding") }
+    static var connection: UnsafeBufferPointer<UInt8> { ascii("connection") }
+    static var upgrade: UnsafeBufferPointer<UInt8> { ascii("upgrade") }
+    static var chunked: UnsafeBufferPointer<UInt8> { ascii("chunked") }
+    static var trailers: UnsafeBufferPointer<UInt8> { ascii("trailers") }
+
+    /// A literal's bytes, which are static: no array, no lazy global, no closure.
+    @inline(__always) static func ascii(_ literal: StaticString) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount)
+    }
 }
 
 /// Finds the end of a head or trailer section as its bytes arrive, refusing a bare CR or LF and
@@ -79,7 +90,7 @@ struct HTTP1SectionScanner {
                 // or DEL: a field value (a token of a kilobyte) is mostly such runs.
                 while index + 8 <= bytes.count {
                     let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                    if Self.hasControlOrDelete(word) { break }
+                    if ByteWord.hasControlOrDelete(word) { break }
                     index += 8
                 }
                 guard index < bytes.count else { break }
@@ -111,16 +122,36 @@ struct HTTP1SectionScanner {
         return nil
     }
 
-    /// Whether any of the eight bytes is below 0x20 or is 0x7F. The tests are exact: a byte
-    /// below the bound is flagged by its own borrow before any borrow it passes on can matter,
-    /// and a byte at 0x80 or above never is.
+}
+
+/// Tests on eight bytes at once (a little-endian load of a field's bytes), for the long runs of
+/// plain bytes a head is mostly made of. Each says whether any byte is flagged, exactly: a byte
+/// is flagged by its own test before any borrow it passes on can matter, and a borrow only
+/// starts at a flagged byte. Where one is, the caller goes on byte by byte.
+enum ByteWord {
+    private static let ones: UInt64 = 0x0101_0101_0101_0101
+    private static let highBits: UInt64 = 0x8080_8080_8080_8080
+
+    /// Any byte below 0x20 or equal to 0x7F.
     static func hasControlOrDelete(_ word: UInt64) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highBits: UInt64 = 0x8080_8080_8080_8080
         let belowSpace = (word &- ones &* 0x20) & ~word & highBits
-        let delete = word ^ (ones &* 0x7F)
-        let isDelete = (delete &- ones) & ~delete & highBits
-        return belowSpace | isDelete != 0
+        return belowSpace | isZero(word ^ (ones &* 0x7F)) != 0
+    }
+
+    /// Any byte equal to `byte`.
+    static func has(_ byte: UInt8, in word: UInt64) -> Bool {
+        isZero(word ^ (ones &* UInt64(byte))) != 0
+    }
+
+    /// Any byte that is not visible ASCII (0x20 and below, 0x7F and above): a token68 has none.
+    static func hasNonVisible(_ word: UInt64) -> Bool {
+        let atMostSpace = (word &- ones &* 0x21) & ~word & highBits
+        return atMostSpace | (word & highBits) | isZero(word ^ (ones &* 0x7F)) != 0
+    }
+
+    /// The high bit of each zero byte (and possibly of bytes above a zero one).
+    private static func isZero(_ word: UInt64) -> UInt64 {
+        (word &- ones) & ~word & highBits
     }
 }
 
@@ -156,28 +187,38 @@ private let tokenCharacters: [Bool] = (0..<256).map { value in
     }
 }
 
-extension Slice where Base == UnsafeRawBufferPointer {
-    /// Like `equalsLowercased`, with `_` read as `-`.
-    func equalsLowercasedFoldingUnderscore(_ lowercased: [UInt8]) -> Bool {
-        guard count == lowercased.count else { return false }
-        var other = lowercased.startIndex
-        for byte in self {
-            var folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-            if folded == UInt8(ascii: "_") { folded = UInt8(ascii: "-") }
-            guard folded == lowercased[other] else { return false }
-            other += 1
-        }
-        return true
-    }
+extension UInt8 {
+    /// The byte with ASCII upper case folded to lower case.
+    @inline(__always) var asciiLowercased: UInt8 { self &- UInt8(ascii: "A") < 26 ? self | 0x20 : self }
+}
 
-    /// ASCII case-insensitive comparison with a lower-case name.
-    func equalsLowercased(_ lowercased: [UInt8]) -> Bool {
+extension Collection where Element == UInt8 {
+    /// ASCII case-insensitive equality with `lowercased`, which is in lower case: the proxy's one
+    /// comparison of field names and list tokens. With `underscoreAsHyphen`, `_` in `self` reads
+    /// as `-` (CGI, PHP, WSGI and Rack read `X_Forwarded_For` as `X-Forwarded-For`).
+    @inline(__always)
+    func equalsIgnoringASCIICase(_ lowercased: some Collection<UInt8>, underscoreAsHyphen: Bool = false) -> Bool {
+        // Field bytes, literals and native strings are contiguous: compared as buffers, without
+        // a generic index step per byte.
+        let contiguous = withContiguousStorageIfAvailable { bytes in
+            lowercased.withContiguousStorageIfAvailable { other in
+                guard bytes.count == other.count else { return false }
+                for offset in 0..<bytes.count {
+                    var folded = bytes[offset].asciiLowercased
+                    if underscoreAsHyphen && folded == UInt8(ascii: "_") { folded = UInt8(ascii: "-") }
+                    if folded != other[offset] { return false }
+                }
+                return true
+            }
+        }
+        if let contiguous, let result = contiguous { return result }
         guard count == lowercased.count else { return false }
-        var other = lowercased.startIndex
+        var otherIndex = lowercased.startIndex
         for byte in self {
-            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-            guard folded == lowercased[other] else { return false }
-            other += 1
+            var folded = byte.asciiLowercased
+            if underscoreAsHyphen && folded == UInt8(ascii: "_") { folded = UInt8(ascii: "-") }
+            guard folded == lowercased[otherIndex] else { return false }
+            lowercased.formIndex(after: &otherIndex)
         }
         return true
     }

@@ -25,11 +25,25 @@ package struct RequestHead: IndexedFields {
     /// The whole head (for HTTP/2, the field lines only).
     package internal(set) var bytes: ByteBuffer
     package private(set) var fields: [Field]
+    /// Where the fields the pipeline reads are, found while the head was parsed.
+    package private(set) var known: KnownFields
     /// How the request's body is framed, from `Content-Length` and `Transfer-Encoding`.
     package var framing: Framing
     /// RFC 9112 §9.3: HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with
     /// `Connection: keep-alive`.
     package var isKeepAlive: Bool
+    /// The parser stopped after this request, which asked to switch protocols (`Connection:
+    /// upgrade`, or `Proxy-Connection` as llhttp reads it, with an `Upgrade` value): nothing
+    /// after it is parsed until the exchange ends without a switch.
+    package internal(set) var pausesParser = false
+    /// An absolute-form target's parts, once `check` passed (rare: kept out of line, so the head
+    /// stays small to copy).
+    var absoluteForm: AbsoluteForm?
+
+    /// The target in origin form (an absolute-form target's path and query), once `check` passed.
+    package var target: String { absoluteForm?.target ?? uri }
+    /// An absolute-form target's authority, which replaces `Host` (RFC 9112 §3.2.2).
+    package var authority: String? { absoluteForm?.authority }
 
     init(
         method: HTTPMethod,
@@ -37,6 +51,7 @@ package struct RequestHead: IndexedFields {
         uri: String,
         bytes: ByteBuffer,
         fields: [Field],
+        known: KnownFields,
         framing: Framing,
         isKeepAlive: Bool
     ) {
@@ -45,6 +60,7 @@ package struct RequestHead: IndexedFields {
         self.uri = uri
         self.bytes = bytes
         self.fields = fields
+        self.known = known
         self.framing = framing
         self.isKeepAlive = isKeepAlive
     }
@@ -109,8 +125,6 @@ package struct RequestHead: IndexedFields {
     ) {
         var bytes = ByteBuffer()
         var fields: [Field] = []
-        var contentLength: Int?
-        var chunked = false
         for (name, value) in fieldLines {
             let lineStart = UInt32(bytes.writerIndex)
             bytes.writeString(name)
@@ -129,10 +143,14 @@ package struct RequestHead: IndexedFields {
                     lineEnd: UInt32(bytes.writerIndex)
                 )
             )
-            if name.caseInsensitiveEquals("content-length") {
-                contentLength = Int(value)
-            } else if name.caseInsensitiveEquals("transfer-encoding") {
-                chunked = true
+        }
+        var known = KnownFields()
+        var contentLength: Int?
+        bytes.withUnsafeReadableBytes { raw in
+            for (index, field) in fields.enumerated() {
+                let value = raw[Int(field.valueStart)..<Int(field.valueEnd)]
+                known.record(index, name: raw[Int(field.lineStart)..<Int(field.nameEnd)], value: value)
+                if known.contentLength.first == index { contentLength = HTTP1Syntax.decimal(value) }
             }
         }
         self.init(
@@ -141,7 +159,8 @@ package struct RequestHead: IndexedFields {
             uri: uri,
             bytes: bytes,
             fields: fields,
-            framing: chunked ? .chunked : contentLength.map { .length($0) } ?? .none,
+            known: known,
+            framing: known.transferEncoding.count > 0 ? .chunked : contentLength.map { .length($0) } ?? .none,
             isKeepAlive: isKeepAlive
         )
     }
@@ -170,6 +189,18 @@ package struct RequestHead: IndexedFields {
     }
 }
 
+/// An absolute-form request target (RFC 9112 §3.2.2) split into the authority, which replaces
+/// `Host`, and the origin-form rest.
+final class AbsoluteForm: Sendable {
+    let authority: String
+    let target: String
+
+    init(authority: String, target: String) {
+        self.authority = authority
+        self.target = target
+    }
+}
+
 /// One field line's offsets in a head's bytes, from their reader index: the line (its CRLF
 /// included), the name, and the value without surrounding blanks.
 package struct FieldOffsets: Sendable {
@@ -178,6 +209,114 @@ package struct FieldOffsets: Sendable {
     var valueStart: UInt32
     var valueEnd: UInt32
     var lineEnd: UInt32
+}
+
+/// Where the fields the pipeline reads are in a head, and what the few it acts on say, found in
+/// the one walk over the field lines that parses the head (HTTP/1.1) or writes it (HTTP/2): no
+/// later step looks a field up by name or classifies the fields again.
+package struct KnownFields: Sendable, Equatable {
+    /// A field's first line and how many lines carry it, in four bytes: a head is copied whole
+    /// between the parser and the pipeline. The parser refuses a head of more than
+    /// `maximumFields` lines.
+    package struct Position: Sendable, Equatable {
+        private var firstIndex = UInt16.max
+        private var lines: UInt16 = 0
+
+        package init() {}
+
+        package init(first: Int?, count: Int) {
+            firstIndex = first.map { UInt16($0) } ?? .max
+            lines = UInt16(count)
+        }
+
+        package var first: Int? { firstIndex == .max ? nil : Int(firstIndex) }
+        package var count: Int { Int(lines) }
+
+        mutating func saw(_ index: Int) {
+            if firstIndex == .max { firstIndex = UInt16(truncatingIfNeeded: index) }
+            if lines < .max { lines += 1 }
+        }
+    }
+
+    /// The most field lines a head may have for its positions to be recorded.
+    package static let maximumFields = Int(UInt16.max) - 1
+
+    package var host = Position()
+    package var authorization = Position()
+    package var cookie = Position()
+    package var requestID = Position()
+    package var traceparent = Position()
+    package var upgrade = Position()
+    package var connection = Position()
+    package var contentLength = Position()
+    package var transferEncoding = Position()
+    /// `Connection` lists `close`, `keep-alive`, `upgrade`.
+    package var close = false
+    package var keepAlive = false
+    package var connectionUpgrade = false
+    /// `Proxy-Connection` lists `upgrade`: llhttp reads it as `Connection`, so the parser pauses
+    /// on it too.
+    package var proxyConnectionUpgrade = false
+    /// `Connection` lists another option: a field to remove on the way upstream.
+    package var connectionNamesFields = false
+    /// An `Upgrade` field has a value.
+    package var upgradeHasValue = false
+    /// `TE` lists `trailers` (gRPC).
+    package var acceptsTrailers = false
+    /// `Content_Length` or `Transfer_Encoding`: an upstream that reads `_` as `-` would frame the
+    /// body by it.
+    package var framingSpeltWithUnderscore = false
+
+    package init() {}
+
+    /// Notes field `index`, with its name and trimmed value.
+    mutating func record(
+        _ index: Int,
+        name: UnsafeRawBufferPointer.SubSequence,
+        value: UnsafeRawBufferPointer.SubSequence
+    ) {
+        func named(_ lower: StaticString) -> Bool { name.equalsIgnoringASCIICase(HTTP1Syntax.ascii(lower)) }
+        switch name.count {
+        case 2 where named("te"):
+            if ConnectionOptions(value).trailers { acceptsTrailers = true }
+        case 4 where named("host"):
+            host.saw(index)
+        case 6 where named("cookie"):
+            cookie.saw(index)
+        case 7 where named("upgrade"):
+            upgrade.saw(index)
+            if !value.isEmpty { upgradeHasValue = true }
+        case 10 where named("connection"):
+            connection.saw(index)
+            let options = ConnectionOptions(value)
+            if options.close { close = true }
+            if options.keepAlive { keepAlive = true }
+            if options.upgrade { connectionUpgrade = true }
+            if options.namesOthers || options.trailers { connectionNamesFields = true }
+        case 11 where named("traceparent"):
+            traceparent.saw(index)
+        case 12 where named("x-request-id"):
+            requestID.saw(index)
+        case 13 where named("authorization"):
+            authorization.saw(index)
+        case 14:
+            if named("content-length") {
+                contentLength.saw(index)
+            } else if name.equalsIgnoringASCIICase(HTTP1Syntax.contentLength, underscoreAsHyphen: true) {
+                framingSpeltWithUnderscore = true
+            }
+        case 16 where named("proxy-connection"):
+            if ConnectionOptions(value).upgrade { proxyConnectionUpgrade = true }
+        case 17:
+            if named("transfer-encoding") {
+                transferEncoding.saw(index)
+            } else if name.equalsIgnoringASCIICase(HTTP1Syntax.transferEncoding, underscoreAsHyphen: true) {
+                framingSpeltWithUnderscore = true
+            }
+        default:
+            break
+        }
+    }
 }
 
 /// A head as received with the offsets of its field lines: fields are read from the bytes, and
@@ -221,13 +360,29 @@ extension IndexedFields {
         ) ?? ""
     }
 
+    /// `body` applied to the bytes of field `index`'s value.
+    package func withValue<Result>(
+        at index: Int,
+        _ body: (UnsafeRawBufferPointer.SubSequence) throws -> Result
+    ) rethrows -> Result {
+        let field = fields[index]
+        return try bytes.withUnsafeReadableBytes { raw in
+            try body(raw[Int(field.valueStart)..<Int(field.valueEnd)])
+        }
+    }
+
+    /// The value of a known field's first line.
+    package func value(of position: KnownFields.Position) -> String? {
+        position.first.map { value(at: $0) }
+    }
+
     /// The value of the first field named `name` (ASCII case-insensitive; `name` lower-case).
     package func first(name: String) -> String? {
         var found: Int?
         var lowercased = name
         lowercased.withUTF8 { wanted in
             forEachField { index, fieldName, _ in
-                if fieldName.equalsLowercased(wanted) {
+                if fieldName.equalsIgnoringASCIICase(wanted) {
                     found = index
                     return false
                 }
@@ -243,7 +398,7 @@ extension IndexedFields {
         var lowercased = name
         lowercased.withUTF8 { wanted in
             forEachField { index, fieldName, _ in
-                if fieldName.equalsLowercased(wanted) { indices.append(index) }
+                if fieldName.equalsIgnoringASCIICase(wanted) { indices.append(index) }
                 return true
             }
         }
@@ -255,7 +410,7 @@ extension IndexedFields {
         var lowercased = name
         lowercased.withUTF8 { wanted in
             forEachField { _, fieldName, _ in
-                found = fieldName.equalsLowercased(wanted)
+                found = fieldName.equalsIgnoringASCIICase(wanted)
                 return !found
             }
         }
@@ -289,25 +444,6 @@ extension RequestHead: Equatable {
 }
 
 extension Slice where Base == UnsafeRawBufferPointer {
-    /// ASCII case-insensitive comparison with lower-case bytes.
-    func equalsLowercased(_ lowercased: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard count == lowercased.count else { return false }
-        var other = 0
-        for byte in self {
-            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-            guard folded == lowercased[other] else { return false }
-            other += 1
-        }
-        return true
-    }
-
-    /// ASCII case-insensitive comparison with a lower-case string.
-    func equalsLowercased(_ lowercased: String) -> Bool {
-        guard count == lowercased.utf8.count else { return false }
-        var lowercased = lowercased
-        return lowercased.withUTF8 { equalsLowercased($0) }
-    }
-
     /// The bytes as a string.
     var string: String { String(decoding: self, as: UTF8.self) }
 }

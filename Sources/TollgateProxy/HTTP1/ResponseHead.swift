@@ -86,15 +86,16 @@ package struct ResponseHead: IndexedFields {
                     lineEnd: UInt32(bytes.writerIndex)
                 )
             )
-            if name.caseInsensitiveEquals("content-length") {
+            if name.utf8.equalsIgnoringASCIICase(HTTP1Syntax.contentLength) {
                 contentLength = Int(value)
-            } else if name.caseInsensitiveEquals("transfer-encoding") {
+            } else if name.utf8.equalsIgnoringASCIICase(HTTP1Syntax.transferEncoding) {
                 chunked = true
-            } else if name.caseInsensitiveEquals("connection") {
+            } else if name.utf8.equalsIgnoringASCIICase(HTTP1Syntax.connection) {
                 for item in value.split(separator: ",") {
                     let option = item.trimmingSpaces()
-                    if !option.isEmpty, !option.caseInsensitiveEquals("close"),
-                        !option.caseInsensitiveEquals("keep-alive"), !option.caseInsensitiveEquals("upgrade")
+                    if !option.isEmpty, !option.utf8.equalsIgnoringASCIICase("close".utf8),
+                        !option.utf8.equalsIgnoringASCIICase("keep-alive".utf8),
+                        !option.utf8.equalsIgnoringASCIICase(HTTP1Syntax.upgrade)
                     {
                         namesOthers = true
                     }

@@ -9,14 +9,16 @@ enum UpstreamResponseFraming {
         var lengths = 0
         var codings = 0
         for (name, value) in head.headers {
-            if name.caseInsensitiveEquals("content-length") {
+            if name.utf8.equalsIgnoringASCIICase(HTTP1Syntax.contentLength) {
                 lengths += 1
                 guard !value.isEmpty, value.utf8.count <= 18, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
                     return "invalid_content_length"
                 }
-            } else if name.caseInsensitiveEquals("transfer-encoding") {
+            } else if name.utf8.equalsIgnoringASCIICase(HTTP1Syntax.transferEncoding) {
                 codings += 1
-                guard value.caseInsensitiveEquals("chunked") else { return "unsupported_transfer_coding" }
+                guard value.utf8.equalsIgnoringASCIICase(HTTP1Syntax.chunked) else {
+                    return "unsupported_transfer_coding"
+                }
             }
         }
         if lengths > 1 { return "repeated_content_length" }

@@ -33,7 +33,9 @@ enum HeaderName {
 
     /// From the name's bytes, as a request head holds them.
     init(utf8 name: Slice<UnsafeRawBufferPointer>) {
-        func named(_ lower: StaticString) -> Bool { name.equalsFoldingUnderscore(lower) }
+        func named(_ lower: StaticString) -> Bool {
+            name.equalsIgnoringASCIICase(HTTP1Syntax.ascii(lower), underscoreAsHyphen: true)
+        }
         switch name.count {
         case 2: self = named("te") ? .te : .other
         case 4: self = named("host") ? .host : .other
@@ -62,43 +64,14 @@ enum HeaderName {
     }
 }
 
-extension Slice where Base == UnsafeRawBufferPointer {
-    /// ASCII case-insensitive comparison with a lower-case name, `_` in `self` read as `-`.
-    func equalsFoldingUnderscore(_ lower: StaticString) -> Bool {
-        guard count == lower.utf8CodeUnitCount else { return false }
-        return lower.withUTF8Buffer { expected in
-            var other = 0
-            for byte in self {
-                var folded = byte >= 65 && byte <= 90 ? byte + 32 : byte
-                if folded == UInt8(ascii: "_") { folded = UInt8(ascii: "-") }
-                if folded != expected[other] { return false }
-                other += 1
-            }
-            return true
-        }
-    }
-
-    /// ASCII case-insensitive comparison with a lower-case name.
-    func equalsLowercased(_ lower: StaticString) -> Bool {
-        guard count == lower.utf8CodeUnitCount else { return false }
-        return lower.withUTF8Buffer { expected in
-            var other = 0
-            for byte in self {
-                let folded = byte >= 65 && byte <= 90 ? byte + 32 : byte
-                if folded != expected[other] { return false }
-                other += 1
-            }
-            return true
-        }
-    }
-}
-
 /// The lower-cased names listed in `Connection:` values, leaving out `keep-alive` and `close`
 /// (the common values, which name nothing that is not removed anyway).
 func connectionOptions(_ headers: HTTPHeaders) -> [String] {
     var names: [String] = []
     for (name, value) in headers where HeaderName(name) == .connection {
-        if value.caseInsensitiveEquals("keep-alive") || value.caseInsensitiveEquals("close") { continue }
+        if value.utf8.equalsIgnoringASCIICase("keep-alive".utf8) || value.utf8.equalsIgnoringASCIICase("close".utf8) {
+            continue
+        }
         for item in value.split(separator: ",") {
             let option = item.trimmingSpaces().lowercased()
             if !option.isEmpty, option != "keep-alive", option != "close" { names.append(option) }
@@ -116,7 +89,7 @@ struct ClientConnection {
     var scheme: String
 }
 
-extension ProxySnapshot {
+extension RequestPipeline {
     /// The head the upstream receives (step 4 and 7), written by copying the client's field
     /// lines it keeps, in runs, and adding Tollgate's own: hop-by-hop headers and whatever the
     /// client's `Connection:` names removed (never the headers Tollgate sets itself), spoofable
@@ -126,7 +99,6 @@ extension ProxySnapshot {
         from incoming: RequestHead,
         basePath: String = "",
         requestTarget: String,
-        checked: CheckedRequestHead,
         token: VerifiedToken?,
         connection: ClientConnection,
         requestID: String,
@@ -135,7 +107,7 @@ extension ProxySnapshot {
         allowsOverrideHeaders: Bool = false,
         allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) -> Result<UpstreamRequestHead, ClaimHeaderMapping.Failure> {
-        let mapping = configuration.forward
+        let mapping = snapshot.configuration.forward
         var claimHeaders: [(name: String, value: String)] = []
         if let token {
             switch mapping.headers(for: token) {
@@ -143,9 +115,9 @@ extension ProxySnapshot {
             case .failure(let failure): return .failure(failure)
             }
         }
-        var connectionNamed = checked.connectionNamed
-        if !connectionNamed.isEmpty { connectionNamed.removeAll { protectedHeaders.contains($0) } }
-        let authority = checked.authority
+        var connectionNamed = incoming.connectionNamed
+        if !connectionNamed.isEmpty { connectionNamed.removeAll { snapshot.protectedHeaders.contains($0) } }
+        let authority = incoming.authority
         let framing: UpstreamRequestHead.Framing
         var addsChunked = false
         switch incoming.framing {
@@ -193,7 +165,7 @@ extension ProxySnapshot {
                     keep = false
                 case .trailer:
                     // The request's trailers are dropped unless it asked for them (`TE: trailers`).
-                    keep = checked.acceptsTrailers
+                    keep = incoming.acceptsTrailers
                 case .host:
                     // Absolute form: the target's authority stands in for Host (RFC 9112 §3.2.2).
                     if authority == nil { host = value }
@@ -204,15 +176,16 @@ extension ProxySnapshot {
                     keep = isUpgrade
                 case .te:
                     // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC requires it end to end.
-                    keep = value.equalsLowercased("trailers")
+                    keep = value.equalsIgnoringASCIICase(HTTP1Syntax.trailers)
                 case .other:
                     if mapping.mustStrip(utf8: name)
-                        || (!connectionNamed.isEmpty && connectionNamed.contains { name.equalsLowercased($0) })
+                        || (!connectionNamed.isEmpty
+                            && connectionNamed.contains { name.equalsIgnoringASCIICase($0.utf8) })
                     {
                         keep = false
-                    } else if name.count == 14, name.equalsLowercased("content-length") {
+                    } else if name.count == 14, name.equalsIgnoringASCIICase(HTTP1Syntax.contentLength) {
                         keep = framing == .length
-                    } else if name.count == 17, name.equalsLowercased("transfer-encoding") {
+                    } else if name.count == 17, name.equalsIgnoringASCIICase(HTTP1Syntax.transferEncoding) {
                         keep = framing == .chunked
                     } else {
                         keep = true
@@ -256,13 +229,14 @@ extension ProxySnapshot {
 
     /// Request trailers that may go on (gRPC, `TE: trailers`): the spoofable names removed exactly
     /// as in the head, and everything that frames or routes a message.
-    func upstreamTrailers(from incoming: HTTPHeaders) -> HTTPHeaders {
+    static func upstreamTrailers(from incoming: HTTPHeaders, snapshot: ProxySnapshot) -> HTTPHeaders {
         var removals: [String] = []
         for (name, _) in incoming {
             switch HeaderName(name) {
             case .other:
-                if configuration.forward.mustStrip(name) || protectedHeaders.contains(name.lowercased())
-                    || name.caseInsensitiveEquals("authorization")
+                if snapshot.configuration.forward.mustStrip(name)
+                    || snapshot.protectedHeaders.contains(name.lowercased())
+                    || name.utf8.equalsIgnoringASCIICase("authorization".utf8)
                 {
                     removals.append(name)
                 }
@@ -273,37 +247,6 @@ extension ProxySnapshot {
         var trailers = incoming
         for name in removals { trailers.remove(name: name) }
         return trailers
-    }
-
-    /// The headers the client receives from the upstream's response: hop-by-hop ones removed.
-    /// The upstream's headers are kept as they are and only the few offending names removed
-    /// (usually just `Connection: keep-alive`), instead of copying every header one by one.
-    static func downstreamHeaders(from incoming: HTTPHeaders, isUpgrade: Bool) -> HTTPHeaders {
-        let connectionNamed = connectionOptions(incoming)
-        var removals: [String] = []
-        for (name, _) in incoming {
-            switch HeaderName(name) {
-            case .upgrade:
-                if !isUpgrade { removals.append(name) }
-                continue
-            case .hopByHop, .connection, .te, .trailer:
-                // `Trailer` is end to end in RFC 9110, but the trailers it announces are relayed
-                // only over HTTP/2, which does not need it.
-                removals.append(name)
-                continue
-            default:
-                break
-            }
-            if !connectionNamed.isEmpty, connectionNamed.contains(where: { name.caseInsensitiveEquals($0) }),
-                !name.caseInsensitiveEquals("content-length"), !name.caseInsensitiveEquals("transfer-encoding")
-            {
-                removals.append(name)
-            }
-        }
-        var headers = incoming
-        for name in removals { headers.remove(name: name) }
-        if isUpgrade { headers.add(name: "Connection", value: "upgrade") }
-        return headers
     }
 }
 

@@ -64,13 +64,14 @@ extension VerdictResponse {
 
 extension HTTPRequest {
     /// The request as swift-http-types has it, for a local endpoint.
-    init(localRequest head: RequestHead, checked: CheckedRequestHead, scheme: String) {
-        let authority = checked.authority ?? head.first(name: "host")
+    /// - Parameter head: a head that passed `check`.
+    init(localRequest head: RequestHead, scheme: String) {
+        let authority = head.authority ?? head.value(of: head.known.host)
         self.init(
             method: HTTPRequest.Method(head.method.rawValue) ?? .get,
             scheme: scheme,
             authority: authority,
-            path: checked.target
+            path: head.target
         )
         for (name, value) in head.headers {
             guard let fieldName = HTTPField.Name(name) else { continue }

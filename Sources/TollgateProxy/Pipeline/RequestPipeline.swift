@@ -14,10 +14,18 @@ struct RequestPipeline {
     let peer: SocketAddress?
     let peerAddress: String
 
+    init(snapshot: ProxySnapshot, isHTTP2: Bool, scheme: String, peer: SocketAddress?, peerAddress: String) {
+        self.snapshot = snapshot
+        self.isHTTP2 = isHTTP2
+        self.scheme = scheme
+        self.peer = peer
+        self.peerAddress = peerAddress
+    }
+
     /// What the later steps need of the request.
     struct Request {
+        /// The head, checked (`RequestHead.check`).
         let head: RequestHead
-        let checked: CheckedRequestHead
         /// The method and path the gate decided on (forward-auth's original ones).
         let method: String
         let path: String
@@ -25,40 +33,35 @@ struct RequestPipeline {
     }
 
     enum Start {
-        /// Refused before a route was matched. `checked` is `nil` when the head itself failed the
-        /// check: the connection closes after the answer.
-        case refuse(GateError, path: String, checked: CheckedRequestHead?)
+        /// Refused before a route was matched. `headRefused`: the head itself failed the check,
+        /// and the connection closes after the answer.
+        case refuse(GateError, path: String, headRefused: Bool)
         /// For a local endpoint (the in-process issuer): its body is collected, then it answers.
-        case local(any LocalEndpoints, HTTPRequest, clientAddress: String, path: String, checked: CheckedRequestHead)
+        case local(any LocalEndpoints, HTTPRequest, clientAddress: String, path: String)
         /// Routed: answer, pass or verify first.
         case decided(GateDecision, Request)
     }
 
     /// Steps 1–6 for `head`.
     /// - Parameter hasUpstream: an upstream is configured (otherwise only forward-auth is served).
-    func start(_ head: RequestHead, localEndpoints: (any LocalEndpoints)?, hasUpstream: Bool) -> Start {
-        let checked: CheckedRequestHead
-        switch CheckedRequestHead.check(head, isHTTP2: isHTTP2) {
-        case .success(let value): checked = value
-        case .failure(let error): return .refuse(error, path: Self.pathOf(head.uri), checked: nil)
+    func start(_ head: consuming RequestHead, localEndpoints: (any LocalEndpoints)?, hasUpstream: Bool) -> Start {
+        var head = head
+        do {
+            try head.check(isHTTP2: isHTTP2)
+        } catch {
+            return .refuse(error, path: Self.pathOf(head.uri), headRefused: true)
         }
 
         if let localEndpoints {
-            let path = Self.pathOf(checked.target)
+            let path = Self.pathOf(head.target)
             if localEndpoints.handles(path: path) {
-                let request = HTTPRequest(localRequest: head, checked: checked, scheme: scheme)
-                return .local(
-                    localEndpoints,
-                    request,
-                    clientAddress: clientAddress(head),
-                    path: path,
-                    checked: checked
-                )
+                let request = HTTPRequest(localRequest: head, scheme: scheme)
+                return .local(localEndpoints, request, clientAddress: clientAddress(head), path: path)
             }
         }
 
         var method = head.method.rawValue
-        var target = checked.target
+        var target = head.target
         let forwardAuth = ForwardAuthRequest.parse(
             method: method,
             target: target,
@@ -67,7 +70,7 @@ struct RequestPipeline {
         )
         if let forwardAuth {
             guard snapshot.isTrusted(peer) else {
-                return .refuse(GateError(.untrustedForwarder), path: Self.pathOf(target), checked: checked)
+                return .refuse(GateError(.untrustedForwarder), path: Self.pathOf(target), headRefused: false)
             }
             method = forwardAuth.method
             target = forwardAuth.target
@@ -75,20 +78,165 @@ struct RequestPipeline {
             return .refuse(
                 GateError(.notFound, "no upstream is configured"),
                 path: Self.pathOf(target),
-                checked: checked
+                headRefused: false
             )
         }
-        let decision = snapshot.evaluate(method: method, target: target, head: head)
+        let decision = evaluate(method: method, target: target, head: head)
         return .decided(
             decision,
-            Request(
-                head: head,
-                checked: checked,
-                method: method,
-                path: Self.pathOf(target),
-                isForwardAuth: forwardAuth != nil
-            )
+            Request(head: head, method: method, path: Self.pathOf(target), isForwardAuth: forwardAuth != nil)
         )
+    }
+
+    /// Limits, normalisation, route match, token extraction and, when it can answer without
+    /// waiting, verification and authorisation. `target` is in origin form.
+    func evaluate(method: String, target: String, head: RequestHead) -> GateDecision {
+        let configuration = snapshot.configuration
+        let server = configuration.server
+        if target.utf8.count > server.maximumRequestLine {
+            return .respond(GateError(.requestTargetTooLong), nil)
+        }
+        if head.count > server.maximumHeaderCount || head.fieldBytes > server.maximumHeaderBytes {
+            return .respond(GateError(.headersTooLarge), nil)
+        }
+        let normalized: PathNormalizer.Normalized
+        switch PathNormalizer.normalize(target, options: configuration.paths) {
+        case .success(let value): normalized = value
+        case .failure(let rejection): return .respond(GateError(.badPath, rejection.reason), nil)
+        }
+        let routes = configuration.routes
+        let index = routes.matchIndex(method: method, path: normalized.path)
+        let matched = MatchedRequest(
+            method: method,
+            normalized: normalized,
+            routeIndex: index,
+            routeName: index.map { routes.routes[$0].name } ?? "default"
+        )
+        let acceptedIssuers: [String]?
+        if let index {
+            switch routes.routes[index].authentication {
+            case .none: return .pass(matched, nil)
+            case .required(let issuers): acceptedIssuers = issuers
+            }
+        } else {
+            switch routes.defaultAction {
+            case .deny: return .respond(GateError(.noRoute), matched)
+            case .authenticated: acceptedIssuers = nil
+            }
+        }
+        let token: String
+        switch extractToken(head: head, query: normalized.query) {
+        case .token(let value): token = value
+        case .missing: return .respond(GateError(.missingToken), matched)
+        case .malformed(let description): return .respond(GateError(.badTokenRequest, description), matched)
+        }
+        let digest = TokenDigest(token: token)
+        switch snapshot.verifier.verifyLocally(token, digest: digest, acceptedIssuers: acceptedIssuers) {
+        case .verified(let verified):
+            return authorize(verified, matched: matched)
+        case .failed(let failure):
+            return .respond(GateError(failure), matched)
+        case .needsKeyRefresh, .needsIntrospection:
+            return .verify(matched, token: token, acceptedIssuers: acceptedIssuers)
+        }
+    }
+
+    func authorize(_ token: VerifiedToken, matched: MatchedRequest) -> GateDecision {
+        guard let route = snapshot.route(matched) else { return .pass(matched, token) }
+        switch route.authorize(token) {
+        case .allowed: return .pass(matched, token)
+        case .insufficientScope(let scope):
+            return .respond(GateError(.insufficientScope, "the token lacks '\(scope)'", scope: scope), matched)
+        case .conditionFailed:
+            return .respond(GateError(.claimCondition), matched)
+        }
+    }
+
+    /// Step 4's token lookup: the configured header (`Bearer`), else the cookie, else the query
+    /// parameter when configured; two sources, or the header twice, are a 400 (RFC 6750 §2).
+    enum ExtractedToken: Equatable {
+        case token(String)
+        case missing
+        case malformed(String)
+    }
+
+    func extractToken(head: RequestHead, query: String?) -> ExtractedToken {
+        let token = snapshot.configuration.token
+        // `Authorization` was located by the parser; another configured header is looked up.
+        var position = head.known.authorization
+        if snapshot.tokenHeaderLowercased != "authorization" {
+            position = KnownFields.Position()
+            let wanted = snapshot.tokenHeaderLowercased
+            head.forEachField { index, name, _ in
+                if name.equalsIgnoringASCIICase(wanted.utf8) { position.saw(index) }
+                return true
+            }
+        }
+        if position.count > 1 { return .malformed("the \(token.header) header appears more than once") }
+        var found: String?
+        if let index = position.first {
+            switch head.withValue(at: index, Self.bearerToken(in:)) {
+            case .token(let value): found = value
+            case .missing: return .missing
+            case .malformed(let description): return .malformed(description)
+            }
+        }
+        if found == nil, let cookieName = token.cookie, head.known.cookie.count > 0 {
+            found = Self.cookie(named: cookieName, in: head.values(name: "cookie"))
+        }
+        if let parameter = token.queryParameter, let query, let value = Self.queryValue(named: parameter, in: query) {
+            if found != nil { return .malformed("the token is sent in more than one way") }
+            found = value
+        }
+        guard let found, !found.isEmpty else { return .missing }
+        return .token(found)
+    }
+
+    /// `Bearer <token>` (scheme case-insensitive, surrounding blanks allowed); another scheme
+    /// (Basic, DPoP…) is not a bearer token and is answered as no token. Reads the field's bytes
+    /// as received: the token is copied once, into the string verification takes.
+    static func bearerToken(in value: UnsafeRawBufferPointer.SubSequence) -> ExtractedToken {
+        let bytes = UnsafeRawBufferPointer(rebasing: value)
+        guard bytes.count > 7, bytes[0..<7].equalsIgnoringASCIICase(HTTP1Syntax.ascii("bearer ")) else {
+            return .missing
+        }
+        var start = 7
+        var end = bytes.count
+        while start < end, bytes[start] == .space || bytes[start] == .htab { start += 1 }
+        while end > start, bytes[end - 1] == .space || bytes[end - 1] == .htab { end -= 1 }
+        guard start < end else { return .malformed("the bearer token is malformed") }
+        let token = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+        var index = 0
+        while index + 8 <= token.count,
+            !ByteWord.hasNonVisible(token.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+        {
+            index += 8
+        }
+        if token[index...].contains(where: { $0 <= 0x20 || $0 >= 0x7F }) {
+            return .malformed("the bearer token is malformed")
+        }
+        return .token(String(decoding: token, as: UTF8.self))
+    }
+
+    static func cookie(named name: String, in values: [String]) -> String? {
+        for value in values {
+            for pair in value.split(separator: ";") {
+                let trimmed = pair.trimmingSpaces()
+                guard let equals = trimmed.firstIndex(of: "=") else { continue }
+                if trimmed[..<equals] == name { return String(trimmed[trimmed.index(after: equals)...]) }
+            }
+        }
+        return nil
+    }
+
+    static func queryValue(named name: String, in query: String) -> String? {
+        for pair in query.split(separator: "&") {
+            guard let equals = pair.firstIndex(of: "=") else { continue }
+            if pair[..<equals] == name {
+                return String(pair[pair.index(after: equals)...]).removingPercentEncodingLeniently()
+            }
+        }
+        return nil
     }
 
     /// The client's address for a local endpoint: the trusted proxy's own entry is the last of
@@ -116,15 +264,16 @@ struct RequestPipeline {
         allocator: ByteBufferAllocator
     ) -> Result<(head: UpstreamRequestHead, upgradeProtocols: [String]?), GateError> {
         let route = snapshot.route(matched)
-        let checked = request.checked
+        let head = request.head
+        let upgradeProtocols = head.upgradeProtocols
         // Only the upgrades the route allows are relayed (WebSocket by default), never h2c: an
         // upgrade the upstream accepted would be a tunnel past the gate. Any other asks the
         // upstream nothing: Upgrade and HTTP2-Settings are removed.
         let allowed = route?.upgrades ?? ["websocket"]
         let isUpgrade =
-            !isHTTP2 && !checked.upgradeProtocols.isEmpty
-            && checked.upgradeProtocols.allSatisfy { $0 != "h2c" && allowed.contains($0) }
-        let incomingTrace = request.head.first(name: "traceparent")
+            !isHTTP2 && !upgradeProtocols.isEmpty
+            && upgradeProtocols.allSatisfy { $0 != "h2c" && allowed.contains($0) }
+        let incomingTrace = head.value(of: head.known.traceparent)
         let traceparent =
             incomingTrace.flatMap { TraceParent.isValid($0) ? $0 : nil } ?? TraceParent.start(using: &random)
         let connection = ClientConnection(
@@ -132,11 +281,10 @@ struct RequestPipeline {
             peerTrusted: snapshot.isTrusted(peer),
             scheme: scheme
         )
-        switch snapshot.upstreamHead(
-            from: request.head,
+        switch upstreamHead(
+            from: head,
             basePath: basePath,
             requestTarget: matched.normalized.requestTarget,
-            checked: checked,
             token: token,
             connection: connection,
             requestID: requestID,
@@ -145,7 +293,7 @@ struct RequestPipeline {
             allowsOverrideHeaders: route?.allowsOverrideHeaders ?? false,
             allocator: allocator
         ) {
-        case .success(let head): return .success((head, isUpgrade ? checked.upgradeProtocols : nil))
+        case .success(let upstream): return .success((upstream, isUpgrade ? upgradeProtocols : nil))
         case .failure: return .failure(GateError(.unsafeClaimValue))
         }
     }
@@ -157,8 +305,18 @@ struct RequestPipeline {
 
     /// A client's `X-Request-Id` when it is short and plain, else a new random one.
     static func requestID(from head: RequestHead, random: inout SplitMix64) -> String {
-        if let given = head.first(name: "x-request-id"), !given.isEmpty, given.utf8.count <= 128,
-            given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") })
+        if let index = head.known.requestID.first,
+            let given = head.withValue(
+                at: index,
+                { value -> String? in
+                    guard !value.isEmpty, value.count <= 128,
+                        value.allSatisfy({
+                            $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\")
+                        })
+                    else { return nil }
+                    return String(decoding: value, as: UTF8.self)
+                }
+            )
         {
             return given
         }

@@ -58,16 +58,17 @@ enum ResponseRelay {
                 case .upgrade, .hopByHop, .connection, .te, .trailer:
                     continue
                 default:
-                    if name.count == 17, name.equalsLowercased("transfer-encoding") { continue }
-                    if !connectionNamed.isEmpty, !(name.count == 14 && name.equalsLowercased("content-length")),
-                        connectionNamed.contains(where: { name.equalsLowercased($0) })
+                    if name.count == 17, name.equalsIgnoringASCIICase(HTTP1Syntax.transferEncoding) { continue }
+                    if !connectionNamed.isEmpty,
+                        !(name.count == 14 && name.equalsIgnoringASCIICase(HTTP1Syntax.contentLength)),
+                        connectionNamed.contains(where: { name.equalsIgnoringASCIICase($0.utf8) })
                     {
                         continue
                     }
                 }
                 let lowered = String(unsafeUninitializedCapacity: name.count) { out in
                     for (offset, byte) in name.enumerated() {
-                        out[offset] = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+                        out[offset] = byte.asciiLowercased
                     }
                     return name.count
                 }
@@ -170,12 +171,14 @@ enum ResponseRelay {
                         // relayed only over HTTP/2, which does not need it.
                         keep = false
                     default:
-                        if name.count == 14, name.equalsLowercased("content-length") {
+                        if name.count == 14, name.equalsIgnoringASCIICase(HTTP1Syntax.contentLength) {
                             keep = true
-                        } else if name.count == 17, name.equalsLowercased("transfer-encoding") {
+                        } else if name.count == 17, name.equalsIgnoringASCIICase(HTTP1Syntax.transferEncoding) {
                             keep = keepsTransferEncoding
                         } else {
-                            keep = connectionNamed.isEmpty || !connectionNamed.contains { name.equalsLowercased($0) }
+                            keep =
+                                connectionNamed.isEmpty
+                                || !connectionNamed.contains { name.equalsIgnoringASCIICase($0.utf8) }
                         }
                     }
                     if keep {

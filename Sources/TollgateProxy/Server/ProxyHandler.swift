@@ -255,7 +255,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             if let received = trailers {
                 // Trailers could carry forged claim headers: dropped, as nginx and Envoy do, except
                 // where the protocol needs them, and there stripped like the head.
-                trailers = machine.acceptsTrailers ? exchange?.snapshot.upstreamTrailers(from: received) : nil
+                trailers =
+                    machine.acceptsTrailers
+                    ? exchange.map { RequestPipeline.upstreamTrailers(from: received, snapshot: $0.snapshot) } : nil
             }
             switch machine.requestEnd(trailers) {
             case .none: break
@@ -314,31 +316,30 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             peer: peer,
             peerAddress: peerAddress
         )
+        let parserStops = head.pausesParser
+        let acceptsTrailers = head.acceptsTrailers
         switch pipeline.start(
             head,
             localEndpoints: runtime.localEndpoints,
             hasUpstream: upstreams != nil || snapshot.pools != nil
         ) {
-        case .refuse(let error, let path, let checked):
+        case .refuse(let error, let path, let headRefused):
             current.path = path
-            if let checked {
-                machine.headChecked(parserStops: checked.decoderStops, acceptsTrailers: checked.acceptsTrailers)
-            } else {
+            if headRefused {
                 machine.closeAfterThisExchange()
+            } else {
+                machine.headChecked(parserStops: parserStops, acceptsTrailers: acceptsTrailers)
             }
             respondLocally(error)
-        case .local(let endpoints, let request, let clientAddress, let path, let checked):
-            machine.headChecked(parserStops: checked.decoderStops, acceptsTrailers: checked.acceptsTrailers)
+        case .local(let endpoints, let request, let clientAddress, let path):
+            machine.headChecked(parserStops: parserStops, acceptsTrailers: acceptsTrailers)
             current.path = path
             current.routeName = "local"
             current.outcome = .public
             localRequest = (endpoints, request, clientAddress)
             machine.collectingLocally()
         case .decided(let decision, let request):
-            machine.headChecked(
-                parserStops: request.checked.decoderStops,
-                acceptsTrailers: request.checked.acceptsTrailers
-            )
+            machine.headChecked(parserStops: parserStops, acceptsTrailers: acceptsTrailers)
             current.method = request.method
             current.path = request.path
             decide(decision, request, pipeline: pipeline, context: context)
@@ -381,7 +382,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 guard let context = handler.context, handler.machine.isWaiting(generation: generation) else { return }
                 let next: GateDecision
                 switch result {
-                case .success(let token): next = snapshot.authorize(token, matched: matched)
+                case .success(let token): next = pipeline.authorize(token, matched: matched)
                 case .failure(let failure): next = .respond(GateError(failure), matched)
                 }
                 if case .verify = next {
