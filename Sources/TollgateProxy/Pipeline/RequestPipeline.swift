@@ -1,6 +1,7 @@
 import HTTPTypes
 import NIOCore
 import NIOHTTP1
+import Prometheus
 import TollgateCore
 
 /// DESIGN's request pipeline for one request head, as steps that return what happens next:
@@ -138,6 +139,39 @@ struct RequestPipeline {
             return .respond(GateError(failure), matched)
         case .needsKeyRefresh, .needsIntrospection:
             return .verify(matched, token: token, acceptedIssuers: acceptedIssuers)
+        }
+    }
+
+    /// Step 5 when it has to wait (a key refresh or an introspection call), then step 6: the
+    /// decision, never `.verify` again.
+    func verify(
+        _ token: String,
+        acceptedIssuers: [String]?,
+        matched: MatchedRequest,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<GateDecision> {
+        let verifier = snapshot.verifier
+        let metrics = snapshot.metrics
+        let started = NIODeadline.now()
+        return eventLoop.makeFutureWithTask {
+            await verifier.verify(token, acceptedIssuers: acceptedIssuers)
+        }.map { [self] result in
+            metrics.verificationLatency.record(
+                .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds))
+            )
+            switch result {
+            case .success(let token):
+                let next = authorize(token, matched: matched)
+                if case .verify = next {
+                    return .respond(
+                        GateError(VerificationFailure(.keysUnavailable, "verification did not finish")),
+                        matched
+                    )
+                }
+                return next
+            case .failure(let failure):
+                return .respond(GateError(failure), matched)
+            }
         }
     }
 

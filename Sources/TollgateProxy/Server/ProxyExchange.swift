@@ -1,4 +1,5 @@
 import NIOCore
+import TollgateCore
 
 /// One request's facts in `ProxyHandler`, for its answer, its log line and metrics; what happens
 /// to the exchange is `ExchangeStateMachine`'s. A class: it is read and updated several times per
@@ -23,5 +24,23 @@ final class ProxyExchange {
         self.method = method
         self.path = ""
         self.snapshot = snapshot
+    }
+
+    /// Step 8: the route's counters, and the access log line when it is on.
+    func record(now: NIODeadline, peer: String?) {
+        snapshot.counters(for: routeIndex).record(outcome)
+        guard snapshot.configuration.server.accessLog else { return }
+        AccessLog.write(
+            requestID: requestID,
+            method: method,
+            path: path,
+            route: routeName,
+            status: status,
+            outcome: outcome.rawValue,
+            reason: reason,
+            detail: detail,
+            milliseconds: Double(now.uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000,
+            peer: peer
+        )
     }
 }

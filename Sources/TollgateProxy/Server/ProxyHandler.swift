@@ -44,15 +44,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// process).
     private let upstreams: (any UpstreamConnecting)?
     private var started = false
-    /// HTTP/1.1: the request parser and the bytes it has not consumed yet, and the answer writer,
-    /// all in this handler (no pipeline hop per request part).
-    private var parser: HTTP1RequestParser
-    private var inbound = ByteBuffer()
+    /// HTTP/1.1: the request parser and the bytes it has not consumed yet, in this handler (no
+    /// pipeline hop per request part).
+    private var intake: HTTP1Intake
     private var decoding = false
-    private var parseFailed = false
-    private var encoder = HTTP1ResponseEncoder()
-    /// HTTP/2: the stream's frames to request parts and back.
+    /// HTTP/2: the stream's frames to request parts.
     private var streamCodec = HTTP2StreamCodec()
+    /// The answer's parts to bytes (HTTP/1.1) or frames (HTTP/2).
+    private var writer: ClientWriter
 
     init(runtime: ProxyRuntime, scheme: String, isHTTP2: Bool, upstreams: (any UpstreamConnecting)? = nil) {
         self.runtime = runtime
@@ -60,7 +59,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         self.isHTTP2 = isHTTP2
         self.upstreams = upstreams
         connection = ConnectionStateMachine(isStream: isHTTP2, now: .now())
-        parser = HTTP1RequestParser(limits: .init(runtime.snapshot.configuration.server))
+        intake = HTTP1Intake(limits: .init(runtime.snapshot.configuration.server))
+        writer = ClientWriter(isHTTP2: isHTTP2)
     }
 
     // MARK: - Connection life
@@ -145,39 +145,26 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             }
             return
         }
-        guard !parseFailed else { return }
-        var received = unwrapInboundIn(data)
-        if inbound.readableBytes == 0 {
-            inbound = received
-        } else {
-            inbound.writeBuffer(&received)
-        }
+        intake.receive(unwrapInboundIn(data))
         decode(context: context)
     }
 
-    /// Parses what has arrived into request parts, each handed on as the connection's state
-    /// machine says. After a request that asked to switch protocols the parser holds what follows
-    /// until `resumeStoppedParser` (answered without a switch) or this handler's removal (relayed:
-    /// the held bytes go on raw).
+    /// Hands on each request part that has arrived, as the connection's state machine says.
+    /// After a request that asked to switch protocols the parser holds what follows until
+    /// `resumeStoppedParser` (answered without a switch) or this handler's removal (relayed: the
+    /// held bytes go on raw).
     private func decode(context: ChannelHandlerContext) {
         guard !decoding else { return }
         decoding = true
         defer { decoding = false }
-        while !parseFailed, self.context != nil {
-            do {
-                switch try parser.next(&inbound) {
-                case .part(let part):
-                    if connection.partReceived(part) == .process { handle(part, context: context) }
-                case .needMoreData, .paused:
-                    // An empty buffer is replaced by the next read; clearing it would copy storage
-                    // that body slices still share.
-                    if inbound.readableBytes > 0 && inbound.readerIndex > 16 * 1024 { inbound.discardReadBytes() }
-                    return
-                }
-            } catch {
-                parseFailed = true
-                inbound = ByteBuffer()
-                if let parseError = error as? HTTP1ParseError { refuse(parseError, context: context) }
+        while self.context != nil {
+            switch intake.next() {
+            case .part(let part):
+                if connection.partReceived(part) == .process { handle(part, context: context) }
+            case .wait:
+                return
+            case .refuse(let error):
+                refuse(error, context: context)
                 return
             }
         }
@@ -186,11 +173,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// After a relayed protocol switch the bytes the parser held belong to the new protocol: they
     /// go on raw to the relay.
     func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
-        if !isHTTP2, !parseFailed, inbound.readableBytes > 0 {
-            let rest = inbound
-            inbound = ByteBuffer()
-            context.fireChannelRead(NIOAny(rest))
-        }
+        if !isHTTP2, let rest = intake.takeUnparsed() { context.fireChannelRead(NIOAny(rest)) }
         context.leavePipeline(removalToken: removalToken)
     }
 
@@ -369,30 +352,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             record(matched)
             machine.verifying()
             let generation = machine.generation
-            let verifier = snapshot.verifier
-            let started = NIODeadline.now()
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            context.eventLoop.makeFutureWithTask {
-                await verifier.verify(token, acceptedIssuers: acceptedIssuers)
-            }.whenSuccess { result in
-                let handler = loopBound.value
-                snapshot.metrics.verificationLatency.record(
-                    .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds))
-                )
-                guard let context = handler.context, handler.machine.isWaiting(generation: generation) else { return }
-                let next: GateDecision
-                switch result {
-                case .success(let token): next = pipeline.authorize(token, matched: matched)
-                case .failure(let failure): next = .respond(GateError(failure), matched)
+            pipeline.verify(token, acceptedIssuers: acceptedIssuers, matched: matched, on: context.eventLoop)
+                .whenSuccess { next in
+                    let handler = loopBound.value
+                    guard let context = handler.context, handler.machine.isWaiting(generation: generation) else {
+                        return
+                    }
+                    handler.decide(next, request, pipeline: pipeline, context: context)
                 }
-                if case .verify = next {
-                    handler.respondLocally(
-                        GateError(VerificationFailure(.keysUnavailable, "verification did not finish"))
-                    )
-                    return
-                }
-                handler.decide(next, request, pipeline: pipeline, context: context)
-            }
         }
     }
 
@@ -708,34 +676,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         }
     }
 
-    /// An answer's part to the client: as bytes on an HTTP/1.1 connection, as the part on an
-    /// HTTP/2 stream (whose codec writes it).
-    private func write(
-        _ part: ClientResponsePart,
-        context: ChannelHandlerContext,
-        promise: EventLoopPromise<Void>? = nil
-    ) {
-        if isHTTP2 {
-            if let frame = HTTP2StreamCodec.encode(part, allocator: context.channel.allocator) {
-                context.write(NIOAny(frame), promise: promise)
-            } else {
-                promise?.fail(ChannelError.inappropriateOperationForState)
-            }
-            return
-        }
-        encoder.encode(part, allocator: context.channel.allocator, promise: promise) { bytes, promise in
-            context.write(wrapOutboundOut(bytes), promise: promise)
-        }
-    }
-
-    /// Closes once everything written has gone out: closing at once would drop whatever the
-    /// socket had not taken yet (the tail of a large body to a slow reader). An empty write goes
-    /// last and the close follows its completion, so no answer needs a promise of its own.
-    private func closeAfterLastWrite(context: ChannelHandlerContext) {
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(.byteBuffer(ByteBuffer())), promise: promise)
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        promise.futureResult.whenComplete { _ in loopBound.value.close(promise: nil) }
+    private func write(_ part: ClientResponsePart, context: ChannelHandlerContext) {
+        writer.write(part, context: context)
     }
 
     /// Step 8, then what the connection does next: close, resume a stopped parser, or replay
@@ -755,13 +697,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         case .none:
             break
         case .closeAfterLastWrite:
-            closeAfterLastWrite(context: context)
+            ClientWriter.closeAfterLastWrite(context: context)
         case .resumeStoppedParser:
             // After an upgrade that was not relayed (refused, or answered without 101) the
             // connection goes on as HTTP/1.1 (RFC 9110 §7.8). Resumed last, since it parses the
             // held bytes at once.
             resumeReading()
-            parser.resume()
+            intake.resume()
             decode(context: context)
         case .replayQueue:
             while let part = connection.nextQueuedPart() { handle(part, context: context) }
@@ -770,24 +712,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     }
 
     private func log() {
-        guard let current = exchange else { return }
-        let snapshot = current.snapshot
-        snapshot.counters(for: current.routeIndex).record(current.outcome)
-        guard snapshot.configuration.server.accessLog else { return }
-        let now = context?.eventLoop.now ?? .now()
-        let elapsed = Double(now.uptimeNanoseconds - current.started.uptimeNanoseconds) / 1_000_000
-        AccessLog.write(
-            requestID: current.requestID,
-            method: current.method,
-            path: current.path,
-            route: current.routeName,
-            status: current.status,
-            outcome: current.outcome.rawValue,
-            reason: current.reason,
-            detail: current.detail,
-            milliseconds: elapsed,
-            peer: peer == nil ? nil : peerAddress
-        )
+        exchange?.record(now: context?.eventLoop.now ?? .now(), peer: peer == nil ? nil : peerAddress)
     }
 }
 
