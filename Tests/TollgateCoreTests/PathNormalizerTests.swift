@@ -52,6 +52,28 @@ import Testing
         }
     }
 
+    /// The shortcut for targets that are normal already gives exactly what the full rules give,
+    /// for every target built from the characters the rules care about.
+    @Test func theShortcutAgreesWithTheFullRules() {
+        let alphabet: [String] = ["a", "Z", "/", ".", "%", "2", "e", "F", "?", "#", ";", "\\", "~", " ", "é", "-", "="]
+        var random = SystemRandomNumberGenerator()
+        var shortcuts = 0
+        for _ in 0..<50_000 {
+            let length = Int.random(in: 0...10, using: &random)
+            var target = Bool.random(using: &random) ? "/" : ""
+            for _ in 0..<length { target += alphabet.randomElement(using: &random)! }
+            let full = PathNormalizer.normalizeInFull(target, options: .init())
+            if let shortcut = PathNormalizer.alreadyNormal(target) {
+                shortcuts += 1
+                #expect(full == .success(shortcut), "\(target.debugDescription)")
+            }
+            #expect(PathNormalizer.normalize(target) == full, "\(target.debugDescription)")
+        }
+        #expect(shortcuts > 1000, "the shortcut is taken for plain targets")
+        #expect(PathNormalizer.alreadyNormal("/orders/42?x=1#f") == .init(path: "/orders/42", query: "x=1"))
+        #expect(PathNormalizer.alreadyNormal("/") == .init(path: "/", query: nil))
+    }
+
     @Test func theQueryIsKeptForForwardingButNotMatched() throws {
         let normalised = try PathNormalizer.normalize("/a/../orders?id=1&x=%2F").get()
         #expect(normalised.path == "/orders")

@@ -33,6 +33,62 @@ public enum PathNormalizer {
     }
 
     public static func normalize(_ target: String, options: Options = Options()) -> Result<Normalized, Rejection> {
+        if let plain = alreadyNormal(target) { return .success(plain) }
+        return normalizeInFull(target, options: options)
+    }
+
+    /// Most targets are normal already: visible ASCII without `%`, `\`, `;`, `#`, empty or dot
+    /// segments. For those the path is the target's own text, as the full rules would produce it.
+    static func alreadyNormal(_ target: String) -> Normalized? {
+        var target = target
+        return target.withUTF8 { bytes -> Normalized? in
+            guard bytes.first == UInt8(ascii: "/") else { return nil }
+            var segmentStart = 1
+            var end = bytes.count
+            var index = 1
+            while index < bytes.count {
+                let byte = bytes[index]
+                switch byte {
+                case UInt8(ascii: "?"):
+                    end = index
+                case UInt8(ascii: "/"):
+                    if !isPlainSegment(bytes, segmentStart, index) { return nil }
+                    segmentStart = index + 1
+                case UInt8(ascii: "%"), UInt8(ascii: "\\"), UInt8(ascii: ";"), UInt8(ascii: "#"):
+                    return nil
+                case 0x21...0x7E:
+                    break
+                default:
+                    return nil
+                }
+                if end < bytes.count { break }
+                index += 1
+            }
+            // The last segment may be empty (a trailing slash, or the root).
+            if end > segmentStart, !isPlainSegment(bytes, segmentStart, end) { return nil }
+            if end == bytes.count { return Normalized(path: String(decoding: bytes, as: UTF8.self), query: nil) }
+            // The query is forwarded untouched; a fragment after it is cut, as in full.
+            let rest = UnsafeBufferPointer(rebasing: bytes[(end + 1)...])
+            let queryEnd = rest.firstIndex(of: UInt8(ascii: "#")) ?? rest.endIndex
+            return Normalized(
+                path: String(decoding: bytes[..<end], as: UTF8.self),
+                query: String(decoding: rest[..<queryEnd], as: UTF8.self)
+            )
+        }
+    }
+
+    /// Not empty, not `.` and not `..`.
+    private static func isPlainSegment(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Bool {
+        switch end - start {
+        case 0: false
+        case 1: bytes[start] != UInt8(ascii: ".")
+        case 2: !(bytes[start] == UInt8(ascii: ".") && bytes[start + 1] == UInt8(ascii: "."))
+        default: true
+        }
+    }
+
+    /// The full rules, for any target.
+    static func normalizeInFull(_ target: String, options: Options) -> Result<Normalized, Rejection> {
         var utf8 = Substring(target).utf8[...]
         var query: String?
         if let hash = utf8.firstIndex(of: UInt8(ascii: "#")) {
