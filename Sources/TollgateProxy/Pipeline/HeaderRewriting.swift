@@ -107,10 +107,9 @@ extension RequestPipeline {
         allowsOverrideHeaders: Bool = false,
         allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) -> Result<UpstreamRequestHead, ClaimHeaderMapping.Failure> {
-        let mapping = snapshot.configuration.forward
         var claimHeaders: [(name: String, value: String)] = []
         if let token {
-            switch mapping.headers(for: token) {
+            switch snapshot.configuration.forward.headers(for: token) {
             case .success(let headers): claimHeaders = headers
             case .failure(let failure): return .failure(failure)
             }
@@ -178,7 +177,7 @@ extension RequestPipeline {
                     // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC requires it end to end.
                     keep = value.equalsIgnoringASCIICase(HTTP1Syntax.trailers)
                 case .other:
-                    if mapping.mustStrip(utf8: name)
+                    if snapshot.configuration.forward.mustStrip(utf8: name)
                         || (!connectionNamed.isEmpty
                             && connectionNamed.contains { name.equalsIgnoringASCIICase($0.utf8) })
                     {

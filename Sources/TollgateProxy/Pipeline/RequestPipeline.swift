@@ -92,35 +92,36 @@ struct RequestPipeline {
     /// Limits, normalisation, route match, token extraction and, when it can answer without
     /// waiting, verification and authorisation. `target` is in origin form.
     func evaluate(method: String, target: String, head: RequestHead) -> GateDecision {
-        let configuration = snapshot.configuration
-        let server = configuration.server
-        if target.utf8.count > server.maximumRequestLine {
+        // The configuration is read in place (`snapshot.configuration.…`): binding it, or one of
+        // its parts, to a local would copy the struct and retain everything in it.
+        if target.utf8.count > snapshot.configuration.server.maximumRequestLine {
             return .respond(GateError(.requestTargetTooLong), nil)
         }
-        if head.count > server.maximumHeaderCount || head.fieldBytes > server.maximumHeaderBytes {
+        if head.count > snapshot.configuration.server.maximumHeaderCount
+            || head.fieldBytes > snapshot.configuration.server.maximumHeaderBytes
+        {
             return .respond(GateError(.headersTooLarge), nil)
         }
         let normalized: PathNormalizer.Normalized
-        switch PathNormalizer.normalize(target, options: configuration.paths) {
+        switch PathNormalizer.normalize(target, options: snapshot.configuration.paths) {
         case .success(let value): normalized = value
         case .failure(let rejection): return .respond(GateError(.badPath, rejection.reason), nil)
         }
-        let routes = configuration.routes
-        let index = routes.matchIndex(method: method, path: normalized.path)
+        let index = snapshot.configuration.routes.matchIndex(method: method, path: normalized.path)
         let matched = MatchedRequest(
             method: method,
             normalized: normalized,
             routeIndex: index,
-            routeName: index.map { routes.routes[$0].name } ?? "default"
+            routeName: index.map { snapshot.configuration.routes.routes[$0].name } ?? "default"
         )
         let acceptedIssuers: [String]?
         if let index {
-            switch routes.routes[index].authentication {
+            switch snapshot.configuration.routes.routes[index].authentication {
             case .none: return .pass(matched, nil)
             case .required(let issuers): acceptedIssuers = issuers
             }
         } else {
-            switch routes.defaultAction {
+            switch snapshot.configuration.routes.defaultAction {
             case .deny: return .respond(GateError(.noRoute), matched)
             case .authenticated: acceptedIssuers = nil
             }
@@ -195,7 +196,6 @@ struct RequestPipeline {
     }
 
     func extractToken(head: RequestHead, query: String?) -> ExtractedToken {
-        let token = snapshot.configuration.token
         // `Authorization` was located by the parser; another configured header is looked up.
         var position = head.known.authorization
         if snapshot.tokenHeaderLowercased != "authorization" {
@@ -206,7 +206,9 @@ struct RequestPipeline {
                 return true
             }
         }
-        if position.count > 1 { return .malformed("the \(token.header) header appears more than once") }
+        if position.count > 1 {
+            return .malformed("the \(snapshot.configuration.token.header) header appears more than once")
+        }
         var found: String?
         if let index = position.first {
             switch head.withValue(at: index, Self.bearerToken(in:)) {
@@ -215,10 +217,12 @@ struct RequestPipeline {
             case .malformed(let description): return .malformed(description)
             }
         }
-        if found == nil, let cookieName = token.cookie, head.known.cookie.count > 0 {
+        if found == nil, let cookieName = snapshot.configuration.token.cookie, head.known.cookie.count > 0 {
             found = Self.cookie(named: cookieName, in: head.values(name: "cookie"))
         }
-        if let parameter = token.queryParameter, let query, let value = Self.queryValue(named: parameter, in: query) {
+        if let parameter = snapshot.configuration.token.queryParameter, let query,
+            let value = Self.queryValue(named: parameter, in: query)
+        {
             if found != nil { return .malformed("the token is sent in more than one way") }
             found = value
         }

@@ -3,19 +3,21 @@ import TollgateCore
 
 /// One request's facts in `ProxyHandler`, for its answer, its log line and metrics; what happens
 /// to the exchange is `ExchangeStateMachine`'s. A class: it is read and updated several times per
-/// request, and a struct would be copied (and its references retained) at each of those.
+/// request, and a struct would be copied (and its references retained) at each of those. Its
+/// fields are plain values set and read on the exchange's event loop only, never held across a
+/// call: their exclusivity checks are dropped.
 final class ProxyExchange {
-    var started: NIODeadline
-    var requestID: String
-    var method: String
-    var path: String
-    var routeIndex: Int?
-    var routeName: String = "-"
-    var outcome: RequestOutcome = .allowed
-    var reason: String?
+    @exclusivity(unchecked) var started: NIODeadline
+    @exclusivity(unchecked) var requestID: String
+    @exclusivity(unchecked) var method: String
+    @exclusivity(unchecked) var path: String
+    @exclusivity(unchecked) var routeIndex: Int?
+    @exclusivity(unchecked) var routeName: String = "-"
+    @exclusivity(unchecked) var outcome: RequestOutcome = .allowed
+    @exclusivity(unchecked) var reason: String?
     /// The refusal's detail, for the log line only.
-    var detail: String?
-    var status: Int = 0
+    @exclusivity(unchecked) var detail: String?
+    @exclusivity(unchecked) var status: Int = 0
     let snapshot: ProxySnapshot
 
     init(started: NIODeadline, requestID: String, method: String, snapshot: ProxySnapshot) {

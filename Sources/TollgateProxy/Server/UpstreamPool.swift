@@ -29,13 +29,16 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = IOData
 
     weak var delegate: (any UpstreamDelegate)?
-    private var context: ChannelHandlerContext?
-    private var readsAllowed = true
-    private var pendingRead = false
+    // Exclusivity, as in `ProxyHandler`: the unchecked properties are plain values used on the
+    // connection's event loop, never held across a call out; `codec` keeps its checks, since
+    // encoding writes into the pipeline.
+    @exclusivity(unchecked) private var context: ChannelHandlerContext?
+    @exclusivity(unchecked) private var readsAllowed = true
+    @exclusivity(unchecked) private var pendingRead = false
     private let isStream: Bool
     private var codec = UpstreamCodec()
-    private var decoding = false
-    private var removed = false
+    @exclusivity(unchecked) private var decoding = false
+    @exclusivity(unchecked) private var removed = false
 
     init(isStream: Bool = false) {
         self.isStream = isStream
@@ -225,7 +228,9 @@ final class UpstreamPool: UpstreamConnecting, @unchecked Sendable {
     let settings: UpstreamSettings
     private let endpoint: (secure: Bool, host: String, port: Int, basePath: String)
     private let tlsContext: NIOSSLContext?
-    private var idle: [UpstreamConnection] = []
+    /// Unchecked exclusivity: used on the pool's event loop only, by appends and removals that
+    /// call nothing back.
+    @exclusivity(unchecked) private var idle: [UpstreamConnection] = []
     /// Connections opened in total (to observe reuse).
     private(set) var opened = 0
 
