@@ -13,9 +13,11 @@ import Glibc
 /// on, lines beyond the bound dropped and counted.
 @Suite struct AccessLogTests {
     static func line(_ build: (inout LineWriter) -> Void) -> String {
-        var writer = LineWriter(bytes: [])
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 1)
+        defer { scratch.deallocate() }
+        var writer = LineWriter(scratch, capacity: 8192)
         build(&writer)
-        return String(decoding: writer.bytes, as: UTF8.self)
+        return String(decoding: UnsafeRawBufferPointer(rebasing: scratch[..<writer.count]), as: UTF8.self)
     }
 
     @Test(arguments: [
@@ -67,7 +69,7 @@ import Glibc
         let line = String(repeating: "x", count: 199) + "\n"
         // Far more than the pipe (64 KiB) and the bound (4 MiB) hold, never blocking.
         let started = ContinuousClock.now
-        for _ in 0..<30_000 { buffer.append { $0.bytes += Array(line.utf8) } }
+        for _ in 0..<30_000 { buffer.append(maximumBytes: 200) { $0.unescaped(line) } }
         #expect(ContinuousClock.now - started < .seconds(5))
         let dropped = AccessLog.dropped - droppedBefore
         #expect(dropped > 0, "lines past the bound are dropped and counted")
@@ -89,7 +91,7 @@ import Glibc
         }
         let buffer = AccessLogBuffer(fileDescriptor: writeEnd)
         for index in 0..<10 {
-            buffer.append {
+            buffer.append(maximumBytes: 64) {
                 $0.ascii("{\"n\":"); $0.decimal(index); $0.ascii("}\n")
             }
         }

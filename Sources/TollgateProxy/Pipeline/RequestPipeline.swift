@@ -307,10 +307,11 @@ struct RequestPipeline {
         // Only the upgrades the route allows are relayed (WebSocket by default), never h2c: an
         // upgrade the upstream accepted would be a tunnel past the gate. Any other asks the
         // upstream nothing: Upgrade and HTTP2-Settings are removed.
-        let allowed = route?.upgrades ?? ["websocket"]
         let isUpgrade =
             !isHTTP2 && !upgradeProtocols.isEmpty
-            && upgradeProtocols.allSatisfy { $0 != "h2c" && allowed.contains($0) }
+            && upgradeProtocols.allSatisfy { name in
+                name != "h2c" && (route.map { $0.upgrades.contains(name) } ?? (name == "websocket"))
+            }
         let incomingTrace = head.value(of: head.known.traceparent)
         let traceparent =
             incomingTrace.flatMap { TraceParent.isValid($0) ? $0 : nil } ?? TraceParent.start(using: &random)
@@ -337,7 +338,8 @@ struct RequestPipeline {
     }
 
     static func pathOf(_ target: String) -> String {
-        if let question = target.firstIndex(of: "?") { return String(target[..<question]) }
+        // Over the bytes: `String.firstIndex(of:)` would walk the target as `Character`s.
+        if let question = target.utf8.firstIndex(of: UInt8(ascii: "?")) { return String(target[..<question]) }
         return target
     }
 

@@ -57,8 +57,15 @@ enum AccessLog {
         milliseconds: Double,
         peer: String?
     ) {
+        // The detail may quote a token's header or claims: bounded, and escaped.
+        let detail = detail.map {
+            $0.utf8.count > 256 ? String(decoding: $0.utf8.prefix(256), as: UTF8.self) + "…" : $0
+        }
+        // The line's size at most: every string byte escaped as `\u00XX`, and the fixed parts.
+        var strings = requestID.utf8.count + method.utf8.count + path.utf8.count + route.utf8.count
+        strings += outcome.utf8.count + (reason?.utf8.count ?? 0) + (detail?.utf8.count ?? 0) + (peer?.utf8.count ?? 0)
         let (buffer, onLoop) = bufferOfThisThread()
-        buffer.append { line in
+        buffer.append(maximumBytes: 6 * strings + 256) { line in
             var now = timespec()
             clock_gettime(CLOCK_REALTIME, &now)
             line.ascii("{\"ts\":")
@@ -83,8 +90,7 @@ enum AccessLog {
             }
             if let detail {
                 line.ascii(",\"detail\":")
-                // The detail may quote a token's header or claims: bounded, and escaped.
-                line.quoted(detail.utf8.count > 256 ? String(detail.prefix(256)) + "…" : detail)
+                line.quoted(detail)
             }
             let micros = Int((milliseconds * 1000).rounded())
             line.ascii(",\"latency_ms\":")
@@ -136,30 +142,31 @@ enum AccessLog {
 /// on shutdown; the loop appends and writes, its timer writes.
 final class AccessLogBuffer: @unchecked Sendable {
     private let lock = NIOLock()
-    private var bytes: [UInt8] = []
+    private var bytes: ByteBuffer
     private let fileDescriptor: Int32
 
     init(fileDescriptor: Int32) {
         self.fileDescriptor = fileDescriptor
-        bytes.reserveCapacity(AccessLog.flushBytes * 2)
+        bytes = ByteBufferAllocator().buffer(capacity: AccessLog.flushBytes * 2)
         _ = AccessLog.nonBlockingStandardOutput
     }
 
-    /// Formats one line at the end; drops it (and counts it) when the buffer would pass the
-    /// capacity; writes the buffer when it passes `AccessLog.flushBytes` (or half the capacity).
-    func append(_ format: (inout LineWriter) -> Void) {
+    /// Formats one line of at most `maximumBytes` at the end, with one access to the buffer's
+    /// storage; drops it (and counts it) when the buffer would pass the capacity; writes the
+    /// buffer when it passes `AccessLog.flushBytes` (or half the capacity).
+    func append(maximumBytes: Int, _ format: (inout LineWriter) -> Void) {
         lock.withLockVoid {
-            let start = bytes.count
-            // The bytes move into the writer and back, never shared, so nothing is copied.
-            var writer = LineWriter(bytes: [])
-            swap(&writer.bytes, &bytes)
-            format(&writer)
-            swap(&writer.bytes, &bytes)
-            if bytes.count > AccessLog.capacity {
-                bytes.removeSubrange(start...)
+            let start = bytes.writerIndex
+            bytes.writeWithUnsafeMutableBytes(minimumWritableBytes: maximumBytes) { out in
+                var writer = LineWriter(out, capacity: maximumBytes)
+                format(&writer)
+                return writer.count
+            }
+            if bytes.readableBytes > AccessLog.capacity {
+                bytes.moveWriterIndex(to: start)
                 AccessLog.drop(1)
             }
-            if bytes.count >= min(AccessLog.flushBytes, AccessLog.capacity / 2) { writeWithoutWaiting() }
+            if bytes.readableBytes >= min(AccessLog.flushBytes, AccessLog.capacity / 2) { writeWithoutWaiting() }
         }
     }
 
@@ -169,16 +176,16 @@ final class AccessLogBuffer: @unchecked Sendable {
     /// Writes everything, waiting for standard output until `deadline`; what is left is dropped.
     func flush(until deadline: ContinuousClock.Instant) {
         lock.withLockVoid {
-            while !bytes.isEmpty && ContinuousClock.now < deadline {
+            while bytes.readableBytes > 0 && ContinuousClock.now < deadline {
                 writeWithoutWaiting()
-                if !bytes.isEmpty {
+                if bytes.readableBytes > 0 {
                     var descriptor = pollfd(fd: fileDescriptor, events: Int16(POLLOUT), revents: 0)
                     _ = poll(&descriptor, 1, 50)
                 }
             }
-            if !bytes.isEmpty {
-                AccessLog.drop(Self.lines(in: bytes[...]))
-                bytes.removeAll(keepingCapacity: true)
+            if bytes.readableBytes > 0 {
+                AccessLog.drop(Self.lines(in: bytes.readableBytesView))
+                bytes.clear()
             }
         }
     }
@@ -188,8 +195,8 @@ final class AccessLogBuffer: @unchecked Sendable {
     /// block; keeps the rest. Called with the lock held.
     private func writeWithoutWaiting() {
         var offset = 0
-        let total = bytes.count
-        bytes.withUnsafeBytes { buffer in
+        let total = bytes.readableBytes
+        bytes.withUnsafeReadableBytes { buffer in
             while offset < total {
                 var end = min(total, offset + 4096)
                 if end < total {
@@ -217,9 +224,10 @@ final class AccessLogBuffer: @unchecked Sendable {
             }
         }
         if offset == total {
-            bytes.removeAll(keepingCapacity: true)
+            bytes.clear()
         } else if offset > 0 {
-            bytes.removeSubrange(..<offset)
+            bytes.moveReaderIndex(forwardBy: offset)
+            bytes.discardReadBytes()
         }
     }
 
@@ -228,78 +236,101 @@ final class AccessLogBuffer: @unchecked Sendable {
     }
 }
 
-/// Appends a log line's parts as bytes.
+/// Writes a log line's parts as bytes into room the caller sized for the whole line (a bound
+/// the caller computes: every string byte escaped, the fixed parts), without a capacity check
+/// per part.
 struct LineWriter {
-    var bytes: [UInt8]
+    private let out: UnsafeMutableRawBufferPointer
+    private let capacity: Int
+    /// The bytes written so far.
+    private(set) var count = 0
 
-    mutating func byte(_ value: UInt8) { bytes.append(value) }
+    init(_ out: UnsafeMutableRawBufferPointer, capacity: Int) {
+        precondition(out.count >= capacity)
+        self.out = out
+        self.capacity = capacity
+    }
+
+    mutating func byte(_ value: UInt8) {
+        precondition(count < capacity)
+        out[count] = value
+        count += 1
+    }
 
     mutating func ascii(_ text: StaticString) {
-        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        copy(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    /// Bytes as they are, not escaped: for tests that need lines of a given shape.
+    mutating func unescaped(_ text: String) {
+        var text = text
+        text.withUTF8 { copy(UnsafeRawBufferPointer($0)) }
+    }
+
+    private mutating func copy(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        precondition(count + bytes.count <= capacity)
+        (out.baseAddress! + count).copyMemory(from: base, byteCount: bytes.count)
+        count += bytes.count
     }
 
     /// A non-negative number in decimal, zero-padded to `width` digits.
     mutating func decimal(_ value: Int, width: Int = 1) {
         var value = max(0, value)
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        var count = 0
+        var length = 0
         withUnsafeMutableBytes(of: &digits) { scratch in
-            let scratch = scratch.bindMemory(to: UInt8.self)
             repeat {
-                count += 1
-                scratch[24 - count] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value % 10)
+                length += 1
+                scratch[24 - length] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value % 10)
                 value /= 10
-            } while value > 0 && count < 24
-            while count < min(width, 24) {
-                count += 1
-                scratch[24 - count] = UInt8(ascii: "0")
+            } while value > 0 && length < 24
+            while length < min(width, 24) {
+                length += 1
+                scratch[24 - length] = UInt8(ascii: "0")
             }
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[(24 - count)...]))
+            copy(UnsafeRawBufferPointer(rebasing: scratch[(24 - length)...]))
         }
     }
 
     /// A JSON string (RFC 8259 §7): runs that need no escape copied whole (usually the whole
     /// string at once).
     mutating func quoted(_ text: String) {
-        bytes.append(UInt8(ascii: "\""))
-        if text.utf8.withContiguousStorageIfAvailable({ escaping($0) }) == nil {
+        byte(UInt8(ascii: "\""))
+        if text.utf8.withContiguousStorageIfAvailable({ escaping(UnsafeRawBufferPointer($0)) }) == nil {
             var copy = text
-            copy.withUTF8 { escaping($0) }
+            copy.withUTF8 { escaping(UnsafeRawBufferPointer($0)) }
         }
-        bytes.append(UInt8(ascii: "\""))
+        byte(UInt8(ascii: "\""))
     }
 
-    private mutating func escaping(_ utf8: UnsafeBufferPointer<UInt8>) {
+    private mutating func escaping(_ utf8: UnsafeRawBufferPointer) {
         var start = 0
         var index = 0
-        let count = utf8.count
-        while index < count {
-            let byte = utf8[index]
-            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else {
+        let total = utf8.count
+        while index < total {
+            let value = utf8[index]
+            guard value < 0x20 || value == UInt8(ascii: "\"") || value == UInt8(ascii: "\\") else {
                 index += 1
                 continue
             }
-            if index > start { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start..<index])) }
+            if index > start { copy(UnsafeRawBufferPointer(rebasing: utf8[start..<index])) }
             index += 1
             start = index
-            bytes.append(UInt8(ascii: "\\"))
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"): bytes.append(byte)
-            case 0x0A: bytes.append(UInt8(ascii: "n"))
-            case 0x0D: bytes.append(UInt8(ascii: "r"))
-            case 0x09: bytes.append(UInt8(ascii: "t"))
+            byte(UInt8(ascii: "\\"))
+            switch value {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): byte(value)
+            case 0x0A: byte(UInt8(ascii: "n"))
+            case 0x0D: byte(UInt8(ascii: "r"))
+            case 0x09: byte(UInt8(ascii: "t"))
             default:
                 let hex: StaticString = "0123456789abcdef"
-                bytes.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
-                hex.withUTF8Buffer { digits in
-                    bytes.append(digits[Int(byte >> 4)])
-                    bytes.append(digits[Int(byte & 0x0F)])
-                }
+                ascii("u00")
+                byte(hex.utf8Start[Int(value >> 4)])
+                byte(hex.utf8Start[Int(value & 0x0F)])
             }
         }
-        if count > start {
-            bytes.append(contentsOf: start == 0 ? utf8 : UnsafeBufferPointer(rebasing: utf8[start...]))
-        }
+        if total > start { copy(UnsafeRawBufferPointer(rebasing: utf8[start...])) }
     }
 }
 
