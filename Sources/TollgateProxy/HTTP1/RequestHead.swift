@@ -275,8 +275,9 @@ package struct KnownFields: Sendable, Equatable {
         name: UnsafeRawBufferPointer.SubSequence,
         value: UnsafeRawBufferPointer.SubSequence
     ) {
-        func named(_ lower: StaticString) -> Bool { name.equalsIgnoringASCIICase(HTTP1Syntax.ascii(lower)) }
-        switch name.count {
+        let raw = UnsafeRawBufferPointer(rebasing: name)
+        func named(_ lower: StaticString) -> Bool { raw.equalsIgnoringASCIICase(HTTP1Syntax.ascii(lower)) }
+        switch raw.count {
         case 2 where named("te"):
             if ConnectionOptions(value).trailers { acceptsTrailers = true }
         case 4 where named("host"):

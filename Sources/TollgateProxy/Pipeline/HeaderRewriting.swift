@@ -32,7 +32,9 @@ enum HeaderName {
     }
 
     /// From the name's bytes, as a request head holds them.
-    init(utf8 name: Slice<UnsafeRawBufferPointer>) {
+    init(utf8 slice: Slice<UnsafeRawBufferPointer>) {
+        // Rebased once: a slice's `count` and contiguous view go through generic code.
+        let name = UnsafeRawBufferPointer(rebasing: slice)
         func named(_ lower: StaticString) -> Bool {
             name.equalsIgnoringASCIICase(HTTP1Syntax.ascii(lower), underscoreAsHyphen: true)
         }
