@@ -58,7 +58,7 @@ import Testing
         let alphabet: [String] = ["a", "Z", "/", ".", "%", "2", "e", "F", "?", "#", ";", "\\", "~", " ", "é", "-", "="]
         var random = SystemRandomNumberGenerator()
         var shortcuts = 0
-        for _ in 0..<50_000 {
+        for _ in 0..<20_000 {
             let length = Int.random(in: 0...10, using: &random)
             var target = Bool.random(using: &random) ? "/" : ""
             for _ in 0..<length { target += alphabet.randomElement(using: &random)! }
@@ -69,7 +69,7 @@ import Testing
             }
             #expect(PathNormalizer.normalize(target) == full, "\(target.debugDescription)")
         }
-        #expect(shortcuts > 1000, "the shortcut is taken for plain targets")
+        #expect(shortcuts > 400, "the shortcut is taken for plain targets")
         #expect(PathNormalizer.alreadyNormal("/orders/42?x=1#f") == .init(path: "/orders/42", query: "x=1"))
         #expect(PathNormalizer.alreadyNormal("/") == .init(path: "/", query: nil))
     }

@@ -31,6 +31,9 @@ struct HTTP2Tests {
         defer { deadline.cancel() }
         let multiplexer = try await channel.configureHTTP2Pipeline(mode: .client, inboundStreamInitializer: nil).get()
         let promise = channel.eventLoop.makePromise(of: (Int, HTTPHeaders, String).self)
+        // Completed on every way out (a stream that could not be opened included); a promise
+        // already completed ignores this.
+        defer { promise.fail(RawHTTPClient.Failure(description: "the request did not complete")) }
         let streamPromise = channel.eventLoop.makePromise(of: (any Channel).self)
         multiplexer.createStreamChannel(promise: streamPromise) { stream in
             stream.eventLoop.makeCompletedFuture {
@@ -194,6 +197,7 @@ struct HTTP2Tests {
             for _ in 0..<6 {
                 // As h2load, curl and browsers send a GET: HEADERS with END_STREAM.
                 let promise = channel.eventLoop.makePromise(of: String.self)
+                defer { promise.fail(RawHTTPClient.Failure(description: "the stream did not complete")) }
                 let streamPromise = channel.eventLoop.makePromise(of: (any Channel).self)
                 multiplexer.createStreamChannel(promise: streamPromise) { stream in
                     stream.eventLoop.makeCompletedFuture {

@@ -30,7 +30,7 @@ public enum RawHTTPClient {
         port: Int,
         lines: [String],
         body: String = "",
-        timeout: Duration = .seconds(10)
+        timeout: Duration = .seconds(30)
     ) async throws -> Response {
         var text = lines.joined(separator: "\r\n") + "\r\n"
         text += "Connection: close\r\n"
@@ -41,7 +41,7 @@ public enum RawHTTPClient {
     }
 
     /// Writes `bytes`, returns everything read until the peer closes.
-    public static func exchange(port: Int, bytes: [UInt8], timeout: Duration = .seconds(10)) async throws -> [UInt8] {
+    public static func exchange(port: Int, bytes: [UInt8], timeout: Duration = .seconds(30)) async throws -> [UInt8] {
         let connection = try await RawConnection.connect(port: port)
         do {
             try await connection.send(bytes)

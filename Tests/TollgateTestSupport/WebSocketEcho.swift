@@ -88,13 +88,16 @@ public final class RawConnection: Sendable {
 
     /// Waits until the bytes received so far satisfy `condition`, then returns them all.
     public func receive(
-        timeout: Duration = .seconds(10),
+        timeout: Duration = .seconds(30),
         until condition: @Sendable ([UInt8]) -> Bool
     ) async throws -> [UInt8] {
         let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        while true {
+            // Checked once more after the deadline: a busy test process may have kept this task
+            // from running while the answer arrived.
             let bytes = received.withLockedValue { $0 }
             if condition(bytes) { return bytes }
+            if ContinuousClock.now >= deadline { break }
             try await Task.sleep(for: .milliseconds(10))
         }
         throw RawHTTPClient.Failure(description: "no matching answer within \(timeout)")

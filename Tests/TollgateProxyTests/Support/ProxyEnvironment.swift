@@ -104,7 +104,11 @@ struct ProxyEnvironment {
         replaceServer: Bool = false
     ) -> String {
         let trusted = trustedProxies.map { "\"\($0)\"" }.joined(separator: ", ")
-        let server = replaceServer ? "" : "server:\n  access_log: false\n  trusted_proxies: [\(trusted)]"
+        // A generous header timeout: the test process runs many suites at once, and a test's task
+        // may wait for a busy thread between connecting and sending longer than the default 10 s.
+        let server =
+            replaceServer
+            ? "" : "server:\n  access_log: false\n  header_timeout: 120s\n  trusted_proxies: [\(trusted)]"
         return """
             listen: 127.0.0.1:0
             admin: 127.0.0.1:0
