@@ -508,7 +508,10 @@ public struct ConfigurationContext: Sendable {
 
     func route(_ node: ConfigurationNode, index: Int, issuerNames: Set<String>) throws(ConfigurationError) -> Route {
         let members = try node.mapping(
-            allowed: ["name", "match", "auth", "issuers", "require", "upgrades", "allow_override_headers"]
+            allowed: [
+                "name", "match", "auth", "issuers", "require", "upgrades", "allow_override_headers", "resource",
+                "forward_token",
+            ]
         )
         let name = try members["name"]?.nonEmptyString() ?? "routes[\(index)]"
         let matchNode = try members.required("match")
@@ -595,6 +598,18 @@ public struct ConfigurationContext: Sendable {
             upgrades = Set(list.map { $0.lowercased() })
         }
         let allowOverrideHeaders = try members["allow_override_headers"]?.bool() ?? false
+        var resource: ProtectedResource?
+        if let node = members["resource"] {
+            guard authentication != .none else {
+                throw node.error("a route with auth: none is not a protected resource")
+            }
+            resource = try protectedResource(node)
+        }
+        var forwardsToken = resource == nil
+        if let node = members["forward_token"] {
+            guard resource != nil else { throw node.error("only a route with a resource keeps the token back") }
+            forwardsToken = try node.bool()
+        }
         return Route(
             name: name,
             methods: methods,
@@ -604,8 +619,37 @@ public struct ConfigurationContext: Sendable {
             conditions: conditions,
             upgrades: upgrades,
             allowsOverrideHeaders: allowOverrideHeaders,
+            resource: resource,
+            forwardsToken: forwardsToken,
             line: node.line
         )
+    }
+
+    /// `resource: https://api.example/mcp`, or a mapping with `identifier`, `name` and
+    /// `documentation`.
+    func protectedResource(_ node: ConfigurationNode) throws(ConfigurationError) -> ProtectedResource {
+        let identifierNode: ConfigurationNode
+        var name: String?
+        var documentation: String?
+        if (try? node.string()) != nil {
+            identifierNode = node
+        } else {
+            let members = try node.mapping(allowed: ["identifier", "name", "documentation"])
+            identifierNode = try members.required("identifier")
+            name = try members["name"]?.nonEmptyString()
+            if let documentationNode = members["documentation"] {
+                let text = try documentationNode.nonEmptyString()
+                guard text.hasPrefix("https://") || text.hasPrefix("http://") else {
+                    throw documentationNode.error("must be an absolute http or https URL")
+                }
+                documentation = text
+            }
+        }
+        let identifier = try identifierNode.nonEmptyString()
+        switch ProtectedResource.make(identifier: identifier, name: name, documentation: documentation) {
+        case .success(let resource): return resource
+        case .failure(let refusal): throw identifierNode.error("'\(identifier)' \(refusal.reason)")
+        }
     }
 
     func requireNormalised(_ text: String, node: ConfigurationNode, allowBraces: Bool) throws(ConfigurationError) {

@@ -21,6 +21,12 @@ public struct Route: Sendable, Equatable {
     /// Whether `X-HTTP-Method-Override`, `X-Original-URL` and the like reach the upstream
     /// (removed by default: the upstream could route to what Tollgate did not authorise).
     public var allowsOverrideHeaders: Bool
+    /// The protected resource the route serves (RFC 9728): its metadata is published, its
+    /// challenges name it, and the client's token is not passed on to the upstream.
+    public var resource: ProtectedResource?
+    /// Whether the client's `Authorization` reaches the upstream on a route with a resource
+    /// (never by default: no token passthrough).
+    public var forwardsToken: Bool
     /// Where the route is defined in the configuration file, for messages.
     public var line: Int?
 
@@ -33,8 +39,12 @@ public struct Route: Sendable, Equatable {
         conditions: [ClaimCondition] = [],
         upgrades: Set<String> = ["websocket"],
         allowsOverrideHeaders: Bool = false,
+        resource: ProtectedResource? = nil,
+        forwardsToken: Bool = true,
         line: Int? = nil
     ) {
+        self.resource = resource
+        self.forwardsToken = forwardsToken
         self.upgrades = upgrades
         self.allowsOverrideHeaders = allowsOverrideHeaders
         self.name = name

@@ -51,6 +51,20 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
     public let verification: VerificationFailure.Code?
     /// The scopes the route needs, for `insufficientScope` (from the configuration).
     public let scope: String?
+    /// On a route that is a protected resource: the metadata URL and the route's scopes, added
+    /// to the challenge (RFC 9728 §5.1). Both come from the configuration, never the request.
+    public var resourceChallenge: ResourceChallenge?
+
+    public struct ResourceChallenge: Sendable, Equatable {
+        public let metadataURL: String
+        /// Every scope the route names, space-separated.
+        public let scope: String?
+
+        public init(metadataURL: String, scope: String?) {
+            self.metadataURL = metadataURL
+            self.scope = scope
+        }
+    }
 
     public init(_ code: Code, _ reason: String = "", scope: String? = nil) {
         self.code = code
@@ -90,7 +104,20 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
 
     /// The answer: status, headers and a JSON body, from the code alone.
     public func response(realm: String) -> VerdictResponse {
-        let challenge = "Bearer realm=" + HTTPQuoting.quotedString(realm)
+        var challenge = "Bearer realm=" + HTTPQuoting.quotedString(realm)
+        // A protected resource's challenges name its metadata; a 401 also names the scopes to
+        // ask for, and a 403 names them all in place of the one that was missing.
+        var scope = scope
+        if let resourceChallenge {
+            challenge += ", resource_metadata=" + HTTPQuoting.quotedString(resourceChallenge.metadataURL)
+            if let all = resourceChallenge.scope {
+                if code == .insufficientScope {
+                    scope = all
+                } else if code == .missingToken || code == .invalidToken {
+                    challenge += ", scope=" + HTTPQuoting.quotedString(all)
+                }
+            }
+        }
         switch code {
         case .missingToken:
             return VerdictResponse(

@@ -107,6 +107,7 @@ extension RequestPipeline {
         traceparent: String,
         isUpgrade: Bool,
         allowsOverrideHeaders: Bool = false,
+        keepsToken: Bool = true,
         allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) -> Result<UpstreamRequestHead, ClaimHeaderMapping.Failure> {
         var claimHeaders: [(name: String, value: String)] = []
@@ -179,7 +180,10 @@ extension RequestPipeline {
                     // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC requires it end to end.
                     keep = value.equalsIgnoringASCIICase(HTTP1Syntax.trailers)
                 case .other:
-                    if snapshot.configuration.forward.mustStrip(utf8: name)
+                    if !keepsToken && name.equalsIgnoringASCIICase(snapshot.tokenHeaderLowercased.utf8) {
+                        // No token passthrough to a protected resource: the claims go as headers.
+                        keep = false
+                    } else if snapshot.configuration.forward.mustStrip(utf8: name)
                         || (!connectionNamed.isEmpty
                             && connectionNamed.contains { name.equalsIgnoringASCIICase($0.utf8) })
                     {

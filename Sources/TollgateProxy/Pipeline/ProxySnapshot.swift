@@ -17,6 +17,8 @@ public final class ProxySnapshot: Sendable, AtomicReference {
     let tokenHeaderLowercased: String
     /// Connections to the upstream; `nil` when only forward-auth is served.
     let pools: UpstreamPools?
+    /// The protected resource metadata documents (RFC 9728), by the path they are served at.
+    let resourceDocuments: [String: String]
 
     init(configuration: TollgateConfiguration, verifier: TokenVerifier, metrics: ProxyMetrics, pools: UpstreamPools?) {
         self.configuration = configuration
@@ -34,6 +36,58 @@ public final class ProxySnapshot: Sendable, AtomicReference {
         for name in configuration.forward.setHeaderNames { protected.insert(name.lowercased()) }
         protectedHeaders = protected
         tokenHeaderLowercased = configuration.token.header.lowercased()
+        resourceDocuments = Self.resourceDocuments(configuration)
+    }
+
+    /// One document per resource identifier the routes declare (RFC 9728 §2): the scopes of
+    /// every route serving it, in file order, and the issuers those routes accept. With exactly
+    /// one identifier, it is also served at the root form (which clients try after the path
+    /// form, and which a resource at the origin's root uses).
+    static func resourceDocuments(_ configuration: TollgateConfiguration) -> [String: String] {
+        var order: [ProtectedResource] = []
+        var scopes: [String: [String]] = [:]
+        var issuers: [String: [String]] = [:]
+        for route in configuration.routes.routes {
+            guard let resource = route.resource else { continue }
+            if scopes[resource.identifier] == nil {
+                order.append(resource)
+                scopes[resource.identifier] = []
+                issuers[resource.identifier] = []
+            }
+            for scope in (route.scopes?.all ?? []) + (route.scopes?.any ?? [])
+            where !scopes[resource.identifier]!.contains(scope) {
+                scopes[resource.identifier]!.append(scope)
+            }
+            let accepted: [String]
+            switch route.authentication {
+            case .required(let names?):
+                accepted = configuration.issuers.filter { names.contains($0.policy.name) }.map(\.policy.issuer)
+            default:
+                accepted = configuration.issuers.map(\.policy.issuer)
+            }
+            for issuer in accepted where !issuers[resource.identifier]!.contains(issuer) {
+                issuers[resource.identifier]!.append(issuer)
+            }
+        }
+        var documents: [String: String] = [:]
+        for resource in order {
+            var members: [String: JSONValue] = [
+                "resource": .string(resource.identifier),
+                "authorization_servers": .array(issuers[resource.identifier]!.map { .string($0) }),
+                "bearer_methods_supported": .array([.string("header")]),
+            ]
+            // RFC 9728 §3.2: members with no value are left out.
+            let supported = scopes[resource.identifier]!
+            if !supported.isEmpty { members["scopes_supported"] = .array(supported.map { .string($0) }) }
+            if let name = resource.name { members["resource_name"] = .string(name) }
+            if let documentation = resource.documentation { members["resource_documentation"] = .string(documentation) }
+            let document = JSONValue.object(members).serialized()
+            if documents[resource.metadataPath] == nil { documents[resource.metadataPath] = document }
+        }
+        if order.count == 1, documents[ProtectedResource.wellKnownPath] == nil {
+            documents[ProtectedResource.wellKnownPath] = documents[order[0].metadataPath]
+        }
+        return documents
     }
 
     var realm: String { configuration.realm }

@@ -37,6 +37,8 @@ struct RequestPipeline {
         /// Refused before a route was matched. `headRefused`: the head itself failed the check,
         /// and the connection closes after the answer.
         case refuse(GateError, path: String, headRefused: Bool)
+        /// Answered here without a token, ahead of routing: a protected resource's metadata.
+        case answer(VerdictResponse, path: String)
         /// For a local endpoint (the in-process issuer): its body is collected, then it answers.
         case local(any LocalEndpoints, HTTPRequest, clientAddress: String, path: String)
         /// Routed: answer, pass or verify first.
@@ -51,6 +53,20 @@ struct RequestPipeline {
             try head.check(isHTTP2: isHTTP2)
         } catch {
             return .refuse(error, path: Self.pathOf(head.uri), headRefused: true)
+        }
+
+        // RFC 9728 §3: the metadata of the resources the routes declare, to anyone, ahead of
+        // routing and the default action.
+        if !snapshot.resourceDocuments.isEmpty, head.method == .GET || head.method == .HEAD {
+            let path = Self.pathOf(head.target)
+            if let document = snapshot.resourceDocuments[path] {
+                let answer = VerdictResponse(
+                    status: 200,
+                    headers: [("Content-Type", "application/json"), ("Cache-Control", "max-age=300")],
+                    body: document
+                )
+                return .answer(answer, path: path)
+            }
         }
 
         if let localEndpoints {
@@ -141,6 +157,23 @@ struct RequestPipeline {
         case .needsKeyRefresh, .needsIntrospection:
             return .verify(matched, token: token, acceptedIssuers: acceptedIssuers)
         }
+    }
+
+    /// `error` with what a client needs to act on it when the route is a protected resource
+    /// (RFC 9728 §5.1, and the MCP authorization rules): the metadata URL on every challenge, and
+    /// the route's scopes, all of them in one challenge.
+    func challenged(_ error: GateError, _ matched: MatchedRequest?) -> GateError {
+        guard let matched, let route = snapshot.route(matched), let resource = route.resource else { return error }
+        var scopes: [String] = []
+        for scope in (route.scopes?.all ?? []) + (route.scopes?.any ?? []) where !scopes.contains(scope) {
+            scopes.append(scope)
+        }
+        var error = error
+        error.resourceChallenge = GateError.ResourceChallenge(
+            metadataURL: resource.metadataURL,
+            scope: scopes.isEmpty ? nil : scopes.joined(separator: " ")
+        )
+        return error
     }
 
     /// Step 5 when it has to wait (a key refresh or an introspection call), then step 6: the
@@ -330,6 +363,7 @@ struct RequestPipeline {
             traceparent: traceparent,
             isUpgrade: isUpgrade,
             allowsOverrideHeaders: route?.allowsOverrideHeaders ?? false,
+            keepsToken: route?.forwardsToken ?? true,
             allocator: allocator
         ) {
         case .success(let upstream): return .success((upstream, isUpgrade ? upgradeProtocols : nil))

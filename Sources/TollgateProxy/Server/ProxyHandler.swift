@@ -321,6 +321,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 machine.headChecked(parserStops: parserStops, acceptsTrailers: acceptsTrailers)
             }
             respondLocally(error)
+        case .answer(let answer, let path):
+            machine.headChecked(parserStops: parserStops, acceptsTrailers: acceptsTrailers)
+            current.path = path
+            current.routeName = "resource_metadata"
+            respondLocally(answer, outcome: .public)
         case .local(let endpoints, let request, let clientAddress, let path):
             machine.headChecked(parserStops: parserStops, acceptsTrailers: acceptsTrailers)
             current.path = path
@@ -347,7 +352,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         switch decision {
         case .respond(let error, let matched):
             if let matched { record(matched) }
-            respondLocally(error)
+            respondLocally(pipeline.challenged(error, matched))
         case .pass(let matched, let token):
             record(matched)
             if request.isForwardAuth {

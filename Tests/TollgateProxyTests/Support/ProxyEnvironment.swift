@@ -101,7 +101,8 @@ struct ProxyEnvironment {
         introspectionPort: Int,
         trustedProxies: [String] = ["127.0.0.1"],
         extra: String = "",
-        replaceServer: Bool = false
+        replaceServer: Bool = false,
+        routes: String = ""
     ) -> String {
         let trusted = trustedProxies.map { "\"\($0)\"" }.joined(separator: ", ")
         // A generous header timeout: the test process runs many suites at once, and a test's task
@@ -132,6 +133,7 @@ struct ProxyEnvironment {
                   client_id: "@team/gate"
                   client_secret_env: TOLLGATE_TEST_INTROSPECTION_SECRET
             routes:
+            \(routes)
               - match: { path: /healthz }
                 auth: none
               - name: admin
@@ -163,7 +165,8 @@ struct ProxyEnvironment {
         jwksDown: Bool = false,
         trustedProxies: [String] = ["127.0.0.1"],
         replaceServer: Bool = false,
-        upstreamPort: Int? = nil
+        upstreamPort: Int? = nil,
+        routes: String = ""
     ) async throws -> ProxyEnvironment {
         let jwksFailing = Switch()
         jwksFailing.set(jwksDown)
@@ -189,7 +192,8 @@ struct ProxyEnvironment {
             introspectionPort: introspection.port,
             trustedProxies: trustedProxies,
             extra: extra,
-            replaceServer: replaceServer
+            replaceServer: replaceServer,
+            routes: routes
         )
         let configuration: TollgateConfiguration
         // Reloads read the secret from the process environment, as `tollgate serve` does.
@@ -254,6 +258,7 @@ struct ProxyEnvironment {
         trustedProxies: [String] = ["127.0.0.1"],
         replaceServer: Bool = false,
         upstreamPort: Int? = nil,
+        routes: String = "",
         _ body: (ProxyEnvironment) async throws -> Void
     ) async throws {
         let environment = try await start(
@@ -263,7 +268,8 @@ struct ProxyEnvironment {
             jwksDown: jwksDown,
             trustedProxies: trustedProxies,
             replaceServer: replaceServer,
-            upstreamPort: upstreamPort
+            upstreamPort: upstreamPort,
+            routes: routes
         )
         do {
             try await body(environment)
