@@ -23,6 +23,11 @@ struct ProtectedResourceTests {
 
     static let metadataURL = "https://api.test/.well-known/oauth-protected-resource/mcp"
 
+    /// A token for the resource: the issuer's audience (its own check) and the resource's.
+    static func token(scope: String, audience: String = "https://api.test/mcp") -> String {
+        TestIssuer.shared.token(scope: scope, ["aud": [TestIssuer.audience, audience]])
+    }
+
     static func document(_ body: String) throws -> [String: Any] {
         try #require(JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
     }
@@ -73,7 +78,7 @@ struct ProtectedResourceTests {
                 "\(invalid.header("WWW-Authenticate") ?? "")"
             )
             // The token has mcp:tools but neither mcp:read nor mcp:write.
-            let token = TestIssuer.shared.token(scope: "mcp:tools")
+            let token = Self.token(scope: "mcp:tools")
             let lacking = try await environment.send("/mcp", headers: ["Authorization: Bearer \(token)"])
             #expect(lacking.status == 403)
             #expect(
@@ -91,7 +96,7 @@ struct ProtectedResourceTests {
     @Test("the client's token does not reach the resource's upstream; the claims do")
     func theTokenIsNotPassedOn() async throws {
         try await ProxyEnvironment.with(routes: Self.routes) { environment in
-            let token = TestIssuer.shared.token(scope: "mcp:tools mcp:read")
+            let token = Self.token(scope: "mcp:tools mcp:read")
             let response = try await environment.send("/mcp", headers: ["Authorization: Bearer \(token)"])
             #expect(response.status == 200, "\(response.body)")
             #expect(!response.body.lowercased().contains("authorization:"), "\(response.body)")
@@ -102,6 +107,37 @@ struct ProtectedResourceTests {
                 headers: ["Authorization: Bearer \(TestIssuer.shared.token())"]
             )
             #expect(orders.body.contains("Authorization: Bearer"))
+        }
+    }
+
+    @Test("a token is accepted only when its audience names the resource (or an audience the route lists)")
+    func aTokenMustBeIssuedForTheResource() async throws {
+        let routes = Self.routes.replacingOccurrences(
+            of: "      documentation: https://api.test/docs/mcp",
+            with: "      documentation: https://api.test/docs/mcp\n      audiences: [\"api://orders-tools\"]"
+        )
+        try await ProxyEnvironment.with(routes: routes) { environment in
+            let scope = "mcp:tools mcp:write"
+            for (audience, status) in [
+                ("https://api.test/mcp", 200), ("api://orders-tools", 200), ("https://other.test/mcp", 401),
+                ("https://api.test/mcp/", 401), ("https://API.test/mcp", 401),
+            ] {
+                let token = Self.token(scope: scope, audience: audience)
+                let response = try await environment.send("/mcp", headers: ["Authorization: Bearer \(token)"])
+                #expect(response.status == status, "\(audience)")
+                if status == 401 {
+                    #expect(
+                        response.header("WWW-Authenticate")?.contains(
+                            "error=\"invalid_token\", error_description=\"the token's audience is not accepted\""
+                        ) == true
+                    )
+                    #expect(response.header("WWW-Authenticate")?.contains("resource_metadata=") == true)
+                }
+            }
+            // The issuer's own audience alone is not this resource's.
+            let plain = TestIssuer.shared.token(scope: scope)
+            #expect(try await environment.send("/mcp", headers: ["Authorization: Bearer \(plain)"]).status == 401)
+            #expect(environment.upstream.requestCount == 2)
         }
     }
 

@@ -42,13 +42,7 @@ public enum RawHTTPClient {
 
     /// Writes `bytes`, returns everything read until the peer closes.
     public static func exchange(port: Int, bytes: [UInt8], timeout: Duration = .seconds(30)) async throws -> [UInt8] {
-        let connection = try await RawConnection.connect(port: port)
-        do {
-            try await connection.send(bytes)
-        } catch let error as ChannelError where error == .ioOnClosedChannel {
-            // The server answered and closed before the last bytes were written (a refusal seen
-            // early in the request): what it answered is the exchange.
-        }
+        let connection = try await RawConnection.connect(port: port, sending: bytes)
         return try await connection.untilClosed(timeout: timeout)
     }
 

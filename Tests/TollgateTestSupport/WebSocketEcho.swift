@@ -82,6 +82,26 @@ public final class RawConnection: Sendable {
         return RawConnection(channel: channel, received: received)
     }
 
+    /// Connects and writes `bytes` as soon as the connection is up, on its event loop: no task
+    /// switch between the two, so a busy test process cannot leave the connection idle past the
+    /// server's header timeout. A write refused because the server already answered and closed
+    /// (a refusal seen early in the request) is not an error: what it answered is the exchange.
+    public static func connect(port: Int, sending bytes: [UInt8]) async throws -> RawConnection {
+        let received = NIOLockedValueBox<[UInt8]>([])
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Collector(received: received))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port)
+            .flatMap { channel in
+                channel.writeAndFlush(ByteBuffer(bytes: bytes)).map { channel }.recover { _ in channel }
+            }
+            .get()
+        return RawConnection(channel: channel, received: received)
+    }
+
     public func send(_ bytes: [UInt8]) async throws {
         try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
     }

@@ -22,6 +22,8 @@ public struct ClaimProjection: Sendable, Equatable {
         var paths: [String] = []
         for route in configuration.routes.routes {
             paths += route.conditions.map(\.claim)
+            // A protected resource's route checks the token's audience per request.
+            if route.resource != nil { paths.append("aud") }
         }
         self.init(
             names: Self.namesWithPrefixes(paths),

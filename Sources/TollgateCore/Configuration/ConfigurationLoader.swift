@@ -631,11 +631,13 @@ public struct ConfigurationContext: Sendable {
         let identifierNode: ConfigurationNode
         var name: String?
         var documentation: String?
+        var audiences: [String] = []
         if (try? node.string()) != nil {
             identifierNode = node
         } else {
-            let members = try node.mapping(allowed: ["identifier", "name", "documentation"])
+            let members = try node.mapping(allowed: ["identifier", "name", "documentation", "audiences"])
             identifierNode = try members.required("identifier")
+            audiences = try members["audiences"]?.stringList() ?? []
             name = try members["name"]?.nonEmptyString()
             if let documentationNode = members["documentation"] {
                 let text = try documentationNode.nonEmptyString()
@@ -646,7 +648,12 @@ public struct ConfigurationContext: Sendable {
             }
         }
         let identifier = try identifierNode.nonEmptyString()
-        switch ProtectedResource.make(identifier: identifier, name: name, documentation: documentation) {
+        switch ProtectedResource.make(
+            identifier: identifier,
+            name: name,
+            documentation: documentation,
+            audiences: audiences
+        ) {
         case .success(let resource): return resource
         case .failure(let refusal): throw identifierNode.error("'\(identifier)' \(refusal.reason)")
         }

@@ -8,6 +8,9 @@ public struct ProtectedResource: Sendable, Equatable {
     public let name: String?
     /// A page for people about the resource (`resource_documentation`).
     public let documentation: String?
+    /// Other `aud` values a token for this resource may carry instead of the identifier (an
+    /// issuer that names the API otherwise).
+    public let audiences: [String]
     /// Where the metadata document is served: `/.well-known/oauth-protected-resource` and the
     /// identifier's path (RFC 9728 §3.1: inserted between the host and the path, a lone `/`
     /// dropped).
@@ -21,7 +24,8 @@ public struct ProtectedResource: Sendable, Equatable {
     public static func make(
         identifier: String,
         name: String?,
-        documentation: String?
+        documentation: String?,
+        audiences: [String] = []
     ) -> Result<ProtectedResource, Refusal> {
         guard let parts = URLParts(identifier) else {
             return .failure(Refusal("must be an absolute https URL (http only on a loopback host)"))
@@ -38,10 +42,23 @@ public struct ProtectedResource: Sendable, Equatable {
                 identifier: identifier,
                 name: name,
                 documentation: documentation,
+                audiences: audiences,
                 metadataPath: metadataPath,
                 metadataURL: parts.scheme + "://" + parts.authority + metadataPath
             )
         )
+    }
+
+    /// Whether a token's `aud` (a string or a list of strings, RFC 7519 §4.1.3) names this
+    /// resource: its identifier, compared exactly, or one of `audiences`.
+    public func isAudience(of claims: JSONValue) -> Bool {
+        let values: [String]
+        switch claims["aud"] {
+        case .string(let value)?: values = [value]
+        case .array(let items)?: values = items.compactMap(\.stringValue)
+        default: return false
+        }
+        return values.contains { $0 == identifier || audiences.contains($0) }
     }
 
     public struct Refusal: Error, Sendable, Equatable {

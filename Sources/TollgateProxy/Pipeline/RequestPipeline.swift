@@ -211,6 +211,13 @@ struct RequestPipeline {
 
     func authorize(_ token: VerifiedToken, matched: MatchedRequest) -> GateDecision {
         guard let route = snapshot.route(matched) else { return .pass(matched, token) }
+        // RFC 8707 and the MCP rules: a protected resource accepts only tokens issued for it.
+        if let resource = route.resource, !resource.isAudience(of: token.claims) {
+            return .respond(
+                GateError(VerificationFailure(.audienceMismatch, "'aud' does not name the route's resource")),
+                matched
+            )
+        }
         switch route.authorize(token) {
         case .allowed: return .pass(matched, token)
         case .insufficientScope(let scope):
