@@ -491,4 +491,21 @@ import TollgateIssuer
         #expect(again.head.status == .ok)
         #expect(Self.hidden(again, "csrf") != nil)
     }
+
+    /// Discovery lists each scope once and says what MCP clients look for: PKCE with S256 only,
+    /// and the `iss` authorization response parameter (RFC 9207).
+    @Test func discoveryListsEachScopeOnceAndWhatMCPClientsCheck() async throws {
+        let issuer = try await Self.makeIssuer { options in
+            options.apis.append(APIDefinition(audience: "@team/reports", scopes: ["@team/orders.read", "openid"]))
+        }
+        for path in ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"] {
+            let discovery = try Self.json(await Self.get(issuer, path))
+            let scopes = try #require(discovery["scopes_supported"]?.arrayValue).compactMap(\.stringValue)
+            #expect(
+                scopes == ["openid", "profile", "email", "offline_access", "@team/orders.read", "@team/billing.read"]
+            )
+            #expect(discovery["code_challenge_methods_supported"] == .array([.string("S256")]))
+            #expect(discovery["authorization_response_iss_parameter_supported"] == .bool(true))
+        }
+    }
 }

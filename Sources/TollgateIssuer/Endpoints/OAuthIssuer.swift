@@ -372,8 +372,11 @@ public final class OAuthIssuer: Sendable {
 
     func discoveryDocument() -> JSONValue {
         let grants = GrantType.allCases.filter { options.grantTypes.contains($0) }.map { JSONValue.string($0.rawValue) }
-        var scopes = options.supportedScopes
-        for api in options.apis { scopes += api.scopes }
+        // Each scope once, in order, though two APIs (or an API and the OpenID scopes) share it.
+        var scopes: [String] = []
+        for scope in options.supportedScopes + options.apis.flatMap(\.scopes) where !scopes.contains(scope) {
+            scopes.append(scope)
+        }
         var document = discoveryFields(grants: grants, scopes: scopes)
         if options.grantTypes.contains(.deviceCode) {
             document["device_authorization_endpoint"] = .string(url(.deviceAuthorization))
