@@ -141,6 +141,33 @@ struct ProtectedResourceTests {
         }
     }
 
+    @Test("an introspected token is accepted only when the introspection answer's aud names the resource")
+    func anIntrospectedTokenMustBeIssuedForTheResource() async throws {
+        let routes = """
+              - name: tools
+                match: { prefix: /mcp }
+                issuers: [opaque]
+                resource: https://api.test/mcp
+            """
+        try await ProxyEnvironment.with(
+            introspectionHandler: { request in
+                let exp = Int(Date().timeIntervalSince1970) + 300
+                let audience =
+                    request.bodyText.contains("for-this")
+                    ? #","aud":["https://api.test/mcp","other"]"#
+                    : request.bodyText.contains("for-other") ? #","aud":"https://other.test/mcp""# : ""
+                return .json(#"{"active":true,"sub":"svc-7","exp":\#(exp)\#(audience)}"#)
+            },
+            routes: routes
+        ) { environment in
+            for (token, status) in [("opaque-for-this", 200), ("opaque-for-other", 401), ("opaque-without-aud", 401)] {
+                let response = try await environment.send("/mcp", headers: ["Authorization: Bearer \(token)"])
+                #expect(response.status == status, "\(token)")
+            }
+            #expect(environment.upstream.requestCount == 1)
+        }
+    }
+
     @Test("the metadata follows a reload")
     func theMetadataFollowsAReload() async throws {
         try await ProxyEnvironment.with(routes: Self.routes) { environment in
