@@ -70,16 +70,21 @@ public enum RawHTTPClient {
         return Response(status: status, headers: headers, body: body)
     }
 
+    /// Over the bytes: as `Character`s, a CRLF is one element and a chunk's end would be misread.
     static func dechunk(_ text: String) -> String {
-        var result = ""
-        var rest = Substring(text)
-        while let lineEnd = rest.range(of: "\r\n") {
-            guard let size = Int(rest[..<lineEnd.lowerBound], radix: 16), size > 0 else { break }
-            let start = lineEnd.upperBound
-            let end = rest.utf8.index(start, offsetBy: size)
-            result += rest[start..<end]
-            rest = rest[end...].dropFirst(2)
+        let bytes = Array(text.utf8)
+        var result: [UInt8] = []
+        var index = 0
+        while let lineEnd = bytes[index...].firstIndex(of: 0x0D), lineEnd + 1 < bytes.count {
+            guard let size = Int(String(decoding: bytes[index..<lineEnd], as: UTF8.self), radix: 16), size > 0 else {
+                break
+            }
+            let start = lineEnd + 2
+            let end = min(start + size, bytes.count)
+            result += bytes[start..<end]
+            index = min(end + 2, bytes.count)
         }
-        return result
+        return String(decoding: result, as: UTF8.self)
     }
+
 }

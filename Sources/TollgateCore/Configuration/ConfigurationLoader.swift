@@ -510,7 +510,7 @@ public struct ConfigurationContext: Sendable {
         let members = try node.mapping(
             allowed: [
                 "name", "match", "auth", "issuers", "require", "upgrades", "allow_override_headers", "resource",
-                "forward_token",
+                "forward_token", "mcp",
             ]
         )
         let name = try members["name"]?.nonEmptyString() ?? "routes[\(index)]"
@@ -569,22 +569,7 @@ public struct ConfigurationContext: Sendable {
             guard authentication != .none else {
                 throw node.error("a route with auth: none cannot require anything")
             }
-            let require = try node.mapping(allowed: ["scopes", "claims"])
-            if let scopeNode = require["scopes"] {
-                let rule = try scopeNode.mapping(allowed: ["all", "any"])
-                let all = try rule["all"]?.stringList() ?? []
-                let any = try rule["any"]?.stringList() ?? []
-                if all.isEmpty && any.isEmpty { throw scopeNode.error("give 'all', 'any' or both, not empty") }
-                for scope in all + any where scope.contains(" ") || scope.contains("\"") || scope.contains("\\") {
-                    throw scopeNode.error("the scope '\(scope)' contains a space, quote or backslash")
-                }
-                scopes = ScopeRequirement(all: all, any: any)
-            }
-            if let claimsNode = require["claims"] {
-                for element in try claimsNode.sequence() {
-                    conditions.append(try condition(element))
-                }
-            }
+            (scopes, conditions) = try requirement(node)
         }
         var upgrades: Set<String> = ["websocket"]
         if let node = members["upgrades"] {
@@ -605,9 +590,18 @@ public struct ConfigurationContext: Sendable {
             }
             resource = try protectedResource(node)
         }
-        var forwardsToken = resource == nil
+        var mcp: MCPPolicy?
+        if let node = members["mcp"] {
+            guard authentication != .none else {
+                throw node.error("an MCP route needs a token (its rules are about the caller)")
+            }
+            mcp = try mcpPolicy(node)
+        }
+        var forwardsToken = resource == nil && mcp == nil
         if let node = members["forward_token"] {
-            guard resource != nil else { throw node.error("only a route with a resource keeps the token back") }
+            guard resource != nil || mcp != nil else {
+                throw node.error("only a route with a resource or mcp keeps the token back")
+            }
             forwardsToken = try node.bool()
         }
         return Route(
@@ -621,8 +615,74 @@ public struct ConfigurationContext: Sendable {
             allowsOverrideHeaders: allowOverrideHeaders,
             resource: resource,
             forwardsToken: forwardsToken,
+            mcp: mcp,
             line: node.line
         )
+    }
+
+    /// `mcp:` on a route: the bounds, whether `tools/list` is filtered, and the rules by method,
+    /// tool, prompt and resource URI, with a default for the tools, prompts and resources that
+    /// have none.
+    func mcpPolicy(_ node: ConfigurationNode) throws(ConfigurationError) -> MCPPolicy {
+        var policy = MCPPolicy()
+        if node.isNull { return policy }
+        let members = try node.mapping(
+            allowed: [
+                "max_body_bytes", "filter_tools_list", "max_tools_list_bytes", "methods", "tools", "prompts",
+                "resources", "default",
+            ]
+        )
+        if let value = members["max_body_bytes"] { policy.maximumBodyBytes = try value.positiveInteger() }
+        if let value = members["filter_tools_list"] { policy.filtersToolList = try value.bool() }
+        if let value = members["max_tools_list_bytes"] { policy.maximumToolListBytes = try value.positiveInteger() }
+        func rules(_ key: String) throws(ConfigurationError) -> [String: MCPPolicy.Rule] {
+            guard let group = members[key] else { return [:] }
+            var rules: [String: MCPPolicy.Rule] = [:]
+            for (name, ruleNode) in try group.namedChildren() {
+                if name.isEmpty { throw ruleNode.error("a name must not be empty") }
+                rules[name] = try mcpRule(ruleNode)
+            }
+            return rules
+        }
+        policy.methods = try rules("methods")
+        policy.tools = try rules("tools")
+        policy.prompts = try rules("prompts")
+        policy.resources = try rules("resources")
+        if let value = members["default"] { policy.defaultRule = try mcpRule(value) }
+        return policy
+    }
+
+    /// `deny`, or a mapping of `scopes` (`all`, `any`) and `claims` like a route's `require`.
+    func mcpRule(_ node: ConfigurationNode) throws(ConfigurationError) -> MCPPolicy.Rule {
+        if let text = try? node.string() {
+            guard text == "deny" else { throw node.error("expected 'deny' or a mapping of scopes and claims") }
+            return .deny
+        }
+        let (scopes, conditions) = try requirement(node)
+        return .require(scopes: scopes, conditions: conditions)
+    }
+
+    /// A `require` mapping (or an MCP rule): `scopes` with `all` and `any`, and `claims`.
+    func requirement(_ node: ConfigurationNode) throws(ConfigurationError) -> (ScopeRequirement?, [ClaimCondition]) {
+        var scopes: ScopeRequirement?
+        var conditions: [ClaimCondition] = []
+        let require = try node.mapping(allowed: ["scopes", "claims"])
+        if let scopeNode = require["scopes"] {
+            let rule = try scopeNode.mapping(allowed: ["all", "any"])
+            let all = try rule["all"]?.stringList() ?? []
+            let any = try rule["any"]?.stringList() ?? []
+            if all.isEmpty && any.isEmpty { throw scopeNode.error("give 'all', 'any' or both, not empty") }
+            for scope in all + any where scope.contains(" ") || scope.contains("\"") || scope.contains("\\") {
+                throw scopeNode.error("the scope '\(scope)' contains a space, quote or backslash")
+            }
+            scopes = ScopeRequirement(all: all, any: any)
+        }
+        if let claimsNode = require["claims"] {
+            for element in try claimsNode.sequence() {
+                conditions.append(try condition(element))
+            }
+        }
+        return (scopes, conditions)
     }
 
     /// `resource: https://api.example/mcp`, or a mapping with `identifier`, `name` and

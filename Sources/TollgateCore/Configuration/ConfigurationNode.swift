@@ -71,6 +71,29 @@ public struct ConfigurationNode {
         return pairs
     }
 
+    /// An empty value (`key:` with nothing after it, or `~`).
+    public var isNull: Bool {
+        if case .scalar(let scalar) = node {
+            return scalar.style == .plain && ["", "~", "null"].contains(scalar.string)
+        }
+        return false
+    }
+
+    /// A mapping whose keys are names the configuration chooses (tool names, methods), each with
+    /// its node, in file order; a name given twice is an error.
+    public func namedChildren() throws(ConfigurationError) -> [(String, ConfigurationNode)] {
+        guard let mapping = node.mapping else { throw error("expected a mapping") }
+        var children: [(String, ConfigurationNode)] = []
+        var seen: Set<String> = []
+        for (key, value) in mapping {
+            guard let name = key.string else { throw error("mapping keys must be strings") }
+            let located = ConfigurationNode(node: key, field: "\(field).\(name)", file: file)
+            if !seen.insert(name).inserted { throw located.error("appears twice") }
+            children.append((name, ConfigurationNode(node: value, field: located.field, file: file)))
+        }
+        return children
+    }
+
     public func sequence() throws(ConfigurationError) -> [ConfigurationNode] {
         guard let sequence = node.sequence else { throw error("expected a list") }
         return sequence.enumerated().map { index, element in

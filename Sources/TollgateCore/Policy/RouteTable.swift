@@ -24,9 +24,12 @@ public struct Route: Sendable, Equatable {
     /// The protected resource the route serves (RFC 9728): its metadata is published, its
     /// challenges name it, and the client's token is not passed on to the upstream.
     public var resource: ProtectedResource?
-    /// Whether the client's `Authorization` reaches the upstream on a route with a resource
-    /// (never by default: no token passthrough).
+    /// Whether the client's `Authorization` reaches the upstream on a route with a resource or
+    /// an MCP policy (never by default: no token passthrough).
     public var forwardsToken: Bool
+    /// The route serves the Model Context Protocol: its JSON-RPC requests are read and held to
+    /// these rules before they are forwarded.
+    public var mcp: MCPPolicy?
     /// Where the route is defined in the configuration file, for messages.
     public var line: Int?
 
@@ -41,8 +44,10 @@ public struct Route: Sendable, Equatable {
         allowsOverrideHeaders: Bool = false,
         resource: ProtectedResource? = nil,
         forwardsToken: Bool = true,
+        mcp: MCPPolicy? = nil,
         line: Int? = nil
     ) {
+        self.mcp = mcp
         self.resource = resource
         self.forwardsToken = forwardsToken
         self.upgrades = upgrades

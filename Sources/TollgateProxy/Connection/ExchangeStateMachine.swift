@@ -25,6 +25,8 @@ struct ExchangeStateMachine<Upstream: AnyObject> {
         case upgraded
         /// A request for a local endpoint: its body is collected, then the endpoint answers.
         case local
+        /// An MCP route's JSON-RPC request: its body is read whole, then the gate decides.
+        case inspecting
     }
 
     /// What the request says about itself, read once from its head.
@@ -64,8 +66,10 @@ struct ExchangeStateMachine<Upstream: AnyObject> {
     private var retried = false
     /// Request parts held while verifying or connecting.
     private var held: [UpstreamRequestPart] = []
-    /// The body of a local endpoint's request, bounded by `maximumLocalBodyBytes`.
+    /// The body of a local endpoint's request, bounded by `maximumLocalBodyBytes`, or of an
+    /// inspected request, bounded by `inspectionLimit`.
     private var localBody: [UInt8] = []
+    private var inspectionLimit = 0
 
     // MARK: - The request
 
@@ -118,6 +122,48 @@ struct ExchangeStateMachine<Upstream: AnyObject> {
         state = .local
     }
 
+    enum InspectAction: Equatable {
+        /// The body is still coming.
+        case none
+        /// Over the bound: 413, and the connection closes.
+        case respond(GateError)
+        /// The whole body (and the request's trailers, stripped): decide on it.
+        case inspect(body: [UInt8], trailers: HTTPHeaders?)
+    }
+
+    /// The request is allowed as far as its head goes and its body decides the rest (an MCP
+    /// route): the body is read whole, up to `limit` bytes, with what arrived while verifying.
+    mutating func inspecting(limit: Int) -> InspectAction {
+        localBody.removeAll(keepingCapacity: true)
+        inspectionLimit = limit
+        state = .inspecting
+        var ended: HTTPHeaders?? = nil
+        for part in held {
+            switch part {
+            case .body(.byteBuffer(let buffer)): localBody += buffer.readableBytesView
+            case .body(.fileRegion): break
+            case .end(let trailers): ended = .some(trailers)
+            case .head: break
+            }
+        }
+        held.removeAll(keepingCapacity: true)
+        if localBody.count > limit {
+            keepAlive = false
+            return .respond(GateError(.payloadTooLarge))
+        }
+        guard let trailers = ended else { return .none }
+        state = .waiting
+        let body = localBody
+        localBody.removeAll(keepingCapacity: true)
+        return .inspect(body: body, trailers: trailers)
+    }
+
+    /// The inspected request goes upstream: its body and end are held behind the head to come.
+    mutating func inspected(body: ByteBuffer, trailers: HTTPHeaders?) {
+        state = .waiting
+        held = body.readableBytes > 0 ? [.body(.byteBuffer(body)), .end(trailers)] : [.end(trailers)]
+    }
+
     enum BodyAction {
         case none
         case write(Upstream, ByteBuffer)
@@ -139,6 +185,13 @@ struct ExchangeStateMachine<Upstream: AnyObject> {
             }
             localBody += buffer.readableBytesView
             return .none
+        case .inspecting:
+            if localBody.count + buffer.readableBytes > inspectionLimit {
+                keepAlive = false
+                return .respond(GateError(.payloadTooLarge))
+            }
+            localBody += buffer.readableBytesView
+            return .none
         case .idle, .discarding, .upgraded:
             return .none
         }
@@ -152,6 +205,8 @@ struct ExchangeStateMachine<Upstream: AnyObject> {
         case finish
         /// Hand the collected body to the local endpoint.
         case answerLocally(body: [UInt8])
+        /// Decide on the whole body of an inspected request.
+        case inspect(body: [UInt8], trailers: HTTPHeaders?)
     }
 
     /// - Parameter trailers: the trailers to send on, already stripped (`nil` when the request
@@ -173,6 +228,11 @@ struct ExchangeStateMachine<Upstream: AnyObject> {
             // The endpoint's answer is awaited like verification.
             state = .waiting
             return .answerLocally(body: body)
+        case .inspecting:
+            let body = localBody
+            localBody.removeAll(keepingCapacity: true)
+            state = .waiting
+            return .inspect(body: body, trailers: trailers)
         case .idle, .upgraded:
             return .none
         }

@@ -40,8 +40,18 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
         case upstreamTimeout = "upstream_timeout"
         /// The admin listener answers only GET and HEAD.
         case methodNotAllowed = "method_not_allowed"
-        /// A body larger than a local endpoint takes.
+        /// A body larger than a local endpoint, or an MCP route, takes.
         case payloadTooLarge = "payload_too_large"
+        /// An MCP route's body is not one JSON-RPC request, notification or response (invalid
+        /// JSON, a batch, a duplicated member, a `tools/call` without its name…).
+        case mcpInvalidRequest = "mcp_invalid_request"
+        /// `Mcp-Method` or `Mcp-Name` says something else than the body.
+        case mcpHeaderMismatch = "mcp_header_mismatch"
+        /// An MCP rule refuses the method, tool, prompt or resource to everyone (`deny`) or a
+        /// claim condition of one failed.
+        case mcpDenied = "mcp_denied"
+        /// A `tools/list` answer could not be read to be filtered: nothing of it is relayed.
+        case mcpInvalidAnswer = "mcp_invalid_answer"
     }
 
     public let code: Code
@@ -54,6 +64,53 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
     /// On a route that is a protected resource: the metadata URL and the route's scopes, added
     /// to the challenge (RFC 9728 §5.1). Both come from the configuration, never the request.
     public var resourceChallenge: ResourceChallenge?
+    /// On an MCP route: the answer's body is a JSON-RPC error for the request's `id` instead.
+    public var jsonRPC: JSONRPCError?
+
+    /// A JSON-RPC 2.0 error object (§5.1); the message is Tollgate's, never the client's.
+    public struct JSONRPCError: Sendable, Equatable {
+        /// The request's `id` (a string or a number, re-encoded), or `nil` for `null`.
+        public let id: JSONValue?
+        public let code: Code
+
+        public enum Code: Int, Sendable {
+            case parseError = -32700
+            case invalidRequest = -32600
+            case invalidParams = -32602
+            case internalError = -32603
+            /// MCP 2026-07-28: `Mcp-Method`, `Mcp-Name` or the protocol version header disagree
+            /// with the body (the SDK servers' code).
+            case headerMismatch = -32020
+
+            var message: String {
+                switch self {
+                case .parseError: "Parse error"
+                case .invalidRequest: "Invalid Request"
+                case .invalidParams: "Invalid params"
+                case .internalError: "Internal error"
+                case .headerMismatch: "Header mismatch"
+                }
+            }
+        }
+
+        public init(id: JSONValue?, code: Code) {
+            self.id = id
+            self.code = code
+        }
+
+        public var body: String {
+            var out = "{\"jsonrpc\":\"2.0\",\"id\":"
+            switch id {
+            case .string(let text)?: out += JSONValue.quoted(text)
+            case .number(let number)?: out += JSONValue.format(number: number)
+            default: out += "null"
+            }
+            out +=
+                ",\"error\":{\"code\":" + String(code.rawValue) + ",\"message\":" + JSONValue.quoted(code.message)
+                + "}}"
+            return out
+        }
+    }
 
     public struct ResourceChallenge: Sendable, Equatable {
         public let metadataURL: String
@@ -89,12 +146,12 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
         case .invalidToken: .invalidToken
         case .verificationUnavailable: .unavailable
         case .insufficientScope: .insufficientScope
-        case .noRoute, .claimCondition, .untrustedForwarder, .unsafeClaimValue: .forbidden
+        case .noRoute, .claimCondition, .untrustedForwarder, .unsafeClaimValue, .mcpDenied: .forbidden
         case .badPath, .badTokenRequest, .malformedRequest, .requestTargetTooLong, .headersTooLarge,
-            .methodNotAllowed, .payloadTooLarge:
+            .methodNotAllowed, .payloadTooLarge, .mcpInvalidRequest, .mcpHeaderMismatch:
             .badRequest
         case .notFound: .notFound
-        case .upstreamUnreachable, .upstreamClosed, .upstreamInvalidResponse: .upstreamError
+        case .upstreamUnreachable, .upstreamClosed, .upstreamInvalidResponse, .mcpInvalidAnswer: .upstreamError
         case .upstreamTimeout: .upstreamTimeout
         }
     }
@@ -102,8 +159,15 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
     /// The log line's `reason`: the verification failure's code when there is one, else this code.
     public var logCode: String { verification?.rawValue ?? code.rawValue }
 
-    /// The answer: status, headers and a JSON body, from the code alone.
+    /// The answer: status, headers and a JSON body, from the code alone (a JSON-RPC error body
+    /// on an MCP route).
     public func response(realm: String) -> VerdictResponse {
+        let answer = plainResponse(realm: realm)
+        guard let jsonRPC else { return answer }
+        return VerdictResponse(status: answer.status, headers: answer.headers, body: jsonRPC.body)
+    }
+
+    private func plainResponse(realm: String) -> VerdictResponse {
         var challenge = "Bearer realm=" + HTTPQuoting.quotedString(realm)
         // A protected resource's challenges name its metadata; a 401 also names the scopes to
         // ask for, and a 403 names them all in place of the one that was missing.
@@ -159,7 +223,7 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
                 error: "insufficient_scope",
                 description: "the token lacks a required scope"
             )
-        case .noRoute, .claimCondition, .untrustedForwarder, .unsafeClaimValue:
+        case .noRoute, .claimCondition, .untrustedForwarder, .unsafeClaimValue, .mcpDenied:
             return VerdictResponse(
                 status: 403,
                 error: "forbidden",
@@ -187,6 +251,24 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
             )
         case .malformedRequest:
             return VerdictResponse(status: 400, error: "invalid_request", description: "the request is malformed")
+        case .mcpInvalidRequest:
+            return VerdictResponse(
+                status: 400,
+                error: "invalid_request",
+                description: "the body is not one valid JSON-RPC message"
+            )
+        case .mcpHeaderMismatch:
+            return VerdictResponse(
+                status: 400,
+                error: "invalid_request",
+                description: "Mcp-Method or Mcp-Name does not match the body"
+            )
+        case .mcpInvalidAnswer:
+            return VerdictResponse(
+                status: 502,
+                error: "bad_gateway",
+                description: "the upstream's tool list could not be read"
+            )
         case .requestTargetTooLong:
             return VerdictResponse(status: 414, error: "uri_too_long", description: "the request target is too long")
         case .headersTooLarge:

@@ -108,6 +108,7 @@ extension RequestPipeline {
         isUpgrade: Bool,
         allowsOverrideHeaders: Bool = false,
         keepsToken: Bool = true,
+        keepsAcceptEncoding: Bool = true,
         allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) -> Result<UpstreamRequestHead, ClaimHeaderMapping.Failure> {
         var claimHeaders: [(name: String, value: String)] = []
@@ -182,6 +183,11 @@ extension RequestPipeline {
                 case .other:
                     if !keepsToken && name.equalsIgnoringASCIICase(snapshot.tokenHeaderLowercased.utf8) {
                         // No token passthrough to a protected resource: the claims go as headers.
+                        keep = false
+                    } else if !keepsAcceptEncoding && name.count == 15
+                        && name.equalsIgnoringASCIICase(HTTP1Syntax.ascii("accept-encoding"))
+                    {
+                        // An answer Tollgate reads (a tools/list it filters) comes uncompressed.
                         keep = false
                     } else if snapshot.configuration.forward.mustStrip(utf8: name)
                         || (!connectionNamed.isEmpty

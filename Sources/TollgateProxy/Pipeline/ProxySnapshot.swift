@@ -40,7 +40,7 @@ public final class ProxySnapshot: Sendable, AtomicReference {
     }
 
     /// One document per resource identifier the routes declare (RFC 9728 §2): the scopes of
-    /// every route serving it, in file order, and the issuers those routes accept. With exactly
+    /// every route serving it (its MCP rules' too), in file order, and the issuers those routes accept. With exactly
     /// one identifier, it is also served at the root form (which clients try after the path
     /// form, and which a resource at the origin's root uses).
     static func resourceDocuments(_ configuration: TollgateConfiguration) -> [String: String] {
@@ -54,7 +54,7 @@ public final class ProxySnapshot: Sendable, AtomicReference {
                 scopes[resource.identifier] = []
                 issuers[resource.identifier] = []
             }
-            for scope in (route.scopes?.all ?? []) + (route.scopes?.any ?? [])
+            for scope in (route.scopes?.all ?? []) + (route.scopes?.any ?? []) + (route.mcp?.allScopes ?? [])
             where !scopes[resource.identifier]!.contains(scope) {
                 scopes[resource.identifier]!.append(scope)
             }

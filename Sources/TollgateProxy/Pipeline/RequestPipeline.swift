@@ -162,11 +162,16 @@ struct RequestPipeline {
     /// `error` with what a client needs to act on it when the route is a protected resource
     /// (RFC 9728 §5.1, and the MCP authorization rules): the metadata URL on every challenge, and
     /// the route's scopes, all of them in one challenge.
-    func challenged(_ error: GateError, _ matched: MatchedRequest?) -> GateError {
-        guard let matched, let route = snapshot.route(matched), let resource = route.resource else { return error }
+    /// - Parameter extraScopes: what an MCP rule asks on top of the route's scopes.
+    func challenged(_ error: GateError, _ matched: MatchedRequest?, extraScopes: [String] = []) -> GateError {
+        guard let matched, let route = snapshot.route(matched) else { return error }
         var scopes: [String] = []
-        for scope in (route.scopes?.all ?? []) + (route.scopes?.any ?? []) where !scopes.contains(scope) {
+        for scope in (route.scopes?.all ?? []) + (route.scopes?.any ?? []) + extraScopes where !scopes.contains(scope) {
             scopes.append(scope)
+        }
+        guard let resource = route.resource else {
+            if extraScopes.isEmpty || error.code != .insufficientScope { return error }
+            return GateError(error.code, error.reason, scope: scopes.joined(separator: " "))
         }
         var error = error
         error.resourceChallenge = GateError.ResourceChallenge(
@@ -225,6 +230,47 @@ struct RequestPipeline {
         case .conditionFailed:
             return .respond(GateError(.claimCondition), matched)
         }
+    }
+
+    /// Step 6 on an MCP route, once the JSON-RPC body is read: the request must be one valid
+    /// message whose `Mcp-Method`/`Mcp-Name` agree with it, and the token must pass every rule for
+    /// its method and the tool, prompt or resource it names. A refusal's challenge lists all the
+    /// scopes the request needs (the route's and the rules'), as the MCP step-up expects.
+    func inspect(
+        _ body: [UInt8],
+        head: RequestHead,
+        matched: MatchedRequest,
+        token: VerifiedToken
+    ) -> Result<
+        MCPRequest, GateError
+    > {
+        guard let policy = snapshot.route(matched)?.mcp else {
+            return .success(MCPRequest(method: nil, name: nil, id: nil))
+        }
+        let request: MCPRequest
+        switch MCPRequest.parse(
+            body,
+            methodHeader: head.values(name: "mcp-method"),
+            nameHeader: head.values(name: "mcp-name")
+        ) {
+        case .success(let parsed): request = parsed
+        case .failure(let error): return .failure(error)
+        }
+        guard let method = request.method else { return .success(request) }
+        for rule in policy.rules(method: method, name: request.name) {
+            switch rule.decision(for: token) {
+            case .allowed:
+                continue
+            case .insufficientScope:
+                let error = GateError(.insufficientScope, "the token lacks a scope '\(method)' needs")
+                return .failure(
+                    challenged(error, matched, extraScopes: policy.scopes(method: method, name: request.name))
+                )
+            case .conditionFailed(let condition):
+                return .failure(GateError(.mcpDenied, "'\(method)' refused: \(condition)"))
+            }
+        }
+        return .success(request)
     }
 
     /// Step 4's token lookup: the configured header (`Bearer`), else the cookie, else the query
@@ -338,6 +384,7 @@ struct RequestPipeline {
         token: VerifiedToken?,
         basePath: String,
         requestID: String,
+        readsAnswer: Bool = false,
         random: inout SplitMix64,
         allocator: ByteBufferAllocator
     ) -> Result<(head: UpstreamRequestHead, upgradeProtocols: [String]?), GateError> {
@@ -371,6 +418,7 @@ struct RequestPipeline {
             isUpgrade: isUpgrade,
             allowsOverrideHeaders: route?.allowsOverrideHeaders ?? false,
             keepsToken: route?.forwardsToken ?? true,
+            keepsAcceptEncoding: !readsAnswer,
             allocator: allocator
         ) {
         case .success(let upstream): return .success((upstream, isUpgrade ? upgradeProtocols : nil))

@@ -37,6 +37,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     @exclusivity(unchecked) private var exchange: ProxyExchange?
     /// The pool the exchange's upstream connection came from (given back at its end).
     @exclusivity(unchecked) private var pool: (any UpstreamConnecting)?
+    /// An MCP route's request while its JSON-RPC body is read, with what its head was allowed on.
+    private var inspection:
+        (request: RequestPipeline.Request, matched: MatchedRequest, token: VerifiedToken, pipeline: RequestPipeline)?
+    /// A `tools/list` answer being cut to the tools the caller may call, and its head while the
+    /// JSON body is read.
+    private var toolFilter: ToolListFilter?
+    private var filteredHead: (relayed: ResponseRelay.Relayed, head: HTTPResponseHead)?
     /// A local endpoint's request, while its body is collected and its answer awaited.
     private var localRequest: (endpoints: any LocalEndpoints, request: HTTPRequest, clientAddress: String)?
     /// The connection's one repeating timeout check (`ConnectionTimers`).
@@ -110,6 +117,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         if let upstream = machine.clientClosed() { close(upstream) }
         pool = nil
         localRequest = nil
+        inspection = nil
+        toolFilter = nil
+        filteredHead = nil
         connection.closed()
         context.fireChannelInactive()
     }
@@ -256,6 +266,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 upstream.handler.flush()
             case .finish: finish()
             case .answerLocally(let body): answerLocally(body: body)
+            case .inspect(let body, let trailers): inspect(body, trailers: trailers)
             }
         }
     }
@@ -284,6 +295,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     private func requestHead(_ head: RequestHead, context: ChannelHandlerContext) {
         let snapshot = runtime.snapshot
+        if toolFilter != nil || inspection != nil {
+            toolFilter = nil
+            filteredHead = nil
+            inspection = nil
+        }
         let current = ProxyExchange(
             started: context.eventLoop.now,
             requestID: RequestPipeline.requestID(from: head, random: &random),
@@ -357,6 +373,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             record(matched)
             if request.isForwardAuth {
                 forwardAuthAllowed(token, snapshot: snapshot)
+            } else if let token, request.head.method == .POST, let policy = snapshot.route(matched)?.mcp {
+                // The JSON-RPC body decides the rest: it is read whole first.
+                inspection = (request, matched, token, pipeline)
+                switch machine.inspecting(limit: policy.maximumBodyBytes) {
+                case .none: resumeReading()
+                case .respond(let error): respondLocally(error)
+                case .inspect(let body, let trailers): inspect(body, trailers: trailers)
+                }
             } else {
                 forward(request, matched: matched, token: token, pipeline: pipeline)
             }
@@ -383,6 +407,26 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         current.routeName = matched.routeName
     }
 
+    /// An MCP route's request, read whole: refused, or forwarded with its body unchanged (and a
+    /// `tools/list` answer filtered on its way back).
+    private func inspect(_ body: [UInt8], trailers: HTTPHeaders?) {
+        guard let context, let (request, matched, token, pipeline) = inspection else { return }
+        inspection = nil
+        switch pipeline.inspect(body, head: request.head, matched: matched, token: token) {
+        case .failure(let error):
+            respondLocally(error)
+        case .success(let message):
+            exchange?.detail = message.method.map { method in message.name.map { method + " " + $0 } ?? method }
+            if message.method == "tools/list", let policy = pipeline.snapshot.route(matched)?.mcp,
+                policy.filtersToolList
+            {
+                toolFilter = ToolListFilter(policy: policy, token: token, requestID: message.id)
+            }
+            machine.inspected(body: context.channel.allocator.buffer(bytes: body), trailers: trailers)
+            forward(request, matched: matched, token: token, pipeline: pipeline)
+        }
+    }
+
     /// Step 7: connect (or reuse), send the rewritten head and whatever body arrived meanwhile.
     private func forward(
         _ request: RequestPipeline.Request,
@@ -403,6 +447,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             token: token,
             basePath: pool.basePath,
             requestID: current.requestID,
+            readsAnswer: toolFilter != nil,
             random: &random,
             allocator: context.channel.allocator
         ) {
@@ -503,6 +548,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             case .refuse(let reason):
                 if let failure = machine.answerRefused(reason: reason) { perform(failure) }
             case .relay(let relayed):
+                if toolFilter != nil, startFiltering(head, relayed: relayed, context: context) { return }
                 current.status = Int(head.status.code)
                 let flushNow = machine.answerHeadRelayed(relayed)
                 write(relayed.part, context: context)
@@ -512,6 +558,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             }
         case .body(let buffer):
             if machine.isHead { return }
+            if toolFilter != nil {
+                filter(buffer, context: context)
+                return
+            }
             write(.body(.byteBuffer(buffer)), context: context)
             if !context.channel.isWritable {
                 // Stop reading before flushing: the flush may make the channel writable again,
@@ -520,37 +570,163 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 context.flush()
             }
         case .end(let trailers):
-            let valid = trailers.map { HTTPQuoting.areValidToSend($0) } ?? true
-            switch machine.answerEnded(trailersAreValid: valid) {
-            case .none:
-                break
-            case .relay(let upstream):
-                startRelay(upstream: upstream)
-            case .fail(let failure):
-                perform(failure)
-            case .complete(let upstream, let reusable, let writeEnd, let finishes):
-                // The upstream goes back to its pool before the end is written: on an HTTP/2
-                // stream, writing the end closes the stream at once, and its `channelInactive`
-                // would find the exchange still forwarding and close a healthy upstream
-                // connection (one new upstream connection per stream).
-                pool?.release(upstream, reusable: reusable)
-                pool = nil
-                // After HEAD an HTTP/2 stream still needs its end (END_STREAM).
-                if writeEnd || isHTTP2 {
-                    write(.end(trailers), context: context)
-                    context.flush()
-                } else {
-                    // After HEAD no end marker either: the encoder, which does not know the
-                    // request was HEAD, would write a chunked terminator the client reads as the
-                    // next response.
-                    context.flush()
-                }
-                if finishes {
-                    finish()
-                } else {
-                    resumeReading()
-                }
+            if toolFilter != nil {
+                finishFiltering(context: context)
+                return
             }
+            relayEnd(trailers, context: context)
+        }
+    }
+
+    private func relayEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext, reusable usable: Bool = true) {
+        let valid = trailers.map { HTTPQuoting.areValidToSend($0) } ?? true
+        switch machine.answerEnded(trailersAreValid: valid) {
+        case .none:
+            break
+        case .relay(let upstream):
+            startRelay(upstream: upstream)
+        case .fail(let failure):
+            perform(failure)
+        case .complete(let upstream, let reusable, let writeEnd, let finishes):
+            // The upstream goes back to its pool before the end is written: on an HTTP/2
+            // stream, writing the end closes the stream at once, and its `channelInactive`
+            // would find the exchange still forwarding and close a healthy upstream
+            // connection (one new upstream connection per stream).
+            if usable {
+                pool?.release(upstream, reusable: reusable)
+            } else {
+                close(upstream)
+            }
+            pool = nil
+            // After HEAD an HTTP/2 stream still needs its end (END_STREAM).
+            if writeEnd || isHTTP2 {
+                write(.end(trailers), context: context)
+                context.flush()
+            } else {
+                // After HEAD no end marker either: the encoder, which does not know the
+                // request was HEAD, would write a chunked terminator the client reads as the
+                // next response.
+                context.flush()
+            }
+            if finishes {
+                finish()
+            } else {
+                resumeReading()
+            }
+        }
+    }
+
+    // MARK: - A filtered tools/list answer
+
+    /// The head of a `tools/list` answer to filter: held until the JSON body is read and cut, or
+    /// written at once (without its length) ahead of filtered events. `false`: not an answer to
+    /// filter (an error status), relayed as it is.
+    private func startFiltering(
+        _ head: ResponseHead,
+        relayed: ResponseRelay.Relayed,
+        context: ChannelHandlerContext
+    )
+        -> Bool
+    {
+        let started = toolFilter!.start(
+            status: Int(head.status.code),
+            contentType: head.values(name: "content-type").first,
+            contentEncoding: head.values(name: "content-encoding").joined(separator: ",")
+        )
+        switch started {
+        case .success(.json):
+            filteredHead = (relayed, ToolListFilter.answerHead(head, closes: relayed.closesClient))
+        case .success(.events) where isHTTP2 || !machine.isHTTP10:
+            exchange?.status = Int(head.status.code)
+            _ = machine.answerHeadRelayed(relayed)
+            write(.head(ToolListFilter.answerHead(head, closes: relayed.closesClient)), context: context)
+        case .success(.events):
+            // An HTTP/1.0 client cannot take events without a length: not filtered, not relayed.
+            failFiltering(ToolListFilter.Failure(reason: "events to an HTTP/1.0 client"), context: context)
+        case .failure(let failure):
+            failFiltering(failure, context: context)
+        case .success:
+            toolFilter = nil
+            return false
+        }
+        return true
+    }
+
+    private func filter(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        switch toolFilter!.mode {
+        case .json:
+            if let failure = toolFilter!.append(buffer.readableBytesView) { failFiltering(failure, context: context) }
+        case .events:
+            let (relay, failure) = toolFilter!.feed(buffer.readableBytesView)
+            if !relay.isEmpty {
+                write(.body(.byteBuffer(context.channel.allocator.buffer(bytes: relay))), context: context)
+            }
+            if let failure { failFiltering(failure, context: context) }
+        case .undecided, .passThrough, .failed:
+            break
+        }
+    }
+
+    private func finishFiltering(context: ChannelHandlerContext) {
+        switch toolFilter!.mode {
+        case .json:
+            guard let (relayed, head) = filteredHead else { return }
+            switch toolFilter!.finishJSON() {
+            case .success(let bytes):
+                var head = head
+                head.headers.replaceOrAdd(name: "Content-Length", value: String(bytes.count))
+                exchange?.status = Int(head.status.code)
+                _ = machine.answerHeadRelayed(relayed)
+                write(.head(head), context: context)
+                write(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes))), context: context)
+                relayEnd(nil, context: context)
+            case .failure(let failure):
+                failFiltering(failure, context: context)
+            }
+        case .events:
+            switch toolFilter!.finishEvents() {
+            case .success(let bytes):
+                if !bytes.isEmpty {
+                    write(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes))), context: context)
+                }
+                relayEnd(nil, context: context)
+            case .failure(let failure):
+                failFiltering(failure, context: context)
+            }
+        case .undecided, .passThrough, .failed:
+            break
+        }
+    }
+
+    /// Fails closed: before the answer started, 502 with a JSON-RPC error; after (events), a last
+    /// event with the JSON-RPC error ends the answer. The upstream connection is closed either way.
+    private func failFiltering(_ failure: ToolListFilter.Failure, context: ChannelHandlerContext) {
+        let message = toolFilter?.errorMessage ?? ""
+        let id = toolFilter?.requestID
+        toolFilter?.fail()
+        exchange?.detail = failure.reason
+        if machine.responseStarted {
+            exchange?.reason = GateError.Code.mcpInvalidAnswer.rawValue
+            write(
+                .body(
+                    .byteBuffer(context.channel.allocator.buffer(string: "event: message\ndata: " + message + "\n\n"))
+                ),
+                context: context
+            )
+            relayEnd(nil, context: context, reusable: false)
+            return
+        }
+        switch machine.answerRefused(reason: failure.reason) {
+        case .respond(let upstream, _)?:
+            close(upstream)
+            pool = nil
+            var error = GateError(.mcpInvalidAnswer, failure.reason)
+            error.jsonRPC = GateError.JSONRPCError(id: id, code: .internalError)
+            respondLocally(error)
+        case let other?:
+            perform(other)
+        case nil:
+            break
         }
     }
 
