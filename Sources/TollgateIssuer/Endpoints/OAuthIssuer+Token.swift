@@ -24,6 +24,17 @@ extension OAuthIssuer {
             known.contains($0) && (userScopesAllowed || options.api(forScope: $0) != nil)
         }
         guard let requested else { return allowed }
+        if client.registeredDynamically == true {
+            // A client registered through RFC 7591 may ask for any scope the issuer offers: the
+            // person's consent decides, and a scope it cannot have is an error, never dropped
+            // in silence (a client stepping up to the union of scopes a resource names, as the
+            // MCP clients do, must learn it did not get one).
+            for scope in requested where !known.contains(scope) || (!userScopesAllowed && options.api(forScope: scope) == nil) {
+                throw .invalidScope("a requested scope is not offered")
+            }
+            var seen = Set<String>()
+            return requested.filter { seen.insert($0).inserted }
+        }
         let granted = requested.filter { allowed.contains($0) }
         if granted.isEmpty && !requested.isEmpty {
             throw .invalidScope("none of the requested scopes may be granted to this client")
