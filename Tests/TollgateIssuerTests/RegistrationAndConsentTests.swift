@@ -105,6 +105,50 @@ import TollgateIssuer
         #expect(String(decoding: consent.body, as: UTF8.self).contains("Allow access?"))
     }
 
+    /// An MCP client steps up to the union of the scopes a resource names without registering
+    /// again: the registered client may ask for any offered scope, and is told when one is not.
+    @Test func aRegisteredClientMayAskForAnyOfferedScopeAndIsToldOfOneThatIsNot() async throws {
+        let issuer = try await Self.makeIssuer(registration: true)
+        let registered = try Self.json(
+            await Self.postJSON(
+                issuer,
+                "/oauth2/register",
+                #"{"redirect_uris": ["https://app.example/callback"], "token_endpoint_auth_method": "none", "scope": "openid"}"#
+            )
+        )
+        let id = try #require(registered["client_id"] as? String)
+        let wider = Flow.authorizePath(
+            client: id,
+            redirect: "https://app.example/callback",
+            scope: "openid @team/orders.read"
+        )
+        let browser = Flow.Browser()
+        let login = await Flow.get(issuer, wider, browser: browser)
+        let consent = await Flow.post(
+            issuer,
+            "/oauth2/authorize/login",
+            [
+                ("request", try #require(Flow.hidden(login, "request"))),
+                ("csrf", try #require(Flow.hidden(login, "csrf"))), ("username", "ada"), ("password", Flow.password),
+            ],
+            browser: browser
+        )
+        let page = String(decoding: consent.body, as: UTF8.self)
+        #expect(page.contains("Allow access?"))
+        #expect(page.contains("@team/orders.read"), "the scope beyond the registered ones is asked for, not dropped")
+        let unknown = await Flow.get(
+            issuer,
+            Flow.authorizePath(client: id, redirect: "https://app.example/callback", scope: "openid @team/unknown"),
+            browser: Flow.Browser()
+        )
+        // A registered client's redirect URI is not trusted before the person decides: the
+        // invalid_scope refusal is shown on a page, not redirected.
+        #expect(unknown.head.headerFields[.location] == nil)
+        let refusal = String(decoding: unknown.body, as: UTF8.self)
+        #expect(refusal.contains("a requested scope is not offered"), "\(refusal)")
+        #expect(!refusal.contains("@team/unknown"), "the client's text is not echoed")
+    }
+
     @Test func aRegisteredConfidentialClientGetsASecretThatAuthenticates() async throws {
         let issuer = try await Self.makeIssuer(registration: true)
         let answer = await Self.postJSON(
