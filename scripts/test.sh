@@ -22,6 +22,11 @@ fi
 if ! python3 -c "import py_oidc_auth" 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check "py_oidc_auth>=2606,<2700" "greenlet>=3"
 fi
+# The MCP end-to-end test runs the official MCP Python SDK: its server behind the gate, its own
+# OAuth client in front.
+if ! python3 -c "import mcp.client.auth, httpx2" 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check "mcp>=2.3,<3"
+fi
 # The forward-auth tests put Debian's nginx (auth_request) in front of Tollgate; the TLS tests
 # make a throwaway certificate with openssl.
 missing=()

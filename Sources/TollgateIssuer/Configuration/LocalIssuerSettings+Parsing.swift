@@ -191,6 +191,7 @@ struct LocalIssuerSettingsParser {
             "store_tokens", "pairwise_secret_file", "pairwise_secret_env", "pairwise_secret", "grant_types",
             "signing_algorithm", "storage", "apis", "clients", "users", "consent_page", "jwks_max_age",
             "refresh_token_reuse_interval", "limits", "claims", "id_token_ttl", "endpoints",
+            "client_id_metadata_documents",
         ])
         let urlNode = try members.required("issuer")
         let url = try urlNode.nonEmptyString()
@@ -218,6 +219,18 @@ struct LocalIssuerSettingsParser {
         }
         if let value = members["limits"] {
             settings.limits = try issuerLimits(value)
+        }
+        if let node = members["client_id_metadata_documents"] {
+            let documents = try node.mapping(allowed: [
+                "enabled", "allow_loopback_http", "allow_private_addresses", "max_bytes", "timeout",
+            ])
+            var options = ClientMetadataDocumentOptions()
+            options.enabled = try documents["enabled"]?.bool() ?? true
+            options.allowLoopbackHTTP = try documents["allow_loopback_http"]?.bool() ?? false
+            options.allowPrivateAddresses = try documents["allow_private_addresses"]?.bool() ?? false
+            if let value = documents["max_bytes"] { options.maximumBytes = try value.positiveInteger() }
+            if let value = documents["timeout"] { options.timeout = max(1, Int(try value.duration())) }
+            settings.clientMetadataDocuments = options
         }
         if let value = members["enable_dynamic_registration"] {
             settings.enableDynamicRegistration = try value.bool()

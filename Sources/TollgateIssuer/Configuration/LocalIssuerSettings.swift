@@ -14,6 +14,7 @@ public struct LocalIssuerSettings: Sendable, Equatable {
     public var idTokenTTL = 3600
     public var codeTTL = 600
     public var enableDynamicRegistration = false
+    public var clientMetadataDocuments = ClientMetadataDocumentOptions()
     public var requirePKCEForPublic = true
     public var jwtAccessToken = true
     /// `hashed` or `plain`.

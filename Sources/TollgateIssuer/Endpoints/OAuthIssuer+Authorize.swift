@@ -18,7 +18,7 @@ extension OAuthIssuer {
     func authorize(_ request: HTTPRequest, parameters: [String: String]) async throws -> IssuerResponse {
         // Until the client and its redirect URI are known good, errors are a page, never a
         // redirect (RFC 6749 §4.1.2.1).
-        guard let clientID = parameters["client_id"], let client = try await store.client(id: clientID), !client.revoked
+        guard let clientID = parameters["client_id"], let client = try await client(id: clientID), !client.revoked
         else { throw IssuerError(.unknownClient, "The application is not known.") }
         let redirectURI: String
         if let given = parameters["redirect_uri"] {
@@ -213,7 +213,7 @@ extension OAuthIssuer {
         guard var pending = try await validPending(form, request: request) else {
             throw IssuerError(.formExpired, "This sign-in form has expired or was not sent by this site. Start again.")
         }
-        guard let client = try await store.client(id: pending.clientID) else {
+        guard let client = try await client(id: pending.clientID) else {
             throw IssuerError(.unknownClient, "The application is not known.")
         }
         let username = form["username"] ?? ""

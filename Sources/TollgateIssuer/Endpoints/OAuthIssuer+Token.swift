@@ -29,7 +29,8 @@ extension OAuthIssuer {
             // person's consent decides, and a scope it cannot have is an error, never dropped
             // in silence (a client stepping up to the union of scopes a resource names, as the
             // MCP clients do, must learn it did not get one).
-            for scope in requested where !known.contains(scope) || (!userScopesAllowed && options.api(forScope: scope) == nil) {
+            for scope in requested
+            where !known.contains(scope) || (!userScopesAllowed && options.api(forScope: scope) == nil) {
                 throw .invalidScope("a requested scope is not offered")
             }
             var seen = Set<String>()
@@ -136,7 +137,7 @@ extension OAuthIssuer {
         } else {
             throw IssuerError.invalidClient
         }
-        guard let client = try await store.client(id: id), !client.revoked else {
+        guard let client = try await client(id: id), !client.revoked else {
             throw IssuerError.invalidClient
         }
         switch (client.secret, secret) {

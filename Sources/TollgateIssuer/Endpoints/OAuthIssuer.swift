@@ -27,6 +27,8 @@ public final class OAuthIssuer: Sendable {
     /// The cost of the users' password hashes (`scrypt$N$r$p`), and the dummy hash per cost.
     let knownPasswordCost = Mutex<String?>(nil)
     let dummyHashes = Mutex<[String: String]>([:])
+    /// Clients known by a metadata document URL, fetched and cached.
+    let clientDocuments: ClientMetadataDocuments
 
     public init(
         options: IssuerOptions,
@@ -40,6 +42,7 @@ public final class OAuthIssuer: Sendable {
         self.keys = keys
         self.logger = logger
         self.now = now
+        clientDocuments = ClientMetadataDocuments(options: options.clientMetadataDocuments, logger: logger)
         basePath = Self.path(of: options.issuer)
         var paths: [Endpoint: String] = [:]
         for endpoint in Endpoint.allCases {
@@ -52,6 +55,19 @@ public final class OAuthIssuer: Sendable {
         }
         endpointPaths = paths
         endpointsByPath = Dictionary(paths.map { ($0.value, $0.key) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The client `id` names: a client of the store, or (when client ID metadata documents are
+    /// on) the one a URL's document describes; `nil` when there is none or it cannot be used
+    /// (the reason is logged, never shown).
+    func client(id: String) async throws -> RegisteredClient? {
+        guard clientDocuments.names(id) else { return try await store.client(id: id) }
+        do {
+            return try await clientDocuments.client(at: id, now: Double(now()))
+        } catch {
+            logger.notice("client metadata document refused", metadata: ["reason": "\(error.reason)"])
+            return nil
+        }
     }
 
     /// Loads (or, on first start, generates) the signing keys from `store`.
@@ -382,6 +398,7 @@ public final class OAuthIssuer: Sendable {
             document["device_authorization_endpoint"] = .string(url(.deviceAuthorization))
         }
         if options.enableDynamicRegistration { document["registration_endpoint"] = .string(url(.registration)) }
+        if options.clientMetadataDocuments.enabled { document["client_id_metadata_document_supported"] = .bool(true) }
         return .object(document)
     }
 

@@ -17,6 +17,7 @@ extension IssuerOptions {
         )
         codeTTL = settings.codeTTL
         enableDynamicRegistration = settings.enableDynamicRegistration
+        clientMetadataDocuments = settings.clientMetadataDocuments
         requirePKCEForPublic = settings.requirePKCEForPublic
         jwtAccessToken = settings.jwtAccessToken
         storeClientSecret = StorageForm(rawValue: settings.storeClientSecret) ?? .hashed

@@ -16,6 +16,8 @@ public struct IssuerOptions: Sendable {
     public var longestClientTTLs = (access: 0, refresh: 0, id: 0)
     public var codeTTL: Int = 600
     public var enableDynamicRegistration = false
+    /// Clients known by the URL of their metadata document (`client_id_metadata_documents`).
+    public var clientMetadataDocuments = ClientMetadataDocumentOptions()
     public var requirePKCEForPublic = true
     /// Access tokens as RFC 9068 JWTs when they carry an API scope; `false`: always opaque.
     public var jwtAccessToken = true

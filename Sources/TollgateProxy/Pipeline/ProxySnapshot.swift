@@ -138,19 +138,3 @@ extension String {
         return String(decoding: bytes, as: UTF8.self)
     }
 }
-
-extension SocketAddress {
-    /// The raw 4 or 16 address bytes of an IP address.
-    var addressBytes: [UInt8]? {
-        switch self {
-        // sockaddr_in: family (2), port (2), address (4); sockaddr_in6: family (2), port (2),
-        // flow info (4), address (16).
-        case .v4(let address):
-            return withUnsafeBytes(of: address.address) { Array($0[4..<8]) }
-        case .v6(let address):
-            return withUnsafeBytes(of: address.address) { Array($0[8..<24]) }
-        case .unixDomainSocket:
-            return nil
-        }
-    }
-}

@@ -35,16 +35,19 @@ final class IssuerFixture: @unchecked Sendable {
     ///   - extra: more lines for the `issuer:` section, indented by two spaces.
     ///   - routes: the file's `routes:` and anything after it.
     ///   - extraClients: more entries for `clients:`, written from column 0 (`- client_id: …`).
+    ///   - extraAPIs: more entries for `apis:`, written from column 0 (`- audience: …`).
     init(
         storage: Storage,
         extra: String = "",
         extraClients: String = "",
+        extraAPIs: String = "",
         upstream: Int? = nil,
-        routes: String? = nil
+        routes: String? = nil,
+        port: Int? = nil
     ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        issuerPort = try Ports.free()
+        issuerPort = try port ?? Ports.free()
         try Self.webSecret.write(to: directory.appendingPathComponent("web.secret"), atomically: true, encoding: .utf8)
         try Self.machineSecret.write(
             to: directory.appendingPathComponent("m2m.secret"),
@@ -58,6 +61,7 @@ final class IssuerFixture: @unchecked Sendable {
         )
         // Each line of `extraClients` (written from column 0) under `clients:`.
         let clientsBlock = extraClients.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
+        let apisBlock = extraAPIs.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
         var storageSection = "sqlite: issuer.sqlite"
         postgresURL = storage == .postgres ? try TestPostgres.createDatabase() : nil
         if let postgresURL {
@@ -84,6 +88,7 @@ final class IssuerFixture: @unchecked Sendable {
                   claims: [groups, realm_access]
                 - audience: "@team/billing"
                   scopes: ["@team/billing.read"]
+            \(apisBlock)
               clients:
                 - client_id: "@team/web"
                   type: web
