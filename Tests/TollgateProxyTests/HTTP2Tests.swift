@@ -20,7 +20,8 @@ struct HTTP2Tests {
         port: Int,
         path: String,
         method: HTTPMethod = .GET,
-        headers: [(String, String)]
+        headers: [(String, String)],
+        body: String? = nil
     ) async throws -> (Int, HTTPHeaders, String) {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port).get()
@@ -50,6 +51,9 @@ struct HTTP2Tests {
                 HTTPRequestHead(version: .http2, method: method, uri: path, headers: requestHeaders)
             )
         )
+        if let body {
+            try await stream.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(string: body))))
+        }
         try await stream.writeAndFlush(HTTPClientRequestPart.end(nil))
         return try await promise.futureResult.get()
     }

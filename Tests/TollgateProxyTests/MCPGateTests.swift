@@ -1,4 +1,5 @@
 import Foundation
+import NIOHTTP1
 import Testing
 import TollgateCore
 import TollgateTestSupport
@@ -51,6 +52,9 @@ struct MCPGateTests {
                     "event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\r\n\r\n"
                     + "id: e2\r\nevent: message\r\n" + data + "\r\n"
                 return .init(headers: [("Content-Type", "text/event-stream")], body: Array(stream.utf8))
+            case "/mcp/created":
+                // Another success status: it could carry the list just as well.
+                return .json(toolList, status: 201)
             case "/mcp/broken":
                 // A duplicate member: a lenient client might read either tool list.
                 return .json(#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"delete_all"}],"tools":[]}}"#)
@@ -194,6 +198,13 @@ struct MCPGateTests {
                 -32602, 1
             ),
             ("an empty body", "", [], 400, -32700, nil),
+            (
+                "a duplicated name inside params",
+                #"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"delete_all"}}"#, [],
+                400,
+                -32700, nil
+            ),
+            ("a coded body", delete, ["Content-Encoding: gzip"], 400, -32600, nil),
             ("a body over the bound", Self.call(String(repeating: "x", count: 3000)), [], 413, nil, nil),
         ]
         try await ProxyEnvironment.with(upstreamHandler: Self.server, routes: Self.routes) { environment in
@@ -206,6 +217,18 @@ struct MCPGateTests {
                     #expect(error.code == code, "\(test.name)")
                     #expect((error.id as? Int) == test.id, "\(test.name)")
                 }
+            }
+            // A body on another method is a JSON-RPC message a server could read: held to the
+            // same rules.
+            let basic = Self.token("mcp:tools")
+            for method in ["GET", "PUT", "DELETE"] {
+                let response = try await environment.send(
+                    "/mcp",
+                    method: method,
+                    headers: ["Authorization: Bearer \(basic)", "Content-Type: application/json"],
+                    body: delete
+                )
+                #expect(response.status == 403, "\(method)")
             }
             #expect(environment.upstream.requestCount == 0)
             // The base64 form MCP uses for names that are not plain ASCII is read as the name.
@@ -270,6 +293,38 @@ struct MCPGateTests {
             #expect(events.body.contains("notifications/progress"))
             #expect(!events.body.contains("delete"))
             #expect(events.body.contains(#"data: {"jsonrpc":"2.0","id":7,"error":{"code":-32603,"#))
+            // Another success status is filtered like a 200, never passed as it is.
+            let created = try await Self.post(environment, list, token: token, path: "/mcp/created")
+            #expect(created.status == 201)
+            #expect(try Self.toolNames(created.body) == ["echo", "search"])
+        }
+    }
+
+    @Test("over HTTP/2 the same: the body decides, the tool list is filtered")
+    func theRulesHoldOverHTTP2() async throws {
+        try await ProxyEnvironment.with(upstreamHandler: Self.server, routes: Self.routes) { environment in
+            let headers = [
+                ("authorization", "Bearer \(Self.token("mcp:tools"))"), ("content-type", "application/json"),
+            ]
+            let (refused, challenge, _) = try await HTTP2Tests.h2cRequest(
+                port: environment.proxy.port,
+                path: "/mcp",
+                method: .POST,
+                headers: headers,
+                body: Self.call("delete_all")
+            )
+            #expect(refused == 403)
+            #expect(challenge.first(name: "www-authenticate")?.contains("scope=\"mcp:tools mcp:admin\"") == true)
+            let (listed, _, body) = try await HTTP2Tests.h2cRequest(
+                port: environment.proxy.port,
+                path: "/mcp/events",
+                method: .POST,
+                headers: headers,
+                body: #"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#
+            )
+            #expect(listed == 200)
+            #expect(body.contains("\"echo\"") && !body.contains("delete"))
+            #expect(environment.upstream.requestCount == 1)
         }
     }
 

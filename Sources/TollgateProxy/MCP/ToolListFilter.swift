@@ -40,9 +40,10 @@ struct ToolListFilter {
         self.requestID = requestID
     }
 
-    /// Decides from the answer's status and headers (names lower-cased or not).
+    /// Decides from the answer's status and headers. Only an error status or a 204 passes as it
+    /// is: any other success could carry the list, and must be readable.
     mutating func start(status: Int, contentType: String?, contentEncoding: String?) -> Result<Mode, Failure> {
-        guard status == 200 else {
+        guard (200..<300).contains(status), status != 204 else {
             mode = .passThrough
             return .success(mode)
         }

@@ -19,6 +19,8 @@ public final class ProxySnapshot: Sendable, AtomicReference {
     let pools: UpstreamPools?
     /// The protected resource metadata documents (RFC 9728), by the path they are served at.
     let resourceDocuments: [String: String]
+    /// Some route serves MCP (its bodies are read): without one, nothing looks further.
+    let hasMCPRoutes: Bool
 
     init(configuration: TollgateConfiguration, verifier: TokenVerifier, metrics: ProxyMetrics, pools: UpstreamPools?) {
         self.configuration = configuration
@@ -37,6 +39,7 @@ public final class ProxySnapshot: Sendable, AtomicReference {
         protectedHeaders = protected
         tokenHeaderLowercased = configuration.token.header.lowercased()
         resourceDocuments = Self.resourceDocuments(configuration)
+        hasMCPRoutes = configuration.routes.routes.contains { $0.mcp != nil }
     }
 
     /// One document per resource identifier the routes declare (RFC 9728 §2): the scopes of
@@ -104,6 +107,12 @@ public final class ProxySnapshot: Sendable, AtomicReference {
     /// The matched route, if any.
     func route(_ matched: MatchedRequest) -> Route? {
         matched.routeIndex.map { configuration.routes.routes[$0] }
+    }
+
+    /// The matched route's MCP rules, read in place (no copy of the route).
+    func mcpPolicy(_ matched: MatchedRequest) -> MCPPolicy? {
+        guard hasMCPRoutes, let index = matched.routeIndex else { return nil }
+        return configuration.routes.routes[index].mcp
     }
 }
 

@@ -244,8 +244,15 @@ struct RequestPipeline {
     ) -> Result<
         MCPRequest, GateError
     > {
-        guard let policy = snapshot.route(matched)?.mcp else {
+        guard let policy = snapshot.mcpPolicy(matched) else {
             return .success(MCPRequest(method: nil, name: nil, id: nil))
+        }
+        // A coded body is not what the gate read: refused rather than guessed at.
+        for coding in head.values(name: "content-encoding")
+        where !coding.trimmingSpaces().isEmpty && coding.trimmingSpaces().lowercased() != "identity" {
+            var error = GateError(.mcpInvalidRequest, "a JSON-RPC body with Content-Encoding")
+            error.jsonRPC = GateError.JSONRPCError(id: nil, code: .invalidRequest)
+            return .failure(error)
         }
         let request: MCPRequest
         switch MCPRequest.parse(

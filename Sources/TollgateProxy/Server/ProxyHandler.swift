@@ -373,8 +373,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             record(matched)
             if request.isForwardAuth {
                 forwardAuthAllowed(token, snapshot: snapshot)
-            } else if let token, request.head.method == .POST, let policy = snapshot.route(matched)?.mcp {
-                // The JSON-RPC body decides the rest: it is read whole first.
+            } else if let token, let policy = snapshot.mcpPolicy(matched),
+                request.head.method == .POST || request.head.hasBody
+            {
+                // The JSON-RPC body decides the rest: it is read whole first. Any request with a
+                // body is (a server could read a JSON-RPC message from a PUT or a GET's body);
+                // the event stream's GET and the session's DELETE carry none.
                 inspection = (request, matched, token, pipeline)
                 switch machine.inspecting(limit: policy.maximumBodyBytes) {
                 case .none: resumeReading()
@@ -417,7 +421,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             respondLocally(error)
         case .success(let message):
             exchange?.detail = message.method.map { method in message.name.map { method + " " + $0 } ?? method }
-            if message.method == "tools/list", let policy = pipeline.snapshot.route(matched)?.mcp,
+            if message.method == "tools/list", let policy = pipeline.snapshot.mcpPolicy(matched),
                 policy.filtersToolList
             {
                 toolFilter = ToolListFilter(policy: policy, token: token, requestID: message.id)
