@@ -1,6 +1,5 @@
 import Foundation
 import HTTPTypes
-import Logging
 import NIOCore
 import Testing
 import TollgateCore
@@ -141,7 +140,7 @@ import TollgateTestSupport
         let issuer = try await Self.issuer(allowLoopback: false)
         try await TestHTTPServer.serving({ _ in .init(body: []) }) { server in
             // https to a name that resolves to loopback: refused before any connection.
-            let (_, page) = await Self.authorize(issuer, client: "https://localhost:\(server.port)/client.json")
+            let (_, page) = await Self.authorize(issuer, client: "https://localhost/client.json")
             #expect(page.contains("The application is not known."))
             let (_, plain) = await Self.authorize(issuer, client: server.url("/client.json"))
             #expect(plain.contains("The application is not known."))
@@ -158,12 +157,13 @@ import TollgateTestSupport
         ("https://tools.test/client.json#f", "fragment"),
         ("https://user@tools.test/client.json", "user information"),
         ("https://tools.test:99999/client.json", "port"),
+        ("https://tools.test:8443/client.json", "port must be 443"),
     ])
     func aClientIDURLIsHttpsWithAPathAndNothingElse(url: String, reason: String) {
         var options = ClientMetadataDocumentOptions()
         options.enabled = true
         options.allowLoopbackHTTP = true
-        let documents = ClientMetadataDocuments(options: options, logger: .init(label: "test"))
+        let documents = ClientMetadataDocuments(options: options)
         #expect(throws: ClientMetadataDocuments.Refusal.self) { try documents.checkedURL(url) }
         do {
             _ = try documents.checkedURL(url)
@@ -177,6 +177,8 @@ import TollgateTestSupport
         ("169.254.169.254", "private"), ("100.64.0.1", "private"), ("127.0.0.1", "loopback"),
         ("0.0.0.0", "reserved"), ("224.0.0.1", "multicast"), ("::1", "loopback"), ("fe80::1", "private"),
         ("fd00::1", "private"), ("::ffff:10.0.0.1", "private"), ("::", "unspecified"), ("ff02::1", "multicast"),
+        ("::10.0.0.1", "private"), ("fec0::1", "private"), ("64:ff9b::a00:1", "translated"),
+        ("64:ff9b:1::1", "translated"), ("2002:a00:1::1", "translated"),
         ("8.8.8.8", nil), ("2001:4860:4860::8888", nil), ("172.32.0.1", nil),
     ])
     func onlyPublicAddressesAreFetched(address: String, problem: String?) throws {

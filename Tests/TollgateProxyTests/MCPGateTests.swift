@@ -48,10 +48,16 @@ struct MCPGateTests {
             case "/mcp/events":
                 let split = toolList.replacingOccurrences(of: #""nextCursor""#, with: "\n\"nextCursor\"")
                 let data = split.split(separator: "\n").map { "data: \($0)\r\n" }.joined()
+                // A byte order mark, then a priming event (an id and empty data, MCP 2025-11-25).
                 let stream =
-                    "event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\r\n\r\n"
+                    "\u{FEFF}id: p0\r\ndata:\r\n\r\n"
+                    + "event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\r\n\r\n"
                     + "id: e2\r\nevent: message\r\n" + data + "\r\n"
                 return .init(headers: [("Content-Type", "text/event-stream")], body: Array(stream.utf8))
+            case "/mcp/both":
+                return .json(
+                    #"{"jsonrpc":"2.0","id":7,"error":{"code":1,"message":"x"},"result":{"tools":[{"name":"delete_all"}]}}"#
+                )
             case "/mcp/created":
                 // Another success status: it could carry the list just as well.
                 return .json(toolList, status: 201)
@@ -66,6 +72,11 @@ struct MCPGateTests {
             default:
                 return .json(toolList)
             }
+        }
+        if request.method == "GET", request.uri == "/mcp/stream" {
+            // The event stream, resumed after Last-Event-ID: an earlier tools/list answer again.
+            let stream = "id: 9\ndata: \(toolList)\n\n"
+            return .init(headers: [("Content-Type", "text/event-stream")], body: Array(stream.utf8))
         }
         let sawToken = request.header("Authorization") != nil
         return .json(
@@ -152,7 +163,18 @@ struct MCPGateTests {
                     == 200
             )
             #expect(try await environment.send("/mcp").status == 401)
-            #expect(environment.upstream.requestCount == 8)
+            // Tool arguments nest deeper than a token's claims may.
+            let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+            let nested =
+                #"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{"a":\#(deep)}}}"#
+            #expect(try await Self.post(environment, nested, token: basic).status == 200)
+            // A forward-auth check cannot read the body the rules need: refused.
+            let checked = try await environment.send(
+                "/_tollgate/auth",
+                headers: ["Authorization: Bearer \(admin)", "X-Forwarded-Method: POST", "X-Forwarded-Uri: /mcp"]
+            )
+            #expect(checked.status == 403)
+            #expect(environment.upstream.requestCount == 9)
         }
     }
 
@@ -269,12 +291,20 @@ struct MCPGateTests {
             #expect(response.status == 200)
             #expect(response.header("Content-Type") == "text/event-stream")
             let events = response.body.replacingOccurrences(of: "\r\n", with: "\n").components(separatedBy: "\n\n")
-            #expect(events[0] == "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}")
-            #expect(events[1].hasPrefix("id: e2\nevent: message\ndata: "), "\(events[1])")
-            let data = events[1].split(separator: "\n").filter { $0.hasPrefix("data: ") }.map { $0.dropFirst(6) }
+            #expect(events[0] == "id: p0\ndata:", "the priming event as it was, less the byte order mark")
+            #expect(events[1] == "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}")
+            #expect(events[2].hasPrefix("id: e2\nevent: message\ndata: "), "\(events[2])")
+            let data = events[2].split(separator: "\n").filter { $0.hasPrefix("data: ") }.map { $0.dropFirst(6) }
                 .joined(separator: "\n")
             #expect(try Self.toolNames(data) == ["echo", "search"])
             #expect(!response.body.contains("delete"))
+            // The GET stream, resumed: a tools/list answer replayed there is filtered too.
+            let resumed = try await environment.send(
+                "/mcp/stream",
+                headers: ["Authorization: Bearer \(Self.token("mcp:tools"))", "Last-Event-ID: 3"]
+            )
+            #expect(resumed.status == 200)
+            #expect(resumed.body.contains("\"echo\"") && !resumed.body.contains("delete"), "\(resumed.body)")
         }
     }
 
@@ -293,6 +323,9 @@ struct MCPGateTests {
             #expect(events.body.contains("notifications/progress"))
             #expect(!events.body.contains("delete"))
             #expect(events.body.contains(#"data: {"jsonrpc":"2.0","id":7,"error":{"code":-32603,"#))
+            let both = try await Self.post(environment, list, token: token, path: "/mcp/both")
+            #expect(both.status == 502, "a result and an error together: not relayed")
+            #expect(!both.body.contains("delete"))
             // Another success status is filtered like a 200, never passed as it is.
             let created = try await Self.post(environment, list, token: token, path: "/mcp/created")
             #expect(created.status == 201)
@@ -343,6 +376,7 @@ struct MCPGateTests {
         ("    mcp: { tools: { x: { scopes: { all: [] } } } }", "routes[0].mcp.tools.x.scopes", "not empty"),
         ("    mcp: { max_body_bytes: 0 }", "routes[0].mcp.max_body_bytes", "positive"),
         ("    auth: none\n    mcp: {}", "routes[0].mcp", "needs a token"),
+        ("    upgrades: [websocket]\n    mcp: {}", "routes[0].upgrades", "no protocol switch"),
     ])
     func mcpConfigurationErrorsNameTheField(member: String, field: String, message: String) throws {
         let yaml = """

@@ -597,6 +597,13 @@ public struct ConfigurationContext: Sendable {
             }
             mcp = try mcpPolicy(node)
         }
+        if mcp != nil {
+            // A protocol switch would carry JSON-RPC past every rule, as h2c would past the gate.
+            if let node = members["upgrades"] {
+                throw node.error("an MCP route relays no protocol switch (its messages would pass unchecked)")
+            }
+            upgrades = []
+        }
         var forwardsToken = resource == nil && mcp == nil
         if let node = members["forward_token"] {
             guard resource != nil || mcp != nil else {

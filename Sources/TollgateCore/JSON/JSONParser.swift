@@ -14,10 +14,15 @@ public struct JSONParser {
 
     public static let maximumDepth = 32
 
-    public static func parse(_ bytes: some Collection<UInt8>) throws(Failure) -> JSONValue {
+    /// - Parameter maximumDepth: the deepest nesting accepted (MCP messages carry tool arguments
+    ///   and schemas, deeper than any token).
+    public static func parse(
+        _ bytes: some Collection<UInt8>,
+        maximumDepth: Int = JSONParser.maximumDepth
+    ) throws(Failure) -> JSONValue {
         let array = Array(bytes)
         return try array.withUnsafeBufferPointer { buffer throws(Failure) in
-            var parser = Cursor(buffer: buffer)
+            var parser = Cursor(buffer: buffer, maximumDepth: maximumDepth)
             parser.skipWhitespace()
             let value = try parser.parseValue(depth: 0)
             parser.skipWhitespace()
@@ -57,10 +62,12 @@ public struct JSONParser {
 
     private struct Cursor {
         let buffer: UnsafeBufferPointer<UInt8>
+        let maximumDepth: Int
         var position = 0
 
-        init(buffer: UnsafeBufferPointer<UInt8>) {
+        init(buffer: UnsafeBufferPointer<UInt8>, maximumDepth: Int = JSONParser.maximumDepth) {
             self.buffer = buffer
+            self.maximumDepth = maximumDepth
         }
 
         func failure(_ reason: String) -> Failure {
@@ -80,10 +87,10 @@ public struct JSONParser {
             guard position < buffer.count else { throw failure("unexpected end") }
             switch buffer[position] {
             case UInt8(ascii: "{"):
-                if depth >= JSONParser.maximumDepth { throw failure("nesting too deep") }
+                if depth >= maximumDepth { throw failure("nesting too deep") }
                 return try parseObject(depth: depth + 1)
             case UInt8(ascii: "["):
-                if depth >= JSONParser.maximumDepth { throw failure("nesting too deep") }
+                if depth >= maximumDepth { throw failure("nesting too deep") }
                 return try parseArray(depth: depth + 1)
             case UInt8(ascii: "\""):
                 return .string(try parseString())
@@ -167,10 +174,10 @@ public struct JSONParser {
             guard position < buffer.count else { throw failure("unexpected end") }
             switch buffer[position] {
             case UInt8(ascii: "{"):
-                if depth >= JSONParser.maximumDepth { throw failure("nesting too deep") }
+                if depth >= maximumDepth { throw failure("nesting too deep") }
                 try skipContainer(depth: depth + 1, closing: UInt8(ascii: "}"), hasNames: true)
             case UInt8(ascii: "["):
-                if depth >= JSONParser.maximumDepth { throw failure("nesting too deep") }
+                if depth >= maximumDepth { throw failure("nesting too deep") }
                 try skipContainer(depth: depth + 1, closing: UInt8(ascii: "]"), hasNames: false)
             case UInt8(ascii: "\""):
                 try skipString()

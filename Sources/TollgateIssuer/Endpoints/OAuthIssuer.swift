@@ -42,7 +42,7 @@ public final class OAuthIssuer: Sendable {
         self.keys = keys
         self.logger = logger
         self.now = now
-        clientDocuments = ClientMetadataDocuments(options: options.clientMetadataDocuments, logger: logger)
+        clientDocuments = ClientMetadataDocuments(options: options.clientMetadataDocuments)
         basePath = Self.path(of: options.issuer)
         var paths: [Endpoint: String] = [:]
         for endpoint in Endpoint.allCases {

@@ -11,6 +11,10 @@ import TollgateCore
 /// object, a `null` `id`, a named method without its name, and `Mcp-Method`/`Mcp-Name` headers
 /// that say something else than the body.
 struct MCPRequest: Equatable {
+    /// Nesting accepted in an MCP message: tool arguments and schemas go deeper than a token's
+    /// claims (`JSONParser.maximumDepth`).
+    static let maximumDepth = 128
+
     /// `nil` for a response the client sends back (`result` or `error`).
     let method: String?
     /// `params.name` (tools, prompts) or `params.uri` (resources) of a named method.
@@ -21,7 +25,7 @@ struct MCPRequest: Equatable {
     static func parse(_ body: [UInt8], methodHeader: [String], nameHeader: [String]) -> Result<MCPRequest, GateError> {
         let message: JSONValue
         do {
-            message = try JSONParser.parse(body)
+            message = try JSONParser.parse(body, maximumDepth: Self.maximumDepth)
         } catch {
             return .failure(refusal(.mcpInvalidRequest, "invalid JSON: \(error.reason)", code: .parseError, id: nil))
         }

@@ -8,14 +8,25 @@ import TollgateCore
 /// Fails closed: an answer that cannot be read strictly (invalid JSON, duplicate members, a
 /// result without a `tools` array, a tool without a name, over the bound, compressed) is never
 /// relayed; the client gets a JSON-RPC error instead. The tools kept are copied byte for byte,
-/// and everything else in the answer too.
-struct ToolListFilter {
+/// and everything else in the answer too. A class: the proxy handler's exchange holds a pointer,
+/// `nil` on every request that is not a `tools/list`.
+final class ToolListFilter {
     let policy: MCPPolicy
     let token: VerifiedToken
-    /// The `tools/list` request's id, which its answer carries.
+    /// The request's id, which its answer carries; `nil` for a GET's event stream.
     let requestID: JSONValue?
+    /// The request was `tools/list`: its answer must carry the list. Otherwise only events are
+    /// read (a stream can carry an earlier `tools/list` answer again, replayed after
+    /// `Last-Event-ID`), and a JSON answer, which answers this request alone, passes.
+    let listRequested: Bool
+    /// Where the unread part of `pending` starts.
+    private var consumed = 0
+    /// No byte of the answer was read yet (a byte order mark may open an event stream).
+    private var atStart = true
     private(set) var mode = Mode.undecided
     private var pending: [UInt8] = []
+    /// A JSON answer's head, held until its body is read and cut.
+    var heldHead: (relayed: ResponseRelay.Relayed, head: HTTPResponseHead)?
     /// Where the scan for the end of the next event goes on.
     private var scanned = 0
 
@@ -34,24 +45,31 @@ struct ToolListFilter {
         let reason: String
     }
 
-    init(policy: MCPPolicy, token: VerifiedToken, requestID: JSONValue?) {
+    init(policy: MCPPolicy, token: VerifiedToken, requestID: JSONValue?, listRequested: Bool) {
         self.policy = policy
         self.token = token
         self.requestID = requestID
+        self.listRequested = listRequested
     }
 
-    /// Decides from the answer's status and headers. Only an error status or a 204 passes as it
-    /// is: any other success could carry the list, and must be readable.
-    mutating func start(status: Int, contentType: String?, contentEncoding: String?) -> Result<Mode, Failure> {
+    /// Decides from the answer's status and headers (never called for a 1xx, which neither
+    /// starts nor ends the filter). An error status or a 204 passes as it is: any other success
+    /// could carry the list, and must be readable.
+    func start(status: Int, contentType: String?, contentEncoding: String?) -> Result<Mode, Failure> {
         guard (200..<300).contains(status), status != 204 else {
+            mode = .passThrough
+            return .success(mode)
+        }
+        let type = (contentType ?? "").split(separator: ";").first.map { $0.trimmingSpaces().lowercased() } ?? ""
+        let readable = type == "text/event-stream" || (listRequested && type == "application/json")
+        if !readable && !listRequested {
             mode = .passThrough
             return .success(mode)
         }
         if let contentEncoding, !contentEncoding.isEmpty, contentEncoding.lowercased() != "identity" {
             mode = .failed
-            return .failure(Failure(reason: "a compressed tool list"))
+            return .failure(Failure(reason: "a compressed answer that may carry a tool list"))
         }
-        let type = (contentType ?? "").split(separator: ";").first.map { $0.trimmingSpaces().lowercased() } ?? ""
         switch type {
         case "application/json": mode = .json
         case "text/event-stream": mode = .events
@@ -63,7 +81,7 @@ struct ToolListFilter {
     }
 
     /// A JSON body's bytes, held until its end.
-    mutating func append(_ bytes: some Collection<UInt8>) -> Failure? {
+    func append(_ bytes: some Collection<UInt8>) -> Failure? {
         guard pending.count + bytes.count <= policy.maximumToolListBytes else {
             mode = .failed
             return Failure(reason: "the tool list is over its bound")
@@ -73,7 +91,7 @@ struct ToolListFilter {
     }
 
     /// The JSON body, filtered.
-    mutating func finishJSON() -> Result<[UInt8], Failure> {
+    func finishJSON() -> Result<[UInt8], Failure> {
         let body = pending
         pending = []
         switch filtered(message: body, mustAnswer: true) {
@@ -86,13 +104,20 @@ struct ToolListFilter {
 
     /// Server-sent events' bytes: the complete events, filtered, to relay now, and the failure
     /// that stopped the rest (the events before it are relayed).
-    mutating func feed(_ bytes: some Collection<UInt8>) -> (relay: [UInt8], failure: Failure?) {
+    func feed(_ bytes: some Collection<UInt8>) -> (relay: [UInt8], failure: Failure?) {
         pending += bytes
+        if atStart {
+            // A byte order mark may open the stream; a reader drops it, and so does this one, or
+            // the first event would not be seen to carry data.
+            if pending.count < 3 && [0xEF, 0xBB, 0xBF].starts(with: pending) { return ([], nil) }
+            atStart = false
+            if pending.starts(with: [0xEF, 0xBB, 0xBF]) { pending.removeFirst(3) }
+        }
         var out: [UInt8] = []
         while let end = nextEventEnd() {
-            let event = Array(pending[..<end])
-            pending.removeFirst(end)
-            scanned = 0
+            let event = Array(pending[consumed..<end])
+            consumed = end
+            scanned = end
             switch filteredEvent(event) {
             case .success(let bytes): out += bytes
             case .failure(let failure):
@@ -100,6 +125,10 @@ struct ToolListFilter {
                 return (out, failure)
             }
         }
+        // What was read goes at once, not event by event (which would move the rest each time).
+        pending.removeFirst(consumed)
+        scanned -= consumed
+        consumed = 0
         if pending.count > policy.maximumToolListBytes {
             mode = .failed
             return (out, Failure(reason: "an event of the tool list is over its bound"))
@@ -109,7 +138,7 @@ struct ToolListFilter {
 
     /// The events' end: a last event without its blank line is read as one (an answer cut short
     /// is refused like any other that cannot be read).
-    mutating func finishEvents() -> Result<[UInt8], Failure> {
+    func finishEvents() -> Result<[UInt8], Failure> {
         guard !pending.isEmpty else { return .success([]) }
         let event = pending
         pending = []
@@ -117,7 +146,7 @@ struct ToolListFilter {
         return filteredEvent(event)
     }
 
-    mutating func fail() {
+    func fail() {
         mode = .failed
         pending = []
     }
@@ -152,8 +181,8 @@ struct ToolListFilter {
 
     /// The end (exclusive) of the first complete event in `pending`: after the blank line that
     /// closes it (lines end in CRLF, LF or CR).
-    private mutating func nextEventEnd() -> Int? {
-        var index = scanned
+    private func nextEventEnd() -> Int? {
+        var index = max(scanned, consumed)
         var lineStart = index
         while index < pending.count {
             let byte = pending[index]
@@ -170,11 +199,8 @@ struct ToolListFilter {
                 }
                 if pending[next] == 0x0A { next += 1 }
             }
-            if index == lineStart && lineStart > 0 { return next }
-            if index == lineStart && lineStart == 0 {
-                // A blank line with no event before it: relayed alone.
-                return next
-            }
+            // A blank line ends the event (a blank line with nothing before it is relayed alone).
+            if index == lineStart { return next }
             lineStart = next
             index = next
         }
@@ -211,7 +237,10 @@ struct ToolListFilter {
             }
             index = next
         }
-        guard hasData else { return .success(event) }
+        // No data, or empty data (a stream's priming event, which only carries its id).
+        guard hasData, data.contains(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) else {
+            return .success(event)
+        }
         switch filtered(message: data, mustAnswer: false) {
         case .failure(let failure): return .failure(failure)
         case .success(nil): return .success(event)
@@ -233,22 +262,27 @@ struct ToolListFilter {
     func filtered(message: [UInt8], mustAnswer: Bool) -> Result<[UInt8]?, Failure> {
         let parsed: JSONValue
         do {
-            parsed = try JSONParser.parse(message)
+            parsed = try JSONParser.parse(message, maximumDepth: MCPRequest.maximumDepth)
         } catch {
             return .failure(Failure(reason: "the tool list is not valid JSON (\(error.reason))"))
         }
         guard case .object(let members) = parsed else {
             return .failure(Failure(reason: "the tool list is not a JSON-RPC message"))
         }
-        let isOurAnswer = members["method"] == nil && members["id"] == requestID && requestID != nil
-        if members["error"] != nil, isOurAnswer || !mustAnswer { return .success(nil) }
-        let tools = members["result"]?["tools"]
-        if tools == nil {
-            if isOurAnswer || mustAnswer { return .failure(Failure(reason: "an answer without a tool list")) }
+        let isOurAnswer = members["method"] == nil && requestID != nil && members["id"] == requestID
+        guard let tools = members["result"]?["tools"] else {
+            if isOurAnswer && members["result"] != nil && members["error"] != nil {
+                return .failure(Failure(reason: "an answer with both a result and an error"))
+            }
+            if isOurAnswer && listRequested && members["error"] == nil {
+                return .failure(Failure(reason: "an answer without a tool list"))
+            }
+            if mustAnswer && !isOurAnswer { return .failure(Failure(reason: "the answer is for another request")) }
             return .success(nil)
         }
-        guard members["method"] == nil, case .array(let list)? = tools else {
-            return .failure(Failure(reason: "the tool list is not an array"))
+        // A tool list, wherever it is: filtered, or refused when it cannot be.
+        guard members["method"] == nil, members["error"] == nil, case .array(let list) = tools else {
+            return .failure(Failure(reason: "the tool list is not an array of a plain answer"))
         }
         if mustAnswer && !isOurAnswer { return .failure(Failure(reason: "the answer is for another request")) }
         var keep: [Bool] = []

@@ -254,6 +254,8 @@ struct RequestPipeline {
             error.jsonRPC = GateError.JSONRPCError(id: nil, code: .invalidRequest)
             return .failure(error)
         }
+        // An HTTP/2 GET or DELETE is read too, in case DATA frames came with it; none did.
+        if body.isEmpty && head.method != .POST { return .success(MCPRequest(method: nil, name: nil, id: nil)) }
         let request: MCPRequest
         switch MCPRequest.parse(
             body,

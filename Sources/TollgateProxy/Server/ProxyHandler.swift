@@ -38,12 +38,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// The pool the exchange's upstream connection came from (given back at its end).
     @exclusivity(unchecked) private var pool: (any UpstreamConnecting)?
     /// An MCP route's request while its JSON-RPC body is read, with what its head was allowed on.
-    private var inspection:
-        (request: RequestPipeline.Request, matched: MatchedRequest, token: VerifiedToken, pipeline: RequestPipeline)?
+    @exclusivity(unchecked) private var inspection: MCPInspection?
     /// A `tools/list` answer being cut to the tools the caller may call, and its head while the
     /// JSON body is read.
-    private var toolFilter: ToolListFilter?
-    private var filteredHead: (relayed: ResponseRelay.Relayed, head: HTTPResponseHead)?
+    @exclusivity(unchecked) private var toolFilter: ToolListFilter?
     /// A local endpoint's request, while its body is collected and its answer awaited.
     private var localRequest: (endpoints: any LocalEndpoints, request: HTTPRequest, clientAddress: String)?
     /// The connection's one repeating timeout check (`ConnectionTimers`).
@@ -119,7 +117,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         localRequest = nil
         inspection = nil
         toolFilter = nil
-        filteredHead = nil
         connection.closed()
         context.fireChannelInactive()
     }
@@ -297,7 +294,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         let snapshot = runtime.snapshot
         if toolFilter != nil || inspection != nil {
             toolFilter = nil
-            filteredHead = nil
             inspection = nil
         }
         let current = ProxyExchange(
@@ -371,19 +367,32 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             respondLocally(pipeline.challenged(error, matched))
         case .pass(let matched, let token):
             record(matched)
+            let policy = snapshot.hasMCPRoutes ? snapshot.mcpPolicy(matched) : nil
             if request.isForwardAuth {
-                forwardAuthAllowed(token, snapshot: snapshot)
-            } else if let token, let policy = snapshot.mcpPolicy(matched),
-                request.head.method == .POST || request.head.hasBody
-            {
-                // The JSON-RPC body decides the rest: it is read whole first. Any request with a
-                // body is (a server could read a JSON-RPC message from a PUT or a GET's body);
-                // the event stream's GET and the session's DELETE carry none.
-                inspection = (request, matched, token, pipeline)
-                switch machine.inspecting(limit: policy.maximumBodyBytes) {
-                case .none: resumeReading()
-                case .respond(let error): respondLocally(error)
-                case .inspect(let body, let trailers): inspect(body, trailers: trailers)
+                if policy != nil {
+                    // The body the rules read never reaches a forward-auth check: refused.
+                    respondLocally(GateError(.mcpDenied, "an MCP route cannot be checked by forward-auth"))
+                } else {
+                    forwardAuthAllowed(token, snapshot: snapshot)
+                }
+            } else if let policy, let token {
+                if request.head.method == .POST || request.head.hasBody || isHTTP2 {
+                    // The JSON-RPC body decides the rest: it is read whole first. Any request
+                    // with a body is (a server could read a JSON-RPC message from a PUT or a
+                    // GET's body), and every HTTP/2 one, whose DATA frames a head need not
+                    // announce; the event stream's GET and the session's DELETE carry none.
+                    inspection = MCPInspection(request: request, matched: matched, token: token, pipeline: pipeline)
+                    switch machine.inspecting(limit: policy.maximumBodyBytes) {
+                    case .none: resumeReading()
+                    case .respond(let error): respondLocally(error)
+                    case .inspect(let body, let trailers): inspect(body, trailers: trailers)
+                    }
+                } else {
+                    // The event stream may replay an earlier tools/list answer: filtered too.
+                    if policy.filtersToolList {
+                        toolFilter = ToolListFilter(policy: policy, token: token, requestID: nil, listRequested: false)
+                    }
+                    forward(request, matched: matched, token: token, pipeline: pipeline)
                 }
             } else {
                 forward(request, matched: matched, token: token, pipeline: pipeline)
@@ -414,17 +423,23 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// An MCP route's request, read whole: refused, or forwarded with its body unchanged (and a
     /// `tools/list` answer filtered on its way back).
     private func inspect(_ body: [UInt8], trailers: HTTPHeaders?) {
-        guard let context, let (request, matched, token, pipeline) = inspection else { return }
+        guard let context, let inspected = inspection else { return }
         inspection = nil
+        let (request, matched, token, pipeline) = (
+            inspected.request, inspected.matched, inspected.token, inspected.pipeline
+        )
         switch pipeline.inspect(body, head: request.head, matched: matched, token: token) {
         case .failure(let error):
             respondLocally(error)
         case .success(let message):
             exchange?.detail = message.method.map { method in message.name.map { method + " " + $0 } ?? method }
-            if message.method == "tools/list", let policy = pipeline.snapshot.mcpPolicy(matched),
-                policy.filtersToolList
-            {
-                toolFilter = ToolListFilter(policy: policy, token: token, requestID: message.id)
+            if let policy = pipeline.snapshot.mcpPolicy(matched), policy.filtersToolList {
+                toolFilter = ToolListFilter(
+                    policy: policy,
+                    token: token,
+                    requestID: message.id,
+                    listRequested: message.method == "tools/list"
+                )
             }
             machine.inspected(body: context.channel.allocator.buffer(bytes: body), trailers: trailers)
             forward(request, matched: matched, token: token, pipeline: pipeline)
@@ -552,7 +567,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             case .refuse(let reason):
                 if let failure = machine.answerRefused(reason: reason) { perform(failure) }
             case .relay(let relayed):
-                if toolFilter != nil, startFiltering(head, relayed: relayed, context: context) { return }
+                if toolFilter != nil, head.status.code >= 200, startFiltering(head, relayed: relayed, context: context)
+                {
+                    return
+                }
                 current.status = Int(head.status.code)
                 let flushNow = machine.answerHeadRelayed(relayed)
                 write(relayed.part, context: context)
@@ -582,6 +600,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         }
     }
 
+    @inline(__always)
     private func relayEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext, reusable usable: Bool = true) {
         let valid = trailers.map { HTTPQuoting.areValidToSend($0) } ?? true
         switch machine.answerEnded(trailersAreValid: valid) {
@@ -639,7 +658,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         )
         switch started {
         case .success(.json):
-            filteredHead = (relayed, ToolListFilter.answerHead(head, closes: relayed.closesClient))
+            toolFilter!.heldHead = (relayed, ToolListFilter.answerHead(head, closes: relayed.closesClient))
         case .success(.events) where isHTTP2 || !machine.isHTTP10:
             exchange?.status = Int(head.status.code)
             _ = machine.answerHeadRelayed(relayed)
@@ -674,7 +693,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func finishFiltering(context: ChannelHandlerContext) {
         switch toolFilter!.mode {
         case .json:
-            guard let (relayed, head) = filteredHead else { return }
+            guard let (relayed, head) = toolFilter!.heldHead else { return }
             switch toolFilter!.finishJSON() {
             case .success(let bytes):
                 var head = head
@@ -905,6 +924,21 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     private func log() {
         exchange?.record(now: context?.eventLoop.now ?? .now(), peer: peer == nil ? nil : peerAddress)
+    }
+}
+
+/// An MCP route's request while its body is read: what its head was allowed on.
+private final class MCPInspection {
+    let request: RequestPipeline.Request
+    let matched: MatchedRequest
+    let token: VerifiedToken
+    let pipeline: RequestPipeline
+
+    init(request: RequestPipeline.Request, matched: MatchedRequest, token: VerifiedToken, pipeline: RequestPipeline) {
+        self.request = request
+        self.matched = matched
+        self.token = token
+        self.pipeline = pipeline
     }
 }
 

@@ -1,5 +1,4 @@
 import AsyncHTTPClient
-import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -20,34 +19,26 @@ import TollgateCore
 /// document; `private_key_jwt` is not supported). Such a client is public and third-party: the
 /// person is always asked, on a page that names the client by its id, the document's URL (a
 /// `client_name` could be anyone's).
-public struct ClientMetadataDocumentOptions: Sendable, Equatable {
-    public var enabled = false
-    /// `http://127.0.0.1…`, `http://localhost…` and `http://[::1]…` documents (development and
-    /// tests), and loopback addresses.
-    public var allowLoopbackHTTP = false
-    /// Documents on private, link-local and other non-public addresses.
-    public var allowPrivateAddresses = false
-    public var maximumBytes = 5120
-    /// Seconds for the whole fetch.
-    public var timeout = 5
-    /// How long a document is kept when its answer says nothing (`Cache-Control`), and the bounds
-    /// on what it may say.
-    public var defaultCacheSeconds = 300
-    public var minimumCacheSeconds = 30
-    public var maximumCacheSeconds = 86_400
-
-    public init() {}
-}
-
 final class ClientMetadataDocuments: Sendable {
     let options: ClientMetadataDocumentOptions
-    let logger: Logger
-    private let cache = Mutex<[String: (client: RegisteredClient, expires: Double)]>([:])
+    /// Documents and refusals, by URL, until they expire (a refusal for 30 s, so a URL that
+    /// fails is not fetched again at every request).
+    private let cache = Mutex<[String: (result: Result<RegisteredClient, Refusal>, expires: Double)]>([:])
     private static let maximumCachedDocuments = 10_000
+    /// Fetches in flight, bounded: each holds a resolver thread and a connection.
+    private let inFlight = Mutex(0)
+    private static let maximumInFlight = 8
+    private static let refusalSeconds = 30.0
+    /// Host lookups block a thread (getaddrinfo): on threads of their own, so slow names stall
+    /// nothing else.
+    private static let resolver: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        return pool
+    }()
 
-    init(options: ClientMetadataDocumentOptions, logger: Logger) {
+    init(options: ClientMetadataDocumentOptions) {
         self.options = options
-        self.logger = logger
     }
 
     struct Refusal: Error, Sendable {
@@ -62,24 +53,40 @@ final class ClientMetadataDocuments: Sendable {
 
     /// The client `url` describes, from the cache or fetched.
     func client(at url: String, now: Double) async throws(Refusal) -> RegisteredClient {
-        if let cached = cache.withLock({ $0[url] }), cached.expires > now { return cached.client }
-        let target = try checkedURL(url)
-        let (body, maxAge) = try await fetch(url, target: target)
-        let client = try Self.client(from: body, url: url)
-        let seconds = min(
-            max(maxAge ?? Double(options.defaultCacheSeconds), Double(options.minimumCacheSeconds)),
-            Double(options.maximumCacheSeconds)
-        )
+        if let cached = cache.withLock({ $0[url] }), cached.expires > now { return try cached.result.get() }
+        let started = inFlight.withLock { count in
+            guard count < Self.maximumInFlight else { return false }
+            count += 1
+            return true
+        }
+        guard started else { throw Refusal(reason: "too many client metadata documents are being fetched") }
+        defer { inFlight.withLock { $0 -= 1 } }
+        let result: Result<RegisteredClient, Refusal>
+        var seconds = Self.refusalSeconds
+        do throws(Refusal) {
+            let target = try checkedURL(url)
+            let (body, maxAge) = try await fetch(url, target: target)
+            result = .success(try Self.client(from: body, url: url))
+            seconds = min(
+                max(maxAge ?? Double(options.defaultCacheSeconds), Double(options.minimumCacheSeconds)),
+                Double(options.maximumCacheSeconds)
+            )
+        } catch {
+            result = .failure(error)
+        }
         cache.withLock { cache in
             if cache.count >= Self.maximumCachedDocuments { cache = cache.filter { $0.value.expires > now } }
-            if cache.count < Self.maximumCachedDocuments { cache[url] = (client, now + seconds) }
+            if cache.count < Self.maximumCachedDocuments { cache[url] = (result, now + seconds) }
         }
-        return client
+        return try result.get()
     }
 
     struct Target {
         let scheme: String
+        /// Lower-cased, as checked.
         let host: String
+        /// As the URL writes it (the HTTP client's own lookup key).
+        let writtenHost: String
         let port: Int
     }
 
@@ -125,22 +132,26 @@ final class ClientMetadataDocuments: Sendable {
             port = value
             host = String(host[..<colon])
         }
+        let writtenHost = host
         host = host.lowercased()
         guard !host.isEmpty else { throw Refusal(reason: "the client_id URL has no host") }
+        let loopbackName = host == "localhost" || host == "::1" || host.hasPrefix("127.")
         if scheme == "http" {
-            let loopbackName = host == "localhost" || host == "::1" || host.hasPrefix("127.")
             guard options.allowLoopbackHTTP, loopbackName else {
                 throw Refusal(reason: "a client_id URL must be https")
             }
+        } else if port != 443 && !(options.allowLoopbackHTTP && loopbackName) {
+            // Another port would make the issuer a port scanner of any host.
+            throw Refusal(reason: "a client_id URL's port must be 443")
         }
-        return Target(scheme: scheme, host: host, port: port)
+        return Target(scheme: scheme, host: host, writtenHost: writtenHost, port: port)
     }
 
     /// One GET, to the address the host resolved to when it was checked.
     private func fetch(_ url: String, target: Target) async throws(Refusal) -> ([UInt8], Double?) {
         let address: SocketAddress
         do {
-            address = try await NIOThreadPool.singleton.runIfActive {
+            address = try await Self.resolver.runIfActive {
                 try SocketAddress.makeAddressResolvingHost(target.host, port: target.port)
             }
         } catch {
@@ -158,7 +169,10 @@ final class ClientMetadataDocuments: Sendable {
         configuration.redirectConfiguration = .disallow
         configuration.timeout = .init(connect: .seconds(Int64(options.timeout)), read: .seconds(Int64(options.timeout)))
         configuration.decompression = .disabled
-        configuration.dnsOverride = [target.host: ip]
+        // The connection goes to the address just checked, whatever a second lookup would say;
+        // keyed by the host both as written and lower-cased, so the client's lookup finds it.
+        configuration.dnsOverride[target.host] = ip
+        configuration.dnsOverride[target.writtenHost] = ip
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         defer { client.shutdown { _ in } }
         var request = HTTPClientRequest(url: url)
@@ -185,18 +199,23 @@ final class ClientMetadataDocuments: Sendable {
     static func addressProblem(_ address: SocketAddress, allowLoopback: Bool, allowPrivate: Bool) -> String? {
         guard var bytes = address.addressBytes else { return "not an IP address" }
         if bytes.count == 16 {
-            // IPv4-mapped and -compatible forms are judged as the IPv4 address they carry.
-            if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
+            let isLoopback = bytes[0..<15].allSatisfy { $0 == 0 } && bytes[15] == 1
+            if isLoopback { return allowLoopback ? nil : "a loopback address" }
+            if bytes.allSatisfy({ $0 == 0 }) { return "the unspecified address" }
+            if bytes[0..<10].allSatisfy({ $0 == 0 })
+                && (bytes[10] == 0xFF && bytes[11] == 0xFF || bytes[10..<12] == [0, 0])
+            {
+                // IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d): judged as IPv4.
                 bytes = Array(bytes[12...])
             } else {
-                let isLoopback = bytes[0..<15].allSatisfy { $0 == 0 } && bytes[15] == 1
-                if isLoopback { return allowLoopback ? nil : "a loopback address" }
-                if bytes.allSatisfy({ $0 == 0 }) { return "the unspecified address" }
                 if bytes[0] == 0xFF { return "a multicast address" }
-                if bytes[0] & 0xFE == 0xFC || (bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80) {
-                    return allowPrivate ? nil : "a private or link-local address"
-                }
-                return nil
+                let privateRange =
+                    bytes[0] & 0xFE == 0xFC  // fc00::/7, unique local
+                    || (bytes[0] == 0xFE && bytes[1] & 0x80 == 0x80)  // fe80::/10 link-local, fec0::/10 site-local
+                    || (bytes[0] == 0x20 && bytes[1] == 0x02)  // 2002::/16, 6to4: any IPv4 behind it
+                    || (bytes[0..<4] == [0x00, 0x64, 0xFF, 0x9B]
+                        && (bytes[4..<12].allSatisfy { $0 == 0 } || bytes[4..<6] == [0, 1]))  // NAT64
+                return privateRange && !allowPrivate ? "a private, link-local or translated address" : nil
             }
         }
         guard bytes.count == 4 else { return "not an IP address" }
