@@ -19,7 +19,9 @@ public struct ClaimProjection: Sendable, Equatable {
 
     /// What `configuration` reads from a token.
     public init(_ configuration: TollgateConfiguration) {
-        var paths: [String] = []
+        // A token's binding (RFC 9449 `cnf.jkt`, RFC 8705 `cnf.x5t#S256`) is checked on every
+        // route: a bound token is never taken as a bearer token.
+        var paths: [String] = ["cnf"]
         for route in configuration.routes.routes {
             paths += route.conditions.map(\.claim)
             // A protected resource's route checks the token's audience per request.

@@ -14,6 +14,8 @@ public struct IssuerPolicy: Sendable, Equatable {
     public var maximumTokenSize: Int
     /// A dotted claim path holding the scopes, instead of `scope` / `scp`.
     public var scopeClaim: String?
+    /// Whether this issuer's tokens come with DPoP proofs (a route may say otherwise).
+    public var dpop: DPoPMode = .allowed
 
     public init(
         name: String,

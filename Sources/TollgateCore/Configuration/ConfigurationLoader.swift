@@ -69,7 +69,7 @@ public struct ConfigurationContext: Sendable {
     func configuration(_ root: ConfigurationNode) throws(ConfigurationError) -> TollgateConfiguration {
         let top = try root.mapping(allowed: [
             "listen", "upstream", "admin", "realm", "issuers", "routes", "default", "forward", "token",
-            "paths", "cache", "server", "forward_auth", "issuer",
+            "paths", "cache", "server", "forward_auth", "issuer", "dpop",
         ])
         var configuration = TollgateConfiguration()
         configuration.file = file
@@ -144,6 +144,7 @@ public struct ConfigurationContext: Sendable {
             if let entries = members["max_entries"] { configuration.cacheEntries = try entries.positiveInteger() }
         }
         if let node = top["forward"] { configuration.forward = try forward(node) }
+        if let node = top["dpop"] { configuration.dpop = try dpop(node) }
         var defaultAction = DefaultAction.deny
         if let node = top["default"] {
             let text = try node.string()
@@ -198,6 +199,7 @@ public struct ConfigurationContext: Sendable {
         let members = try node.mapping(allowed: [
             "max_header_bytes", "max_headers", "max_request_line", "header_timeout", "idle_timeout",
             "drain_grace", "h2c", "tls", "trusted_proxies", "access_log", "access_log_buffer_bytes", "threads",
+            "public_url",
         ])
         var settings = ServerSettings()
         if let value = members["max_header_bytes"] { settings.maximumHeaderBytes = try value.positiveInteger() }
@@ -212,6 +214,13 @@ public struct ConfigurationContext: Sendable {
             settings.accessLogBufferBytes = try value.positiveInteger()
         }
         if let value = members["threads"] { settings.threads = try value.positiveInteger() }
+        if let value = members["public_url"] {
+            let text = try value.nonEmptyString()
+            guard let origin = PublicOrigin(text) else {
+                throw value.error("must be an http(s) origin such as https://api.example (no path, query or user)")
+            }
+            settings.publicURL = origin.text
+        }
         if let value = members["trusted_proxies"] { try trustedProxies(value, into: &settings) }
         if let value = members["tls"] {
             let tls = try value.mapping(allowed: ["certificate_file", "key_file"])
@@ -276,7 +285,7 @@ public struct ConfigurationContext: Sendable {
         let members = try node.mapping(allowed: [
             "name", "issuer", "discovery", "jwks_uri", "jwks_file", "audiences", "algorithms", "leeway",
             "token_type", "max_token_size", "scope_claim", "allow_insecure_http", "hmac_secret_file",
-            "hmac_secret_env", "jwks", "introspection",
+            "hmac_secret_env", "jwks", "introspection", "dpop",
         ])
         let name = try members.required("name").nonEmptyString()
         let issuerNode = try members.required("issuer")
@@ -287,6 +296,7 @@ public struct ConfigurationContext: Sendable {
         if let type = members["token_type"] { policy.requiredTokenType = try type.nonEmptyString() }
         if let size = members["max_token_size"] { policy.maximumTokenSize = try size.positiveInteger() }
         if let claim = members["scope_claim"] { policy.scopeClaim = try claim.nonEmptyString() }
+        if let node = members["dpop"] { policy.dpop = try dpopMode(node) }
         if let node = members["algorithms"] {
             var algorithms = Set<JWSAlgorithm>()
             for element in try node.sequence() {
@@ -510,7 +520,7 @@ public struct ConfigurationContext: Sendable {
         let members = try node.mapping(
             allowed: [
                 "name", "match", "auth", "issuers", "require", "upgrades", "allow_override_headers", "resource",
-                "forward_token", "mcp",
+                "forward_token", "mcp", "dpop",
             ]
         )
         let name = try members["name"]?.nonEmptyString() ?? "routes[\(index)]"
@@ -623,8 +633,44 @@ public struct ConfigurationContext: Sendable {
             resource: resource,
             forwardsToken: forwardsToken,
             mcp: mcp,
+            dpop: try members["dpop"].map { node throws(ConfigurationError) in try dpopMode(node) },
             line: node.line
         )
+    }
+
+    func dpopMode(_ node: ConfigurationNode) throws(ConfigurationError) -> DPoPMode {
+        let text = try node.string()
+        guard let mode = DPoPMode(rawValue: text) else {
+            throw node.error("expected required, allowed or off, found '\(text)'")
+        }
+        return mode
+    }
+
+    /// The top-level `dpop:` section: what a proof may be (RFC 9449).
+    func dpop(_ node: ConfigurationNode) throws(ConfigurationError) -> DPoPSettings {
+        let members = try node.mapping(allowed: [
+            "algorithms", "proof_lifetime", "clock_skew", "nonce", "max_remembered_proofs",
+        ])
+        var settings = DPoPSettings()
+        if let list = members["algorithms"] {
+            var algorithms = Set<JWSAlgorithm>()
+            for element in try list.sequence() {
+                let text = try element.nonEmptyString()
+                guard let algorithm = JWSAlgorithm(rawValue: text), !algorithm.isSymmetric else {
+                    throw element.error("'\(text)' is not an asymmetric signature algorithm")
+                }
+                algorithms.insert(algorithm)
+            }
+            if algorithms.isEmpty { throw list.error("must list at least one algorithm") }
+            settings.algorithms = algorithms
+        }
+        if let value = members["proof_lifetime"] { settings.proofLifetime = try value.duration() }
+        if let value = members["clock_skew"] { settings.clockSkew = try value.duration() }
+        if let value = members["nonce"] { settings.requiresNonce = try value.bool() }
+        if let value = members["max_remembered_proofs"] {
+            settings.maximumRememberedProofs = try value.positiveInteger()
+        }
+        return settings
     }
 
     /// `mcp:` on a route: the bounds, whether `tools/list` is filtered, and the rules by method,

@@ -11,6 +11,9 @@ public struct ServerSettings: Sendable, Equatable {
     public var headerTimeout: Double = 10
     /// A keep-alive connection with no request in flight is closed after this time.
     public var idleTimeout: Double = 60
+    /// The origin clients reach this listener at (`https://api.example`): the `htu` of a DPoP
+    /// proof is compared with it, never with a client's `Host`.
+    public var publicURL: String?
     /// SIGTERM/SIGINT: how long in-flight requests may still run.
     public var drainGrace: Double = 30
     /// Accept HTTP/2 without TLS when the client starts with the HTTP/2 preface (prior knowledge).
@@ -91,4 +94,29 @@ public struct ForwardAuthSettings: Sendable, Equatable {
     public var path: String = "/_tollgate/auth"
 
     public init() {}
+}
+
+/// An http(s) origin: scheme and authority only, lower-cased, without a default port.
+public struct PublicOrigin: Sendable, Equatable {
+    public let text: String
+
+    public init?(_ value: String) {
+        let lowered = value.lowercased()
+        let scheme: String
+        if lowered.hasPrefix("https://") {
+            scheme = "https"
+        } else if lowered.hasPrefix("http://") {
+            scheme = "http"
+        } else {
+            return nil
+        }
+        var authority = String(lowered.dropFirst(scheme.count + 3))
+        if authority.hasSuffix("/") { authority.removeLast() }
+        guard !authority.isEmpty,
+            !authority.contains(where: { "/?#@ \t\\".contains($0) || !$0.isASCII || $0.asciiValue! < 0x21 })
+        else { return nil }
+        let defaultPort = scheme == "https" ? ":443" : ":80"
+        if authority.hasSuffix(defaultPort) { authority.removeLast(defaultPort.count) }
+        text = scheme + "://" + authority
+    }
 }

@@ -45,6 +45,8 @@ public struct TollgateConfiguration: Sendable, Equatable {
     public var localIssuer: (any LocalIssuerSection)? { issuerSection?.value }
     public var routes = RouteTable(routes: [])
     public var forward = ClaimHeaderMapping(entries: [])
+    /// What a DPoP proof may be (RFC 9449).
+    public var dpop = DPoPSettings()
     public var token = TokenSource()
     public var paths = PathNormalizer.Options()
     /// Bound on the verified-token cache.

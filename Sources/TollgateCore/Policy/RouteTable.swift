@@ -30,6 +30,8 @@ public struct Route: Sendable, Equatable {
     /// The route serves the Model Context Protocol: its JSON-RPC requests are read and held to
     /// these rules before they are forwarded.
     public var mcp: MCPPolicy?
+    /// DPoP on this route, over the issuer's setting (`nil`: the issuer's).
+    public var dpop: DPoPMode?
     /// Where the route is defined in the configuration file, for messages.
     public var line: Int?
 
@@ -45,9 +47,11 @@ public struct Route: Sendable, Equatable {
         resource: ProtectedResource? = nil,
         forwardsToken: Bool = true,
         mcp: MCPPolicy? = nil,
+        dpop: DPoPMode? = nil,
         line: Int? = nil
     ) {
         self.mcp = mcp
+        self.dpop = dpop
         self.resource = resource
         self.forwardsToken = forwardsToken
         self.upgrades = upgrades

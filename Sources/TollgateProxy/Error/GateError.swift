@@ -52,6 +52,14 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
         case mcpDenied = "mcp_denied"
         /// A `tools/list` answer could not be read to be filtered: nothing of it is relayed.
         case mcpInvalidAnswer = "mcp_invalid_answer"
+        /// The DPoP proof is missing, malformed, replayed, for another request or another key
+        /// (RFC 9449 §7.1).
+        case invalidDPoPProof = "invalid_dpop_proof"
+        /// The proof lacks a fresh server nonce: one goes with the answer (RFC 9449 §9).
+        case useDPoPNonce = "use_dpop_nonce"
+        /// A DPoP-bound token sent as a bearer token, or a bearer token where DPoP is required,
+        /// or a token that is not bound sent with the DPoP scheme.
+        case dpopBinding = "dpop_binding"
     }
 
     public let code: Code
@@ -66,6 +74,19 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
     public var resourceChallenge: ResourceChallenge?
     /// On an MCP route: the answer's body is a JSON-RPC error for the request's `id` instead.
     public var jsonRPC: JSONRPCError?
+    /// A DPoP challenge beside the Bearer one (RFC 9449 §7.1): the algorithms, and the nonce the
+    /// next proof must carry.
+    public var dpopChallenge: DPoPChallenge?
+
+    public struct DPoPChallenge: Sendable, Equatable {
+        public let algorithms: String
+        public let nonce: String?
+
+        public init(algorithms: String, nonce: String?) {
+            self.algorithms = algorithms
+            self.nonce = nonce
+        }
+    }
 
     /// A JSON-RPC 2.0 error object (§5.1); the message is Tollgate's, never the client's.
     public struct JSONRPCError: Sendable, Equatable {
@@ -152,6 +173,7 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
             .badRequest
         case .notFound: .notFound
         case .upstreamUnreachable, .upstreamClosed, .upstreamInvalidResponse, .mcpInvalidAnswer: .upstreamError
+        case .invalidDPoPProof, .useDPoPNonce, .dpopBinding: .invalidToken
         case .upstreamTimeout: .upstreamTimeout
         }
     }
@@ -162,7 +184,23 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
     /// The answer: status, headers and a JSON body, from the code alone (a JSON-RPC error body
     /// on an MCP route).
     public func response(realm: String) -> VerdictResponse {
-        let answer = plainResponse(realm: realm)
+        var answer = plainResponse(realm: realm)
+        if let dpopChallenge, answer.status == 401 {
+            var challenge = "DPoP algs=" + HTTPQuoting.quotedString(dpopChallenge.algorithms)
+            switch code {
+            case .invalidDPoPProof:
+                challenge += ", error=\"invalid_dpop_proof\", error_description=\"the DPoP proof is not valid\""
+            case .useDPoPNonce:
+                challenge += ", error=\"use_dpop_nonce\", error_description=\"a server nonce is required\""
+            case .dpopBinding:
+                challenge += ", error=\"invalid_token\", error_description=\"the token's binding is not met\""
+            default:
+                break
+            }
+            var headers = answer.headers + [("WWW-Authenticate", challenge)]
+            if let nonce = dpopChallenge.nonce { headers.append(("DPoP-Nonce", nonce)) }
+            answer = VerdictResponse(status: answer.status, headers: headers, body: answer.body)
+        }
         guard let jsonRPC else { return answer }
         return VerdictResponse(status: answer.status, headers: answer.headers, body: jsonRPC.body)
     }
@@ -262,6 +300,32 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
                 status: 400,
                 error: "invalid_request",
                 description: "Mcp-Method or Mcp-Name does not match the body"
+            )
+        case .invalidDPoPProof:
+            return VerdictResponse(
+                status: 401,
+                headers: [("WWW-Authenticate", challenge)],
+                error: "invalid_dpop_proof",
+                description: "the DPoP proof is not valid"
+            )
+        case .useDPoPNonce:
+            return VerdictResponse(
+                status: 401,
+                headers: [("WWW-Authenticate", challenge)],
+                error: "use_dpop_nonce",
+                description: "a server nonce is required in the DPoP proof"
+            )
+        case .dpopBinding:
+            return VerdictResponse(
+                status: 401,
+                headers: [
+                    (
+                        "WWW-Authenticate",
+                        challenge + ", error=\"invalid_token\", error_description=\"the token's binding is not met\""
+                    )
+                ],
+                error: "invalid_token",
+                description: "the token's binding is not met"
             )
         case .mcpInvalidAnswer:
             return VerdictResponse(

@@ -8,7 +8,14 @@ enum GateDecision {
     /// Allowed: forward with these claims (`nil` on a route that needs no token).
     case pass(MatchedRequest, VerifiedToken?)
     /// Verification needs a key refresh or an introspection call first.
-    case verify(MatchedRequest, token: String, acceptedIssuers: [String]?)
+    case verify(MatchedRequest, token: String, acceptedIssuers: [String]?, binding: TokenBinding)
+}
+
+/// How the token was presented: as a bearer token, or with a DPoP proof made with the key of
+/// this thumbprint (RFC 9449), already checked against the request.
+enum TokenBinding: Equatable {
+    case bearer
+    case dpop(thumbprint: String)
 }
 
 /// The request as the pipeline sees it after steps 1–3.

@@ -21,9 +21,24 @@ public final class ProxySnapshot: Sendable, AtomicReference {
     let resourceDocuments: [String: String]
     /// Some route serves MCP (its bodies are read): without one, nothing looks further.
     let hasMCPRoutes: Bool
+    /// DPoP proofs: the checks, the proofs seen and the server nonces (the last two kept across
+    /// reloads).
+    let dpop: DPoPState
+    let dpopVerifier: DPoPProofVerifier
+    /// The `algs` of a DPoP challenge.
+    let dpopAlgorithms: String
 
-    init(configuration: TollgateConfiguration, verifier: TokenVerifier, metrics: ProxyMetrics, pools: UpstreamPools?) {
+    init(
+        configuration: TollgateConfiguration,
+        verifier: TokenVerifier,
+        metrics: ProxyMetrics,
+        pools: UpstreamPools?,
+        dpop: DPoPState? = nil
+    ) {
         self.configuration = configuration
+        self.dpop = dpop ?? DPoPState(capacity: configuration.dpop.maximumRememberedProofs, nonces: nil)
+        dpopVerifier = DPoPProofVerifier(settings: configuration.dpop)
+        dpopAlgorithms = configuration.dpop.algorithms.map(\.rawValue).sorted().joined(separator: " ")
         self.pools = pools
         self.verifier = verifier
         self.metrics = metrics
@@ -113,6 +128,17 @@ public final class ProxySnapshot: Sendable, AtomicReference {
     func mcpPolicy(_ matched: MatchedRequest) -> MCPPolicy? {
         guard hasMCPRoutes, let index = matched.routeIndex else { return nil }
         return configuration.routes.routes[index].mcp
+    }
+}
+
+/// What DPoP checks keep between requests.
+final class DPoPState: Sendable {
+    let replays: DPoPReplayCache
+    let nonces: DPoPNonces
+
+    init(capacity: Int, nonces: DPoPNonces?) {
+        replays = DPoPReplayCache(capacity: capacity)
+        self.nonces = nonces ?? DPoPNonces()
     }
 }
 

@@ -143,19 +143,27 @@ struct RequestPipeline {
             }
         }
         let token: String
+        var binding = TokenBinding.bearer
         switch extractToken(head: head, query: normalized.query) {
         case .token(let value): token = value
+        case .dpop(let value):
+            // RFC 9449: the proof is checked on every request, before any cache is consulted.
+            switch checkProof(for: value, method: method, target: target, head: head, matched: matched) {
+            case .success(let thumbprint): binding = .dpop(thumbprint: thumbprint)
+            case .failure(let error): return .respond(error, matched)
+            }
+            token = value
         case .missing: return .respond(GateError(.missingToken), matched)
         case .malformed(let description): return .respond(GateError(.badTokenRequest, description), matched)
         }
         let digest = TokenDigest(token: token)
         switch snapshot.verifier.verifyLocally(token, digest: digest, acceptedIssuers: acceptedIssuers) {
         case .verified(let verified):
-            return authorize(verified, matched: matched)
+            return authorize(verified, matched: matched, binding: binding)
         case .failed(let failure):
             return .respond(GateError(failure), matched)
         case .needsKeyRefresh, .needsIntrospection:
-            return .verify(matched, token: token, acceptedIssuers: acceptedIssuers)
+            return .verify(matched, token: token, acceptedIssuers: acceptedIssuers, binding: binding)
         }
     }
 
@@ -187,6 +195,7 @@ struct RequestPipeline {
         _ token: String,
         acceptedIssuers: [String]?,
         matched: MatchedRequest,
+        binding: TokenBinding = .bearer,
         on eventLoop: any EventLoop
     ) -> EventLoopFuture<GateDecision> {
         let verifier = snapshot.verifier
@@ -200,7 +209,7 @@ struct RequestPipeline {
             )
             switch result {
             case .success(let token):
-                let next = authorize(token, matched: matched)
+                let next = authorize(token, matched: matched, binding: binding)
                 if case .verify = next {
                     return .respond(
                         GateError(VerificationFailure(.keysUnavailable, "verification did not finish")),
@@ -214,7 +223,8 @@ struct RequestPipeline {
         }
     }
 
-    func authorize(_ token: VerifiedToken, matched: MatchedRequest) -> GateDecision {
+    func authorize(_ token: VerifiedToken, matched: MatchedRequest, binding: TokenBinding = .bearer) -> GateDecision {
+        if let refusal = bindingRefusal(token, matched: matched, binding: binding) { return .respond(refusal, matched) }
         guard let route = snapshot.route(matched) else { return .pass(matched, token) }
         // RFC 8707 and the MCP rules: a protected resource accepts only tokens issued for it.
         if let resource = route.resource, !resource.isAudience(of: token.claims) {
@@ -282,10 +292,117 @@ struct RequestPipeline {
         return .success(request)
     }
 
+    /// The DPoP mode for `matched` and the issuer of `token`: the route's, else the issuer's.
+    func dpopMode(_ matched: MatchedRequest?, issuerName: String?) -> DPoPMode {
+        if let index = matched?.routeIndex, let mode = snapshot.configuration.routes.routes[index].dpop { return mode }
+        if let issuerName, let issuer = snapshot.configuration.issuer(named: issuerName) { return issuer.policy.dpop }
+        return .allowed
+    }
+
+    var dpopChallenge: GateError.DPoPChallenge {
+        GateError.DPoPChallenge(
+            algorithms: snapshot.dpopAlgorithms,
+            nonce: snapshot.configuration.dpop.requiresNonce
+                ? snapshot.dpop.nonces.current(now: wallClockSeconds()) : nil
+        )
+    }
+
+    /// RFC 9449 §7: a token bound to a key (`cnf.jkt`) only with a proof by that key; a proof
+    /// only with a bound token; the DPoP mode of the route (or the issuer) respected.
+    func bindingRefusal(_ token: VerifiedToken, matched: MatchedRequest, binding: TokenBinding) -> GateError? {
+        let boundTo = token.claims["cnf"]?["jkt"]
+        let mode = dpopMode(matched, issuerName: token.issuerName)
+        var error: GateError
+        switch binding {
+        case .bearer:
+            if boundTo == nil && mode != .required { return nil }
+            error = GateError(
+                .dpopBinding,
+                boundTo != nil ? "a DPoP-bound token sent as a bearer token" : "DPoP is required on this route"
+            )
+        case .dpop(let thumbprint):
+            if mode == .off {
+                error = GateError(.dpopBinding, "DPoP is off for this route")
+            } else if case .string(let expected)? = boundTo {
+                if expected == thumbprint { return nil }
+                error = GateError(.invalidDPoPProof, "the proof's key is not the one the token is bound to")
+            } else {
+                error = GateError(.dpopBinding, "a token that is not DPoP-bound sent with the DPoP scheme")
+            }
+        }
+        error.dpopChallenge = dpopChallenge
+        return error
+    }
+
+    /// The proof of a request presenting its token with the DPoP scheme (RFC 9449 §4.3 and §7.1),
+    /// against this gate's own origin: the route's resource identifier, `server.public_url`, or
+    /// the scheme and host a trusted proxy forwarded; never the client's own `Host`.
+    func checkProof(
+        for token: String,
+        method: String,
+        target: String,
+        head: RequestHead,
+        matched: MatchedRequest
+    ) -> Result<String, GateError> {
+        func refusal(_ code: GateError.Code, _ reason: String) -> Result<String, GateError> {
+            var error = GateError(code, reason)
+            error.dpopChallenge = dpopChallenge
+            return .failure(error)
+        }
+        let proofs = head.values(name: "dpop")
+        guard proofs.count == 1 else {
+            return refusal(.invalidDPoPProof, proofs.isEmpty ? "no DPoP proof" : "more than one DPoP proof")
+        }
+        guard let origin = publicOrigin(head: head, matched: matched) else {
+            return refusal(.invalidDPoPProof, "this gate's public origin is not known (server.public_url)")
+        }
+        let now = wallClockSeconds()
+        let nonces = snapshot.dpop.nonces
+        switch snapshot.dpopVerifier.verify(
+            proofs[0],
+            method: method,
+            uri: origin + Self.pathOf(target),
+            accessToken: token,
+            now: now,
+            nonceIsValid: { nonces.isValid($0, now: now) }
+        ) {
+        case .failure(let failure):
+            return refusal(failure.kind == .useNonce ? .useDPoPNonce : .invalidDPoPProof, failure.reason)
+        case .success(let proof):
+            let lifetime = snapshot.configuration.dpop.proofLifetime + snapshot.configuration.dpop.clockSkew
+            guard snapshot.dpop.replays.accept(proof, until: proof.issuedAt + lifetime + 1, now: now) else {
+                return refusal(.invalidDPoPProof, "the proof was used before")
+            }
+            return .success(proof.thumbprint)
+        }
+    }
+
+    /// This gate's origin as its clients reach it, for `htu`.
+    func publicOrigin(head: RequestHead, matched: MatchedRequest) -> String? {
+        if let index = matched.routeIndex, let resource = snapshot.configuration.routes.routes[index].resource {
+            // The identifier is validated as http(s)://authority[/path].
+            let identifier = resource.identifier
+            let schemeLength = identifier.hasPrefix("https://") ? 8 : 7
+            let afterScheme = identifier.dropFirst(schemeLength)
+            let authority = afterScheme.prefix { $0 != "/" }
+            if let origin = PublicOrigin(String(identifier.prefix(schemeLength)) + authority) { return origin.text }
+        }
+        if let configured = snapshot.configuration.server.publicURL { return configured }
+        if snapshot.isTrusted(peer), let proto = head.values(name: "x-forwarded-proto").last,
+            let host = head.values(name: "x-forwarded-host").last,
+            let origin = PublicOrigin(proto.trimmingSpaces() + "://" + host.trimmingSpaces())
+        {
+            return origin.text
+        }
+        return nil
+    }
+
     /// Step 4's token lookup: the configured header (`Bearer`), else the cookie, else the query
     /// parameter when configured; two sources, or the header twice, are a 400 (RFC 6750 §2).
     enum ExtractedToken: Equatable {
         case token(String)
+        /// `Authorization: DPoP <token>` (RFC 9449 §7.1).
+        case dpop(String)
         case missing
         case malformed(String)
     }
@@ -308,6 +425,15 @@ struct RequestPipeline {
         if let index = position.first {
             switch head.withValue(at: index, Self.bearerToken(in:)) {
             case .token(let value): found = value
+            case .dpop(let value):
+                // Only in the Authorization header; never beside a cookie or query token.
+                if snapshot.tokenHeaderLowercased != "authorization" { return .missing }
+                if let parameter = snapshot.configuration.token.queryParameter, let query,
+                    Self.queryValue(named: parameter, in: query) != nil
+                {
+                    return .malformed("the token is sent in more than one way")
+                }
+                return .dpop(value)
             case .missing: return .missing
             case .malformed(let description): return .malformed(description)
             }
@@ -330,10 +456,15 @@ struct RequestPipeline {
     /// as received: the token is copied once, into the string verification takes.
     static func bearerToken(in value: UnsafeRawBufferPointer.SubSequence) -> ExtractedToken {
         let bytes = UnsafeRawBufferPointer(rebasing: value)
-        guard bytes.count > 7, bytes[0..<7].equalsIgnoringASCIICase(HTTP1Syntax.ascii("bearer ")) else {
+        let isDPoP: Bool
+        if bytes.count > 7, bytes[0..<7].equalsIgnoringASCIICase(HTTP1Syntax.ascii("bearer ")) {
+            isDPoP = false
+        } else if bytes.count > 5, bytes[0..<5].equalsIgnoringASCIICase(HTTP1Syntax.ascii("dpop ")) {
+            isDPoP = true
+        } else {
             return .missing
         }
-        var start = 7
+        var start = isDPoP ? 5 : 7
         var end = bytes.count
         while start < end, bytes[start] == .space || bytes[start] == .htab { start += 1 }
         while end > start, bytes[end - 1] == .space || bytes[end - 1] == .htab { end -= 1 }
@@ -348,7 +479,8 @@ struct RequestPipeline {
         if token[index...].contains(where: { $0 <= 0x20 || $0 >= 0x7F }) {
             return .malformed("the bearer token is malformed")
         }
-        return .token(String(decoding: token, as: UTF8.self))
+        let text = String(decoding: token, as: UTF8.self)
+        return isDPoP ? .dpop(text) : .token(text)
     }
 
     static func cookie(named name: String, in values: [String]) -> String? {

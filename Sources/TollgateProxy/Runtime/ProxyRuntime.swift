@@ -209,7 +209,21 @@ public final class ProxyRuntime: Sendable {
         } else {
             pools = nil
         }
-        return ProxySnapshot(configuration: configuration, verifier: verifier, metrics: metrics, pools: pools)
+        // The replay cache and the nonce key outlive reloads (a reload must not reopen the window
+        // for proofs already seen); a new bound takes a new cache.
+        let dpop: DPoPState
+        if let kept = previous?.dpop, kept.replays.capacity == configuration.dpop.maximumRememberedProofs {
+            dpop = kept
+        } else {
+            dpop = DPoPState(capacity: configuration.dpop.maximumRememberedProofs, nonces: previous?.dpop.nonces)
+        }
+        return ProxySnapshot(
+            configuration: configuration,
+            verifier: verifier,
+            metrics: metrics,
+            pools: pools,
+            dpop: dpop
+        )
     }
 
     private func startRefreshes(for verifier: TokenVerifier) {

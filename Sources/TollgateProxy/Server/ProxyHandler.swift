@@ -397,19 +397,25 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             } else {
                 forward(request, matched: matched, token: token, pipeline: pipeline)
             }
-        case .verify(let matched, let token, let acceptedIssuers):
+        case .verify(let matched, let token, let acceptedIssuers, let binding):
             record(matched)
             machine.verifying()
             let generation = machine.generation
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            pipeline.verify(token, acceptedIssuers: acceptedIssuers, matched: matched, on: context.eventLoop)
-                .whenSuccess { next in
-                    let handler = loopBound.value
-                    guard let context = handler.context, handler.machine.isWaiting(generation: generation) else {
-                        return
-                    }
-                    handler.decide(next, request, pipeline: pipeline, context: context)
+            pipeline.verify(
+                token,
+                acceptedIssuers: acceptedIssuers,
+                matched: matched,
+                binding: binding,
+                on: context.eventLoop
+            )
+            .whenSuccess { next in
+                let handler = loopBound.value
+                guard let context = handler.context, handler.machine.isWaiting(generation: generation) else {
+                    return
                 }
+                handler.decide(next, request, pipeline: pipeline, context: context)
+            }
         }
     }
 

@@ -1,0 +1,255 @@
+import Crypto
+import Synchronization
+
+/// Whether a route (or an issuer's tokens) takes DPoP (RFC 9449): `required` refuses a bearer
+/// token, `allowed` takes either, `off` takes bearer tokens only. A token bound to a key
+/// (`cnf.jkt`) needs its proof whatever the mode: sent as a bearer token it is refused.
+public enum DPoPMode: String, Sendable, Equatable {
+    case required
+    case allowed
+    case off
+}
+
+/// The gate's DPoP settings (`dpop:` at the top of the configuration).
+public struct DPoPSettings: Sendable, Equatable {
+    /// The proof signature algorithms accepted (asymmetric only).
+    public var algorithms: Set<JWSAlgorithm> = [.es256, .es384, .rs256, .ps256, .eddsa, .ed25519]
+    /// How old a proof's `iat` may be, seconds; the replay cache keeps a `jti` this long.
+    public var proofLifetime: Double = 60
+    /// How far ahead of the clock a proof's `iat` may be, seconds.
+    public var clockSkew: Double = 5
+    /// Every proof must carry a fresh server nonce (RFC 9449 §8).
+    public var requiresNonce = false
+    public var maximumProofBytes = 8192
+    /// The replay cache's bound: proofs seen within `proofLifetime` beyond it are refused (fail
+    /// closed) until older ones expire.
+    public var maximumRememberedProofs = 200_000
+
+    public init() {}
+}
+
+/// A DPoP proof (RFC 9449 §4.3), checked: the key it was made with, as its RFC 7638 thumbprint.
+public struct DPoPProof: Sendable, Equatable {
+    public let thumbprint: String
+    public let jti: String
+    public let issuedAt: Double
+
+    public init(thumbprint: String, jti: String, issuedAt: Double) {
+        self.thumbprint = thumbprint
+        self.jti = jti
+        self.issuedAt = issuedAt
+    }
+}
+
+public struct DPoPFailure: Error, Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// `invalid_dpop_proof`.
+        case invalidProof
+        /// `use_dpop_nonce`: a fresh nonce goes with the answer.
+        case useNonce
+    }
+
+    public let kind: Kind
+    /// For the log line only.
+    public let reason: String
+
+    init(_ kind: Kind, _ reason: String) {
+        self.kind = kind
+        self.reason = reason
+    }
+}
+
+/// Checks DPoP proofs. Hand-written over the JWS verifier for the same reasons it is (see
+/// `JWSVerifier`): the key comes from the proof's own `jwk`, which is then held to being a public
+/// key of an allowed algorithm, and only that key verifies the proof.
+public struct DPoPProofVerifier: Sendable {
+    public let settings: DPoPSettings
+
+    public init(settings: DPoPSettings) {
+        self.settings = settings
+    }
+
+    /// RFC 9449 §4.3: `proof` for a request of `method` to `uri` (scheme, authority and path of
+    /// this gate's own origin; query and fragment are not compared) carrying `accessToken`.
+    /// - Parameter nonceIsValid: whether a nonce this gate gave out is still good.
+    public func verify(
+        _ proof: String,
+        method: String,
+        uri: String,
+        accessToken: String,
+        now: Double,
+        nonceIsValid: (String) -> Bool
+    ) -> Result<DPoPProof, DPoPFailure> {
+        let jws: CompactJWS
+        switch CompactJWS.parse(proof, maximumSize: settings.maximumProofBytes) {
+        case .success(let parsed): jws = parsed
+        case .failure(let failure): return .failure(DPoPFailure(.invalidProof, failure.reason))
+        }
+        guard jws.type == "dpop+jwt" else { return .failure(DPoPFailure(.invalidProof, "typ is not dpop+jwt")) }
+        guard let algorithm = JWSAlgorithm(rawValue: jws.algorithmName), !algorithm.isSymmetric,
+            settings.algorithms.contains(algorithm)
+        else {
+            return .failure(DPoPFailure(.invalidProof, "the proof's alg is not allowed"))
+        }
+        guard case .object(let jwk)? = jws.header["jwk"] else {
+            return .failure(DPoPFailure(.invalidProof, "the proof carries no jwk"))
+        }
+        // A private member means the client sent its private key: never accepted (and never
+        // used, whatever the public part says).
+        for member in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] where jwk[member] != nil {
+            return .failure(DPoPFailure(.invalidProof, "the proof's jwk holds a private key"))
+        }
+        let key: VerificationKey
+        switch JSONWebKeySet.parseKey(.object(jwk)) {
+        case .success(let parsed): key = parsed
+        case .failure(let failure): return .failure(DPoPFailure(.invalidProof, "the proof's jwk: \(failure.reason)"))
+        }
+        guard let thumbprint = Self.thumbprint(of: jwk) else {
+            return .failure(DPoPFailure(.invalidProof, "the proof's jwk has no thumbprint"))
+        }
+        switch JWSVerifier(allowedAlgorithms: [algorithm]).verify(jws, keySet: JSONWebKeySet(keys: [key])) {
+        case .success: break
+        case .failure(let failure): return .failure(DPoPFailure(.invalidProof, failure.reason))
+        }
+        guard case .object(let claims) = (try? JSONParser.parse(jws.payload)) ?? .null else {
+            return .failure(DPoPFailure(.invalidProof, "the proof's payload is not a JSON object"))
+        }
+        // RFC 9110 §9.1: methods are case-sensitive.
+        guard claims["htm"] == .string(method) else {
+            return .failure(DPoPFailure(.invalidProof, "htm is not the request's method"))
+        }
+        guard case .string(let htu)? = claims["htu"], let target = Self.comparable(htu), target == Self.comparable(uri)
+        else {
+            return .failure(DPoPFailure(.invalidProof, "htu is not this request's URI"))
+        }
+        guard case .number(let issuedAt)? = claims["iat"], issuedAt.isFinite else {
+            return .failure(DPoPFailure(.invalidProof, "the proof has no iat"))
+        }
+        if issuedAt < now - settings.proofLifetime || issuedAt > now + settings.clockSkew {
+            return .failure(DPoPFailure(.invalidProof, "the proof's iat is outside the accepted window"))
+        }
+        guard case .string(let jti)? = claims["jti"], !jti.isEmpty, jti.utf8.count <= 256 else {
+            return .failure(DPoPFailure(.invalidProof, "the proof has no usable jti"))
+        }
+        let hash = Base64URL.encode(Array(SHA256.hash(data: Array(accessToken.utf8))))
+        guard claims["ath"] == .string(hash) else {
+            return .failure(DPoPFailure(.invalidProof, "ath is not the access token's hash"))
+        }
+        if settings.requiresNonce {
+            guard case .string(let nonce)? = claims["nonce"] else {
+                return .failure(DPoPFailure(.useNonce, "the proof carries no nonce"))
+            }
+            guard nonceIsValid(nonce) else { return .failure(DPoPFailure(.useNonce, "the proof's nonce is stale")) }
+        }
+        return .success(DPoPProof(thumbprint: thumbprint, jti: jti, issuedAt: issuedAt))
+    }
+
+    /// RFC 7638: base64url SHA-256 of the key's required members, in lexicographic order,
+    /// without whitespace.
+    public static func thumbprint(of jwk: [String: JSONValue]) -> String? {
+        guard case .string(let type)? = jwk["kty"] else { return nil }
+        let names: [String]
+        switch type {
+        case "EC": names = ["crv", "kty", "x", "y"]
+        case "RSA": names = ["e", "kty", "n"]
+        case "OKP": names = ["crv", "kty", "x"]
+        default: return nil
+        }
+        var text = "{"
+        for (index, name) in names.enumerated() {
+            guard case .string(let value)? = jwk[name] else { return nil }
+            if index > 0 { text += "," }
+            text += JSONValue.quoted(name) + ":" + JSONValue.quoted(value)
+        }
+        text += "}"
+        return Base64URL.encode(Array(SHA256.hash(data: Array(text.utf8))))
+    }
+
+    /// An http(s) URI as compared (RFC 9449 §4.3, RFC 3986 §6.2.2–6.2.3): scheme and host
+    /// lower-cased, the default port dropped, an empty path as `/`, query and fragment left out.
+    static func comparable(_ uri: String) -> String? {
+        let lowered = uri.prefix(8).lowercased()
+        let scheme: String
+        if lowered.hasPrefix("https://") {
+            scheme = "https"
+        } else if lowered.hasPrefix("http://") {
+            scheme = "http"
+        } else {
+            return nil
+        }
+        let rest = uri.dropFirst(scheme.count + 3)
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+        var authority = rest[..<authorityEnd].lowercased()
+        if authority.isEmpty || authority.contains("@") { return nil }
+        let defaultPort = scheme == "https" ? ":443" : ":80"
+        if authority.hasSuffix(defaultPort) { authority.removeLast(defaultPort.count) }
+        let tail = rest[authorityEnd...]
+        let pathEnd = tail.firstIndex { $0 == "?" || $0 == "#" } ?? tail.endIndex
+        let path = tail[..<pathEnd]
+        return scheme + "://" + authority + (path.isEmpty ? "/" : String(path))
+    }
+}
+
+/// The `jti`s of the proofs accepted within their lifetime, so none is accepted twice (RFC 9449
+/// §11.1). Per process: a proof replayed to another replica within the lifetime is not caught
+/// there, which is what the server nonce bounds — with `nonce: true` a proof is good only while
+/// its nonce is (two nonce periods), and a replica issues and checks nonces of its own.
+public final class DPoPReplayCache: Sendable {
+    private struct State {
+        var seen: [SHA256Digest: Double] = [:]
+        var nextSweep: Double = 0
+    }
+
+    private let state = Mutex(State())
+    public let capacity: Int
+
+    public init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    public var count: Int { state.withLock { $0.seen.count } }
+
+    /// Records a proof; `false` when it was seen before (a replay) or the cache is full of live
+    /// proofs (refused rather than forgotten).
+    public func accept(_ proof: DPoPProof, until expiry: Double, now: Double) -> Bool {
+        let key = SHA256.hash(data: Array((proof.thumbprint + " " + proof.jti).utf8))
+        return state.withLock { state in
+            if now >= state.nextSweep || state.seen.count >= capacity {
+                state.seen = state.seen.filter { $0.value > now }
+                state.nextSweep = now + 1
+            }
+            if let until = state.seen[key], until > now { return false }
+            guard state.seen.count < capacity else { return false }
+            state.seen[key] = expiry
+            return true
+        }
+    }
+}
+
+/// Server nonces (RFC 9449 §8): an HMAC over the time slot, so nothing is stored; a nonce is good
+/// in its slot and the next, and a new one is handed out with every DPoP answer.
+public final class DPoPNonces: Sendable {
+    private let key: SymmetricKey
+    public let period: Double
+
+    public init(period: Double = 30, key: SymmetricKey = SymmetricKey(size: .bits256)) {
+        self.period = period
+        self.key = key
+    }
+
+    public func current(now: Double) -> String {
+        nonce(slot: UInt64(max(0, now / period)))
+    }
+
+    public func isValid(_ nonce: String, now: Double) -> Bool {
+        let slot = UInt64(max(0, now / period))
+        return nonce == self.nonce(slot: slot) || (slot > 0 && nonce == self.nonce(slot: slot - 1))
+    }
+
+    private func nonce(slot: UInt64) -> String {
+        var bytes: [UInt8] = []
+        withUnsafeBytes(of: slot.bigEndian) { bytes += $0 }
+        let mac = HMAC<SHA256>.authenticationCode(for: bytes, using: key)
+        return Base64URL.encode(bytes + Array(mac).prefix(16))
+    }
+}

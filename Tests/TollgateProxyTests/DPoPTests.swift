@@ -1,0 +1,220 @@
+import Crypto
+import Foundation
+import Testing
+import TollgateCore
+import TollgateTestSupport
+
+@testable import TollgateProxy
+
+/// DPoP at the gate (RFC 9449): proofs made by joserfc (Tests/Interop/dpop_proofs.py), an
+/// independent JOSE library, sent through the real listener. The gate's origin comes from the
+/// forwarding headers of a trusted proxy (the test client's address is trusted).
+@Suite("DPoP at the gate")
+struct DPoPTests {
+    static let routes = """
+          - name: bound
+            match: { prefix: /dpop }
+            issuers: [main]
+            dpop: required
+          - name: either
+            match: { prefix: /either }
+            issuers: [main]
+        """
+    static let forwarded = ["X-Forwarded-Proto: https", "X-Forwarded-Host: api.test"]
+
+    struct Key {
+        let key = P256.Signing.PrivateKey()
+
+        var jwk: [String: String] {
+            let point = Array(key.publicKey.x963Representation)
+            return [
+                "kty": "EC", "crv": "P-256", "x": Base64URL.encode(point[1..<33]), "y": Base64URL.encode(point[33...]),
+                "d": Base64URL.encode(Array(key.rawRepresentation)),
+            ]
+        }
+
+        var thumbprint: String {
+            var members: [String: JSONValue] = [:]
+            for (name, value) in jwk where name != "d" { members[name] = .string(value) }
+            return DPoPProofVerifier.thumbprint(of: members)!
+        }
+    }
+
+    /// Proofs for `cases` (each `name`, `htu`, `token` and what differs), made by joserfc with
+    /// keys `a` and `b`; checks joserfc's RFC 7638 thumbprints against the gate's own.
+    static func proofs(_ keys: [String: Key], _ cases: [[String: Any]]) throws -> [String: String] {
+        let spec: [String: Any] = ["keys": keys.mapValues { $0.jwk }, "cases": cases]
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Interop/dpop_proofs.py").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script]
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: spec))
+        try input.fileHandleForWriting.close()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let answer = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let thumbprints = try #require(answer["thumbprints"] as? [String: String])
+        for (name, key) in keys { #expect(thumbprints[name] == key.thumbprint, "RFC 7638 thumbprint of \(name)") }
+        return try #require(answer["proofs"] as? [String: String])
+    }
+
+    static func bound(to key: Key) -> String {
+        TestIssuer.shared.token(scope: "@team/orders.read", ["cnf": ["jkt": key.thumbprint]])
+    }
+
+    @Test("a proof by the token's key for this request is accepted; every other proof is refused")
+    func proofsAreHeldToTheRequestAndTheKey() async throws {
+        let a = Key()
+        let b = Key()
+        let token = Self.bound(to: a)
+        let htu = "https://api.test/dpop/orders"
+        func proof(_ name: String, _ changes: [String: Any] = [:]) -> [String: Any] {
+            var spec: [String: Any] = ["name": name, "htu": htu, "token": token]
+            for (key, value) in changes { spec[key] = value }
+            return spec
+        }
+        let proofs = try Self.proofs(
+            ["a": a, "b": b],
+            [
+                proof("good"), proof("query ignored", ["htu": htu + "?page=2#x"]),
+                proof("replayed", ["jti": "once"]), proof("post", ["htm": "POST"]),
+                proof("lower-case method", ["htm": "get"]),
+                proof("another host", ["htu": "https://other.test/dpop/orders"]),
+                proof("another path", ["htu": "https://api.test/dpop/other"]),
+                proof("stale", ["iat": -600]), proof("future", ["iat": 600]),
+                proof("wrong ath", ["token": "another-token"]), proof("another key", ["key": "b"]),
+                proof("private key", ["private_jwk": true]), proof("alg none", ["alg": "none"]),
+                proof("HS256", ["alg": "HS256"]), proof("no jti", ["omit": ["jti"]]),
+                proof("no ath", ["omit": ["ath"]]), proof("typ jwt", ["typ": "JWT"]),
+            ]
+        )
+        try await ProxyEnvironment.with(routes: Self.routes) { environment in
+            func send(
+                _ proofs: [String],
+                scheme: String = "DPoP",
+                path: String = "/dpop/orders"
+            ) async throws
+                -> RawHTTPClient.Response
+            {
+                try await environment.send(
+                    path,
+                    headers: Self.forwarded + ["Authorization: \(scheme) \(token)"] + proofs.map { "DPoP: \($0)" }
+                )
+            }
+            #expect(try await send([proofs["good"]!]).status == 200)
+            #expect(try await send([proofs["query ignored"]!], path: "/dpop/orders?page=2").status == 200)
+            #expect(try await send([proofs["replayed"]!]).status == 200)
+            let replay = try await send([proofs["replayed"]!])
+            #expect(replay.status == 401, "a proof is good once")
+            #expect(replay.headers.contains { $0.0 == "WWW-Authenticate" && $0.1.contains("invalid_dpop_proof") })
+            for name in [
+                "post", "lower-case method", "another host", "another path", "stale", "future", "wrong ath",
+                "another key", "private key", "alg none", "HS256", "no jti", "no ath", "typ jwt",
+            ] {
+                let response = try await send([proofs[name]!])
+                #expect(response.status == 401, "\(name)")
+                let challenges = response.headers.filter { $0.0 == "WWW-Authenticate" }.map(\.1)
+                #expect(challenges.count == 2, "\(name): Bearer and DPoP challenges")
+                #expect(
+                    challenges.contains { $0.hasPrefix("DPoP algs=\"") && $0.contains("ES256") },
+                    "\(name): \(challenges)"
+                )
+            }
+            // Two proofs, or none.
+            #expect(try await send([proofs["good"]!, proofs["good"]!]).status == 401)
+            #expect(try await send([]).status == 401)
+            // A bound token sent as a bearer token: refused even where DPoP is only allowed.
+            let downgrade = try await send([], scheme: "Bearer", path: "/either/orders")
+            #expect(downgrade.status == 401)
+            #expect(downgrade.body.contains("invalid_token"))
+            // A bearer token that is not bound: refused where DPoP is required, taken elsewhere.
+            let plain = TestIssuer.shared.token(scope: "@team/orders.read")
+            let required = try await environment.send(
+                "/dpop/orders",
+                headers: Self.forwarded + ["Authorization: Bearer \(plain)"]
+            )
+            #expect(required.status == 401)
+            #expect(required.headers.contains { $0.0 == "WWW-Authenticate" && $0.1.hasPrefix("DPoP algs=") })
+            #expect(
+                try await environment.send("/either/orders", headers: ["Authorization: Bearer \(plain)"]).status == 200
+            )
+            #expect(environment.upstream.requestCount == 4)
+        }
+    }
+
+    @Test("without a trusted proxy or a configured public URL the gate does not know its origin: refused")
+    func theOriginIsNeverTheClientsHost() async throws {
+        let a = Key()
+        let token = Self.bound(to: a)
+        let proofs = try Self.proofs(
+            ["a": a],
+            [["name": "good", "htu": "https://api.test/dpop/orders", "token": token]]
+        )
+        try await ProxyEnvironment.with(trustedProxies: [], routes: Self.routes) { environment in
+            // The client's own Host and X-Forwarded-* name the proof's origin, but are not trusted.
+            let response = try await environment.send(
+                "/dpop/orders",
+                headers: Self.forwarded + ["Authorization: DPoP \(token)", "DPoP: \(proofs["good"]!)"]
+            )
+            #expect(response.status == 401)
+            #expect(environment.upstream.requestCount == 0)
+        }
+    }
+
+    @Test("with nonces required: 401 use_dpop_nonce with a DPoP-Nonce, then the nonce round trip")
+    func theServerNonceRoundTrip() async throws {
+        let a = Key()
+        let token = Self.bound(to: a)
+        let htu = "https://api.test/dpop/orders"
+        try await ProxyEnvironment.with(extra: "dpop:\n  nonce: true", routes: Self.routes) { environment in
+            let first = try Self.proofs(
+                ["a": a],
+                [
+                    ["name": "no nonce", "htu": htu, "token": token],
+                    ["name": "made up", "htu": htu, "token": token, "nonce": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],
+                ]
+            )
+            var nonce: String?
+            for name in ["no nonce", "made up"] {
+                let response = try await environment.send(
+                    "/dpop/orders",
+                    headers: Self.forwarded + ["Authorization: DPoP \(token)", "DPoP: \(first[name]!)"]
+                )
+                #expect(response.status == 401, "\(name)")
+                #expect(
+                    response.headers.contains { $0.0 == "WWW-Authenticate" && $0.1.contains("use_dpop_nonce") },
+                    "\(name)"
+                )
+                nonce = response.header("DPoP-Nonce")
+                #expect(nonce != nil, "\(name)")
+            }
+            let second = try Self.proofs(
+                ["a": a],
+                [["name": "with nonce", "htu": htu, "token": token, "nonce": try #require(nonce)]]
+            )
+            let accepted = try await environment.send(
+                "/dpop/orders",
+                headers: Self.forwarded + ["Authorization: DPoP \(token)", "DPoP: \(second["with nonce"]!)"]
+            )
+            #expect(accepted.status == 200)
+        }
+    }
+
+    @Test("the replay cache is bounded: full of live proofs, it refuses rather than forgets")
+    func theReplayCacheIsBounded() {
+        let cache = DPoPReplayCache(capacity: 2)
+        let proofs = (0..<3).map { DPoPProof(thumbprint: "k", jti: "\($0)", issuedAt: 100) }
+        #expect(cache.accept(proofs[0], until: 200, now: 100))
+        #expect(!cache.accept(proofs[0], until: 200, now: 101))
+        #expect(cache.accept(proofs[1], until: 200, now: 101))
+        #expect(!cache.accept(proofs[2], until: 200, now: 102), "full of live proofs")
+        #expect(cache.accept(proofs[2], until: 400, now: 201), "the expired ones made room")
+        #expect(cache.count == 1)
+    }
+}
