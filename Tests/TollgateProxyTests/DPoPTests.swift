@@ -19,6 +19,11 @@ struct DPoPTests {
           - name: either
             match: { prefix: /either }
             issuers: [main]
+          - name: tools
+            match: { prefix: /mcp }
+            issuers: [main]
+            resource: https://tools.test/mcp
+            dpop: required
         """
     static let forwarded = ["X-Forwarded-Proto: https", "X-Forwarded-Host: api.test"]
 
@@ -203,6 +208,36 @@ struct DPoPTests {
                 headers: Self.forwarded + ["Authorization: DPoP \(token)", "DPoP: \(second["with nonce"]!)"]
             )
             #expect(accepted.status == 200)
+        }
+    }
+
+    @Test("a protected resource: its identifier is the proofs' origin, and its metadata says DPoP is required")
+    func aResourceIsTheOrigin() async throws {
+        let a = Key()
+        let token = TestIssuer.shared.token(
+            scope: "@team/orders.read",
+            ["cnf": ["jkt": a.thumbprint], "aud": [TestIssuer.audience, "https://tools.test/mcp"]]
+        )
+        let proofs = try Self.proofs(
+            ["a": a],
+            [
+                ["name": "resource", "htu": "https://tools.test/mcp", "token": token],
+                ["name": "host", "htu": "http://api.test/mcp", "token": token],
+            ]
+        )
+        try await ProxyEnvironment.with(routes: Self.routes) { environment in
+            let document = try #require(
+                try JSONSerialization.jsonObject(
+                    with: Data(try await environment.send("/.well-known/oauth-protected-resource/mcp").body.utf8)
+                ) as? [String: Any]
+            )
+            #expect(document["dpop_bound_access_tokens_required"] as? Bool == true)
+            // No forwarding headers: the resource identifier names the origin, not the Host.
+            let send = { (proof: String) in
+                try await environment.send("/mcp", headers: ["Authorization: DPoP \(token)", "DPoP: \(proof)"])
+            }
+            #expect(try await send(proofs["resource"]!).status == 200)
+            #expect(try await send(proofs["host"]!).status == 401)
         }
     }
 

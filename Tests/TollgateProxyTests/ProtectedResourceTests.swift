@@ -46,7 +46,10 @@ struct ProtectedResourceTests {
                 #expect(document["bearer_methods_supported"] as? [String] == ["header"])
                 #expect(document["resource_name"] as? String == "Orders tools")
                 #expect(document["resource_documentation"] as? String == "https://api.test/docs/mcp")
-                #expect(document.count == 6, "no member without a value")
+                // RFC 9449 §5.2: the issuer takes DPoP (allowed), so the proofs are listed.
+                #expect(document["dpop_bound_access_tokens_required"] as? Bool == false)
+                #expect((document["dpop_signing_alg_values_supported"] as? [String])?.contains("ES256") == true)
+                #expect(document.count == 8, "no member without a value")
             }
             // Only GET and HEAD are answered there; anything else is routed (and denied).
             #expect(

@@ -65,8 +65,15 @@ public final class ProxySnapshot: Sendable, AtomicReference {
         var order: [ProtectedResource] = []
         var scopes: [String: [String]] = [:]
         var issuers: [String: [String]] = [:]
+        var dpopModes: [String: [DPoPMode]] = [:]
         for route in configuration.routes.routes {
             guard let resource = route.resource else { continue }
+            // The route's mode, else that of each issuer it accepts.
+            var routeIssuers = configuration.issuers
+            if case .required(let names?) = route.authentication {
+                routeIssuers = routeIssuers.filter { names.contains($0.policy.name) }
+            }
+            dpopModes[resource.identifier, default: []] += route.dpop.map { [$0] } ?? routeIssuers.map(\.policy.dpop)
             if scopes[resource.identifier] == nil {
                 order.append(resource)
                 scopes[resource.identifier] = []
@@ -98,6 +105,14 @@ public final class ProxySnapshot: Sendable, AtomicReference {
             let supported = scopes[resource.identifier]!
             if !supported.isEmpty { members["scopes_supported"] = .array(supported.map { .string($0) }) }
             if let name = resource.name { members["resource_name"] = .string(name) }
+            // RFC 9449 §5.2: the proofs taken, and whether only DPoP-bound tokens are.
+            let modes = dpopModes[resource.identifier] ?? []
+            if modes.contains(where: { $0 != .off }) {
+                members["dpop_signing_alg_values_supported"] = .array(
+                    configuration.dpop.algorithms.map(\.rawValue).sorted().map { .string($0) }
+                )
+                members["dpop_bound_access_tokens_required"] = .bool(modes.allSatisfy { $0 == .required })
+            }
             if let documentation = resource.documentation { members["resource_documentation"] = .string(documentation) }
             let document = JSONValue.object(members).serialized()
             if documents[resource.metadataPath] == nil { documents[resource.metadataPath] = document }
