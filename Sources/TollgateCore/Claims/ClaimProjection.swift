@@ -26,6 +26,9 @@ public struct ClaimProjection: Sendable, Equatable {
             paths += route.conditions.map(\.claim)
             // A protected resource's route checks the token's audience per request.
             if route.resource != nil { paths.append("aud") }
+            // Step-up reads how and when the person signed in.
+            if !route.acrValues.isEmpty { paths.append("acr") }
+            if route.maxAge != nil { paths.append("auth_time") }
         }
         self.init(
             names: Self.namesWithPrefixes(paths),

@@ -575,11 +575,21 @@ public struct ConfigurationContext: Sendable {
         }
         var scopes: ScopeRequirement?
         var conditions: [ClaimCondition] = []
+        var acrValues: [String] = []
+        var maxAge: Double?
         if let node = members["require"] {
             guard authentication != .none else {
                 throw node.error("a route with auth: none cannot require anything")
             }
-            (scopes, conditions) = try requirement(node)
+            (scopes, conditions) = try requirement(node, allowsStepUp: true)
+            let stepUp = try node.mapping(allowed: ["scopes", "claims", "acr", "max_age"])
+            if let list = stepUp["acr"] {
+                acrValues = try list.stringList()
+                for value in acrValues where value.contains(" ") || value.contains("\"") || value.contains("\\") {
+                    throw list.error("the acr value '\(value)' contains a space, quote or backslash")
+                }
+            }
+            if let value = stepUp["max_age"] { maxAge = try value.duration() }
         }
         var upgrades: Set<String> = ["websocket"]
         if let node = members["upgrades"] {
@@ -621,7 +631,7 @@ public struct ConfigurationContext: Sendable {
             }
             forwardsToken = try node.bool()
         }
-        return Route(
+        var route = Route(
             name: name,
             methods: methods,
             pattern: pattern,
@@ -636,6 +646,9 @@ public struct ConfigurationContext: Sendable {
             dpop: try members["dpop"].map { node throws(ConfigurationError) in try dpopMode(node) },
             line: node.line
         )
+        route.acrValues = acrValues
+        route.maxAge = maxAge
+        return route
     }
 
     func dpopMode(_ node: ConfigurationNode) throws(ConfigurationError) -> DPoPMode {
@@ -716,10 +729,18 @@ public struct ConfigurationContext: Sendable {
     }
 
     /// A `require` mapping (or an MCP rule): `scopes` with `all` and `any`, and `claims`.
-    func requirement(_ node: ConfigurationNode) throws(ConfigurationError) -> (ScopeRequirement?, [ClaimCondition]) {
+    /// - Parameter allowsStepUp: a route's `require`, which may also name `acr` and `max_age`.
+    func requirement(
+        _ node: ConfigurationNode,
+        allowsStepUp: Bool = false
+    ) throws(ConfigurationError) -> (
+        ScopeRequirement?, [ClaimCondition]
+    ) {
         var scopes: ScopeRequirement?
         var conditions: [ClaimCondition] = []
-        let require = try node.mapping(allowed: ["scopes", "claims"])
+        let require = try node.mapping(
+            allowed: allowsStepUp ? ["scopes", "claims", "acr", "max_age"] : ["scopes", "claims"]
+        )
         if let scopeNode = require["scopes"] {
             let rule = try scopeNode.mapping(allowed: ["all", "any"])
             let all = try rule["all"]?.stringList() ?? []

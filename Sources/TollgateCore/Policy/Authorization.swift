@@ -5,11 +5,26 @@ public enum AuthorizationDecision: Sendable, Equatable {
     case insufficientScope(String)
     /// 403: a claim condition failed (named for the log, not the client).
     case conditionFailed(String)
+    /// 401 `insufficient_user_authentication` (RFC 9470): the person must sign in again, the
+    /// way (`acr`) and as recently (`max_age`) as the route says.
+    case insufficientUserAuthentication(String)
 }
 
 extension Route {
     /// Re-evaluated on every request, cached claims or not: caches hold claims, never verdicts.
-    public func authorize(_ token: VerifiedToken) -> AuthorizationDecision {
+    public func authorize(_ token: VerifiedToken, now: Double = wallClockSeconds()) -> AuthorizationDecision {
+        if !acrValues.isEmpty {
+            guard case .string(let acr)? = token.claims["acr"], acrValues.contains(acr) else {
+                return .insufficientUserAuthentication("the token's acr is not one the route accepts")
+            }
+        }
+        if let maxAge {
+            guard case .number(let authenticatedAt)? = token.claims["auth_time"],
+                now - authenticatedAt <= maxAge + token.leeway
+            else {
+                return .insufficientUserAuthentication("the person signed in too long ago (or auth_time is missing)")
+            }
+        }
         if let scopes, !scopes.isSatisfied(by: token.scopeSet) {
             return .insufficientScope(scopes.challengeScope)
         }

@@ -32,6 +32,10 @@ public struct Route: Sendable, Equatable {
     public var mcp: MCPPolicy?
     /// DPoP on this route, over the issuer's setting (`nil`: the issuer's).
     public var dpop: DPoPMode?
+    /// Step-up (RFC 9470): the `acr` values a token's authentication must have been one of, and
+    /// how long ago (seconds, from `auth_time`) it may have been.
+    public var acrValues: [String] = []
+    public var maxAge: Double?
     /// Where the route is defined in the configuration file, for messages.
     public var line: Int?
 

@@ -29,7 +29,8 @@ extension OAuthIssuer {
             scopes: scopes,
             resource: resource,
             familyID: familyID,
-            username: username
+            username: username,
+            authenticatedAt: authenticatedAt
         )
         var answer: [String: JSONValue] = [
             "access_token": .string(minted.token),
@@ -99,6 +100,7 @@ extension OAuthIssuer {
             "iat": .number(Double(issuedAt)),
             "exp": .number(Double(issuedAt + options.idTokenTTL(for: client))),
             "auth_time": .number(Double(authenticatedAt)),
+            "acr": .string(options.acr),
             "at_hash": .string(Self.tokenHash(accessToken, hashSize: signer.hashSize)),
         ]
         if let nonce { claims["nonce"] = .string(nonce) }

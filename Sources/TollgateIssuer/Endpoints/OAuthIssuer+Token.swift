@@ -58,7 +58,8 @@ extension OAuthIssuer {
         scopes: [String],
         resource: String?,
         familyID: String? = nil,
-        username: String? = nil
+        username: String? = nil,
+        authenticatedAt: Int? = nil
     ) async throws -> MintedToken {
         let issuedAt = now()
         var scopes = scopes
@@ -84,6 +85,12 @@ extension OAuthIssuer {
             // The grant it belongs to, so the gate in this process refuses it once the grant is
             // revoked (`RevokedGrants`).
             if let familyID { claims["grant_id"] = .string(familyID) }
+            // RFC 9068 §2.2.1 and RFC 9470: when and how the person signed in, for a gate that
+            // asks for a recent or a stronger authentication.
+            if let authenticatedAt {
+                claims["auth_time"] = .number(Double(authenticatedAt))
+                claims["acr"] = .string(options.acr)
+            }
             // The person's claims the API asks for, so the gate in front of it can forward them —
             // those a granted scope releases, so nothing the person did not consent to.
             if let username, !api.claims.isEmpty, let user = try await store.user(username: username) {

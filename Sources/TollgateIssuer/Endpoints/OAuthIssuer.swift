@@ -414,7 +414,7 @@ public final class OAuthIssuer: Sendable {
 
     /// The ID token's own claims, then every claim a scope the issuer offers releases.
     private var claimsSupported: [String] {
-        var names = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp"]
+        var names = ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "nonce", "at_hash", "azp"]
         let offered = options.supportedScopes.flatMap { options.scopeClaims[$0] ?? [] }
         for name in offered + options.apis.flatMap(\.claims) where !names.contains(name) { names.append(name) }
         return names
@@ -431,6 +431,7 @@ public final class OAuthIssuer: Sendable {
             "userinfo_endpoint": .string(url(.userinfo)),
             "end_session_endpoint": .string(url(.endSession)),
             "claims_supported": .array(claimsSupported.map(JSONValue.string)),
+            "acr_values_supported": .array([.string(options.acr)]),
             "grant_types_supported": .array(grants),
             // OAuth 2.1: the authorization code flow only, no implicit or hybrid response types.
             "response_types_supported": .array([.string("code")]),

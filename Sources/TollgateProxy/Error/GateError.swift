@@ -57,6 +57,9 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
         case invalidDPoPProof = "invalid_dpop_proof"
         /// The proof lacks a fresh server nonce: one goes with the answer (RFC 9449 §9).
         case useDPoPNonce = "use_dpop_nonce"
+        /// The token's authentication is not the kind or not as recent as the route needs
+        /// (RFC 9470): the client signs the person in again.
+        case insufficientUserAuthentication = "insufficient_user_authentication"
         /// A DPoP-bound token sent as a bearer token, or a bearer token where DPoP is required,
         /// or a token that is not bound sent with the DPoP scheme.
         case dpopBinding = "dpop_binding"
@@ -74,6 +77,19 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
     public var resourceChallenge: ResourceChallenge?
     /// On an MCP route: the answer's body is a JSON-RPC error for the request's `id` instead.
     public var jsonRPC: JSONRPCError?
+    /// What a step-up challenge names (RFC 9470 §3), from the route's configuration.
+    public var stepUp: StepUp?
+
+    public struct StepUp: Sendable, Equatable {
+        public let acrValues: String?
+        public let maxAge: Int?
+
+        public init(acrValues: String?, maxAge: Int?) {
+            self.acrValues = acrValues
+            self.maxAge = maxAge
+        }
+    }
+
     /// A DPoP challenge beside the Bearer one (RFC 9449 §7.1): the algorithms, and the nonce the
     /// next proof must carry.
     public var dpopChallenge: DPoPChallenge?
@@ -173,7 +189,7 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
             .badRequest
         case .notFound: .notFound
         case .upstreamUnreachable, .upstreamClosed, .upstreamInvalidResponse, .mcpInvalidAnswer: .upstreamError
-        case .invalidDPoPProof, .useDPoPNonce, .dpopBinding: .invalidToken
+        case .invalidDPoPProof, .useDPoPNonce, .dpopBinding, .insufficientUserAuthentication: .invalidToken
         case .upstreamTimeout: .upstreamTimeout
         }
     }
@@ -300,6 +316,18 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
                 status: 400,
                 error: "invalid_request",
                 description: "Mcp-Method or Mcp-Name does not match the body"
+            )
+        case .insufficientUserAuthentication:
+            var header =
+                challenge
+                + ", error=\"insufficient_user_authentication\", error_description=\"a different or more recent authentication is required\""
+            if let acr = stepUp?.acrValues { header += ", acr_values=" + HTTPQuoting.quotedString(acr) }
+            if let maxAge = stepUp?.maxAge { header += ", max_age=\"" + String(maxAge) + "\"" }
+            return VerdictResponse(
+                status: 401,
+                headers: [("WWW-Authenticate", header)],
+                error: "insufficient_user_authentication",
+                description: "a different or more recent authentication is required"
             )
         case .invalidDPoPProof:
             return VerdictResponse(

@@ -239,6 +239,13 @@ struct RequestPipeline {
             return .respond(GateError(.insufficientScope, "the token lacks '\(scope)'", scope: scope), matched)
         case .conditionFailed:
             return .respond(GateError(.claimCondition), matched)
+        case .insufficientUserAuthentication(let reason):
+            var error = GateError(.insufficientUserAuthentication, reason)
+            error.stepUp = GateError.StepUp(
+                acrValues: route.acrValues.isEmpty ? nil : route.acrValues.joined(separator: " "),
+                maxAge: route.maxAge.map { Int($0) }
+            )
+            return .respond(error, matched)
         }
     }
 
@@ -285,7 +292,7 @@ struct RequestPipeline {
                 return .failure(
                     challenged(error, matched, extraScopes: policy.scopes(method: method, name: request.name))
                 )
-            case .conditionFailed(let condition):
+            case .conditionFailed(let condition), .insufficientUserAuthentication(let condition):
                 return .failure(GateError(.mcpDenied, "'\(method)' refused: \(condition)"))
             }
         }

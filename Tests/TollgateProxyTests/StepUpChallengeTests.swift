@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+import TollgateCore
+import TollgateTestSupport
+
+@testable import TollgateProxy
+
+/// RFC 9470 at the gate: a route that needs a kind of sign-in (`acr`) or a recent one
+/// (`max_age`) answers a token that falls short with 401 `insufficient_user_authentication`,
+/// naming what it needs, over the real listener.
+@Suite("Step-up challenges")
+struct StepUpChallengeTests {
+    static let routes = """
+          - name: payments
+            match: { prefix: /payments }
+            issuers: [main]
+            require: { acr: ["urn:example:mfa", "urn:example:hardware"], max_age: 5m }
+          - name: recent
+            match: { prefix: /recent }
+            issuers: [main]
+            require: { max_age: 60s }
+        """
+
+    @Test func aTokenThatFallsShortIsToldWhatSignInTheRouteNeeds() async throws {
+        let now = Int(Date().timeIntervalSince1970)
+        try await ProxyEnvironment.with(routes: Self.routes) { environment in
+            func send(_ path: String, _ claims: [String: Any?]) async throws -> RawHTTPClient.Response {
+                try await environment.send(path, headers: ["Authorization: Bearer \(TestIssuer.shared.token(claims))"])
+            }
+            let expected =
+                "Bearer realm=\"orders\", error=\"insufficient_user_authentication\", "
+                + "error_description=\"a different or more recent authentication is required\", "
+                + "acr_values=\"urn:example:mfa urn:example:hardware\", max_age=\"300\""
+            for (name, claims) in [
+                ("no acr", ["auth_time": now - 10]),
+                ("another acr", ["acr": "urn:example:password", "auth_time": now - 10]),
+                ("too old", ["acr": "urn:example:mfa", "auth_time": now - 3600]),
+                ("no auth_time", ["acr": "urn:example:mfa"]),
+            ] as [(String, [String: Any?])] {
+                let response = try await send("/payments/1", claims)
+                #expect(response.status == 401, "\(name)")
+                #expect(response.header("WWW-Authenticate") == expected, "\(name)")
+                #expect(response.body.contains("insufficient_user_authentication"))
+            }
+            #expect(
+                try await send("/payments/1", ["acr": "urn:example:hardware", "auth_time": now - 10]).status == 200
+            )
+            let recent = try await send("/recent", ["auth_time": now - 120])
+            #expect(
+                recent.header("WWW-Authenticate")
+                    == "Bearer realm=\"orders\", error=\"insufficient_user_authentication\", "
+                    + "error_description=\"a different or more recent authentication is required\", max_age=\"60\""
+            )
+            #expect(try await send("/recent", ["auth_time": now - 5]).status == 200)
+            #expect(environment.upstream.requestCount == 2)
+        }
+    }
+}
