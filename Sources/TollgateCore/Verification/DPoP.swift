@@ -70,13 +70,14 @@ public struct DPoPProofVerifier: Sendable {
     }
 
     /// RFC 9449 §4.3: `proof` for a request of `method` to `uri` (scheme, authority and path of
-    /// this gate's own origin; query and fragment are not compared) carrying `accessToken`.
+    /// this gate's own origin; query and fragment are not compared) carrying `accessToken`
+    /// (`nil` at a token endpoint, where a proof has no `ath`).
     /// - Parameter nonceIsValid: whether a nonce this gate gave out is still good.
     public func verify(
         _ proof: String,
         method: String,
         uri: String,
-        accessToken: String,
+        accessToken: String?,
         now: Double,
         nonceIsValid: (String) -> Bool
     ) -> Result<DPoPProof, DPoPFailure> {
@@ -131,9 +132,11 @@ public struct DPoPProofVerifier: Sendable {
         guard case .string(let jti)? = claims["jti"], !jti.isEmpty, jti.utf8.count <= 256 else {
             return .failure(DPoPFailure(.invalidProof, "the proof has no usable jti"))
         }
-        let hash = Base64URL.encode(Array(SHA256.hash(data: Array(accessToken.utf8))))
-        guard claims["ath"] == .string(hash) else {
-            return .failure(DPoPFailure(.invalidProof, "ath is not the access token's hash"))
+        if let accessToken {
+            let hash = Base64URL.encode(Array(SHA256.hash(data: Array(accessToken.utf8))))
+            guard claims["ath"] == .string(hash) else {
+                return .failure(DPoPFailure(.invalidProof, "ath is not the access token's hash"))
+            }
         }
         if settings.requiresNonce {
             guard case .string(let nonce)? = claims["nonce"] else {

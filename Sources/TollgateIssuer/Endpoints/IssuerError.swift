@@ -22,6 +22,8 @@ struct IssuerError: Error, Sendable {
         case notFound
         // RFC 8707
         case invalidTarget
+        // RFC 9449 §5
+        case invalidDPoPProof
         // OpenID Connect Core §3.1.2.6
         case loginRequired
         case consentRequired
@@ -90,6 +92,7 @@ struct IssuerError: Error, Sendable {
         case .methodNotAllowed: Entry(error: "invalid_request", status: .methodNotAllowed, presentation: .protocolError)
         case .notFound: Entry(error: "not_found", status: .notFound, presentation: .protocolError)
         case .invalidTarget: Entry(error: "invalid_target", status: .badRequest, presentation: .protocolError)
+        case .invalidDPoPProof: Entry(error: "invalid_dpop_proof", status: .badRequest, presentation: .protocolError)
         case .loginRequired: Entry(error: "login_required", status: .badRequest, presentation: .protocolError)
         case .consentRequired: Entry(error: "consent_required", status: .badRequest, presentation: .protocolError)
         case .requestNotSupported:
@@ -139,6 +142,7 @@ struct IssuerError: Error, Sendable {
     static func invalidGrant(_ description: String) -> IssuerError { IssuerError(.invalidGrant, description) }
     static func invalidScope(_ description: String) -> IssuerError { IssuerError(.invalidScope, description) }
     static func invalidTarget(_ description: String) -> IssuerError { IssuerError(.invalidTarget, description) }
+    static func invalidDPoPProof(_ description: String) -> IssuerError { IssuerError(.invalidDPoPProof, description) }
     static func unauthorizedClient(_ description: String) -> IssuerError {
         IssuerError(.unauthorizedClient, description)
     }

@@ -114,6 +114,12 @@ extension OAuthIssuer {
             expiresAt: now() + Self.formTTL,
             responseMode: responseMode == "form_post" ? "form_post" : nil
         )
+        if let jkt = parameters["dpop_jkt"] {
+            guard jkt.utf8.count == 43, Base64URL.decode(jkt)?.count == 32 else {
+                return fail(.invalidRequest, "dpop_jkt is not a JWK thumbprint")
+            }
+            pending.dpopJKT = jkt
+        }
         let binding = browserBinding(request)
         pending.browser = RandomToken.digest(binding.value)
         let session = try await currentSession(request)
@@ -202,6 +208,7 @@ extension OAuthIssuer {
             familyID: RandomToken.make(bytes: 16)
         )
         record.value = keptValue(code)
+        record.dpopJKT = pending.dpopJKT
         try await store.saveCode(record)
         try await store.deletePendingAuthorization(id: pending.id)
         return code

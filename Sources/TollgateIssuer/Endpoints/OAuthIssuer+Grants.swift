@@ -20,7 +20,8 @@ extension OAuthIssuer {
         nonce: String?,
         familyID: String,
         generation: Int,
-        keepOfflineAccess: Bool = false
+        keepOfflineAccess: Bool = false,
+        dpopJKT: String? = nil
     ) async throws -> (JSONValue, IssuedDigests) {
         let subject = self.subject(for: username, client: client)
         let minted = try await mintAccessToken(
@@ -30,11 +31,13 @@ extension OAuthIssuer {
             resource: resource,
             familyID: familyID,
             username: username,
-            authenticatedAt: authenticatedAt
+            authenticatedAt: authenticatedAt,
+            dpopJKT: dpopJKT
         )
         var answer: [String: JSONValue] = [
             "access_token": .string(minted.token),
-            "token_type": .string("Bearer"),
+            // RFC 9449 §5: DPoP when the token is bound to the proof's key.
+            "token_type": .string(minted.isBound ? "DPoP" : "Bearer"),
             "expires_in": .number(Double(minted.record.expiresAt - minted.record.issuedAt)),
             "scope": .string(scopes.joined(separator: " ")),
         ]
@@ -76,6 +79,9 @@ extension OAuthIssuer {
                 revoked: false
             )
             issued.refresh?.value = keptValue(refreshToken)
+            // RFC 9449 §5: a public client's refresh token is bound too (a confidential one
+            // authenticates when it refreshes).
+            if client.secret == nil { issued.refresh?.dpopJKT = dpopJKT }
         }
         return (.object(answer), issued)
     }

@@ -47,6 +47,8 @@ extension OAuthIssuer {
     struct MintedToken {
         let token: String
         let record: TokenRecord
+        /// The access token is DPoP-bound (`token_type: DPoP`): only a JWT can carry `cnf`.
+        var isBound = false
     }
 
     /// An access token: an RFC 9068 JWT whose `aud` is the API its scopes belong to, or — without
@@ -59,7 +61,8 @@ extension OAuthIssuer {
         resource: String?,
         familyID: String? = nil,
         username: String? = nil,
-        authenticatedAt: Int? = nil
+        authenticatedAt: Int? = nil,
+        dpopJKT: String? = nil
     ) async throws -> MintedToken {
         let issuedAt = now()
         var scopes = scopes
@@ -85,6 +88,8 @@ extension OAuthIssuer {
             // The grant it belongs to, so the gate in this process refuses it once the grant is
             // revoked (`RevokedGrants`).
             if let familyID { claims["grant_id"] = .string(familyID) }
+            // RFC 9449 §6: bound to the key of the client's proof.
+            if let dpopJKT { claims["cnf"] = .object(["jkt": .string(dpopJKT)]) }
             // RFC 9068 §2.2.1 and RFC 9470: when and how the person signed in, for a gate that
             // asks for a recent or a stronger authentication.
             if let authenticatedAt {
@@ -116,7 +121,11 @@ extension OAuthIssuer {
         )
         record.value = keptValue(token)
         try await store.saveToken(record)
-        return MintedToken(token: token, record: record)
+        return MintedToken(
+            token: token,
+            record: record,
+            isBound: dpopJKT != nil && api != nil && options.jwtAccessToken
+        )
     }
 
     /// RFC 6749 §2.3.1: `client_secret_basic` (id and secret form-decoded) or

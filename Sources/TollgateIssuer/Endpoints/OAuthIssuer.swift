@@ -27,6 +27,8 @@ public final class OAuthIssuer: Sendable {
     /// The cost of the users' password hashes (`scrypt$N$r$p`), and the dummy hash per cost.
     let knownPasswordCost = Mutex<String?>(nil)
     let dummyHashes = Mutex<[String: String]>([:])
+    /// The DPoP proofs the token endpoint took, so none is taken twice.
+    let dpopReplays = DPoPReplayCache(capacity: 100_000)
     /// Clients known by a metadata document URL, fetched and cached.
     let clientDocuments: ClientMetadataDocuments
 
@@ -399,6 +401,9 @@ public final class OAuthIssuer: Sendable {
         }
         if options.enableDynamicRegistration { document["registration_endpoint"] = .string(url(.registration)) }
         if options.clientMetadataDocuments.enabled { document["client_id_metadata_document_supported"] = .bool(true) }
+        document["dpop_signing_alg_values_supported"] = .array(
+            options.dpop.algorithms.map(\.rawValue).sorted().map(JSONValue.string)
+        )
         return .object(document)
     }
 

@@ -8,8 +8,12 @@ import TollgateCore
 struct AuthorizationCodeGrant: TokenGrant {
     let type = GrantType.authorizationCode
 
-    func exchange(client: RegisteredClient, form: [String: String], issuer: OAuthIssuer) async throws -> IssuerResponse
-    {
+    func exchange(
+        client: RegisteredClient,
+        form: [String: String],
+        proof: String?,
+        issuer: OAuthIssuer
+    ) async throws -> IssuerResponse {
         guard let code = form["code"] else { throw IssuerError.invalidRequest("'code' is missing") }
         let at = issuer.now()
         let request = GrantRules.CodeRequest(
@@ -25,7 +29,9 @@ struct AuthorizationCodeGrant: TokenGrant {
             now: at,
             grantUntil: at + options.grantLifetime
         ) { record in
+            // RFC 9449 §10: a code bound with dpop_jkt goes only to a proof by that key.
             GrantRules.refusal(toRedeem: record, request, options: options) == nil
+                && (record.dpopJKT == nil || record.dpopJKT == proof)
         }
         let record: AuthorizationCodeRecord
         switch outcome {
@@ -40,8 +46,8 @@ struct AuthorizationCodeGrant: TokenGrant {
             )
             throw IssuerError.invalidGrant("the code was already used")
         case .refused(let refused):
-            throw GrantRules.refusal(toRedeem: refused, request, options: options)
-                ?? IssuerError.invalidGrant("the code is not valid")
+            if let refusal = GrantRules.refusal(toRedeem: refused, request, options: options) { throw refusal }
+            throw IssuerError.invalidDPoPProof("the code is bound to another key (dpop_jkt)")
         case .redeemed(let redeemed):
             record = redeemed
         }
@@ -53,7 +59,8 @@ struct AuthorizationCodeGrant: TokenGrant {
             authenticatedAt: record.authenticatedAt,
             nonce: record.nonce,
             familyID: record.familyID ?? RandomToken.make(bytes: 16),
-            generation: 0
+            generation: 0,
+            dpopJKT: proof
         )
         if let refresh = issued.refresh { try await issuer.store.saveRefreshToken(refresh) }
         return .json(answer, headers: IssuerResponse.noStore)

@@ -8,8 +8,12 @@ import TollgateCore
 struct ClientCredentialsGrant: TokenGrant {
     let type = GrantType.clientCredentials
 
-    func exchange(client: RegisteredClient, form: [String: String], issuer: OAuthIssuer) async throws -> IssuerResponse
-    {
+    func exchange(
+        client: RegisteredClient,
+        form: [String: String],
+        proof: String?,
+        issuer: OAuthIssuer
+    ) async throws -> IssuerResponse {
         guard client.secret != nil else {
             throw IssuerError.unauthorizedClient("a public client cannot use client_credentials")
         }
@@ -22,11 +26,12 @@ struct ClientCredentialsGrant: TokenGrant {
             subject: client.id,
             scopes: scopes,
             resource: form["resource"],
-            familyID: OAuthIssuer.clientGrant(client.id)
+            familyID: OAuthIssuer.clientGrant(client.id),
+            dpopJKT: proof
         )
         var answer: [String: JSONValue] = [
             "access_token": .string(minted.token),
-            "token_type": .string("Bearer"),
+            "token_type": .string(minted.isBound ? "DPoP" : "Bearer"),
             "expires_in": .number(Double(minted.record.expiresAt - minted.record.issuedAt)),
         ]
         if !minted.record.scope.isEmpty { answer["scope"] = .string(minted.record.scope.joined(separator: " ")) }

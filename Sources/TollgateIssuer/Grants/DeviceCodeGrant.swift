@@ -7,8 +7,12 @@ import TollgateCore
 struct DeviceCodeGrant: TokenGrant {
     let type = GrantType.deviceCode
 
-    func exchange(client: RegisteredClient, form: [String: String], issuer: OAuthIssuer) async throws -> IssuerResponse
-    {
+    func exchange(
+        client: RegisteredClient,
+        form: [String: String],
+        proof: String?,
+        issuer: OAuthIssuer
+    ) async throws -> IssuerResponse {
         guard let code = form["device_code"] else { throw IssuerError.invalidRequest("'device_code' is missing") }
         let at = issuer.now()
         let options = issuer.options
@@ -50,7 +54,8 @@ struct DeviceCodeGrant: TokenGrant {
                 authenticatedAt: record.authenticatedAt ?? at,
                 nonce: nil,
                 familyID: record.grantID ?? RandomToken.make(bytes: 16),
-                generation: 0
+                generation: 0,
+                dpopJKT: proof
             )
             if let refresh = issued.refresh { try await issuer.store.saveRefreshToken(refresh) }
             return .json(answer, headers: IssuerResponse.noStore)

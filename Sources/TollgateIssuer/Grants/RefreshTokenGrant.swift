@@ -8,12 +8,20 @@ import TollgateCore
 struct RefreshTokenGrant: TokenGrant {
     let type = GrantType.refreshToken
 
-    func exchange(client: RegisteredClient, form: [String: String], issuer: OAuthIssuer) async throws -> IssuerResponse
-    {
+    func exchange(
+        client: RegisteredClient,
+        form: [String: String],
+        proof: String?,
+        issuer: OAuthIssuer
+    ) async throws -> IssuerResponse {
         guard let token = form["refresh_token"] else { throw IssuerError.invalidRequest("'refresh_token' is missing") }
         let digest = RandomToken.digest(token)
         guard let current = try await issuer.store.refreshToken(digest: digest), current.clientID == client.id else {
             throw IssuerError.invalidGrant("the refresh token is not valid")
+        }
+        // RFC 9449 §5: a bound refresh token is refreshed only with a proof by its key.
+        if let bound = current.dpopJKT, bound != proof {
+            throw IssuerError.invalidDPoPProof("the refresh token is bound to another key")
         }
         let scopes = try GrantRules.refreshScopes(requested: form["scope"], granted: current.scopes)
         if let resource = form["resource"], resource != current.resource {
@@ -28,7 +36,8 @@ struct RefreshTokenGrant: TokenGrant {
             nonce: nil,
             familyID: current.familyID,
             generation: current.generation + 1,
-            keepOfflineAccess: true
+            keepOfflineAccess: true,
+            dpopJKT: current.dpopJKT ?? proof
         )
         // The successor's record carries the original grant's scopes, so narrowing one refresh
         // does not narrow the family.

@@ -9,7 +9,14 @@ protocol TokenGrant: Sendable {
     var type: GrantType { get }
     /// Exchanges what `form` presents for tokens, for the authenticated `client`, which the
     /// issuer and the client both allow this grant.
-    func exchange(client: RegisteredClient, form: [String: String], issuer: OAuthIssuer) async throws -> IssuerResponse
+    /// - Parameter proof: the RFC 7638 thumbprint of a valid DPoP proof's key, when the request
+    ///   carried one: the tokens are bound to it.
+    func exchange(
+        client: RegisteredClient,
+        form: [String: String],
+        proof: String?,
+        issuer: OAuthIssuer
+    ) async throws -> IssuerResponse
 }
 
 /// The grants the token endpoint knows.
@@ -34,6 +41,32 @@ extension OAuthIssuer {
         guard client.grantTypes.contains(type) else {
             throw IssuerError.unauthorizedClient("the client may not use \(type.rawValue)")
         }
-        return try await grant.exchange(client: client, form: form, issuer: self)
+        let proof = try tokenEndpointProof(request)
+        return try await grant.exchange(client: client, form: form, proof: proof, issuer: self)
+    }
+
+    /// RFC 9449 §4–5: a `DPoP` header at the token endpoint is one proof for this POST, by a
+    /// key whose thumbprint the tokens are bound to; a bad one is `invalid_dpop_proof`.
+    func tokenEndpointProof(_ request: HTTPRequest) throws(IssuerError) -> String? {
+        let proofs = request.headerFields[values: HTTPField.Name("DPoP")!]
+        if proofs.isEmpty { return nil }
+        guard proofs.count == 1 else { throw IssuerError.invalidDPoPProof("more than one DPoP proof") }
+        let now = Double(now())
+        switch DPoPProofVerifier(settings: options.dpop).verify(
+            proofs[0],
+            method: "POST",
+            uri: url(.token),
+            accessToken: nil,
+            now: now,
+            nonceIsValid: { _ in true }
+        ) {
+        case .failure(let failure):
+            throw IssuerError.invalidDPoPProof(failure.reason)
+        case .success(let proof):
+            guard dpopReplays.accept(proof, until: proof.issuedAt + options.dpop.proofLifetime + 10, now: now) else {
+                throw IssuerError.invalidDPoPProof("the proof was used before")
+            }
+            return proof.thumbprint
+        }
     }
 }

@@ -63,6 +63,9 @@ public struct PendingAuthorization: Sendable, Equatable, Codable {
     public var browser: String?
     /// `query` (`nil`) or `form_post`: how the answer goes back to the client.
     public var responseMode: String?
+    /// RFC 9449 §10: `dpop_jkt` at the authorization endpoint; the code goes only to a proof
+    /// by that key.
+    public var dpopJKT: String?
 
     public init(
         id: String,
@@ -125,6 +128,8 @@ public struct AuthorizationCodeRecord: Sendable, Equatable, Codable {
     /// The code itself, kept only with `store_tokens: plain`.
     public var value: String?
 
+    /// The key a proof must be made with to redeem it (`dpop_jkt`).
+    public var dpopJKT: String?
     public init(
         digest: String,
         clientID: String,
@@ -179,6 +184,9 @@ public struct RefreshTokenRecord: Sendable, Equatable, Codable {
     /// The refresh token itself, kept only with `store_tokens: plain`.
     public var value: String?
 
+    /// A public client's refresh token is bound to the key of the proof it was issued with
+    /// (RFC 9449 §5): refreshed only with a proof by that key.
+    public var dpopJKT: String?
     public init(
         digest: String,
         familyID: String,

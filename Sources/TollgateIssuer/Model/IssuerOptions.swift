@@ -16,6 +16,8 @@ public struct IssuerOptions: Sendable {
     public var longestClientTTLs = (access: 0, refresh: 0, id: 0)
     public var codeTTL: Int = 600
     public var enableDynamicRegistration = false
+    /// What a DPoP proof at the token endpoint may be (RFC 9449).
+    public var dpop = DPoPSettings()
     /// The `acr` of a sign-in with this issuer's password form (ID and access tokens).
     public var acr = "urn:tollgate:acr:password"
     /// Clients known by the URL of their metadata document (`client_id_metadata_documents`).

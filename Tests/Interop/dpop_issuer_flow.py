@@ -1,0 +1,116 @@
+"""A DPoP client built from PyPI libraries (requests, joserfc) against `tollgate serve`: the
+issuer binds the code (dpop_jkt), the access token (cnf.jkt, token_type DPoP) and a public
+client's refresh token to the client's key, and the gate in the same process takes the token
+only with a proof by that key.
+
+Usage: dpop_issuer_flow.py ISSUER CLIENT_ID USER PASSWORD RESOURCE
+Prints one line per check and exits non-zero on the first failure.
+"""
+import base64
+import hashlib
+import json
+import re
+import secrets
+import sys
+import time
+import uuid
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import requests
+from joserfc import jws
+from joserfc.jwk import ECKey
+
+issuer, client_id, user, password, resource = sys.argv[1:6]
+redirect_uri = "http://127.0.0.1:9/callback"
+
+
+def check(condition, label):
+    if not condition:
+        print("FAILED:", label, flush=True)
+        sys.exit(1)
+    print("ok:", label, flush=True)
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def proof(key, method, url, token=None):
+    claims = {"jti": str(uuid.uuid4()), "htm": method, "htu": url, "iat": int(time.time())}
+    if token:
+        claims["ath"] = b64(hashlib.sha256(token.encode()).digest())
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.as_dict(private=False)}
+    return jws.serialize_compact(header, json.dumps(claims).encode(), key, algorithms=["ES256"])
+
+
+def claims_of(jwt):
+    part = jwt.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+key, other = ECKey.generate_key("P-256"), ECKey.generate_key("P-256")
+meta = requests.get(issuer + "/.well-known/openid-configuration", timeout=10).json()
+check("ES256" in meta.get("dpop_signing_alg_values_supported", []), "discovery lists the DPoP algorithms")
+token_url = meta["token_endpoint"]
+
+verifier = secrets.token_urlsafe(48)
+challenge = b64(hashlib.sha256(verifier.encode()).digest())
+query = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
+         "scope": "openid offline_access @team/orders.read", "state": "s1",
+         "code_challenge": challenge, "code_challenge_method": "S256", "dpop_jkt": key.thumbprint()}
+browser = requests.Session()
+page = browser.get(meta["authorization_endpoint"] + "?" + urlencode(query), allow_redirects=False, timeout=10)
+origin = "/".join(issuer.split("/")[:3])
+for _ in range(4):
+    if page.status_code == 302:
+        break
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+    action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1)
+    if 'name="password"' in page.text:
+        fields.update(username=user, password=password)
+    else:
+        fields["decision"] = "allow"
+    page = browser.post(origin + action, data=fields, allow_redirects=False, timeout=10)
+code = parse_qs(urlparse(page.headers["Location"]).query)["code"][0]
+
+form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+        "client_id": client_id, "code_verifier": verifier}
+wrong = requests.post(token_url, data=form, headers={"DPoP": proof(other, "POST", token_url)}, timeout=10)
+check(wrong.status_code == 400 and wrong.json()["error"] == "invalid_dpop_proof",
+      "the code bound with dpop_jkt is refused to a proof by another key")
+answer = requests.post(token_url, data=form, headers={"DPoP": proof(key, "POST", token_url)}, timeout=10)
+check(answer.status_code == 200, f"the code goes to a proof by the bound key ({answer.status_code} {answer.text[:200]})")
+tokens = answer.json()
+check(tokens["token_type"] == "DPoP", "token_type is DPoP")
+access = tokens["access_token"]
+check(claims_of(access).get("cnf", {}).get("jkt") == key.thumbprint(), "the access token's cnf.jkt is the key's")
+
+replayed_proof = proof(key, "POST", token_url)
+first = requests.post(token_url, data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+                                       "client_id": client_id}, headers={"DPoP": proof(other, "POST", token_url)},
+                      timeout=10)
+check(first.status_code == 400 and first.json()["error"] == "invalid_dpop_proof",
+      "the public client's refresh token is refused with another key's proof")
+refreshed = requests.post(token_url, data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+                                           "client_id": client_id}, headers={"DPoP": replayed_proof}, timeout=10)
+check(refreshed.status_code == 200 and refreshed.json()["token_type"] == "DPoP", "and refreshed with the key's")
+again = requests.post(token_url, data={"grant_type": "refresh_token",
+                                       "refresh_token": refreshed.json()["refresh_token"], "client_id": client_id},
+                      headers={"DPoP": replayed_proof}, timeout=10)
+check(again.status_code == 400 and again.json()["error"] == "invalid_dpop_proof",
+      "a token endpoint proof is taken once")
+without = requests.post(token_url, data={"grant_type": "refresh_token",
+                                         "refresh_token": refreshed.json()["refresh_token"], "client_id": client_id},
+                        timeout=10)
+check(without.status_code == 400, "a bound refresh token without a proof is refused")
+
+access = refreshed.json()["access_token"]
+url = resource + "/7"
+ok = requests.get(url, headers={"Authorization": "DPoP " + access, "DPoP": proof(key, "GET", url, access)}, timeout=10)
+check(ok.status_code == 200, f"the gate takes the issuer's bound token with a proof ({ok.status_code})")
+stolen = requests.get(url, headers={"Authorization": "DPoP " + access,
+                                    "DPoP": proof(other, "GET", url, access)}, timeout=10)
+check(stolen.status_code == 401, "and refuses it with another key's proof")
+bearer = requests.get(url, headers={"Authorization": "Bearer " + access}, timeout=10)
+check(bearer.status_code == 401, "and refuses it as a bearer token")
+print("dpop issuer: all checks passed", flush=True)

@@ -1,0 +1,46 @@
+import Foundation
+import Testing
+import TollgateTestSupport
+
+/// The issuer's DPoP binding driven by a client built from PyPI libraries (requests and
+/// joserfc, Tests/Interop/dpop_issuer_flow.py) against `tollgate serve`, and the gate in the same
+/// process taking the bound token only with a proof by its key.
+@Suite("DPoP from the issuer", .serialized)
+struct DPoPIssuerTests {
+    @Test func theIssuerBindsTokensToTheClientsKeyAndTheGateHoldsThemToIt() async throws {
+        let upstream = try await TestHTTPServer.start { _ in .init(status: 200, body: Array("ok".utf8)) }
+        let port = try Ports.free()
+        let resource = "http://127.0.0.1:\(port)/orders"
+        let fixture = try IssuerFixture(
+            storage: .sqlite,
+            extraClients: """
+                - client_id: "@team/cli"
+                  type: native
+                  redirect_uris: ["http://127.0.0.1:9/callback"]
+                  scopes: [openid, offline_access, "@team/orders.read"]
+                """,
+            upstream: upstream.port,
+            routes: """
+                routes:
+                  - match: { prefix: /orders }
+                    issuers: [local]
+                    resource: { identifier: "\(resource)", audiences: ["@team/orders"] }
+                """,
+            port: port
+        )
+        defer { fixture.stop() }
+        try await fixture.serve()
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Interop/dpop_issuer_flow.py").path
+        let client = try ExternalProcess(
+            "/usr/bin/env",
+            ["python3", script, fixture.issuer, "@team/cli", "ada", IssuerFixture.password, resource]
+        )
+        defer { client.stop() }
+        #expect(await client.waitForExit(timeout: .seconds(90)))
+        #expect(client.process.terminationStatus == 0, "\(client.log)\n--- tollgate ---\n\(fixture.logs)")
+        #expect(client.log.contains("dpop issuer: all checks passed"))
+        #expect(upstream.requestCount == 1)
+        try await upstream.shutdown()
+    }
+}
