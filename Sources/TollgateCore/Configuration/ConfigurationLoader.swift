@@ -364,6 +364,11 @@ public struct ConfigurationContext: Sendable {
         if let node = members["introspection"] {
             introspection = try introspectionSettings(node, allowInsecureHTTP: refresh.allowInsecureHTTP)
         }
+        if introspection?.signedResponses == true && keySource == nil {
+            throw members["introspection"]!.error(
+                "signed introspection answers are verified with the issuer's keys: give discovery, jwks_uri or jwks_file"
+            )
+        }
         if keySource == nil && hmacSecret == nil && introspection == nil {
             throw node.error(
                 "needs a key source (discovery, jwks_uri or jwks_file), an HMAC secret or introspection"
@@ -402,7 +407,7 @@ public struct ConfigurationContext: Sendable {
     {
         let members = try node.mapping(allowed: [
             "endpoint", "client_id", "client_secret_file", "client_secret_env", "client_secret", "auth_method",
-            "cache_ttl", "negative_cache_ttl", "timeout",
+            "cache_ttl", "negative_cache_ttl", "timeout", "signed",
         ])
         if let inline = members["client_secret"] {
             throw inline.error("secrets are not written in the file; use client_secret_file or client_secret_env")
@@ -426,6 +431,7 @@ public struct ConfigurationContext: Sendable {
         if let value = members["cache_ttl"] { settings.cacheTTL = try value.duration() }
         if let value = members["negative_cache_ttl"] { settings.negativeCacheTTL = try value.duration() }
         if let value = members["timeout"] { settings.timeout = try value.duration() }
+        if let value = members["signed"] { settings.signedResponses = try value.bool() }
         return settings
     }
 

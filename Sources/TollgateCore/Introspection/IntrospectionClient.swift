@@ -16,6 +16,8 @@ public final class IntrospectionClient: Sendable {
     private let client: HTTPClient
     private let logger: Logger
     private let now: @Sendable () -> Double
+    /// The issuer's keys, for signed answers (RFC 9701); `true` asks for a refetch first.
+    private let responseKeys: (@Sendable (Bool) async -> JSONWebKeySet?)?
 
     private struct InFlight {
         var waiters: [TokenDigest: [CheckedContinuation<Result<VerifiedToken, VerificationFailure>, Never>]] = [:]
@@ -35,8 +37,10 @@ public final class IntrospectionClient: Sendable {
         policy: IssuerPolicy,
         client: HTTPClient,
         logger: Logger = Logger(label: "tollgate.introspection"),
-        now: @escaping @Sendable () -> Double = wallClockSeconds
+        now: @escaping @Sendable () -> Double = wallClockSeconds,
+        responseKeys: (@Sendable (Bool) async -> JSONWebKeySet?)? = nil
     ) {
+        self.responseKeys = responseKeys
         self.settings = settings
         self.policy = policy
         self.client = client
@@ -129,7 +133,10 @@ public final class IntrospectionClient: Sendable {
         var request = HTTPClientRequest(url: settings.endpoint)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(
+            name: "Accept",
+            value: settings.signedResponses ? "application/token-introspection+jwt" : "application/json"
+        )
         var form: [(String, String)] = [("token", token), ("token_type_hint", "access_token")]
         switch settings.authentication {
         case .clientSecretBasic:
@@ -169,12 +176,73 @@ public final class IntrospectionClient: Sendable {
                 )
             )
         }
-        guard let document = try? JSONParser.parse(response.body.readableBytesView), case .object = document else {
-            return .failure(
-                VerificationFailure(.introspectionUnavailable, "the introspection response is not a JSON object")
-            )
+        let document: JSONValue
+        if settings.signedResponses {
+            switch await signedAnswer(response) {
+            case .success(let answer): document = answer
+            case .failure(let failure):
+                logger.error(
+                    "signed introspection answer refused",
+                    metadata: ["issuer": "\(policy.name)", "reason": "\(failure.reason)"]
+                )
+                return .failure(failure)
+            }
+        } else {
+            guard let parsed = try? JSONParser.parse(response.body.readableBytesView), case .object = parsed else {
+                return .failure(
+                    VerificationFailure(.introspectionUnavailable, "the introspection response is not a JSON object")
+                )
+            }
+            document = parsed
         }
         return Self.interpret(document, policy: policy, settings: settings, now: now())
+    }
+
+    /// RFC 9701 §5: the answer is a JWS of type `token-introspection+jwt` signed with one of the
+    /// issuer's keys, whose `iss` is the issuer, whose `aud` names this client and whose `iat`
+    /// is recent; its `token_introspection` member is the answer. Anything else fails closed as
+    /// an unavailable introspection (503), never as an answer.
+    private func signedAnswer(_ response: OutboundHTTP.Response) async -> Result<JSONValue, VerificationFailure> {
+        func unavailable(_ reason: String) -> Result<JSONValue, VerificationFailure> {
+            .failure(VerificationFailure(.introspectionUnavailable, reason))
+        }
+        let type = response.headers.first(name: "content-type")?.lowercased() ?? ""
+        guard type.hasPrefix("application/token-introspection+jwt") else {
+            return unavailable("the introspection answer is not a signed JWT")
+        }
+        let text = String(decoding: response.body.readableBytesView, as: UTF8.self)
+        let jws: CompactJWS
+        switch CompactJWS.parse(text, maximumSize: settings.maximumBodyBytes) {
+        case .success(let parsed): jws = parsed
+        case .failure(let failure): return unavailable("the signed answer: \(failure.reason)")
+        }
+        guard jws.type == "token-introspection+jwt" else { return unavailable("the signed answer's typ is wrong") }
+        guard let responseKeys else { return unavailable("no keys to verify the signed answer with") }
+        let verifier = JWSVerifier(allowedAlgorithms: policy.algorithms.filter { !$0.isSymmetric })
+        var verified = false
+        for refresh in [false, true] {
+            guard let keys = await responseKeys(refresh) else { continue }
+            if case .success = verifier.verify(jws, keySet: keys) {
+                verified = true
+                break
+            }
+        }
+        guard verified else { return unavailable("the signed answer's signature does not verify") }
+        guard case .object(let claims)? = try? JSONParser.parse(jws.payload) else {
+            return unavailable("the signed answer's payload is not a JSON object")
+        }
+        guard claims["iss"] == .string(policy.issuer) else { return unavailable("the signed answer's iss is wrong") }
+        let audiences: [JSONValue] = claims["aud"]?.arrayValue ?? [claims["aud"] ?? .null]
+        guard audiences.contains(.string(settings.clientID)) else {
+            return unavailable("the signed answer is not for this client")
+        }
+        guard case .number(let issuedAt)? = claims["iat"], abs(now() - issuedAt) <= max(60, policy.leeway) else {
+            return unavailable("the signed answer's iat is missing or not recent")
+        }
+        guard case .object? = claims["token_introspection"], let answer = claims["token_introspection"] else {
+            return unavailable("the signed answer has no token_introspection")
+        }
+        return .success(answer)
     }
 
     /// Reads an RFC 7662 §2.2 response: only `active: true` (a JSON boolean) is active; `exp`,

@@ -25,6 +25,8 @@ public struct IntrospectionSettings: Sendable, Equatable {
     public var maximumBodyBytes: Int = 64 * 1024
     public var maximumCacheEntries: Int = 100_000
     public var allowInsecureHTTP = false
+    /// Ask for the answer as a JWT signed by the issuer (RFC 9701) and take nothing else.
+    public var signedResponses = false
 
     public init(endpoint: String, clientID: String, clientSecret: Secret) {
         self.endpoint = endpoint

@@ -53,26 +53,34 @@ extension TokenVerifier {
         let hmacKeys = issuer.hmacSecret.map { [VerificationKey.hmac(secret: Array($0.value.utf8))] } ?? []
         // An issuer with only an HMAC secret gets a fixed, otherwise empty, key set.
         let source = issuer.keySource ?? (hmacKeys.isEmpty ? nil : .fixed(JSONWebKeySetBox(.empty)))
+        let keys = source.map { source in
+            JWKSCache(
+                issuerName: issuer.policy.name,
+                source: source,
+                policy: issuer.refresh,
+                additionalKeys: hmacKeys,
+                client: client,
+                logger: logger,
+                now: now
+            )
+        }
         return IssuerVerifier(
             policy: issuer.policy,
-            keys: source.map { source in
-                JWKSCache(
-                    issuerName: issuer.policy.name,
-                    source: source,
-                    policy: issuer.refresh,
-                    additionalKeys: hmacKeys,
-                    client: client,
-                    logger: logger,
-                    now: now
-                )
-            },
+            keys: keys,
             introspection: issuer.introspection.map { settings in
                 IntrospectionClient(
                     settings: settings,
                     policy: issuer.policy,
                     client: client,
                     logger: logger,
-                    now: now
+                    now: now,
+                    // RFC 9701: signed answers are verified with the issuer's own key set.
+                    responseKeys: keys.map { keys in
+                        { @Sendable refresh in
+                            if refresh { await keys.refreshForUnknownKey() }
+                            return keys.currentKeys()
+                        }
+                    }
                 )
             }
         )

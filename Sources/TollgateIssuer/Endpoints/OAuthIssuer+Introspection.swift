@@ -10,7 +10,13 @@ extension OAuthIssuer {
     func introspect(_ request: HTTPRequest, form: [String: String]) async throws -> IssuerResponse {
         let caller = try await authenticateConfidentialClient(request, form: form)
         guard let token = form["token"] else { throw IssuerError.invalidRequest("'token' is missing") }
-        let inactive = IssuerResponse.json(.object(["active": .bool(false)]), headers: IssuerResponse.noStore)
+        // RFC 9701: a caller that asks gets the answer as a JWT signed with the issuer's key.
+        let signed = (request.headerFields[.accept] ?? "").lowercased().contains("application/token-introspection+jwt")
+        let inactiveBody = JSONValue.object(["active": .bool(false)])
+        let inactive =
+            signed
+            ? try signedIntrospection(inactiveBody, audience: caller.id)
+            : IssuerResponse.json(inactiveBody, headers: IssuerResponse.noStore)
         let refreshFirst = form["token_type_hint"] == "refresh_token"
         let answer: (clientID: String, body: JSONValue)?
         if refreshFirst {
@@ -21,7 +27,23 @@ extension OAuthIssuer {
             answer = try await refreshIntrospection(token)
         }
         guard let answer, answer.clientID == caller.id || caller.mayIntrospect == true else { return inactive }
+        if signed { return try signedIntrospection(answer.body, audience: caller.id) }
         return .json(answer.body, headers: IssuerResponse.noStore)
+    }
+
+    /// RFC 9701 §5: `{iss, aud, iat, token_introspection}` signed with the active key, `typ`
+    /// `token-introspection+jwt`, for the client that asked.
+    func signedIntrospection(_ answer: JSONValue, audience: String) throws -> IssuerResponse {
+        let claims: JSONValue = .object([
+            "iss": .string(options.issuer),
+            "aud": .string(audience),
+            "iat": .number(Double(now())),
+            "token_introspection": answer,
+        ])
+        let jwt = try keys.snapshot.active.sign(claims: claims, type: "token-introspection+jwt")
+        var fields = IssuerResponse.noStore
+        fields[.contentType] = "application/token-introspection+jwt"
+        return IssuerResponse(head: HTTPResponse(status: .ok, headerFields: fields), body: Array(jwt.utf8))
     }
 
     /// The introspection answer of an active refresh token.
