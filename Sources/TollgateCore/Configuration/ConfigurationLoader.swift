@@ -223,15 +223,29 @@ public struct ConfigurationContext: Sendable {
         }
         if let value = members["trusted_proxies"] { try trustedProxies(value, into: &settings) }
         if let value = members["tls"] {
-            let tls = try value.mapping(allowed: ["certificate_file", "key_file"])
+            let tls = try value.mapping(allowed: [
+                "certificate_file", "key_file", "client_ca_file", "client_certificate",
+            ])
             let certificate = try tls.required("certificate_file")
             let key = try tls.required("key_file")
-            let files = TLSFiles(
+            var files = TLSFiles(
                 certificateFile: resolve(try certificate.nonEmptyString()),
                 keyFile: resolve(try key.nonEmptyString())
             )
             _ = try readFile(certificate)
             _ = try readFile(key)
+            if let node = tls["client_ca_file"] {
+                _ = try readFile(node)
+                files.clientCAFile = resolve(try node.nonEmptyString())
+            }
+            if let node = tls["client_certificate"] {
+                guard files.clientCAFile != nil else { throw node.error("needs client_ca_file") }
+                switch try node.string() {
+                case "optional": files.requiresClientCertificate = false
+                case "required": files.requiresClientCertificate = true
+                case let other: throw node.error("expected optional or required, found '\(other)'")
+                }
+            }
             settings.tls = files
         }
         return settings

@@ -39,6 +39,10 @@ public struct ServerSettings: Sendable, Equatable {
 public struct TLSFiles: Sendable, Equatable {
     public var certificateFile: String
     public var keyFile: String
+    /// CA certificates (PEM) client certificates are checked against (RFC 8705); `nil`: none asked.
+    public var clientCAFile: String?
+    /// Without one the handshake fails; otherwise a client may present none.
+    public var requiresClientCertificate = false
 
     public init(certificateFile: String, keyFile: String) {
         self.certificateFile = certificateFile

@@ -60,6 +60,8 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
         /// The token's authentication is not the kind or not as recent as the route needs
         /// (RFC 9470): the client signs the person in again.
         case insufficientUserAuthentication = "insufficient_user_authentication"
+        /// A token bound to a client certificate (RFC 8705) without that certificate.
+        case certificateBinding = "certificate_binding"
         /// A DPoP-bound token sent as a bearer token, or a bearer token where DPoP is required,
         /// or a token that is not bound sent with the DPoP scheme.
         case dpopBinding = "dpop_binding"
@@ -189,7 +191,8 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
             .badRequest
         case .notFound: .notFound
         case .upstreamUnreachable, .upstreamClosed, .upstreamInvalidResponse, .mcpInvalidAnswer: .upstreamError
-        case .invalidDPoPProof, .useDPoPNonce, .dpopBinding, .insufficientUserAuthentication: .invalidToken
+        case .invalidDPoPProof, .useDPoPNonce, .dpopBinding, .insufficientUserAuthentication, .certificateBinding:
+            .invalidToken
         case .upstreamTimeout: .upstreamTimeout
         }
     }
@@ -342,6 +345,19 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
                 headers: [("WWW-Authenticate", challenge)],
                 error: "use_dpop_nonce",
                 description: "a server nonce is required in the DPoP proof"
+            )
+        case .certificateBinding:
+            return VerdictResponse(
+                status: 401,
+                headers: [
+                    (
+                        "WWW-Authenticate",
+                        challenge
+                            + ", error=\"invalid_token\", error_description=\"the token is bound to another client certificate\""
+                    )
+                ],
+                error: "invalid_token",
+                description: "the token is bound to another client certificate"
             )
         case .dpopBinding:
             return VerdictResponse(

@@ -184,6 +184,13 @@ extension RequestPipeline {
                     if !keepsToken && name.equalsIgnoringASCIICase(snapshot.tokenHeaderLowercased.utf8) {
                         // No token passthrough to a protected resource: the claims go as headers.
                         keep = false
+                    } else if !trusted
+                        && ((name.count == 11 && name.equalsIgnoringASCIICase(HTTP1Syntax.ascii("client-cert")))
+                            || (name.count == 17
+                                && name.equalsIgnoringASCIICase(HTTP1Syntax.ascii("client-cert-chain"))))
+                    {
+                        // RFC 9440: a client certificate is vouched for by a trusted proxy only.
+                        keep = false
                     } else if !keepsAcceptEncoding && name.count == 15
                         && name.equalsIgnoringASCIICase(HTTP1Syntax.ascii("accept-encoding"))
                     {

@@ -14,8 +14,18 @@ struct RequestPipeline {
     let scheme: String
     let peer: SocketAddress?
     let peerAddress: String
+    /// The RFC 8705 thumbprint of the certificate this connection's client presented over TLS.
+    let clientCertificate: String?
 
-    init(snapshot: ProxySnapshot, isHTTP2: Bool, scheme: String, peer: SocketAddress?, peerAddress: String) {
+    init(
+        snapshot: ProxySnapshot,
+        isHTTP2: Bool,
+        scheme: String,
+        peer: SocketAddress?,
+        peerAddress: String,
+        clientCertificate: String? = nil
+    ) {
+        self.clientCertificate = clientCertificate
         self.snapshot = snapshot
         self.isHTTP2 = isHTTP2
         self.scheme = scheme
@@ -159,7 +169,7 @@ struct RequestPipeline {
         let digest = TokenDigest(token: token)
         switch snapshot.verifier.verifyLocally(token, digest: digest, acceptedIssuers: acceptedIssuers) {
         case .verified(let verified):
-            return authorize(verified, matched: matched, binding: binding)
+            return authorize(verified, matched: matched, binding: binding, head: head)
         case .failed(let failure):
             return .respond(GateError(failure), matched)
         case .needsKeyRefresh, .needsIntrospection:
@@ -196,6 +206,7 @@ struct RequestPipeline {
         acceptedIssuers: [String]?,
         matched: MatchedRequest,
         binding: TokenBinding = .bearer,
+        head: RequestHead? = nil,
         on eventLoop: any EventLoop
     ) -> EventLoopFuture<GateDecision> {
         let verifier = snapshot.verifier
@@ -209,7 +220,7 @@ struct RequestPipeline {
             )
             switch result {
             case .success(let token):
-                let next = authorize(token, matched: matched, binding: binding)
+                let next = authorize(token, matched: matched, binding: binding, head: head)
                 if case .verify = next {
                     return .respond(
                         GateError(VerificationFailure(.keysUnavailable, "verification did not finish")),
@@ -223,7 +234,17 @@ struct RequestPipeline {
         }
     }
 
-    func authorize(_ token: VerifiedToken, matched: MatchedRequest, binding: TokenBinding = .bearer) -> GateDecision {
+    func authorize(
+        _ token: VerifiedToken,
+        matched: MatchedRequest,
+        binding: TokenBinding = .bearer,
+        head: RequestHead? = nil
+    ) -> GateDecision {
+        // RFC 8705: a token bound to a certificate goes only with that certificate, presented
+        // over this TLS connection or, from a trusted proxy, in `Client-Cert` (RFC 9440).
+        if let bound = CertificateBinding.boundCertificate(of: token), bound != presentedCertificate(head) {
+            return .respond(GateError(.certificateBinding, "the token is bound to another client certificate"), matched)
+        }
         if let refusal = bindingRefusal(token, matched: matched, binding: binding) { return .respond(refusal, matched) }
         guard let route = snapshot.route(matched) else { return .pass(matched, token) }
         // RFC 8707 and the MCP rules: a protected resource accepts only tokens issued for it.
@@ -382,6 +403,16 @@ struct RequestPipeline {
             }
             return .success(proof.thumbprint)
         }
+    }
+
+    /// The client certificate of the request: the TLS connection's, else (from a trusted proxy
+    /// only) the one in `Client-Cert`.
+    func presentedCertificate(_ head: RequestHead?) -> String? {
+        if let clientCertificate { return clientCertificate }
+        guard let head, snapshot.isTrusted(peer) else { return nil }
+        let values = head.values(name: "client-cert")
+        guard values.count == 1 else { return nil }
+        return CertificateBinding.thumbprint(clientCertField: values[0])
     }
 
     /// This gate's origin as its clients reach it, for `htu`.

@@ -2,6 +2,7 @@ import HTTPTypes
 import NIOCore
 import NIOHTTP1
 import NIOHTTP2
+import NIOSSL
 import Prometheus
 import TollgateCore
 
@@ -60,6 +61,20 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// pipeline hop per request part).
     @exclusivity(unchecked) private var intake: HTTP1Intake
     @exclusivity(unchecked) private var decoding = false
+    /// The RFC 8705 thumbprint of the certificate this connection's client presented; looked at
+    /// once (the outer `nil`: not yet).
+    private var certificateThumbprint: String??
+
+    private func clientCertificate(context: ChannelHandlerContext) -> String? {
+        if let known = certificateThumbprint { return known }
+        let channel = isHTTP2 ? (context.channel.parent ?? context.channel) : context.channel
+        let der = try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate?
+            .toDERBytes()
+        let found = der.map { CertificateBinding.thumbprint(der: $0) }
+        certificateThumbprint = .some(found)
+        return found
+    }
+
     /// HTTP/2: the stream's frames to request parts.
     private var streamCodec = HTTP2StreamCodec()
     /// The answer's parts to bytes (HTTP/1.1) or frames (HTTP/2).
@@ -316,7 +331,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             isHTTP2: isHTTP2,
             scheme: scheme,
             peer: peer,
-            peerAddress: peerAddress
+            peerAddress: peerAddress,
+            clientCertificate: snapshot.configuration.server.tls?.clientCAFile == nil
+                ? nil : clientCertificate(context: context)
         )
         let parserStops = head.pausesParser
         let acceptsTrailers = head.acceptsTrailers
@@ -407,6 +424,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 acceptedIssuers: acceptedIssuers,
                 matched: matched,
                 binding: binding,
+                head: request.head,
                 on: context.eventLoop
             )
             .whenSuccess { next in

@@ -33,6 +33,13 @@ public final class ProxyServer: Sendable {
                 privateKey: .privateKey(key)
             )
             configuration.applicationProtocols = ["h2", "http/1.1"]
+            // RFC 8705: client certificates checked against the configured CAs; a token bound to
+            // one (cnf x5t#S256) is then taken only over its connection.
+            if let clientCA = tls.clientCAFile {
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(clientCA))
+                configuration.certificateVerification =
+                    tls.requiresClientCertificate ? .noHostnameVerification : .optionalVerification
+            }
             return try NIOSSLContext(configuration: configuration)
         }
         let quiescing = ServerQuiescingHelper(group: runtime.group)
