@@ -12,7 +12,8 @@ public enum AuthorizationDecision: Sendable, Equatable {
 
 extension Route {
     /// Re-evaluated on every request, cached claims or not: caches hold claims, never verdicts.
-    public func authorize(_ token: VerifiedToken, now: Double = wallClockSeconds()) -> AuthorizationDecision {
+    /// - Parameter now: the clock for `max_age` (read only when the route has one).
+    public func authorize(_ token: VerifiedToken, now: Double? = nil) -> AuthorizationDecision {
         if !acrValues.isEmpty {
             guard case .string(let acr)? = token.claims["acr"], acrValues.contains(acr) else {
                 return .insufficientUserAuthentication("the token's acr is not one the route accepts")
@@ -20,7 +21,7 @@ extension Route {
         }
         if let maxAge {
             guard case .number(let authenticatedAt)? = token.claims["auth_time"],
-                now - authenticatedAt <= maxAge + token.leeway
+                (now ?? wallClockSeconds()) - authenticatedAt <= maxAge + token.leeway
             else {
                 return .insufficientUserAuthentication("the person signed in too long ago (or auth_time is missing)")
             }

@@ -27,6 +27,9 @@ public final class ProxySnapshot: Sendable, AtomicReference {
     let dpopVerifier: DPoPProofVerifier
     /// The `algs` of a DPoP challenge.
     let dpopAlgorithms: String
+    /// Some route or issuer requires DPoP: without one, a bearer token with no binding needs no
+    /// further look.
+    let requiresDPoPSomewhere: Bool
 
     init(
         configuration: TollgateConfiguration,
@@ -39,6 +42,9 @@ public final class ProxySnapshot: Sendable, AtomicReference {
         self.dpop = dpop ?? DPoPState(capacity: configuration.dpop.maximumRememberedProofs, nonces: nil)
         dpopVerifier = DPoPProofVerifier(settings: configuration.dpop)
         dpopAlgorithms = configuration.dpop.algorithms.map(\.rawValue).sorted().joined(separator: " ")
+        requiresDPoPSomewhere =
+            configuration.routes.routes.contains { $0.dpop == .required }
+            || configuration.issuers.contains { $0.policy.dpop == .required }
         self.pools = pools
         self.verifier = verifier
         self.metrics = metrics

@@ -242,25 +242,38 @@ struct RequestPipeline {
     ) -> GateDecision {
         // RFC 8705: a token bound to a certificate goes only with that certificate, presented
         // over this TLS connection or, from a trusted proxy, in `Client-Cert` (RFC 9440).
-        if let bound = CertificateBinding.boundCertificate(of: token), bound != presentedCertificate(head) {
-            return .respond(GateError(.certificateBinding, "the token is bound to another client certificate"), matched)
+        // One lookup of `cnf` on the common path: an unbound bearer token where nothing requires DPoP.
+        let confirmation = token.claims["cnf"]
+        if confirmation != nil || binding != .bearer || snapshot.requiresDPoPSomewhere {
+            if case .string(let bound)? = confirmation?["x5t#S256"], bound != presentedCertificate(head) {
+                return .respond(
+                    GateError(.certificateBinding, "the token is bound to another client certificate"),
+                    matched
+                )
+            }
+            if let refusal = bindingRefusal(token, matched: matched, binding: binding) {
+                return .respond(refusal, matched)
+            }
         }
-        if let refusal = bindingRefusal(token, matched: matched, binding: binding) { return .respond(refusal, matched) }
-        guard let route = snapshot.route(matched) else { return .pass(matched, token) }
+        guard let index = matched.routeIndex else { return .pass(matched, token) }
+        // The route is read in place: binding it would copy it and retain every field of it.
         // RFC 8707 and the MCP rules: a protected resource accepts only tokens issued for it.
-        if let resource = route.resource, !resource.isAudience(of: token.claims) {
+        if snapshot.configuration.routes.routes[index].resource != nil,
+            !snapshot.configuration.routes.routes[index].resource!.isAudience(of: token.claims)
+        {
             return .respond(
                 GateError(VerificationFailure(.audienceMismatch, "'aud' does not name the route's resource")),
                 matched
             )
         }
-        switch route.authorize(token) {
+        switch snapshot.configuration.routes.routes[index].authorize(token) {
         case .allowed: return .pass(matched, token)
         case .insufficientScope(let scope):
             return .respond(GateError(.insufficientScope, "the token lacks '\(scope)'", scope: scope), matched)
         case .conditionFailed:
             return .respond(GateError(.claimCondition), matched)
         case .insufficientUserAuthentication(let reason):
+            let route = snapshot.configuration.routes.routes[index]
             var error = GateError(.insufficientUserAuthentication, reason)
             error.stepUp = GateError.StepUp(
                 acrValues: route.acrValues.isEmpty ? nil : route.acrValues.joined(separator: " "),
@@ -339,6 +352,7 @@ struct RequestPipeline {
     /// only with a bound token; the DPoP mode of the route (or the issuer) respected.
     func bindingRefusal(_ token: VerifiedToken, matched: MatchedRequest, binding: TokenBinding) -> GateError? {
         let boundTo = token.claims["cnf"]?["jkt"]
+        if case .bearer = binding, boundTo == nil, !snapshot.requiresDPoPSomewhere { return nil }
         let mode = dpopMode(matched, issuerName: token.issuerName)
         var error: GateError
         switch binding {
@@ -567,16 +581,18 @@ struct RequestPipeline {
         random: inout SplitMix64,
         allocator: ByteBufferAllocator
     ) -> Result<(head: UpstreamRequestHead, upgradeProtocols: [String]?), GateError> {
-        let route = snapshot.route(matched)
         let head = request.head
         let upgradeProtocols = head.upgradeProtocols
+        let index = matched.routeIndex
         // Only the upgrades the route allows are relayed (WebSocket by default), never h2c: an
         // upgrade the upstream accepted would be a tunnel past the gate. Any other asks the
         // upstream nothing: Upgrade and HTTP2-Settings are removed.
         let isUpgrade =
             !isHTTP2 && !upgradeProtocols.isEmpty
             && upgradeProtocols.allSatisfy { name in
-                name != "h2c" && (route.map { $0.upgrades.contains(name) } ?? (name == "websocket"))
+                name != "h2c"
+                    && (index.map { snapshot.configuration.routes.routes[$0].upgrades.contains(name) }
+                        ?? (name == "websocket"))
             }
         let incomingTrace = head.value(of: head.known.traceparent)
         let traceparent =
@@ -595,8 +611,9 @@ struct RequestPipeline {
             requestID: requestID,
             traceparent: traceparent,
             isUpgrade: isUpgrade,
-            allowsOverrideHeaders: route?.allowsOverrideHeaders ?? false,
-            keepsToken: route?.forwardsToken ?? true,
+            allowsOverrideHeaders: index.map { snapshot.configuration.routes.routes[$0].allowsOverrideHeaders }
+                ?? false,
+            keepsToken: index.map { snapshot.configuration.routes.routes[$0].forwardsToken } ?? true,
             keepsAcceptEncoding: !readsAnswer,
             allocator: allocator
         ) {
