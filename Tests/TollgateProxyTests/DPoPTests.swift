@@ -243,13 +243,18 @@ struct DPoPTests {
 
     @Test("the replay cache is bounded: full of live proofs, it refuses rather than forgets")
     func theReplayCacheIsBounded() {
-        let cache = DPoPReplayCache(capacity: 2)
+        let cache = DPoPReplayCache(capacity: 2, window: 100)
         let proofs = (0..<3).map { DPoPProof(thumbprint: "k", jti: "\($0)", issuedAt: 100) }
-        #expect(cache.accept(proofs[0], until: 200, now: 100))
-        #expect(!cache.accept(proofs[0], until: 200, now: 101))
-        #expect(cache.accept(proofs[1], until: 200, now: 101))
-        #expect(!cache.accept(proofs[2], until: 200, now: 102), "full of live proofs")
-        #expect(cache.accept(proofs[2], until: 400, now: 201), "the expired ones made room")
-        #expect(cache.count == 1)
+        #expect(cache.accept(proofs[0], now: 100))
+        #expect(!cache.accept(proofs[0], now: 101))
+        #expect(cache.accept(proofs[1], now: 101))
+        #expect(!cache.accept(proofs[2], now: 102), "full of proofs that may be live")
+        // One window on, the first generation is still remembered (and still takes room) ...
+        #expect(!cache.accept(proofs[0], now: 200))
+        #expect(!cache.accept(proofs[2], now: 201), "still full")
+        // ... two windows on it is gone, and with it the room it took.
+        #expect(cache.accept(proofs[2], now: 301))
+        #expect(cache.accept(proofs[0], now: 302), "forgotten after at least a whole window")
+        #expect(cache.count == 2)
     }
 }

@@ -1,4 +1,5 @@
-"""Sends COUNT requests to 127.0.0.1:PORT, each with the next token of TOKENS (one per line),
+"""Sends COUNT requests to 127.0.0.1:PORT, each with the next token of TOKENS (one per line, or
+a DPoP-bound token and its proof separated by a tab),
 over CONNECTIONS keep-alive connections in parallel; exits non-zero unless every answer is 200.
 
     distinct.py PORT TOKENS COUNT CONNECTIONS
@@ -12,8 +13,11 @@ def run(port, tokens, indexes, failures):
     sock = socket.create_connection(("127.0.0.1", port))
     buffer = b""
     for index in indexes:
+        token, _, proof = tokens[index].partition("\t")
+        # A line "token<TAB>proof" is a DPoP-bound token and its proof (RFC 9449).
+        authorization = f"DPoP {token}\r\nDPoP: {proof}" if proof else f"Bearer {token}"
         request = (
-            f"GET /orders/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {tokens[index]}\r\n\r\n"
+            f"GET /orders/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {authorization}\r\n\r\n"
         ).encode()
         sock.sendall(request)
         while b"\r\n\r\n" not in buffer:

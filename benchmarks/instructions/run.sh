@@ -17,7 +17,10 @@
 # nginx-h2c (`listen … http2`). tollgate-distinct-rs256 and tollgate-distinct-es256 send a token
 # never seen before with every request (minted by benchmarks/load/mint.py with joserfc): every
 # request verifies a signature. h2load cannot vary a header, so a small Python client
-# (benchmarks/instructions/distinct.py, 4 keep-alive connections) sends these.
+# (benchmarks/instructions/distinct.py, 4 keep-alive connections) sends these. tollgate-dpop sends
+# one DPoP-bound RS256 token (a cache hit after the first) with a distinct ES256 proof every
+# request (RFC 9449: every proof's signature checked, its jti remembered): against tollgate-token,
+# the cost of DPoP.
 # Needs valgrind, nghttp2-client (h2load), nginx-light and gcc (installed with apt-get when
 # missing), and a release build of tollgate (built here when absent).
 set -euo pipefail
@@ -95,7 +98,7 @@ JWT=$(printf '%s\n' "$TOKEN" | tail -1)
 
 # Distinct tokens, only when a distinct case runs: N2 of each algorithm and some to spare (each run
 # starts from the first token in a fresh process, so no run sees one twice).
-if [[ "tollgate-distinct-rs256 tollgate-distinct-es256" =~ $FILTER ]] || [ "$FILTER" = . ]; then
+if [[ "tollgate-distinct-rs256 tollgate-distinct-es256 tollgate-dpop" =~ $FILTER ]] || [ "$FILTER" = . ]; then
     python3 -c "import joserfc" 2>/dev/null || python3 -m pip install --quiet "joserfc>=1.6,<2"
     mkdir -p "$WORK/mint"
     python3 benchmarks/load/mint.py "$WORK/mint" $((N2 + 100))
@@ -107,11 +110,14 @@ tollgate_config() {
     local audience=bench-api
     [ "$1" = tollgate-log-off ] && log=false
     [ "$1" = tollgate-h2c ] && h2c=true
-    if [[ "$1" == tollgate-distinct-* ]]; then
+    local extra=""
+    if [[ "$1" == tollgate-distinct-* ]] || [ "$1" = tollgate-dpop ]; then
         auth="issuers: [bench]"
         issuer=https://idp.bench.test
         jwks=$WORK/mint/jwks.json
     fi
+    # The proofs were made beforehand for this origin; valgrind is slow, so they live long.
+    [ "$1" = tollgate-dpop ] && extra=$'  public_url: https://bench.test\ndpop:\n  proof_lifetime: 2h'
     [ "$1" = tollgate-token ] && auth="issuers: [bench]"
     cat >"$WORK/$1.yaml" <<YAML
 listen: 127.0.0.1:$2
@@ -121,6 +127,7 @@ server:
   threads: 1
   access_log: $log
   h2c: $h2c
+$extra
 issuers:
   - name: bench
     issuer: $issuer
@@ -161,8 +168,9 @@ NGINX
     PIDS+=("$pid")
     wait_port "$port" || { echo "no listener for $name" >&2; cat "$out.log" >&2; exit 1; }
     local requests=$count
-    if [[ "$name" == tollgate-distinct-* ]]; then
+    if [[ "$name" == tollgate-distinct-* ]] || [ "$name" = tollgate-dpop ]; then
         local alg=${name#tollgate-distinct-}
+        [ "$name" = tollgate-dpop ] && alg=dpop
         taskset -c 0 python3 benchmarks/instructions/distinct.py "$port" "$WORK/mint/$alg.txt" "$count" 4 >"$out.client" \
             || { echo "$name: not every request succeeded" >&2; cat "$out.client" >&2; exit 1; }
     else
@@ -180,7 +188,7 @@ NGINX
 
 printf '| case | instructions per request | N1 Ir | N2 Ir |\n| --- | --- | --- | --- |\n'
 for name in tollgate-log-on tollgate-log-off tollgate-token nginx tollgate-distinct-rs256 tollgate-distinct-es256 \
-    tollgate-h2c nginx-h2c; do
+    tollgate-dpop tollgate-h2c nginx-h2c; do
     [[ "$name" =~ $FILTER ]] || continue
     read -r low low_requests < <(instructions "$name" "$N1")
     read -r high high_requests < <(instructions "$name" "$N2")

@@ -50,6 +50,29 @@ def main(directory, count):
     with open(f"{directory}/repeated.lua", "w") as out:
         out.write('local t = io.open("' + directory + '/repeated.txt"):read("*a")\n')
         out.write('request = function()\n  return wrk.format("GET", "/orders/1", {["Authorization"] = "Bearer " .. t})\nend\n')
+    # DPoP (RFC 9449): one RS256 token bound to a client's P-256 key, and COUNT distinct ES256
+    # proofs by that key for GET https://bench.test/orders/1 (the gate's configured public URL),
+    # one "token<TAB>proof" per line.
+    import base64
+    import hashlib
+    import uuid
+
+    from joserfc import jws
+
+    client = ECKey.generate_key("P-256")
+    bound_claims = {
+        "iss": ISSUER, "aud": AUDIENCE, "sub": "user-dpop", "exp": now + 7200, "iat": now,
+        "scope": "orders.read openid", "cnf": {"jkt": client.thumbprint()},
+    }
+    bound = jwt.encode({"alg": "RS256", "kid": rsa.kid, "typ": "at+jwt"}, bound_claims, rsa)
+    ath = base64.urlsafe_b64encode(hashlib.sha256(bound.encode()).digest()).rstrip(b"=").decode()
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": client.as_dict(private=False)}
+    with open(f"{directory}/dpop.txt", "w") as out:
+        for index in range(count):
+            claims = {"jti": str(uuid.uuid4()), "htm": "GET", "htu": "https://bench.test/orders/1", "iat": now,
+                      "ath": ath}
+            proof = jws.serialize_compact(header, json.dumps(claims).encode(), client, algorithms=["ES256"])
+            out.write(bound + "\t" + proof + "\n")
     with open(f"{directory}/opaque.lua", "w") as out:
         out.write('request = function()\n  return wrk.format("GET", "/orders/1", ')
         out.write('{["Authorization"] = "Bearer opaque-bench-token-0123456789abcdef"})\nend\n')

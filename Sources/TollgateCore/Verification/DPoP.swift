@@ -197,33 +197,43 @@ public struct DPoPProofVerifier: Sendable {
 /// §11.1). Per process: a proof replayed to another replica within the lifetime is not caught
 /// there, which is what the server nonce bounds — with `nonce: true` a proof is good only while
 /// its nonce is (two nonce periods), and a replica issues and checks nonces of its own.
+///
+/// Two generations, each `window` long (at least a proof's lifetime): a proof is looked for in
+/// both and recorded in the current one; when a window ends the current generation becomes the
+/// previous and the previous is dropped whole. So a proof is remembered at least `window`, no
+/// request ever walks the cache, and the memory is at most `capacity` digests.
 public final class DPoPReplayCache: Sendable {
     private struct State {
-        var seen: [SHA256Digest: Double] = [:]
-        var nextSweep: Double = 0
+        var current: Set<SHA256Digest> = []
+        var previous: Set<SHA256Digest> = []
+        var rotatesAt: Double = 0
     }
 
     private let state = Mutex(State())
     public let capacity: Int
+    public let window: Double
 
-    public init(capacity: Int) {
+    public init(capacity: Int, window: Double) {
         self.capacity = capacity
+        self.window = window
     }
 
-    public var count: Int { state.withLock { $0.seen.count } }
+    public var count: Int { state.withLock { $0.current.count + $0.previous.count } }
 
-    /// Records a proof; `false` when it was seen before (a replay) or the cache is full of live
-    /// proofs (refused rather than forgotten).
-    public func accept(_ proof: DPoPProof, until expiry: Double, now: Double) -> Bool {
+    /// Records a proof; `false` when it was seen before (a replay) or the cache is full of proofs
+    /// that may still be live (refused rather than forgotten).
+    public func accept(_ proof: DPoPProof, now: Double) -> Bool {
         let key = SHA256.hash(data: Array((proof.thumbprint + " " + proof.jti).utf8))
         return state.withLock { state in
-            if now >= state.nextSweep || state.seen.count >= capacity {
-                state.seen = state.seen.filter { $0.value > now }
-                state.nextSweep = now + 1
+            if now >= state.rotatesAt {
+                // A gap of more than a window leaves nothing live in either generation.
+                state.previous = now >= state.rotatesAt + window ? [] : state.current
+                state.current = []
+                state.rotatesAt = now + window
             }
-            if let until = state.seen[key], until > now { return false }
-            guard state.seen.count < capacity else { return false }
-            state.seen[key] = expiry
+            if state.current.contains(key) || state.previous.contains(key) { return false }
+            guard state.current.count + state.previous.count < capacity else { return false }
+            state.current.insert(key)
             return true
         }
     }

@@ -28,7 +28,7 @@ public final class OAuthIssuer: Sendable {
     let knownPasswordCost = Mutex<String?>(nil)
     let dummyHashes = Mutex<[String: String]>([:])
     /// The DPoP proofs the token endpoint took, so none is taken twice.
-    let dpopReplays = DPoPReplayCache(capacity: 100_000)
+    let dpopReplays: DPoPReplayCache
     /// Clients known by a metadata document URL, fetched and cached.
     let clientDocuments: ClientMetadataDocuments
 
@@ -45,6 +45,10 @@ public final class OAuthIssuer: Sendable {
         self.logger = logger
         self.now = now
         clientDocuments = ClientMetadataDocuments(options: options.clientMetadataDocuments)
+        dpopReplays = DPoPReplayCache(
+            capacity: 100_000,
+            window: options.dpop.proofLifetime + options.dpop.clockSkew + 1
+        )
         basePath = Self.path(of: options.issuer)
         var paths: [Endpoint: String] = [:]
         for endpoint in Endpoint.allCases {

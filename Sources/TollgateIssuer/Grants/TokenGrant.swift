@@ -63,7 +63,7 @@ extension OAuthIssuer {
         case .failure(let failure):
             throw IssuerError.invalidDPoPProof(failure.reason)
         case .success(let proof):
-            guard dpopReplays.accept(proof, until: proof.issuedAt + options.dpop.proofLifetime + 10, now: now) else {
+            guard dpopReplays.accept(proof, now: now) else {
                 throw IssuerError.invalidDPoPProof("the proof was used before")
             }
             return proof.thumbprint

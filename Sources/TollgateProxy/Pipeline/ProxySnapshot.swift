@@ -39,7 +39,7 @@ public final class ProxySnapshot: Sendable, AtomicReference {
         dpop: DPoPState? = nil
     ) {
         self.configuration = configuration
-        self.dpop = dpop ?? DPoPState(capacity: configuration.dpop.maximumRememberedProofs, nonces: nil)
+        self.dpop = dpop ?? DPoPState(settings: configuration.dpop, nonces: nil)
         dpopVerifier = DPoPProofVerifier(settings: configuration.dpop)
         dpopAlgorithms = configuration.dpop.algorithms.map(\.rawValue).sorted().joined(separator: " ")
         requiresDPoPSomewhere =
@@ -157,8 +157,13 @@ final class DPoPState: Sendable {
     let replays: DPoPReplayCache
     let nonces: DPoPNonces
 
-    init(capacity: Int, nonces: DPoPNonces?) {
-        replays = DPoPReplayCache(capacity: capacity)
+    /// How long a proof must be remembered: as long as its `iat` keeps it acceptable.
+    static func window(_ settings: DPoPSettings) -> Double {
+        settings.proofLifetime + settings.clockSkew + 1
+    }
+
+    init(settings: DPoPSettings, nonces: DPoPNonces?) {
+        replays = DPoPReplayCache(capacity: settings.maximumRememberedProofs, window: Self.window(settings))
         self.nonces = nonces ?? DPoPNonces()
     }
 }

@@ -411,8 +411,7 @@ struct RequestPipeline {
         case .failure(let failure):
             return refusal(failure.kind == .useNonce ? .useDPoPNonce : .invalidDPoPProof, failure.reason)
         case .success(let proof):
-            let lifetime = snapshot.configuration.dpop.proofLifetime + snapshot.configuration.dpop.clockSkew
-            guard snapshot.dpop.replays.accept(proof, until: proof.issuedAt + lifetime + 1, now: now) else {
+            guard snapshot.dpop.replays.accept(proof, now: now) else {
                 return refusal(.invalidDPoPProof, "the proof was used before")
             }
             return .success(proof.thumbprint)

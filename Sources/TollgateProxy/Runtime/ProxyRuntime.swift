@@ -212,10 +212,12 @@ public final class ProxyRuntime: Sendable {
         // The replay cache and the nonce key outlive reloads (a reload must not reopen the window
         // for proofs already seen); a new bound takes a new cache.
         let dpop: DPoPState
-        if let kept = previous?.dpop, kept.replays.capacity == configuration.dpop.maximumRememberedProofs {
+        if let kept = previous?.dpop, kept.replays.capacity == configuration.dpop.maximumRememberedProofs,
+            kept.replays.window == DPoPState.window(configuration.dpop)
+        {
             dpop = kept
         } else {
-            dpop = DPoPState(capacity: configuration.dpop.maximumRememberedProofs, nonces: previous?.dpop.nonces)
+            dpop = DPoPState(settings: configuration.dpop, nonces: previous?.dpop.nonces)
         }
         return ProxySnapshot(
             configuration: configuration,
