@@ -113,4 +113,10 @@ stolen = requests.get(url, headers={"Authorization": "DPoP " + access,
 check(stolen.status_code == 401, "and refuses it with another key's proof")
 bearer = requests.get(url, headers={"Authorization": "Bearer " + access}, timeout=10)
 check(bearer.status_code == 401, "and refuses it as a bearer token")
+userinfo = meta["userinfo_endpoint"]
+as_bearer = requests.get(userinfo, headers={"Authorization": "Bearer " + access}, timeout=10)
+check(as_bearer.status_code == 401, "userinfo refuses the bound token as a bearer token")
+with_proof = requests.get(userinfo, headers={"Authorization": "DPoP " + access,
+                                             "DPoP": proof(key, "GET", userinfo, access)}, timeout=10)
+check(with_proof.status_code == 200 and with_proof.json().get("sub"), "and answers it with the key's proof")
 print("dpop issuer: all checks passed", flush=True)

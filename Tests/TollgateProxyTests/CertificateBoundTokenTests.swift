@@ -160,7 +160,14 @@ struct CertificateBoundTokenTests {
         let certificates = try Certificates.make()
         defer { try? FileManager.default.removeItem(at: certificates.directory) }
         let bound = TestIssuer.shared.token(["cnf": ["x5t#S256": try certificates.thumbprint("a")]])
-        try await ProxyEnvironment.with { environment in
+        let extra = """
+            server:
+              access_log: false
+              header_timeout: 120s
+              trusted_proxies: ["127.0.0.1"]
+              trust_client_cert_header: true
+            """
+        try await ProxyEnvironment.with(extra: extra, replaceServer: true) { environment in
             func send(_ name: String) async throws -> RawHTTPClient.Response {
                 let value = ":" + Data(try certificates.der(name)).base64EncodedString() + ":"
                 return try await environment.send(

@@ -149,6 +149,16 @@ struct DPoPTests {
             #expect(
                 try await environment.send("/either/orders", headers: ["Authorization: Bearer \(plain)"]).status == 200
             )
+            // A confirmation the gate cannot check is never read as no binding.
+            let unknown = TestIssuer.shared.token(scope: "@team/orders.read", ["cnf": ["jwk": ["kty": "EC"]]])
+            #expect(
+                try await environment.send("/either/orders", headers: ["Authorization: Bearer \(unknown)"]).status
+                    == 401
+            )
+            // Where DPoP is required, even the answer to no token names the DPoP scheme.
+            let missing = try await environment.send("/dpop/orders")
+            #expect(missing.status == 401)
+            #expect(missing.headers.contains { $0.0 == "WWW-Authenticate" && $0.1.hasPrefix("DPoP algs=") })
             #expect(environment.upstream.requestCount == 4)
         }
     }

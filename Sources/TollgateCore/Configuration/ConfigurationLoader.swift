@@ -199,7 +199,7 @@ public struct ConfigurationContext: Sendable {
         let members = try node.mapping(allowed: [
             "max_header_bytes", "max_headers", "max_request_line", "header_timeout", "idle_timeout",
             "drain_grace", "h2c", "tls", "trusted_proxies", "access_log", "access_log_buffer_bytes", "threads",
-            "public_url",
+            "public_url", "trust_client_cert_header",
         ])
         var settings = ServerSettings()
         if let value = members["max_header_bytes"] { settings.maximumHeaderBytes = try value.positiveInteger() }
@@ -214,6 +214,7 @@ public struct ConfigurationContext: Sendable {
             settings.accessLogBufferBytes = try value.positiveInteger()
         }
         if let value = members["threads"] { settings.threads = try value.positiveInteger() }
+        if let value = members["trust_client_cert_header"] { settings.trustsClientCertHeader = try value.bool() }
         if let value = members["public_url"] {
             let text = try value.nonEmptyString()
             guard let origin = PublicOrigin(text) else {

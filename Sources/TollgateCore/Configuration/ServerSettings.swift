@@ -14,6 +14,9 @@ public struct ServerSettings: Sendable, Equatable {
     /// The origin clients reach this listener at (`https://api.example`): the `htu` of a DPoP
     /// proof is compared with it, never with a client's `Host`.
     public var publicURL: String?
+    /// Whether `trusted_proxies` also vouch for client certificates in RFC 9440 `Client-Cert`
+    /// (off: only a certificate presented over this listener's TLS binds).
+    public var trustsClientCertHeader = false
     /// SIGTERM/SIGINT: how long in-flight requests may still run.
     public var drainGrace: Double = 30
     /// Accept HTTP/2 without TLS when the client starts with the HTTP/2 preface (prior knowledge).

@@ -220,6 +220,16 @@ public final class DPoPReplayCache: Sendable {
 
     public var count: Int { state.withLock { $0.current.count + $0.previous.count } }
 
+    /// Whether a proof was recorded and may still be live (looked at without recording it).
+    public func hasSeen(_ proof: DPoPProof, now: Double) -> Bool {
+        let key = SHA256.hash(data: Array((proof.thumbprint + " " + proof.jti).utf8))
+        return state.withLock { state in
+            if now >= state.rotatesAt + window { return false }
+            if state.current.contains(key) { return now < state.rotatesAt || true }
+            return state.previous.contains(key)
+        }
+    }
+
     /// Records a proof; `false` when it was seen before (a replay) or the cache is full of proofs
     /// that may still be live (refused rather than forgotten).
     public func accept(_ proof: DPoPProof, now: Double) -> Bool {

@@ -154,8 +154,12 @@ extension OAuthIssuer {
 
     func userinfo(_ request: HTTPRequest, body: [UInt8]) async throws -> IssuerResponse {
         var token: String?
+        var withProof = false
         if let header = request.headerFields[.authorization], header.lowercased().hasPrefix("bearer ") {
             token = String(header.dropFirst(7)).trimmingSpacesAndTabs()
+        } else if let header = request.headerFields[.authorization], header.lowercased().hasPrefix("dpop ") {
+            token = String(header.dropFirst(5)).trimmingSpacesAndTabs()
+            withProof = true
         } else if request.method == .post, let form = try? form(request, body) {
             token = form["access_token"]
         }
@@ -164,6 +168,17 @@ extension OAuthIssuer {
         }
         guard let record = try await activeRecord(for: token), record.kind == .access else {
             throw IssuerError(.invalidToken, "the access token is not active")
+        }
+        // RFC 9449 §7: a bound token only with the DPoP scheme and a proof by its key.
+        if let bound = record.dpopJKT {
+            guard withProof,
+                let proof = try? verifiedProof(request, uri: url(.userinfo), accessToken: token),
+                proof.thumbprint == bound, dpopReplays.accept(proof, now: Double(now()))
+            else {
+                throw IssuerError(.invalidToken, "the access token is DPoP-bound and its proof is missing or wrong")
+            }
+        } else if withProof {
+            throw IssuerError(.invalidToken, "the access token is not DPoP-bound")
         }
         guard record.scope.contains("openid") else {
             throw IssuerError(.insufficientScope, "the access token was not granted openid")

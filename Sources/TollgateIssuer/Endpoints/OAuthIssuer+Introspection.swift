@@ -88,8 +88,12 @@ extension OAuthIssuer {
             "iss": .string(options.issuer),
             "iat": .number(Double(record.issuedAt)),
             "exp": .number(Double(record.expiresAt)),
-            "token_type": .string(record.kind == .access ? "Bearer" : "refresh_token"),
+            "token_type": .string(
+                record.kind == .access ? (record.dpopJKT == nil ? "Bearer" : "DPoP") : "refresh_token"
+            ),
         ]
+        // RFC 9449 §6.2: a resource server that introspects must learn the token is bound.
+        if let jkt = record.dpopJKT { answer["cnf"] = .object(["jkt": .string(jkt)]) }
         if let audience = record.audience { answer["aud"] = .string(audience) }
         if let tokenID = record.tokenID { answer["jti"] = .string(tokenID) }
         if let username = record.username, let user = try await store.user(username: username) {

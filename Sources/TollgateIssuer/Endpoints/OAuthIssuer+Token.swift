@@ -120,11 +120,13 @@ extension OAuthIssuer {
             username: username
         )
         record.value = keptValue(token)
+        let isBound = dpopJKT != nil && api != nil && options.jwtAccessToken
+        if isBound { record.dpopJKT = dpopJKT }
         try await store.saveToken(record)
         return MintedToken(
             token: token,
             record: record,
-            isBound: dpopJKT != nil && api != nil && options.jwtAccessToken
+            isBound: isBound
         )
     }
 

@@ -42,31 +42,39 @@ extension OAuthIssuer {
             throw IssuerError.unauthorizedClient("the client may not use \(type.rawValue)")
         }
         let proof = try tokenEndpointProof(request)
-        return try await grant.exchange(client: client, form: form, proof: proof, issuer: self)
+        let answer = try await grant.exchange(client: client, form: form, proof: proof?.thumbprint, issuer: self)
+        // Recorded once the exchange succeeded, so proofs of requests that fail (any public
+        // client's id is enough to make one) cannot fill the cache.
+        if let proof { _ = dpopReplays.accept(proof, now: Double(now())) }
+        return answer
+    }
+
+    /// One DPoP proof for `request` to `uri`, checked (RFC 9449 §4.3); `nil` without a `DPoP`
+    /// header.
+    func verifiedProof(_ request: HTTPRequest, uri: String, accessToken: String?) throws(IssuerError) -> DPoPProof? {
+        let proofs = request.headerFields[values: HTTPField.Name("DPoP")!]
+        if proofs.isEmpty { return nil }
+        guard proofs.count == 1 else { throw IssuerError.invalidDPoPProof("more than one DPoP proof") }
+        switch DPoPProofVerifier(settings: options.dpop).verify(
+            proofs[0],
+            method: request.method.rawValue,
+            uri: uri,
+            accessToken: accessToken,
+            now: Double(now()),
+            nonceIsValid: { _ in false }
+        ) {
+        case .failure(let failure): throw IssuerError.invalidDPoPProof(failure.reason)
+        case .success(let proof): return proof
+        }
     }
 
     /// RFC 9449 §4–5: a `DPoP` header at the token endpoint is one proof for this POST, by a
     /// key whose thumbprint the tokens are bound to; a bad one is `invalid_dpop_proof`.
-    func tokenEndpointProof(_ request: HTTPRequest) throws(IssuerError) -> String? {
-        let proofs = request.headerFields[values: HTTPField.Name("DPoP")!]
-        if proofs.isEmpty { return nil }
-        guard proofs.count == 1 else { throw IssuerError.invalidDPoPProof("more than one DPoP proof") }
-        let now = Double(now())
-        switch DPoPProofVerifier(settings: options.dpop).verify(
-            proofs[0],
-            method: "POST",
-            uri: url(.token),
-            accessToken: nil,
-            now: now,
-            nonceIsValid: { _ in true }
-        ) {
-        case .failure(let failure):
-            throw IssuerError.invalidDPoPProof(failure.reason)
-        case .success(let proof):
-            guard dpopReplays.accept(proof, now: now) else {
-                throw IssuerError.invalidDPoPProof("the proof was used before")
-            }
-            return proof.thumbprint
+    func tokenEndpointProof(_ request: HTTPRequest) throws(IssuerError) -> DPoPProof? {
+        guard let proof = try verifiedProof(request, uri: url(.token), accessToken: nil) else { return nil }
+        guard !dpopReplays.hasSeen(proof, now: Double(now())) else {
+            throw IssuerError.invalidDPoPProof("the proof was used before")
         }
+        return proof
     }
 }

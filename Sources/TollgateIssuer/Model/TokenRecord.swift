@@ -26,6 +26,9 @@ public struct TokenRecord: Sendable, Equatable, Codable {
     /// The token itself, kept only with `store_tokens: plain`.
     public var value: String?
 
+    /// The key a DPoP-bound access token is bound to (RFC 9449 `cnf.jkt`): introspection says so,
+    /// and userinfo takes the token only with a proof by that key.
+    public var dpopJKT: String?
     public init(
         digest: String,
         kind: Kind,

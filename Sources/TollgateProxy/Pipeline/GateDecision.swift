@@ -15,7 +15,9 @@ enum GateDecision {
 /// this thumbprint (RFC 9449), already checked against the request.
 enum TokenBinding: Equatable {
     case bearer
-    case dpop(thumbprint: String)
+    /// The proof, checked against the request; recorded as used only once the token is found
+    /// bound to its key, so proofs with no valid token behind them cannot fill the replay cache.
+    case dpop(DPoPProof)
 }
 
 /// The request as the pipeline sees it after steps 1–3.

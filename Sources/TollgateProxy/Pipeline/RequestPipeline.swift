@@ -159,7 +159,7 @@ struct RequestPipeline {
         case .dpop(let value):
             // RFC 9449: the proof is checked on every request, before any cache is consulted.
             switch checkProof(for: value, method: method, target: target, head: head, matched: matched) {
-            case .success(let thumbprint): binding = .dpop(thumbprint: thumbprint)
+            case .success(let proof): binding = .dpop(proof)
             case .failure(let error): return .respond(error, matched)
             }
             token = value
@@ -177,11 +177,23 @@ struct RequestPipeline {
         }
     }
 
+    /// `error` with a DPoP challenge beside the Bearer one when the route requires DPoP
+    /// (RFC 9449 §7.1).
+    func withDPoPChallenge(_ error: GateError, _ matched: MatchedRequest?) -> GateError {
+        guard error.dpopChallenge == nil, let index = matched?.routeIndex,
+            snapshot.configuration.routes.routes[index].dpop == .required
+        else { return error }
+        var error = error
+        error.dpopChallenge = dpopChallenge
+        return error
+    }
+
     /// `error` with what a client needs to act on it when the route is a protected resource
     /// (RFC 9728 §5.1, and the MCP authorization rules): the metadata URL on every challenge, and
     /// the route's scopes, all of them in one challenge.
     /// - Parameter extraScopes: what an MCP rule asks on top of the route's scopes.
-    func challenged(_ error: GateError, _ matched: MatchedRequest?, extraScopes: [String] = []) -> GateError {
+    func challenged(_ refusal: GateError, _ matched: MatchedRequest?, extraScopes: [String] = []) -> GateError {
+        var error = withDPoPChallenge(refusal, matched)
         guard let matched, let route = snapshot.route(matched) else { return error }
         var scopes: [String] = []
         for scope in (route.scopes?.all ?? []) + (route.scopes?.any ?? []) + extraScopes where !scopes.contains(scope) {
@@ -189,9 +201,10 @@ struct RequestPipeline {
         }
         guard let resource = route.resource else {
             if extraScopes.isEmpty || error.code != .insufficientScope { return error }
-            return GateError(error.code, error.reason, scope: scopes.joined(separator: " "))
+            var widened = GateError(error.code, error.reason, scope: scopes.joined(separator: " "))
+            widened.dpopChallenge = error.dpopChallenge
+            return widened
         }
-        var error = error
         error.resourceChallenge = GateError.ResourceChallenge(
             metadataURL: resource.metadataURL,
             scope: scopes.isEmpty ? nil : scopes.joined(separator: " ")
@@ -351,7 +364,17 @@ struct RequestPipeline {
     /// RFC 9449 §7: a token bound to a key (`cnf.jkt`) only with a proof by that key; a proof
     /// only with a bound token; the DPoP mode of the route (or the issuer) respected.
     func bindingRefusal(_ token: VerifiedToken, matched: MatchedRequest, binding: TokenBinding) -> GateError? {
-        let boundTo = token.claims["cnf"]?["jkt"]
+        let confirmation = token.claims["cnf"]
+        let boundTo = confirmation?["jkt"]
+        // A confirmation this gate does not know how to check (`cnf.jwk`, `cnf.kid`, a member of
+        // another type) is never taken as no binding.
+        if case .object(let members)? = confirmation {
+            for (name, value) in members where !(["jkt", "x5t#S256"].contains(name) && value.stringValue != nil) {
+                return GateError(.dpopBinding, "the token's cnf holds '\(name.prefix(40))', which is not checked here")
+            }
+        } else if confirmation != nil {
+            return GateError(.dpopBinding, "the token's cnf is not an object")
+        }
         if case .bearer = binding, boundTo == nil, !snapshot.requiresDPoPSomewhere { return nil }
         let mode = dpopMode(matched, issuerName: token.issuerName)
         var error: GateError
@@ -362,11 +385,17 @@ struct RequestPipeline {
                 .dpopBinding,
                 boundTo != nil ? "a DPoP-bound token sent as a bearer token" : "DPoP is required on this route"
             )
-        case .dpop(let thumbprint):
+        case .dpop(let proof):
             if mode == .off {
                 error = GateError(.dpopBinding, "DPoP is off for this route")
             } else if case .string(let expected)? = boundTo {
-                if expected == thumbprint { return nil }
+                if expected == proof.thumbprint {
+                    // RFC 9449 §11.1: the proof is good once.
+                    if snapshot.dpop.replays.accept(proof, now: wallClockSeconds()) { return nil }
+                    error = GateError(.invalidDPoPProof, "the proof was used before (or the replay cache is full)")
+                    error.dpopChallenge = dpopChallenge
+                    return error
+                }
                 error = GateError(.invalidDPoPProof, "the proof's key is not the one the token is bound to")
             } else {
                 error = GateError(.dpopBinding, "a token that is not DPoP-bound sent with the DPoP scheme")
@@ -385,8 +414,8 @@ struct RequestPipeline {
         target: String,
         head: RequestHead,
         matched: MatchedRequest
-    ) -> Result<String, GateError> {
-        func refusal(_ code: GateError.Code, _ reason: String) -> Result<String, GateError> {
+    ) -> Result<DPoPProof, GateError> {
+        func refusal(_ code: GateError.Code, _ reason: String) -> Result<DPoPProof, GateError> {
             var error = GateError(code, reason)
             error.dpopChallenge = dpopChallenge
             return .failure(error)
@@ -411,18 +440,18 @@ struct RequestPipeline {
         case .failure(let failure):
             return refusal(failure.kind == .useNonce ? .useDPoPNonce : .invalidDPoPProof, failure.reason)
         case .success(let proof):
-            guard snapshot.dpop.replays.accept(proof, now: now) else {
-                return refusal(.invalidDPoPProof, "the proof was used before")
-            }
-            return .success(proof.thumbprint)
+            return .success(proof)
         }
     }
 
     /// The client certificate of the request: the TLS connection's, else (from a trusted proxy
     /// only) the one in `Client-Cert`.
     func presentedCertificate(_ head: RequestHead?) -> String? {
-        if let clientCertificate { return clientCertificate }
-        guard let head, snapshot.isTrusted(peer) else { return nil }
+        // From a proxy trusted to vouch for client certificates, its `Client-Cert` speaks for the
+        // client (its own TLS certificate is the proxy's); from anyone else, only TLS does.
+        guard snapshot.configuration.server.trustsClientCertHeader, let head, snapshot.isTrusted(peer) else {
+            return clientCertificate
+        }
         let values = head.values(name: "client-cert")
         guard values.count == 1 else { return nil }
         return CertificateBinding.thumbprint(clientCertField: values[0])
