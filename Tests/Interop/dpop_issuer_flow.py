@@ -75,6 +75,9 @@ code = parse_qs(urlparse(page.headers["Location"]).query)["code"][0]
 
 form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
         "client_id": client_id, "code_verifier": verifier}
+unproven = requests.post(token_url, data=form, timeout=10)
+check(unproven.status_code == 400 and unproven.json()["error"] == "invalid_dpop_proof",
+      "a client declared dpop_bound_access_tokens gets nothing without a proof (and the code is not spent)")
 wrong = requests.post(token_url, data=form, headers={"DPoP": proof(other, "POST", token_url)}, timeout=10)
 check(wrong.status_code == 400 and wrong.json()["error"] == "invalid_dpop_proof",
       "the code bound with dpop_jkt is refused to a proof by another key")

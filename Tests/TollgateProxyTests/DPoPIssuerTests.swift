@@ -18,6 +18,7 @@ struct DPoPIssuerTests {
                   type: native
                   redirect_uris: ["http://127.0.0.1:9/callback"]
                   scopes: [openid, offline_access, "@team/orders.read"]
+                  dpop_bound_access_tokens: true
                 """,
             upstream: upstream.port,
             routes: """

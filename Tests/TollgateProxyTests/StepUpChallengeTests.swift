@@ -36,6 +36,7 @@ struct StepUpChallengeTests {
                 ("another acr", ["acr": "urn:example:password", "auth_time": now - 10]),
                 ("too old", ["acr": "urn:example:mfa", "auth_time": now - 3600]),
                 ("no auth_time", ["acr": "urn:example:mfa"]),
+                ("auth_time in the future", ["acr": "urn:example:mfa", "auth_time": now + 3600]),
             ] as [(String, [String: Any?])] {
                 let response = try await send("/payments/1", claims)
                 #expect(response.status == 401, "\(name)")

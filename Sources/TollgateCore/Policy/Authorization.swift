@@ -20,8 +20,10 @@ extension Route {
             }
         }
         if let maxAge {
+            let clock = now ?? wallClockSeconds()
+            // An auth_time in the future is no sign-in at all.
             guard case .number(let authenticatedAt)? = token.claims["auth_time"],
-                (now ?? wallClockSeconds()) - authenticatedAt <= maxAge + token.leeway
+                clock - authenticatedAt <= maxAge + token.leeway, authenticatedAt <= clock + token.leeway
             else {
                 return .insufficientUserAuthentication("the person signed in too long ago (or auth_time is missing)")
             }

@@ -348,7 +348,7 @@ struct LocalIssuerSettingsParser {
                     "client_id", "type", "client_secret_file", "client_secret_env", "client_secret",
                     "redirect_uris", "post_logout_redirect_uris", "scopes", "grant_types", "skip_consent",
                     "introspection", "require_pkce", "access_token_ttl", "refresh_token_ttl", "id_token_ttl",
-                    "id_token_signed_response_alg",
+                    "id_token_signed_response_alg", "dpop_bound_access_tokens",
                 ])
                 let id = try client.required("client_id").nonEmptyString()
                 let typeNode = try client.required("type")
@@ -436,6 +436,7 @@ struct LocalIssuerSettingsParser {
                         skipConsent: try client["skip_consent"]?.bool() ?? false,
                         mayIntrospect: mayIntrospect,
                         requirePKCE: requirePKCE,
+                        requiresDPoP: try client["dpop_bound_access_tokens"]?.bool() ?? false,
                         accessTokenTTL: try client["access_token_ttl"].map { node throws(ConfigurationError) in
                             try lifetime(node)
                         },

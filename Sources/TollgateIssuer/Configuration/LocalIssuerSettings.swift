@@ -157,6 +157,8 @@ public struct LocalIssuerSettings: Sendable, Equatable {
         /// PKCE required (`require_pkce`); `nil`: true, or for a public client
         /// `require_pkce_for_public`.
         public var requirePKCE: Bool?
+        /// RFC 9449 §5.2 `dpop_bound_access_tokens`: its token requests must carry a DPoP proof.
+        public var requiresDPoP = false
         /// The client's own lifetimes, seconds; `nil`: the issuer's.
         public var accessTokenTTL: Int?
         public var refreshTokenTTL: Int?

@@ -12,11 +12,13 @@ extension OAuthIssuer {
         guard let token = form["token"] else { throw IssuerError.invalidRequest("'token' is missing") }
         // RFC 9701: a caller that asks gets the answer as a JWT signed with the issuer's key.
         let signed = (request.headerFields[.accept] ?? "").lowercased().contains("application/token-introspection+jwt")
-        let inactiveBody = JSONValue.object(["active": .bool(false)])
-        let inactive =
-            signed
-            ? try signedIntrospection(inactiveBody, audience: caller.id)
-            : IssuerResponse.json(inactiveBody, headers: IssuerResponse.noStore)
+        // Made only when it is the answer: a signed one costs a signature.
+        func inactive() throws -> IssuerResponse {
+            let body = JSONValue.object(["active": .bool(false)])
+            return signed
+                ? try signedIntrospection(body, audience: caller.id)
+                : IssuerResponse.json(body, headers: IssuerResponse.noStore)
+        }
         let refreshFirst = form["token_type_hint"] == "refresh_token"
         let answer: (clientID: String, body: JSONValue)?
         if refreshFirst {
@@ -26,7 +28,7 @@ extension OAuthIssuer {
         } else {
             answer = try await refreshIntrospection(token)
         }
-        guard let answer, answer.clientID == caller.id || caller.mayIntrospect == true else { return inactive }
+        guard let answer, answer.clientID == caller.id || caller.mayIntrospect == true else { return try inactive() }
         if signed { return try signedIntrospection(answer.body, audience: caller.id) }
         return .json(answer.body, headers: IssuerResponse.noStore)
     }

@@ -42,6 +42,9 @@ extension OAuthIssuer {
             throw IssuerError.unauthorizedClient("the client may not use \(type.rawValue)")
         }
         let proof = try tokenEndpointProof(request)
+        if client.requiresDPoP == true && proof == nil {
+            throw IssuerError.invalidDPoPProof("this client's tokens are DPoP-bound: a proof is required")
+        }
         let answer = try await grant.exchange(client: client, form: form, proof: proof?.thumbprint, issuer: self)
         // Recorded once the exchange succeeded, so proofs of requests that fail (any public
         // client's id is enough to make one) cannot fill the cache.

@@ -49,6 +49,7 @@ extension RegisteredClient {
             mayIntrospect: settings.mayIntrospect
         )
         requirePKCE = settings.requirePKCE
+        requiresDPoP = settings.requiresDPoP ? true : nil
         accessTokenTTL = settings.accessTokenTTL
         refreshTokenTTL = settings.refreshTokenTTL
         idTokenTTL = settings.idTokenTTL

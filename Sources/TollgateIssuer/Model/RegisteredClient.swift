@@ -45,6 +45,8 @@ public struct RegisteredClient: Sendable, Equatable, Codable {
     /// PKCE required of it; `nil`: required (OAuth 2.1), but for a public client when the
     /// issuer's `require_pkce_for_public` is off.
     public var requirePKCE: Bool?
+    /// Every token request must carry a DPoP proof (RFC 9449 §5.2 `dpop_bound_access_tokens`).
+    public var requiresDPoP: Bool?
     /// Its own lifetimes, seconds; `nil`: the issuer's.
     public var accessTokenTTL: Int?
     public var refreshTokenTTL: Int?
