@@ -30,7 +30,9 @@ struct LocalIssuer {
     }
 
     static func start(_ configuration: TollgateConfiguration) async throws -> LocalIssuer? {
-        guard let settings = configuration.issuerSettings else { return nil }
+        guard var settings = configuration.issuerSettings else { return nil }
+        // One `dpop:` section for the gate and the token endpoint alike.
+        settings.dpop = configuration.dpop
         let store = try await IssuerStorage.open(settings.storage)
         let issuer = try await OAuthIssuer.start(settings: settings, store: store)
         // Grants revoked before this start are refused from the first request.

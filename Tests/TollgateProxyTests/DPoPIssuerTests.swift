@@ -44,4 +44,21 @@ struct DPoPIssuerTests {
         #expect(upstream.requestCount == 1)
         try await upstream.shutdown()
     }
+
+    @Test func theTokenEndpointTakesTheConfigurationsProofSettings() async throws {
+        let fixture = try IssuerFixture(
+            storage: .sqlite,
+            routes: "routes:\n  - match: { prefix: / }\n    issuers: [local]\ndpop:\n  algorithms: [ES384, EdDSA]"
+        )
+        defer { fixture.stop() }
+        try await fixture.serve()
+        let discovery = try await RawHTTPClient.send(
+            port: fixture.issuerPort,
+            lines: ["GET /.well-known/openid-configuration HTTP/1.1", "Host: 127.0.0.1"]
+        )
+        let document = try #require(
+            try JSONSerialization.jsonObject(with: Data(discovery.body.utf8)) as? [String: Any]
+        )
+        #expect(document["dpop_signing_alg_values_supported"] as? [String] == ["ES384", "EdDSA"])
+    }
 }

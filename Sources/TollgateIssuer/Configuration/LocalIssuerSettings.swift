@@ -15,6 +15,8 @@ public struct LocalIssuerSettings: Sendable, Equatable {
     public var codeTTL = 600
     public var enableDynamicRegistration = false
     public var clientMetadataDocuments = ClientMetadataDocumentOptions()
+    /// What a DPoP proof at the token endpoint may be: the configuration's top-level `dpop:`.
+    public var dpop = DPoPSettings()
     public var requirePKCEForPublic = true
     public var jwtAccessToken = true
     /// `hashed` or `plain`.
