@@ -45,6 +45,48 @@ struct DPoPIssuerTests {
         try await upstream.shutdown()
     }
 
+    @Test func serverNoncesAreSharedByReplicasWithTheSameSecret() async throws {
+        let upstream = try await TestHTTPServer.start { _ in .init(status: 200, body: Array("ok".utf8)) }
+        let port = try Ports.free()
+        let fixture = try IssuerFixture(
+            storage: .sqlite,
+            upstream: upstream.port,
+            routes: """
+                routes:
+                  - match: { prefix: /orders }
+                    issuers: [local]
+                    resource: { identifier: "http://127.0.0.1:\(port)/orders", audiences: ["@team/orders"] }
+                dpop:
+                  nonce: true
+                  nonce_secret_file: nonce.secret
+                """,
+            port: port
+        )
+        defer { fixture.stop() }
+        try "a-nonce-secret-of-forty-bytes-0123456789".write(
+            to: fixture.directory.appendingPathComponent("nonce.secret"),
+            atomically: true,
+            encoding: .utf8
+        )
+        try await fixture.serve()
+        let replica = try await fixture.serve()
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Interop/dpop_nonce_flow.py").path
+        let client = try ExternalProcess(
+            "/usr/bin/env",
+            [
+                "python3", script, fixture.issuer, "http://127.0.0.1:\(replica)", "@team/svc",
+                IssuerFixture.machineSecret, "/orders/1",
+            ]
+        )
+        defer { client.stop() }
+        #expect(await client.waitForExit(timeout: .seconds(90)))
+        #expect(client.process.terminationStatus == 0, "\(client.log)\n--- tollgate ---\n\(fixture.logs)")
+        #expect(client.log.contains("dpop nonces: all checks passed"))
+        #expect(upstream.requestCount == 1)
+        try await upstream.shutdown()
+    }
+
     @Test func theTokenEndpointTakesTheConfigurationsProofSettings() async throws {
         let fixture = try IssuerFixture(
             storage: .sqlite,

@@ -267,4 +267,61 @@ struct DPoPTests {
         #expect(cache.accept(proofs[0], now: 302), "forgotten after at least a whole window")
         #expect(cache.count == 2)
     }
+
+    @Test(arguments: [
+        ("dpop:\n  nonce_secret_env: SHORT", "dpop.nonce_secret_env", "at least 32 bytes"),
+        ("dpop:\n  nonce_secret_env: UNSET", "dpop.nonce_secret_env", "not set"),
+        ("dpop:\n  algorithms: [HS256]", "dpop.algorithms[0]", "not an asymmetric"),
+        ("dpop:\n  nonce: maybe", "dpop.nonce", "true or false"),
+    ])
+    func dpopConfigurationErrorsNameTheField(section: String, field: String, message: String) throws {
+        let yaml = """
+            upstream: http://127.0.0.1:1
+            issuers:
+              - name: main
+                issuer: https://idp.test
+                jwks_uri: https://idp.test/jwks
+                audiences: [api]
+            routes:
+              - match: { prefix: / }
+            \(section)
+            """
+        #expect {
+            try ConfigurationLoader.parse(
+                yaml: yaml,
+                file: "dpop.yaml",
+                baseDirectory: "/tmp",
+                environment: ["SHORT": "too short"]
+            )
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("dpop.yaml:") && text.contains(field) && text.contains(message)
+        }
+    }
+
+    @Test("a cache of a new bound or window takes over what the old one remembers, as long as the old would have")
+    func aReloadKeepsTheProofsSeen() {
+        let old = DPoPReplayCache(capacity: 10, window: 100)
+        let proof = DPoPProof(thumbprint: "k", jti: "1", issuedAt: 100)
+        #expect(old.accept(proof, now: 100))
+        let shorter = DPoPReplayCache(capacity: 5, window: 10)
+        shorter.remember(old)
+        #expect(!shorter.accept(proof, now: 150), "still within the old window")
+        #expect(!shorter.accept(proof, now: 299), "remembered up to the old window's end")
+        #expect(shorter.accept(proof, now: 401), "then forgotten")
+    }
+
+    @Test("nonces made with the same secret agree between processes; another secret's are refused")
+    func noncesFromASecretAgree() {
+        let secret = Secret(String(repeating: "s", count: 32))
+        let one = DPoPNonces(secret: secret)
+        let two = DPoPNonces(secret: secret)
+        let other = DPoPNonces(secret: Secret(String(repeating: "t", count: 32)))
+        let nonce = one.current(now: 1000)
+        #expect(two.current(now: 1000) == nonce)
+        #expect(two.isValid(nonce, now: 1029) && two.isValid(nonce, now: 1031))
+        #expect(!two.isValid(nonce, now: 1061), "two slots on, stale")
+        #expect(!other.isValid(nonce, now: 1000))
+        #expect(!DPoPNonces().isValid(nonce, now: 1000), "without a secret, a key of the process's own")
+    }
 }

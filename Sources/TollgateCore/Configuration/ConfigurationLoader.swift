@@ -683,7 +683,8 @@ public struct ConfigurationContext: Sendable {
     /// The top-level `dpop:` section: what a proof may be (RFC 9449).
     func dpop(_ node: ConfigurationNode) throws(ConfigurationError) -> DPoPSettings {
         let members = try node.mapping(allowed: [
-            "algorithms", "proof_lifetime", "clock_skew", "nonce", "max_remembered_proofs",
+            "algorithms", "proof_lifetime", "clock_skew", "nonce", "nonce_secret_file", "nonce_secret_env",
+            "max_remembered_proofs",
         ])
         var settings = DPoPSettings()
         if let list = members["algorithms"] {
@@ -701,6 +702,15 @@ public struct ConfigurationContext: Sendable {
         if let value = members["proof_lifetime"] { settings.proofLifetime = try value.duration() }
         if let value = members["clock_skew"] { settings.clockSkew = try value.duration() }
         if let value = members["nonce"] { settings.requiresNonce = try value.bool() }
+        if members.has("nonce_secret_file") || members.has("nonce_secret_env") {
+            let secret = try secret(members, file: "nonce_secret_file", env: "nonce_secret_env", owner: node)
+            guard secret.value.utf8.count >= 32 else {
+                throw (members["nonce_secret_file"] ?? members["nonce_secret_env"])!.error(
+                    "a nonce secret must be at least 32 bytes"
+                )
+            }
+            settings.nonceSecret = secret
+        }
         if let value = members["max_remembered_proofs"] {
             settings.maximumRememberedProofs = try value.positiveInteger()
         }

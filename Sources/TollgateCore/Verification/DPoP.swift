@@ -20,6 +20,9 @@ public struct DPoPSettings: Sendable, Equatable {
     public var clockSkew: Double = 5
     /// Every proof must carry a fresh server nonce (RFC 9449 §8).
     public var requiresNonce = false
+    /// The key nonces are made with. Replicas given the same secret hand out and take the same
+    /// nonces; without one each process draws its own key.
+    public var nonceSecret: Secret?
     public var maximumProofBytes = 8192
     /// The replay cache's bound: proofs seen within `proofLifetime` beyond it are refused (fail
     /// closed) until older ones expire.
@@ -225,8 +228,20 @@ public final class DPoPReplayCache: Sendable {
         let key = SHA256.hash(data: Array((proof.thumbprint + " " + proof.jti).utf8))
         return state.withLock { state in
             if now >= state.rotatesAt + window { return false }
-            if state.current.contains(key) { return now < state.rotatesAt || true }
-            return state.previous.contains(key)
+            return state.current.contains(key) || state.previous.contains(key)
+        }
+    }
+
+    /// Takes over what `other` remembers (a reload with a new bound or window), keeping each
+    /// proof at least as long as `other` would have, up to this cache's capacity.
+    public func remember(_ other: DPoPReplayCache) {
+        let (seen, rotatesAt, window) = other.state.withLock {
+            ($0.current.union($0.previous), $0.rotatesAt, other.window)
+        }
+        state.withLock { state in
+            state.current = Set(seen.prefix(capacity))
+            state.previous = []
+            state.rotatesAt = rotatesAt + max(0, window - self.window)
         }
     }
 
@@ -249,15 +264,34 @@ public final class DPoPReplayCache: Sendable {
     }
 }
 
-/// Server nonces (RFC 9449 §8): an HMAC over the time slot, so nothing is stored; a nonce is good
-/// in its slot and the next, and a new one is handed out with every DPoP answer.
+/// Server nonces (RFC 9449 §8): an HMAC over the time slot, so nothing is stored and every
+/// replica with the same secret agrees; a nonce is good in its slot and the next, and a new one
+/// is handed out with every DPoP answer.
 public final class DPoPNonces: Sendable {
     private let key: SymmetricKey
     public let period: Double
+    /// The configured secret the key comes from, if any (a reload keeps nonces while it stays).
+    public let secret: Secret?
 
     public init(period: Double = 30, key: SymmetricKey = SymmetricKey(size: .bits256)) {
         self.period = period
         self.key = key
+        secret = nil
+    }
+
+    /// Nonces made with `secret` (hashed into the key), or with a key of this process's own.
+    public convenience init(secret: Secret?, period: Double = 30) {
+        guard let secret else {
+            self.init(period: period)
+            return
+        }
+        self.init(period: period, key: SymmetricKey(data: SHA256.hash(data: Array(secret.value.utf8))), secret: secret)
+    }
+
+    private init(period: Double, key: SymmetricKey, secret: Secret) {
+        self.period = period
+        self.key = key
+        self.secret = secret
     }
 
     public func current(now: Double) -> String {

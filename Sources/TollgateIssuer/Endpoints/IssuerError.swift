@@ -22,8 +22,11 @@ struct IssuerError: Error, Sendable {
         case notFound
         // RFC 8707
         case invalidTarget
-        // RFC 9449 §5
+        // RFC 9449 §5 and §8
         case invalidDPoPProof
+        case useDPoPNonce
+        /// `use_dpop_nonce` from a resource (userinfo), with a DPoP challenge (§9).
+        case useDPoPNonceAtResource
         // OpenID Connect Core §3.1.2.6
         case loginRequired
         case consentRequired
@@ -56,6 +59,8 @@ struct IssuerError: Error, Sendable {
         case basic
         /// `Bearer realm="…"`, with the error code unless the token was missing (RFC 6750 §3).
         case bearer
+        /// `DPoP realm="…", error="…"` (RFC 9449 §7.1).
+        case dpop
     }
 
     enum Presentation: Sendable {
@@ -93,6 +98,9 @@ struct IssuerError: Error, Sendable {
         case .notFound: Entry(error: "not_found", status: .notFound, presentation: .protocolError)
         case .invalidTarget: Entry(error: "invalid_target", status: .badRequest, presentation: .protocolError)
         case .invalidDPoPProof: Entry(error: "invalid_dpop_proof", status: .badRequest, presentation: .protocolError)
+        case .useDPoPNonce: Entry(error: "use_dpop_nonce", status: .badRequest, presentation: .protocolError)
+        case .useDPoPNonceAtResource:
+            Entry(error: "use_dpop_nonce", status: .unauthorized, challenge: .dpop, presentation: .protocolError)
         case .loginRequired: Entry(error: "login_required", status: .badRequest, presentation: .protocolError)
         case .consentRequired: Entry(error: "consent_required", status: .badRequest, presentation: .protocolError)
         case .requestNotSupported:
@@ -125,6 +133,8 @@ struct IssuerError: Error, Sendable {
     let description: String
     /// Seconds for `Retry-After`.
     var retryAfter: Int?
+    /// A fresh server nonce for `DPoP-Nonce` (RFC 9449 §8).
+    var dpopNonce: String?
 
     init(_ code: Code, _ description: String, retryAfter: Int? = nil) {
         self.code = code
@@ -160,10 +170,13 @@ struct IssuerError: Error, Sendable {
             var challenge = "Bearer realm=" + Self.quoted(realm)
             if code != .missingToken { challenge += ", error=\"\(entry.error)\"" }
             headers[.wwwAuthenticate] = challenge
+        case .dpop:
+            headers[.wwwAuthenticate] = "DPoP realm=" + Self.quoted(realm) + ", error=\"\(entry.error)\""
         case nil:
             break
         }
         if let retryAfter { headers[.retryAfter] = String(max(1, retryAfter)) }
+        if let dpopNonce { headers[IssuerResponse.dpopNonce] = dpopNonce }
         return .json(
             .object(["error": .string(entry.error), "error_description": .string(description)]),
             status: entry.status,
@@ -197,6 +210,8 @@ public struct IssuerResponse: Sendable {
         self.head = head
         self.body = body
     }
+
+    static let dpopNonce = HTTPField.Name("DPoP-Nonce")!
 
     /// RFC 6749 §5.1: token answers are never cached.
     static var noStore: HTTPFields {

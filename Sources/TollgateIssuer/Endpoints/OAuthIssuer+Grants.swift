@@ -171,10 +171,17 @@ extension OAuthIssuer {
         }
         // RFC 9449 §7: a bound token only with the DPoP scheme and a proof by its key.
         if let bound = record.dpopJKT {
-            guard withProof,
-                let proof = try? verifiedProof(request, uri: url(.userinfo), accessToken: token),
-                proof.thumbprint == bound, dpopReplays.accept(proof, now: Double(now()))
-            else {
+            var proof: DPoPProof?
+            do {
+                if withProof { proof = try verifiedProof(request, uri: url(.userinfo), accessToken: token) }
+            } catch  where error.code == .useDPoPNonce {
+                var atResource = IssuerError(.useDPoPNonceAtResource, error.description)
+                atResource.dpopNonce = error.dpopNonce
+                throw atResource
+            } catch {
+                proof = nil
+            }
+            guard let proof, proof.thumbprint == bound, dpopReplays.accept(proof, now: Double(now())) else {
                 throw IssuerError(.invalidToken, "the access token is DPoP-bound and its proof is missing or wrong")
             }
         } else if withProof {

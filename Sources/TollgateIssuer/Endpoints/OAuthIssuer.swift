@@ -29,6 +29,8 @@ public final class OAuthIssuer: Sendable {
     let dummyHashes = Mutex<[String: String]>([:])
     /// The DPoP proofs the token endpoint took, so none is taken twice.
     let dpopReplays: DPoPReplayCache
+    /// The server nonces of the token and userinfo endpoints (RFC 9449 §8–9).
+    let dpopNonces: DPoPNonces
     /// Clients known by a metadata document URL, fetched and cached.
     let clientDocuments: ClientMetadataDocuments
 
@@ -49,6 +51,7 @@ public final class OAuthIssuer: Sendable {
             capacity: 100_000,
             window: options.dpop.proofLifetime + options.dpop.clockSkew + 1
         )
+        dpopNonces = DPoPNonces(secret: options.dpop.nonceSecret)
         basePath = Self.path(of: options.issuer)
         var paths: [Endpoint: String] = [:]
         for endpoint in Endpoint.allCases {

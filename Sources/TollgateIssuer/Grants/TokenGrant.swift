@@ -45,27 +45,41 @@ extension OAuthIssuer {
         if client.requiresDPoP == true && proof == nil {
             throw IssuerError.invalidDPoPProof("this client's tokens are DPoP-bound: a proof is required")
         }
-        let answer = try await grant.exchange(client: client, form: form, proof: proof?.thumbprint, issuer: self)
+        var answer = try await grant.exchange(client: client, form: form, proof: proof?.thumbprint, issuer: self)
         // Recorded once the exchange succeeded, so proofs of requests that fail (any public
         // client's id is enough to make one) cannot fill the cache.
-        if let proof { _ = dpopReplays.accept(proof, now: Double(now())) }
+        if let proof {
+            _ = dpopReplays.accept(proof, now: Double(now()))
+            // RFC 9449 §8.2: the nonce for the client's next request, before this one goes stale.
+            if options.dpop.requiresNonce {
+                answer.head.headerFields[IssuerResponse.dpopNonce] = dpopNonces.current(now: Double(now()))
+            }
+        }
         return answer
     }
 
     /// One DPoP proof for `request` to `uri`, checked (RFC 9449 §4.3); `nil` without a `DPoP`
     /// header.
+    /// A missing or stale server nonce (when `dpop.requiresNonce`) is `use_dpop_nonce` with a
+    /// fresh one (RFC 9449 §8).
     func verifiedProof(_ request: HTTPRequest, uri: String, accessToken: String?) throws(IssuerError) -> DPoPProof? {
         let proofs = request.headerFields[values: HTTPField.Name("DPoP")!]
         if proofs.isEmpty { return nil }
         guard proofs.count == 1 else { throw IssuerError.invalidDPoPProof("more than one DPoP proof") }
+        let now = Double(now())
+        let nonces = dpopNonces
         switch DPoPProofVerifier(settings: options.dpop).verify(
             proofs[0],
             method: request.method.rawValue,
             uri: uri,
             accessToken: accessToken,
-            now: Double(now()),
-            nonceIsValid: { _ in false }
+            now: now,
+            nonceIsValid: { nonces.isValid($0, now: now) }
         ) {
+        case .failure(let failure) where failure.kind == .useNonce:
+            var error = IssuerError(.useDPoPNonce, failure.reason)
+            error.dpopNonce = nonces.current(now: now)
+            throw error
         case .failure(let failure): throw IssuerError.invalidDPoPProof(failure.reason)
         case .success(let proof): return proof
         }

@@ -19,8 +19,6 @@ extension IssuerOptions {
         enableDynamicRegistration = settings.enableDynamicRegistration
         clientMetadataDocuments = settings.clientMetadataDocuments
         dpop = settings.dpop
-        // Server nonces are the gate's; the token endpoint does not issue them.
-        dpop.requiresNonce = false
         requirePKCEForPublic = settings.requirePKCEForPublic
         jwtAccessToken = settings.jwtAccessToken
         storeClientSecret = StorageForm(rawValue: settings.storeClientSecret) ?? .hashed

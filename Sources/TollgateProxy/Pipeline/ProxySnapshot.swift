@@ -39,7 +39,7 @@ public final class ProxySnapshot: Sendable, AtomicReference {
         dpop: DPoPState? = nil
     ) {
         self.configuration = configuration
-        self.dpop = dpop ?? DPoPState(settings: configuration.dpop, nonces: nil)
+        self.dpop = dpop ?? DPoPState(settings: configuration.dpop, previous: nil)
         dpopVerifier = DPoPProofVerifier(settings: configuration.dpop)
         dpopAlgorithms = configuration.dpop.algorithms.map(\.rawValue).sorted().joined(separator: " ")
         requiresDPoPSomewhere =
@@ -162,9 +162,17 @@ final class DPoPState: Sendable {
         settings.proofLifetime + settings.clockSkew + 1
     }
 
-    init(settings: DPoPSettings, nonces: DPoPNonces?) {
+    /// A new state for `settings`. The nonces go on from `previous` while the secret is the
+    /// same, and so do the remembered proofs: a new bound or window copies them over, so a
+    /// reload never reopens the window for a proof already taken.
+    init(settings: DPoPSettings, previous: DPoPState?) {
         replays = DPoPReplayCache(capacity: settings.maximumRememberedProofs, window: Self.window(settings))
-        self.nonces = nonces ?? DPoPNonces()
+        if let previous, previous.nonces.secret == settings.nonceSecret {
+            nonces = previous.nonces
+        } else {
+            nonces = DPoPNonces(secret: settings.nonceSecret)
+        }
+        if let previous { replays.remember(previous.replays) }
     }
 }
 

@@ -213,11 +213,12 @@ public final class ProxyRuntime: Sendable {
         // for proofs already seen); a new bound takes a new cache.
         let dpop: DPoPState
         if let kept = previous?.dpop, kept.replays.capacity == configuration.dpop.maximumRememberedProofs,
-            kept.replays.window == DPoPState.window(configuration.dpop)
+            kept.replays.window == DPoPState.window(configuration.dpop),
+            kept.nonces.secret == configuration.dpop.nonceSecret
         {
             dpop = kept
         } else {
-            dpop = DPoPState(settings: configuration.dpop, nonces: previous?.dpop.nonces)
+            dpop = DPoPState(settings: configuration.dpop, previous: previous?.dpop)
         }
         return ProxySnapshot(
             configuration: configuration,

@@ -1,0 +1,91 @@
+"""Server nonces (RFC 9449 §8–9) across two `tollgate serve` replicas given the same
+`dpop.nonce_secret_file`, driven by a client built from PyPI libraries (requests, joserfc): the
+token endpoint asks for a nonce, one replica's nonce is taken by the other, the gate and
+userinfo ask for one with a DPoP challenge.
+
+Usage: dpop_nonce_flow.py ISSUER REPLICA CLIENT_ID CLIENT_SECRET RESOURCE_PATH
+ISSUER is the issuer identifier (the first replica), REPLICA the second replica's origin.
+Prints one line per check and exits non-zero on the first failure.
+"""
+import base64
+import hashlib
+import json
+import sys
+import time
+import uuid
+
+import requests
+from joserfc import jws
+from joserfc.jwk import ECKey
+
+issuer, replica, client_id, client_secret, resource_path = sys.argv[1:6]
+
+
+def check(condition, label):
+    if not condition:
+        print("FAILED:", label, flush=True)
+        sys.exit(1)
+    print("ok:", label, flush=True)
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def proof(key, method, url, token=None, nonce=None):
+    claims = {"jti": str(uuid.uuid4()), "htm": method, "htu": url, "iat": int(time.time())}
+    if token:
+        claims["ath"] = b64(hashlib.sha256(token.encode()).digest())
+    if nonce:
+        claims["nonce"] = nonce
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.as_dict(private=False)}
+    return jws.serialize_compact(header, json.dumps(claims).encode(), key, algorithms=["ES256"])
+
+
+key = ECKey.generate_key("P-256")
+meta = requests.get(issuer + "/.well-known/openid-configuration", timeout=10).json()
+token_url = meta["token_endpoint"]
+form = {"grant_type": "client_credentials", "scope": "@team/orders.read"}
+auth = (client_id, client_secret)
+
+first = requests.post(token_url, data=form, auth=auth, headers={"DPoP": proof(key, "POST", token_url)}, timeout=10)
+check(first.status_code == 400 and first.json()["error"] == "use_dpop_nonce",
+      f"the token endpoint asks for a nonce ({first.status_code} {first.text[:120]})")
+nonce = first.headers.get("DPoP-Nonce")
+check(bool(nonce), "with a DPoP-Nonce header")
+made_up = requests.post(token_url, data=form, auth=auth,
+                        headers={"DPoP": proof(key, "POST", token_url, nonce="A" * 32)}, timeout=10)
+check(made_up.status_code == 400 and made_up.json()["error"] == "use_dpop_nonce", "a made-up nonce is refused")
+
+# The second replica: the same issuer identifier, so the same htu; another process.
+other_token_url = token_url.replace(issuer, replica)
+answer = requests.post(other_token_url, data=form, auth=auth,
+                       headers={"DPoP": proof(key, "POST", token_url, nonce=nonce)}, timeout=10)
+check(answer.status_code == 200 and answer.json()["token_type"] == "DPoP",
+      f"the other replica takes the first one's nonce ({answer.status_code} {answer.text[:120]})")
+check(bool(answer.headers.get("DPoP-Nonce")), "and hands out the current nonce with the tokens")
+access = answer.json()["access_token"]
+
+url = issuer + resource_path
+no_nonce = requests.get(url, headers={"Authorization": "DPoP " + access,
+                                      "DPoP": proof(key, "GET", url, access)}, timeout=10)
+challenge = no_nonce.headers.get("WWW-Authenticate", "")
+dpop_challenge = challenge[challenge.find("DPoP "):] if "DPoP " in challenge else ""
+check(no_nonce.status_code == 401 and 'error="use_dpop_nonce"' in dpop_challenge,
+      f"the gate asks for a nonce with a DPoP challenge ({no_nonce.status_code} {challenge})")
+gate_nonce = no_nonce.headers.get("DPoP-Nonce")
+shared = requests.post(token_url, data=form, auth=auth,
+                       headers={"DPoP": proof(key, "POST", token_url, nonce=gate_nonce)}, timeout=10)
+check(shared.status_code == 200, "the gate's nonce is taken by the token endpoint (one secret, one nonce)")
+ok = requests.get(url, headers={"Authorization": "DPoP " + access,
+                                "DPoP": proof(key, "GET", url, access, nonce=gate_nonce)}, timeout=10)
+check(ok.status_code == 200, f"the gate takes the token with a nonced proof ({ok.status_code})")
+
+userinfo = meta["userinfo_endpoint"]
+unnonced = requests.get(userinfo, headers={"Authorization": "DPoP " + access,
+                                           "DPoP": proof(key, "GET", userinfo, access)}, timeout=10)
+challenge = unnonced.headers.get("WWW-Authenticate", "")
+check(unnonced.status_code == 401 and challenge.startswith("DPoP") and 'error="use_dpop_nonce"' in challenge
+      and bool(unnonced.headers.get("DPoP-Nonce")),
+      f"userinfo asks for a nonce with a DPoP challenge ({unnonced.status_code} {challenge})")
+print("dpop nonces: all checks passed", flush=True)
