@@ -27,11 +27,14 @@ fi
 if ! python3 -c "import mcp.client.auth, httpx2" 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check "mcp>=2.3,<3"
 fi
-# The forward-auth tests put Debian's nginx (auth_request) in front of Tollgate; the TLS tests
+# The forward-auth tests (and the DPoP cases' upstream) put Debian's nginx (auth_request) in front of Tollgate; the TLS tests
 # make a throwaway certificate with openssl.
 missing=()
 if ! command -v nginx >/dev/null 2>&1 && ! [ -x /usr/sbin/nginx ]; then missing+=(nginx-light); fi
 if ! [ -x /usr/bin/openssl ]; then missing+=(openssl); fi
+# The DPoP cases run against Apache mod_oauth2 too, in the DPoP benchmark's set-up.
+if ! [ -x /usr/sbin/apache2 ]; then missing+=(apache2); fi
+if ! [ -f /usr/lib/apache2/modules/mod_oauth2.so ]; then missing+=(libapache2-mod-oauth2); fi
 # The curl walk-through of the issuer uses curl, jq and xxd as its reader would; the issuer's
 # attack tests read its SQLite file past it with Debian's sqlite3.
 for tool in curl jq xxd sqlite3; do
