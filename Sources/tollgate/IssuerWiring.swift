@@ -12,8 +12,13 @@ struct IssuerEndpoints: LocalEndpoints {
 
     func handles(path: String) -> Bool { issuer.handles(path: path) }
 
-    func respond(to request: HTTPRequest, body: [UInt8], clientAddress: String) async -> (HTTPResponse, [UInt8]) {
-        let response = await issuer.handle(request, body: body, clientAddress: clientAddress)
+    func respond(to request: LocalRequest) async -> (HTTPResponse, [UInt8]) {
+        let response = await issuer.handle(
+            request.head,
+            body: request.body,
+            clientAddress: request.clientAddress,
+            clientCertificate: request.clientCertificate
+        )
         return (response.head, response.body)
     }
 }

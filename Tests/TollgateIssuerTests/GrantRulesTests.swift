@@ -203,6 +203,8 @@ import TollgateCore
             .registrationDisabled: ("access_denied", 403), .tooManyRequests: ("invalid_request", 429),
             .serverError: ("server_error", 500), .requestNotSupported: ("request_not_supported", 400),
             .requestURINotSupported: ("request_uri_not_supported", 400), .formExpired: ("invalid_request", 403),
+            .invalidDPoPProof: ("invalid_dpop_proof", 400), .useDPoPNonce: ("use_dpop_nonce", 400),
+            .useDPoPNonceAtResource: ("use_dpop_nonce", 401),
         ]
         for (code, (error, status)) in expected {
             let entry = IssuerError.entry(code)
@@ -213,13 +215,31 @@ import TollgateCore
         for code in [IssuerError.Code.missingToken, .invalidToken, .insufficientScope] {
             #expect(IssuerError.entry(code).challenge == .bearer)
         }
+        #expect(IssuerError.entry(.useDPoPNonceAtResource).challenge == .dpop)
         for code in IssuerError.Code.allCases
-        where ![.invalidClient, .missingToken, .invalidToken, .insufficientScope].contains(code) {
+        where ![.invalidClient, .missingToken, .invalidToken, .insufficientScope, .useDPoPNonceAtResource]
+            .contains(code)
+        {
             #expect(IssuerError.entry(code).challenge == nil, "\(code)")
         }
         for code in [IssuerError.Code.unknownClient, .unregisteredRedirect, .formExpired, .badSignOutRequest] {
             #expect(IssuerError.entry(code).presentation == .page, "never sent to a client: \(code)")
         }
+    }
+
+    @Test func aNonceAnswerCarriesTheNonceAndADPoPChallengeAtAResource() {
+        var atTokenEndpoint = IssuerError(.useDPoPNonce, "x")
+        atTokenEndpoint.dpopNonce = "n-1"
+        let answer = atTokenEndpoint.response(realm: "r")
+        #expect(answer.head.status.code == 400)
+        #expect(answer.head.headerFields[HTTPField.Name("DPoP-Nonce")!] == "n-1")
+        #expect(answer.head.headerFields[.wwwAuthenticate] == nil)
+        var atResource = IssuerError(.useDPoPNonceAtResource, "x")
+        atResource.dpopNonce = "n-2"
+        let challenged = atResource.response(realm: "r")
+        #expect(challenged.head.status.code == 401)
+        #expect(challenged.head.headerFields[.wwwAuthenticate] == "DPoP realm=\"r\", error=\"use_dpop_nonce\"")
+        #expect(challenged.head.headerFields[HTTPField.Name("DPoP-Nonce")!] == "n-2")
     }
 
     @Test func theJSONAnswerCarriesTheChallengeAndRetryAfter() throws {

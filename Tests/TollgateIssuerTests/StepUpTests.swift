@@ -40,4 +40,47 @@ import TollgateCore
         #expect(stepUp.head.status == .ok)
         #expect(Flow.hidden(stepUp, "csrf") != nil && String(decoding: stepUp.body, as: UTF8.self).contains("password"))
     }
+
+    @Test func anOpaqueTokensIntrospectionAnswerSaysWhenAndHowThePersonSignedIn() async throws {
+        let clock = DeviceFlowTests.Clock()
+        let issuer = try await Flow.makeIssuer(clock: clock) { $0.jwtAccessToken = false }
+        let signedInAt = clock.now
+        let (query, _) = try await Flow.signInAndConsent(issuer)
+        clock.advance(30)
+        let answer = try Flow.json(try await Flow.exchange(issuer, code: try #require(query["code"])))
+        let token = try #require(answer["access_token"]?.stringValue)
+        #expect(!token.contains("."), "opaque")
+        let described = try Flow.json(
+            await Flow.post(issuer, "/oauth2/introspect", [("token", token)], authorization: Flow.webBasic)
+        )
+        #expect(described["active"] == .bool(true))
+        #expect(described["auth_time"] == .number(Double(signedInAt)))
+        #expect(described["acr"] == .string("urn:tollgate:acr:password"))
+        // A client's own token (client_credentials) has no person behind it: neither member.
+        let secret = "svc-secret-0123456789abcdef0123456789"
+        try await issuer.store.saveClient(
+            RegisteredClient(
+                id: "@team/svc",
+                kind: .machine,
+                secret: .hashing(secret),
+                redirectURIs: [],
+                scopes: ["@team/orders.read"]
+            )
+        )
+        let machineBasic = FormURLEncoding.basicAuthorization(clientID: "@team/svc", clientSecret: secret)
+        let own = try Flow.json(
+            await Flow.post(
+                issuer,
+                "/oauth2/token",
+                [("grant_type", "client_credentials"), ("scope", "@team/orders.read")],
+                authorization: machineBasic
+            )
+        )
+        let ownToken = try #require(own["access_token"]?.stringValue)
+        let ownAnswer = try Flow.json(
+            await Flow.post(issuer, "/oauth2/introspect", [("token", ownToken)], authorization: machineBasic)
+        )
+        #expect(ownAnswer["active"] == .bool(true))
+        #expect(ownAnswer["auth_time"] == nil && ownAnswer["acr"] == nil)
+    }
 }

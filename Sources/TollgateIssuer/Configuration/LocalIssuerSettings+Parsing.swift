@@ -349,6 +349,7 @@ struct LocalIssuerSettingsParser {
                     "redirect_uris", "post_logout_redirect_uris", "scopes", "grant_types", "skip_consent",
                     "introspection", "require_pkce", "access_token_ttl", "refresh_token_ttl", "id_token_ttl",
                     "id_token_signed_response_alg", "dpop_bound_access_tokens",
+                    "tls_client_certificate_bound_access_tokens",
                 ])
                 let id = try client.required("client_id").nonEmptyString()
                 let typeNode = try client.required("type")
@@ -437,6 +438,8 @@ struct LocalIssuerSettingsParser {
                         mayIntrospect: mayIntrospect,
                         requirePKCE: requirePKCE,
                         requiresDPoP: try client["dpop_bound_access_tokens"]?.bool() ?? false,
+                        certificateBoundAccessTokens: try client["tls_client_certificate_bound_access_tokens"]?.bool()
+                            ?? false,
                         accessTokenTTL: try client["access_token_ttl"].map { node throws(ConfigurationError) in
                             try lifetime(node)
                         },

@@ -161,6 +161,9 @@ public struct LocalIssuerSettings: Sendable, Equatable {
         public var requirePKCE: Bool?
         /// RFC 9449 §5.2 `dpop_bound_access_tokens`: its token requests must carry a DPoP proof.
         public var requiresDPoP = false
+        /// RFC 8705 §3.4 `tls_client_certificate_bound_access_tokens`: its tokens are bound to the
+        /// client certificate its token requests must present.
+        public var certificateBoundAccessTokens = false
         /// The client's own lifetimes, seconds; `nil`: the issuer's.
         public var accessTokenTTL: Int?
         public var refreshTokenTTL: Int?

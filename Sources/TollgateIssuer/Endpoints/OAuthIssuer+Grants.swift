@@ -21,7 +21,7 @@ extension OAuthIssuer {
         familyID: String,
         generation: Int,
         keepOfflineAccess: Bool = false,
-        dpopJKT: String? = nil
+        binding: SenderBinding = SenderBinding()
     ) async throws -> (JSONValue, IssuedDigests) {
         let subject = self.subject(for: username, client: client)
         let minted = try await mintAccessToken(
@@ -32,7 +32,7 @@ extension OAuthIssuer {
             familyID: familyID,
             username: username,
             authenticatedAt: authenticatedAt,
-            dpopJKT: dpopJKT
+            binding: binding
         )
         var answer: [String: JSONValue] = [
             "access_token": .string(minted.token),
@@ -79,9 +79,12 @@ extension OAuthIssuer {
                 revoked: false
             )
             issued.refresh?.value = keptValue(refreshToken)
-            // RFC 9449 §5: a public client's refresh token is bound too (a confidential one
-            // authenticates when it refreshes).
-            if client.secret == nil { issued.refresh?.dpopJKT = dpopJKT }
+            // RFC 9449 §5 and RFC 8705 §4: a public client's refresh token is bound too (a
+            // confidential one authenticates when it refreshes).
+            if client.secret == nil {
+                issued.refresh?.dpopJKT = binding.dpopJKT
+                issued.refresh?.certificateThumbprint = binding.certificateThumbprint
+            }
         }
         return (.object(answer), issued)
     }
@@ -186,6 +189,10 @@ extension OAuthIssuer {
             }
         } else if withProof {
             throw IssuerError(.invalidToken, "the access token is not DPoP-bound")
+        }
+        // RFC 8705 §3: a certificate-bound token only over a connection with that certificate.
+        if let bound = record.certificateThumbprint, bound != Self.clientCertificate {
+            throw IssuerError(.invalidToken, "the access token is bound to another client certificate")
         }
         guard record.scope.contains("openid") else {
             throw IssuerError(.insufficientScope, "the access token was not granted openid")

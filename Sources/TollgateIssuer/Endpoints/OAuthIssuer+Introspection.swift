@@ -94,8 +94,15 @@ extension OAuthIssuer {
                 record.kind == .access ? (record.dpopJKT == nil ? "Bearer" : "DPoP") : "refresh_token"
             ),
         ]
-        // RFC 9449 §6.2: a resource server that introspects must learn the token is bound.
-        if let jkt = record.dpopJKT { answer["cnf"] = .object(["jkt": .string(jkt)]) }
+        // RFC 9449 §6.2 and RFC 8705 §3.2: a resource server that introspects must learn the
+        // token is bound.
+        let binding = SenderBinding(dpopJKT: record.dpopJKT, certificateThumbprint: record.certificateThumbprint)
+        if let confirmation = binding.confirmation { answer["cnf"] = confirmation }
+        // RFC 9470: what a step-up rule reads, as the JWT carries it.
+        if let authenticatedAt = record.authenticatedAt {
+            answer["auth_time"] = .number(Double(authenticatedAt))
+            answer["acr"] = .string(options.acr)
+        }
         if let audience = record.audience { answer["aud"] = .string(audience) }
         if let tokenID = record.tokenID { answer["jti"] = .string(tokenID) }
         if let username = record.username, let user = try await store.user(username: username) {

@@ -47,7 +47,7 @@ extension OAuthIssuer {
     struct MintedToken {
         let token: String
         let record: TokenRecord
-        /// The access token is DPoP-bound (`token_type: DPoP`): only a JWT can carry `cnf`.
+        /// The access token is DPoP-bound (`token_type: DPoP`).
         var isBound = false
     }
 
@@ -62,7 +62,7 @@ extension OAuthIssuer {
         familyID: String? = nil,
         username: String? = nil,
         authenticatedAt: Int? = nil,
-        dpopJKT: String? = nil
+        binding: SenderBinding = SenderBinding()
     ) async throws -> MintedToken {
         let issuedAt = now()
         var scopes = scopes
@@ -88,8 +88,9 @@ extension OAuthIssuer {
             // The grant it belongs to, so the gate in this process refuses it once the grant is
             // revoked (`RevokedGrants`).
             if let familyID { claims["grant_id"] = .string(familyID) }
-            // RFC 9449 §6: bound to the key of the client's proof.
-            if let dpopJKT { claims["cnf"] = .object(["jkt": .string(dpopJKT)]) }
+            // RFC 9449 §6 and RFC 8705 §3.1: bound to the key of the client's proof, its
+            // certificate, or both.
+            if let confirmation = binding.confirmation { claims["cnf"] = confirmation }
             // RFC 9068 §2.2.1 and RFC 9470: when and how the person signed in, for a gate that
             // asks for a recent or a stronger authentication.
             if let authenticatedAt {
@@ -120,8 +121,12 @@ extension OAuthIssuer {
             username: username
         )
         record.value = keptValue(token)
-        let isBound = dpopJKT != nil && api != nil && options.jwtAccessToken
-        if isBound { record.dpopJKT = dpopJKT }
+        // An opaque token is bound in its record: introspection answers say so (RFC 9449 §6.2,
+        // RFC 8705 §3.2).
+        record.dpopJKT = binding.dpopJKT
+        record.certificateThumbprint = binding.certificateThumbprint
+        record.authenticatedAt = authenticatedAt
+        let isBound = binding.dpopJKT != nil
         try await store.saveToken(record)
         return MintedToken(
             token: token,

@@ -245,11 +245,23 @@ public final class OAuthIssuer: Sendable {
     // MARK: - Requests
 
     /// Answers one request from the client at `clientAddress` (for the per-address limits; `nil`
-    /// when unknown, and only the per-account limits apply). `body` is the whole request body
-    /// (the caller bounds its size).
-    public func handle(_ request: HTTPRequest, body: [UInt8], clientAddress: String?) async -> IssuerResponse {
-        await Self.$clientAddress.withValue(clientAddress) { await handle(request, body: body) }
+    /// when unknown, and only the per-account limits apply). `clientCertificate` is the RFC 8705
+    /// thumbprint (base64url SHA-256 of the DER) of the certificate the client presented over
+    /// TLS, when it did: tokens of clients declared for certificate-bound tokens are bound to it.
+    /// `body` is the whole request body (the caller bounds its size).
+    public func handle(
+        _ request: HTTPRequest,
+        body: [UInt8],
+        clientAddress: String?,
+        clientCertificate: String? = nil
+    ) async -> IssuerResponse {
+        await Self.$clientAddress.withValue(clientAddress) {
+            await Self.$clientCertificate.withValue(clientCertificate) { await handle(request, body: body) }
+        }
     }
+
+    /// The client certificate of the request being answered (`handle(_:body:clientAddress:clientCertificate:)`).
+    @TaskLocal static var clientCertificate: String?
 
     /// Answers one request. `body` is the whole request body (the caller bounds its size).
     public func handle(_ request: HTTPRequest, body: [UInt8]) async -> IssuerResponse {
@@ -408,6 +420,8 @@ public final class OAuthIssuer: Sendable {
         }
         if options.enableDynamicRegistration { document["registration_endpoint"] = .string(url(.registration)) }
         if options.clientMetadataDocuments.enabled { document["client_id_metadata_document_supported"] = .bool(true) }
+        // RFC 8705 §3.3: tokens bound to the client certificate of the token request.
+        document["tls_client_certificate_bound_access_tokens"] = .bool(true)
         document["dpop_signing_alg_values_supported"] = .array(
             options.dpop.algorithms.map(\.rawValue).sorted().map(JSONValue.string)
         )

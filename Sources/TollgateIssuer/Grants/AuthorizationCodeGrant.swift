@@ -11,7 +11,7 @@ struct AuthorizationCodeGrant: TokenGrant {
     func exchange(
         client: RegisteredClient,
         form: [String: String],
-        proof: String?,
+        binding: SenderBinding,
         issuer: OAuthIssuer
     ) async throws -> IssuerResponse {
         guard let code = form["code"] else { throw IssuerError.invalidRequest("'code' is missing") }
@@ -31,7 +31,7 @@ struct AuthorizationCodeGrant: TokenGrant {
         ) { record in
             // RFC 9449 §10: a code bound with dpop_jkt goes only to a proof by that key.
             GrantRules.refusal(toRedeem: record, request, options: options) == nil
-                && (record.dpopJKT == nil || record.dpopJKT == proof)
+                && (record.dpopJKT == nil || record.dpopJKT == binding.dpopJKT)
         }
         let record: AuthorizationCodeRecord
         switch outcome {
@@ -60,7 +60,7 @@ struct AuthorizationCodeGrant: TokenGrant {
             nonce: record.nonce,
             familyID: record.familyID ?? RandomToken.make(bytes: 16),
             generation: 0,
-            dpopJKT: proof
+            binding: binding
         )
         if let refresh = issued.refresh { try await issuer.store.saveRefreshToken(refresh) }
         return .json(answer, headers: IssuerResponse.noStore)

@@ -11,7 +11,7 @@ struct ClientCredentialsGrant: TokenGrant {
     func exchange(
         client: RegisteredClient,
         form: [String: String],
-        proof: String?,
+        binding: SenderBinding,
         issuer: OAuthIssuer
     ) async throws -> IssuerResponse {
         guard client.secret != nil else {
@@ -27,7 +27,7 @@ struct ClientCredentialsGrant: TokenGrant {
             scopes: scopes,
             resource: form["resource"],
             familyID: OAuthIssuer.clientGrant(client.id),
-            dpopJKT: proof
+            binding: binding
         )
         var answer: [String: JSONValue] = [
             "access_token": .string(minted.token),

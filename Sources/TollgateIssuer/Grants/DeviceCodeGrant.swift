@@ -10,7 +10,7 @@ struct DeviceCodeGrant: TokenGrant {
     func exchange(
         client: RegisteredClient,
         form: [String: String],
-        proof: String?,
+        binding: SenderBinding,
         issuer: OAuthIssuer
     ) async throws -> IssuerResponse {
         guard let code = form["device_code"] else { throw IssuerError.invalidRequest("'device_code' is missing") }
@@ -55,7 +55,7 @@ struct DeviceCodeGrant: TokenGrant {
                 nonce: nil,
                 familyID: record.grantID ?? RandomToken.make(bytes: 16),
                 generation: 0,
-                dpopJKT: proof
+                binding: binding
             )
             if let refresh = issued.refresh { try await issuer.store.saveRefreshToken(refresh) }
             return .json(answer, headers: IssuerResponse.noStore)

@@ -8,10 +8,14 @@ import TollgateCore
 struct RefreshTokenGrant: TokenGrant {
     let type = GrantType.refreshToken
 
+    /// The certificate of the connection the refresh came over, whether or not the client is
+    /// declared for certificate-bound tokens.
+    static var presentedCertificate: String? { OAuthIssuer.clientCertificate }
+
     func exchange(
         client: RegisteredClient,
         form: [String: String],
-        proof: String?,
+        binding: SenderBinding,
         issuer: OAuthIssuer
     ) async throws -> IssuerResponse {
         guard let token = form["refresh_token"] else { throw IssuerError.invalidRequest("'refresh_token' is missing") }
@@ -20,8 +24,12 @@ struct RefreshTokenGrant: TokenGrant {
             throw IssuerError.invalidGrant("the refresh token is not valid")
         }
         // RFC 9449 §5: a bound refresh token is refreshed only with a proof by its key.
-        if let bound = current.dpopJKT, bound != proof {
+        if let bound = current.dpopJKT, bound != binding.dpopJKT {
             throw IssuerError.invalidDPoPProof("the refresh token is bound to another key")
+        }
+        // RFC 8705 §4: a bound refresh token only over the certificate it was issued over.
+        if let bound = current.certificateThumbprint, bound != Self.presentedCertificate {
+            throw IssuerError.invalidGrant("the refresh token is bound to another client certificate")
         }
         let scopes = try GrantRules.refreshScopes(requested: form["scope"], granted: current.scopes)
         if let resource = form["resource"], resource != current.resource {
@@ -37,7 +45,10 @@ struct RefreshTokenGrant: TokenGrant {
             familyID: current.familyID,
             generation: current.generation + 1,
             keepOfflineAccess: true,
-            dpopJKT: current.dpopJKT ?? proof
+            binding: SenderBinding(
+                dpopJKT: current.dpopJKT ?? binding.dpopJKT,
+                certificateThumbprint: current.certificateThumbprint ?? binding.certificateThumbprint
+            )
         )
         // The successor's record carries the original grant's scopes, so narrowing one refresh
         // does not narrow the family.

@@ -9,12 +9,12 @@ protocol TokenGrant: Sendable {
     var type: GrantType { get }
     /// Exchanges what `form` presents for tokens, for the authenticated `client`, which the
     /// issuer and the client both allow this grant.
-    /// - Parameter proof: the RFC 7638 thumbprint of a valid DPoP proof's key, when the request
-    ///   carried one: the tokens are bound to it.
+    /// - Parameter binding: the DPoP proof's key and the client certificate the request proved
+    ///   it holds, when it did: the tokens are bound to them.
     func exchange(
         client: RegisteredClient,
         form: [String: String],
-        proof: String?,
+        binding: SenderBinding,
         issuer: OAuthIssuer
     ) async throws -> IssuerResponse
 }
@@ -45,7 +45,16 @@ extension OAuthIssuer {
         if client.requiresDPoP == true && proof == nil {
             throw IssuerError.invalidDPoPProof("this client's tokens are DPoP-bound: a proof is required")
         }
-        var answer = try await grant.exchange(client: client, form: form, proof: proof?.thumbprint, issuer: self)
+        // RFC 8705 §3: a client declared for certificate-bound tokens gets them only over a
+        // connection that presented its certificate.
+        var binding = SenderBinding(dpopJKT: proof?.thumbprint)
+        if client.certificateBoundAccessTokens == true {
+            guard let certificate = Self.clientCertificate else {
+                throw IssuerError.invalidRequest("this client's tokens are certificate-bound: no client certificate")
+            }
+            binding.certificateThumbprint = certificate
+        }
+        var answer = try await grant.exchange(client: client, form: form, binding: binding, issuer: self)
         // Recorded once the exchange succeeded, so proofs of requests that fail (any public
         // client's id is enough to make one) cannot fill the cache.
         if let proof {

@@ -187,6 +187,8 @@ public struct RefreshTokenRecord: Sendable, Equatable, Codable {
     /// A public client's refresh token is bound to the key of the proof it was issued with
     /// (RFC 9449 §5): refreshed only with a proof by that key.
     public var dpopJKT: String?
+    /// And to the client certificate it was issued over (RFC 8705 §4): refreshed only over it.
+    public var certificateThumbprint: String?
     public init(
         digest: String,
         familyID: String,

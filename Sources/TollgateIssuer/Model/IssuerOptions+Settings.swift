@@ -51,6 +51,7 @@ extension RegisteredClient {
         )
         requirePKCE = settings.requirePKCE
         requiresDPoP = settings.requiresDPoP ? true : nil
+        certificateBoundAccessTokens = settings.certificateBoundAccessTokens ? true : nil
         accessTokenTTL = settings.accessTokenTTL
         refreshTokenTTL = settings.refreshTokenTTL
         idTokenTTL = settings.idTokenTTL

@@ -47,6 +47,9 @@ public struct RegisteredClient: Sendable, Equatable, Codable {
     public var requirePKCE: Bool?
     /// Every token request must carry a DPoP proof (RFC 9449 §5.2 `dpop_bound_access_tokens`).
     public var requiresDPoP: Bool?
+    /// Its access tokens are bound to the client certificate of its token requests, which must
+    /// present one (RFC 8705 §3.4 `tls_client_certificate_bound_access_tokens`).
+    public var certificateBoundAccessTokens: Bool?
     /// Its own lifetimes, seconds; `nil`: the issuer's.
     public var accessTokenTTL: Int?
     public var refreshTokenTTL: Int?

@@ -29,6 +29,12 @@ public struct TokenRecord: Sendable, Equatable, Codable {
     /// The key a DPoP-bound access token is bound to (RFC 9449 `cnf.jkt`): introspection says so,
     /// and userinfo takes the token only with a proof by that key.
     public var dpopJKT: String?
+    /// The client certificate a certificate-bound access token is bound to (RFC 8705
+    /// `cnf["x5t#S256"]`).
+    public var certificateThumbprint: String?
+    /// When the person signed in (`auth_time`), for introspection answers a gate's step-up
+    /// rules read (RFC 9470).
+    public var authenticatedAt: Int?
     public init(
         digest: String,
         kind: Kind,

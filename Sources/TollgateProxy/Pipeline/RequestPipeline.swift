@@ -50,7 +50,8 @@ struct RequestPipeline {
         /// Answered here without a token, ahead of routing: a protected resource's metadata.
         case answer(VerdictResponse, path: String)
         /// For a local endpoint (the in-process issuer): its body is collected, then it answers.
-        case local(any LocalEndpoints, HTTPRequest, clientAddress: String, path: String)
+        /// For a local endpoint, once its body is read.
+        case local(any LocalEndpoints, LocalRequest, path: String)
         /// Routed: answer, pass or verify first.
         case decided(GateDecision, Request)
     }
@@ -83,7 +84,13 @@ struct RequestPipeline {
             let path = Self.pathOf(head.target)
             if localEndpoints.handles(path: path) {
                 let request = HTTPRequest(localRequest: head, scheme: scheme)
-                return .local(localEndpoints, request, clientAddress: clientAddress(head), path: path)
+                let local = LocalRequest(
+                    head: request,
+                    body: [],
+                    clientAddress: clientAddress(head),
+                    clientCertificate: presentedCertificate(head)
+                )
+                return .local(localEndpoints, local, path: path)
             }
         }
 

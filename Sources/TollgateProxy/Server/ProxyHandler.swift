@@ -44,7 +44,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// JSON body is read.
     @exclusivity(unchecked) private var toolFilter: ToolListFilter?
     /// A local endpoint's request, while its body is collected and its answer awaited.
-    private var localRequest: (endpoints: any LocalEndpoints, request: HTTPRequest, clientAddress: String)?
+    private var localRequest: (endpoints: any LocalEndpoints, request: LocalRequest)?
     /// The connection's one repeating timeout check (`ConnectionTimers`).
     private var ticker: RepeatedTask?
     /// Keep-alive, pipelining, held reads and the head timeouts: the connection's decisions.
@@ -355,12 +355,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             current.path = path
             current.routeName = "resource_metadata"
             respondLocally(answer, outcome: .public)
-        case .local(let endpoints, let request, let clientAddress, let path):
+        case .local(let endpoints, let request, let path):
             machine.headChecked(parserStops: parserStops, acceptsTrailers: acceptsTrailers)
             current.path = path
             current.routeName = "local"
             current.outcome = .public
-            localRequest = (endpoints, request, clientAddress)
+            localRequest = (endpoints, request)
             machine.collectingLocally()
         case .decided(let decision, let request):
             machine.headChecked(parserStops: parserStops, acceptsTrailers: acceptsTrailers)
@@ -854,12 +854,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     /// Hands the collected request to the endpoint and writes its answer.
     private func answerLocally(body: [UInt8]) {
-        guard let context, let (endpoints, request, clientAddress) = localRequest else { return }
+        guard let context, var (endpoints, request) = localRequest else { return }
         localRequest = nil
+        request.body = body
         let generation = machine.generation
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         context.eventLoop.makeFutureWithTask {
-            await endpoints.respond(to: request, body: body, clientAddress: clientAddress)
+            await endpoints.respond(to: request)
         }.whenSuccess { head, body in
             let handler = loopBound.value
             guard handler.machine.isWaiting(generation: generation) else { return }
