@@ -100,9 +100,10 @@ struct CertificateBoundTokenTests {
         _ client: HTTPClient,
         port: Int,
         token: String,
+        path: String = "/orders/8",
         headers: [(String, String)] = []
     ) async throws -> (Int, String) {
-        var request = HTTPClientRequest(url: "https://localhost:\(port)/orders/8")
+        var request = HTTPClientRequest(url: "https://localhost:\(port)\(path)")
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         let response = try await client.execute(request, timeout: .seconds(30))
@@ -153,6 +154,73 @@ struct CertificateBoundTokenTests {
             let stranger = try Self.client(certificate: certificates.clients["stranger"])
             await #expect(throws: (any Error).self) { _ = try await Self.get(stranger, port: port, token: plain) }
             for client in [a, b, none, stranger] { try await client.shutdown() }
+        }
+    }
+
+    @Test func aRouteMayRequireACertificateOrATokenBoundToOne() async throws {
+        let certificates = try Certificates.make()
+        defer { try? FileManager.default.removeItem(at: certificates.directory) }
+        let bound = TestIssuer.shared.token(["cnf": ["x5t#S256": try certificates.thumbprint("a")]])
+        let plain = TestIssuer.shared.token()
+        let extra = """
+            server:
+              access_log: false
+              tls:
+                certificate_file: \(certificates.server.certificate)
+                key_file: \(certificates.server.key)
+                client_ca_file: \(certificates.ca)
+            """
+        let routes = """
+              - match: { prefix: /mtls/required }
+                issuers: [main]
+                client_certificate: required
+              - match: { prefix: /mtls/bound }
+                issuers: [main]
+                client_certificate: bound
+            """
+        try await ProxyEnvironment.with(extra: extra, replaceServer: true, routes: routes) { environment in
+            let port = environment.proxy.port
+            let a = try Self.client(certificate: certificates.clients["a"])
+            let b = try Self.client(certificate: certificates.clients["b"])
+            let none = try Self.client(certificate: nil)
+            #expect(try await Self.get(a, port: port, token: plain, path: "/mtls/required/1").0 == 200)
+            #expect(try await Self.get(b, port: port, token: bound, path: "/mtls/required/1").0 == 401)
+            let missing = try await Self.get(none, port: port, token: plain, path: "/mtls/required/1")
+            #expect(missing.0 == 401)
+            #expect(missing.1.contains("this route requires a client certificate"))
+            #expect(try await Self.get(a, port: port, token: bound, path: "/mtls/bound/1").0 == 200)
+            let unbound = try await Self.get(a, port: port, token: plain, path: "/mtls/bound/1")
+            #expect(unbound.0 == 401)
+            #expect(unbound.1.contains("only certificate-bound tokens"))
+            #expect(try await Self.get(b, port: port, token: bound, path: "/mtls/bound/1").0 == 401)
+            #expect(try await Self.get(none, port: port, token: bound, path: "/mtls/bound/1").0 == 401)
+            // Other routes keep the listener's rule (optional).
+            #expect(try await Self.get(none, port: port, token: plain).0 == 200)
+            for client in [a, b, none] { try await client.shutdown() }
+        }
+    }
+
+    @Test(arguments: [
+        ("    client_certificate: required", "routes[0].client_certificate", "server.tls.client_ca_file"),
+        ("    client_certificate: always", "routes[0].client_certificate", "expected optional, required or bound"),
+    ])
+    func certificateRuleErrorsNameTheField(member: String, field: String, message: String) throws {
+        let yaml = """
+            upstream: http://127.0.0.1:1
+            issuers:
+              - name: main
+                issuer: https://idp.test
+                jwks_uri: https://idp.test/jwks
+                audiences: [api]
+            routes:
+              - match: { prefix: /orders }
+            \(member)
+            """
+        #expect {
+            try ConfigurationLoader.parse(yaml: yaml, file: "mtls.yaml", baseDirectory: "/tmp", environment: [:])
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("mtls.yaml:") && text.contains(field) && text.contains(message)
         }
     }
 

@@ -159,8 +159,17 @@ public struct ConfigurationContext: Sendable {
         var routes: [Route] = []
         if let node = top["routes"] {
             let issuerNames = Set(configuration.issuers.map(\.policy.name))
+            let presentsCertificates =
+                configuration.server.tls?.clientCAFile != nil || configuration.server.trustsClientCertHeader
             for (index, element) in try node.sequence().enumerated() {
-                routes.append(try route(element, index: index, issuerNames: issuerNames))
+                routes.append(
+                    try route(
+                        element,
+                        index: index,
+                        issuerNames: issuerNames,
+                        presentsCertificates: presentsCertificates
+                    )
+                )
             }
         }
         configuration.routes = RouteTable(routes: routes, defaultAction: defaultAction)
@@ -537,11 +546,18 @@ public struct ConfigurationContext: Sendable {
         return ClaimHeaderMapping(entries: entries, payloadHeader: payloadHeader, extraStrippedHeaders: strip)
     }
 
-    func route(_ node: ConfigurationNode, index: Int, issuerNames: Set<String>) throws(ConfigurationError) -> Route {
+    /// - Parameter presentsCertificates: whether a client certificate can reach the gate at all
+    ///   (`server.tls.client_ca_file`, or a trusted proxy's `Client-Cert`).
+    func route(
+        _ node: ConfigurationNode,
+        index: Int,
+        issuerNames: Set<String>,
+        presentsCertificates: Bool
+    ) throws(ConfigurationError) -> Route {
         let members = try node.mapping(
             allowed: [
                 "name", "match", "auth", "issuers", "require", "upgrades", "allow_override_headers", "resource",
-                "forward_token", "mcp", "dpop",
+                "forward_token", "mcp", "dpop", "client_certificate",
             ]
         )
         let name = try members["name"]?.nonEmptyString() ?? "routes[\(index)]"
@@ -669,6 +685,19 @@ public struct ConfigurationContext: Sendable {
         )
         route.acrValues = acrValues
         route.maxAge = maxAge
+        if let node = members["client_certificate"] {
+            let text = try node.string()
+            guard let rule = ClientCertificateRule(rawValue: text) else {
+                throw node.error("expected optional, required or bound, found '\(text)'")
+            }
+            guard authentication != .none else { throw node.error("a route with auth: none checks no certificate") }
+            guard presentsCertificates else {
+                throw node.error(
+                    "no client certificate can be presented: set server.tls.client_ca_file or server.trust_client_cert_header"
+                )
+            }
+            route.clientCertificate = rule
+        }
         return route
     }
 

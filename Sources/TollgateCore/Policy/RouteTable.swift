@@ -32,6 +32,8 @@ public struct Route: Sendable, Equatable {
     public var mcp: MCPPolicy?
     /// DPoP on this route, over the issuer's setting (`nil`: the issuer's).
     public var dpop: DPoPMode?
+    /// Whether a client certificate must be presented, and a token bound to it (RFC 8705).
+    public var clientCertificate: ClientCertificateRule = .optional
     /// Step-up (RFC 9470): the `acr` values a token's authentication must have been one of, and
     /// how long ago (seconds, from `auth_time`) it may have been.
     public var acrValues: [String] = []
@@ -73,6 +75,17 @@ public struct Route: Sendable, Equatable {
         if let methods, !methods.contains(method) { return false }
         return pattern.matches(path, segments: &segments)
     }
+}
+
+/// A route's rule for client certificates (RFC 8705), beyond the listener's.
+public enum ClientCertificateRule: String, Sendable, Equatable {
+    /// A token bound to a certificate still needs it; nothing more.
+    case optional
+    /// The request must present a client certificate (over TLS, or from a proxy trusted to
+    /// vouch for certificates).
+    case required
+    /// And the token must be bound to it (`cnf["x5t#S256"]`): bearer tokens are refused.
+    case bound
 }
 
 /// What happens to a request no route matches.

@@ -62,6 +62,10 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
         case insufficientUserAuthentication = "insufficient_user_authentication"
         /// A token bound to a client certificate (RFC 8705) without that certificate.
         case certificateBinding = "certificate_binding"
+        /// A route that takes only certificate-bound tokens, and this one is not (RFC 8705).
+        case certificateBindingRequired = "certificate_binding_required"
+        /// A route that requires a client certificate, and the request presented none.
+        case clientCertificateRequired = "client_certificate_required"
         /// A DPoP-bound token sent as a bearer token, or a bearer token where DPoP is required,
         /// or a token that is not bound sent with the DPoP scheme.
         case dpopBinding = "dpop_binding"
@@ -191,7 +195,8 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
             .badRequest
         case .notFound: .notFound
         case .upstreamUnreachable, .upstreamClosed, .upstreamInvalidResponse, .mcpInvalidAnswer: .upstreamError
-        case .invalidDPoPProof, .useDPoPNonce, .dpopBinding, .insufficientUserAuthentication, .certificateBinding:
+        case .invalidDPoPProof, .useDPoPNonce, .dpopBinding, .insufficientUserAuthentication, .certificateBinding,
+            .certificateBindingRequired, .clientCertificateRequired:
             .invalidToken
         case .upstreamTimeout: .upstreamTimeout
         }
@@ -358,6 +363,32 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
                 ],
                 error: "invalid_token",
                 description: "the token is bound to another client certificate"
+            )
+        case .certificateBindingRequired:
+            return VerdictResponse(
+                status: 401,
+                headers: [
+                    (
+                        "WWW-Authenticate",
+                        challenge
+                            + ", error=\"invalid_token\", error_description=\"this route takes only certificate-bound tokens\""
+                    )
+                ],
+                error: "invalid_token",
+                description: "this route takes only certificate-bound tokens"
+            )
+        case .clientCertificateRequired:
+            return VerdictResponse(
+                status: 401,
+                headers: [
+                    (
+                        "WWW-Authenticate",
+                        challenge
+                            + ", error=\"invalid_request\", error_description=\"this route requires a client certificate\""
+                    )
+                ],
+                error: "invalid_request",
+                description: "this route requires a client certificate"
             )
         case .dpopBinding:
             return VerdictResponse(

@@ -30,6 +30,8 @@ public final class ProxySnapshot: Sendable, AtomicReference {
     /// Some route or issuer requires DPoP: without one, a bearer token with no binding needs no
     /// further look.
     let requiresDPoPSomewhere: Bool
+    /// Some route requires a client certificate, or a token bound to one.
+    let hasCertificateRules: Bool
 
     init(
         configuration: TollgateConfiguration,
@@ -42,6 +44,7 @@ public final class ProxySnapshot: Sendable, AtomicReference {
         self.dpop = dpop ?? DPoPState(settings: configuration.dpop, previous: nil)
         dpopVerifier = DPoPProofVerifier(settings: configuration.dpop)
         dpopAlgorithms = configuration.dpop.algorithms.map(\.rawValue).sorted().joined(separator: " ")
+        hasCertificateRules = configuration.routes.routes.contains { $0.clientCertificate != .optional }
         requiresDPoPSomewhere =
             configuration.routes.routes.contains { $0.dpop == .required }
             || configuration.issuers.contains { $0.policy.dpop == .required }

@@ -276,6 +276,22 @@ struct RequestPipeline {
             }
         }
         guard let index = matched.routeIndex else { return .pass(matched, token) }
+        if snapshot.hasCertificateRules {
+            switch snapshot.configuration.routes.routes[index].clientCertificate {
+            case .optional:
+                break
+            case .required:
+                if presentedCertificate(head) == nil { return .respond(GateError(.clientCertificateRequired), matched) }
+            case .bound:
+                // A bound token's certificate was checked above; here only whether it is bound.
+                if confirmation?["x5t#S256"]?.stringValue == nil {
+                    return .respond(
+                        GateError(.certificateBindingRequired, "this route takes only certificate-bound tokens"),
+                        matched
+                    )
+                }
+            }
+        }
         // The route is read in place: binding it would copy it and retain every field of it.
         // RFC 8707 and the MCP rules: a protected resource accepts only tokens issued for it.
         if snapshot.configuration.routes.routes[index].resource != nil,
