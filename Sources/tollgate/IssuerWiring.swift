@@ -38,6 +38,8 @@ struct LocalIssuer {
         guard var settings = configuration.issuerSettings else { return nil }
         // One `dpop:` section for the gate and the token endpoint alike.
         settings.dpop = configuration.dpop
+        settings.clientCertificates =
+            configuration.server.tls?.clientCAFile != nil || configuration.server.trustsClientCertHeader
         let store = try await IssuerStorage.open(settings.storage)
         let issuer = try await OAuthIssuer.start(settings: settings, store: store)
         // Grants revoked before this start are refused from the first request.

@@ -119,6 +119,11 @@ check(bearer.status_code == 401, "and refuses it as a bearer token")
 userinfo = meta["userinfo_endpoint"]
 as_bearer = requests.get(userinfo, headers={"Authorization": "Bearer " + access}, timeout=10)
 check(as_bearer.status_code == 401, "userinfo refuses the bound token as a bearer token")
+by_other = requests.get(userinfo, headers={"Authorization": "DPoP " + access,
+                                          "DPoP": proof(other, "GET", userinfo, access)}, timeout=10)
+challenge = by_other.headers.get("WWW-Authenticate", "")
+check(by_other.status_code == 401 and challenge.startswith("DPoP ") and 'error="invalid_dpop_proof"' in challenge
+      and 'algs="' in challenge, f"userinfo answers another key's proof with a DPoP challenge ({challenge})")
 with_proof = requests.get(userinfo, headers={"Authorization": "DPoP " + access,
                                              "DPoP": proof(key, "GET", userinfo, access)}, timeout=10)
 check(with_proof.status_code == 200 and with_proof.json().get("sub"), "and answers it with the key's proof")

@@ -1,7 +1,7 @@
 """Server nonces (RFC 9449 §8–9) across two `tollgate serve` replicas given the same
 `dpop.nonce_secret_file`, driven by a client built from PyPI libraries (requests, joserfc): the
 token endpoint asks for a nonce, one replica's nonce is taken by the other, the gate and
-userinfo ask for one with a DPoP challenge.
+userinfo ask for one with a DPoP challenge, and the gate's nonces are not the token endpoint's.
 
 Usage: dpop_nonce_flow.py ISSUER REPLICA CLIENT_ID CLIENT_SECRET RESOURCE_PATH
 ISSUER is the issuer identifier (the first replica), REPLICA the second replica's origin.
@@ -57,6 +57,18 @@ made_up = requests.post(token_url, data=form, auth=auth,
                         headers={"DPoP": proof(key, "POST", token_url, nonce="A" * 32)}, timeout=10)
 check(made_up.status_code == 400 and made_up.json()["error"] == "use_dpop_nonce", "a made-up nonce is refused")
 
+# A failing request with a good proof: the nonce comes with the error too, and the proof is not
+# spent (the request did nothing).
+kept = proof(key, "POST", token_url, nonce=nonce)
+failing = requests.post(token_url, data={"grant_type": "client_credentials", "scope": "not-offered"}, auth=auth,
+                        headers={"DPoP": kept}, timeout=10)
+check(failing.status_code == 400 and failing.json()["error"] == "invalid_scope" and failing.headers.get("DPoP-Nonce"),
+      f"an error answer to a good proof carries the next nonce ({failing.status_code} {failing.text[:100]})")
+again = requests.post(token_url, data=form, auth=auth, headers={"DPoP": kept}, timeout=10)
+check(again.status_code == 200, f"and the proof of the failed request is still good ({again.status_code})")
+spent = requests.post(token_url, data=form, auth=auth, headers={"DPoP": kept}, timeout=10)
+check(spent.status_code == 400 and spent.json()["error"] == "invalid_dpop_proof", "once, not twice")
+
 # The second replica: the same issuer identifier, so the same htu; another process.
 other_token_url = token_url.replace(issuer, replica)
 answer = requests.post(other_token_url, data=form, auth=auth,
@@ -76,7 +88,8 @@ check(no_nonce.status_code == 401 and 'error="use_dpop_nonce"' in dpop_challenge
 gate_nonce = no_nonce.headers.get("DPoP-Nonce")
 shared = requests.post(token_url, data=form, auth=auth,
                        headers={"DPoP": proof(key, "POST", token_url, nonce=gate_nonce)}, timeout=10)
-check(shared.status_code == 200, "the gate's nonce is taken by the token endpoint (one secret, one nonce)")
+check(shared.status_code == 400 and shared.json()["error"] == "use_dpop_nonce",
+      "the gate's nonce is not the token endpoint's (each server takes only its own, RFC 9449 §9)")
 ok = requests.get(url, headers={"Authorization": "DPoP " + access,
                                 "DPoP": proof(key, "GET", url, access, nonce=gate_nonce)}, timeout=10)
 check(ok.status_code == 200, f"the gate takes the token with a nonced proof ({ok.status_code})")

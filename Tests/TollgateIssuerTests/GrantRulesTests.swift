@@ -215,11 +215,14 @@ import TollgateCore
         for code in [IssuerError.Code.missingToken, .invalidToken, .insufficientScope] {
             #expect(IssuerError.entry(code).challenge == .bearer)
         }
-        #expect(IssuerError.entry(.useDPoPNonceAtResource).challenge == .dpop)
+        for code in [IssuerError.Code.useDPoPNonceAtResource, .invalidDPoPProofAtResource] {
+            #expect(IssuerError.entry(code).challenge == .dpop)
+        }
         for code in IssuerError.Code.allCases
-        where ![.invalidClient, .missingToken, .invalidToken, .insufficientScope, .useDPoPNonceAtResource]
-            .contains(code)
-        {
+        where ![
+            .invalidClient, .missingToken, .invalidToken, .insufficientScope, .useDPoPNonceAtResource,
+            .invalidDPoPProofAtResource,
+        ].contains(code) {
             #expect(IssuerError.entry(code).challenge == nil, "\(code)")
         }
         for code in [IssuerError.Code.unknownClient, .unregisteredRedirect, .formExpired, .badSignOutRequest] {

@@ -149,6 +149,28 @@ import TollgateIssuer
         #expect(!refusal.contains("@team/unknown"), "the client's text is not echoed")
     }
 
+    @Test func aClientRegisteredForDPoPBoundTokensGetsNoneWithoutAProof() async throws {
+        let issuer = try await Self.makeIssuer(registration: true)
+        let answer = await Self.postJSON(
+            issuer,
+            "/oauth2/register",
+            #"{"redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "none", "#
+                + #""grant_types": ["authorization_code", "refresh_token"], "dpop_bound_access_tokens": true}"#
+        )
+        #expect(answer.head.status == .created)
+        let registered = try Self.json(answer)
+        #expect(registered["dpop_bound_access_tokens"] as? Bool == true)
+        let id = try #require(registered["client_id"] as? String)
+        // A token request without a proof is refused before its grant is looked at.
+        let refused = await Flow.post(
+            issuer,
+            "/oauth2/token",
+            [("grant_type", "refresh_token"), ("refresh_token", "whatever"), ("client_id", id)]
+        )
+        #expect(refused.head.status == .badRequest)
+        #expect(try Self.json(refused)["error"] as? String == "invalid_dpop_proof")
+    }
+
     @Test func aRegisteredConfidentialClientGetsASecretThatAuthenticates() async throws {
         let issuer = try await Self.makeIssuer(registration: true)
         let answer = await Self.postJSON(
@@ -194,6 +216,12 @@ import TollgateIssuer
         (#"[1, 2]"#, "invalid_client_metadata"),
         // Open registration never yields a client that gets tokens without a person.
         (#"{"grant_types": ["client_credentials"], "scope": "@team/orders.read"}"#, "invalid_client_metadata"),
+        // Sender-constrained tokens asked for are given or refused, never bearer tokens instead.
+        (#"{"redirect_uris": ["https://a.test/cb"], "dpop_bound_access_tokens": "yes"}"#, "invalid_client_metadata"),
+        (
+            #"{"redirect_uris": ["https://a.test/cb"], "tls_client_certificate_bound_access_tokens": true}"#,
+            "invalid_client_metadata"
+        ),
     ])
     func badMetadataIsRefusedWithTheRFC7591Error(_ body: String, _ error: String) async throws {
         let issuer = try await Self.makeIssuer(registration: true)

@@ -186,7 +186,7 @@ struct CertificateBoundTokenTests {
             #expect(try await Self.get(a, port: port, token: plain, path: "/mtls/required/1").0 == 200)
             #expect(try await Self.get(b, port: port, token: bound, path: "/mtls/required/1").0 == 401)
             let missing = try await Self.get(none, port: port, token: plain, path: "/mtls/required/1")
-            #expect(missing.0 == 401)
+            #expect(missing.0 == 400)
             #expect(missing.1.contains("this route requires a client certificate"))
             #expect(try await Self.get(a, port: port, token: bound, path: "/mtls/bound/1").0 == 200)
             let unbound = try await Self.get(a, port: port, token: plain, path: "/mtls/bound/1")
@@ -197,6 +197,38 @@ struct CertificateBoundTokenTests {
             // Other routes keep the listener's rule (optional).
             #expect(try await Self.get(none, port: port, token: plain).0 == 200)
             for client in [a, b, none] { try await client.shutdown() }
+        }
+        // From a trusted proxy (this test's own address), the TLS certificate is the proxy's: it
+        // satisfies neither rule, nor binds.
+        let behindAProxy = extra.replacingOccurrences(
+            of: "  access_log: false",
+            with: "  access_log: false\n  trusted_proxies: [\"127.0.0.1\"]"
+        )
+        try await ProxyEnvironment.with(extra: behindAProxy, replaceServer: true, routes: routes) { environment in
+            let a = try Self.client(certificate: certificates.clients["a"])
+            let port = environment.proxy.port
+            #expect(try await Self.get(a, port: port, token: plain, path: "/mtls/required/1").0 == 400)
+            #expect(try await Self.get(a, port: port, token: bound, path: "/mtls/bound/1").0 == 401)
+            #expect(try await Self.get(a, port: port, token: bound).0 == 401)
+            try await a.shutdown()
+        }
+    }
+
+    @Test func clientCertHeaderTrustNeedsTrustedProxies() throws {
+        let yaml = """
+            upstream: http://127.0.0.1:1
+            server:
+              trust_client_cert_header: true
+            routes:
+              - match: { prefix: / }
+                auth: none
+            """
+        #expect {
+            try ConfigurationLoader.parse(yaml: yaml, file: "mtls.yaml", baseDirectory: "/tmp", environment: [:])
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("mtls.yaml:") && text.contains("server.trust_client_cert_header")
+                && text.contains("none are listed")
         }
     }
 

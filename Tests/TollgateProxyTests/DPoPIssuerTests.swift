@@ -102,5 +102,9 @@ struct DPoPIssuerTests {
             try JSONSerialization.jsonObject(with: Data(discovery.body.utf8)) as? [String: Any]
         )
         #expect(document["dpop_signing_alg_values_supported"] as? [String] == ["ES384", "EdDSA"])
+        #expect(
+            document["tls_client_certificate_bound_access_tokens"] == nil,
+            "no client certificate reaches this listener: certificate-bound tokens are not offered"
+        )
     }
 }

@@ -22,7 +22,8 @@ struct DPoPPeerTests {
             environment: environment
         )
         defer { harness.stop() }
-        #expect(await harness.waitForExit(timeout: .seconds(180)))
+        let exited = await harness.waitForExit(timeout: .seconds(180))
+        try #require(exited, "the harness did not finish: \(harness.log)")
         #expect(harness.process.terminationStatus == 0, "\(harness.log)")
         #expect(harness.log.contains("| no ath | 401 | 200 **taken** |"))
         #expect(harness.log.contains("dpop cases: as the table says"))

@@ -299,29 +299,40 @@ struct DPoPTests {
         }
     }
 
-    @Test("a cache of a new bound or window takes over what the old one remembers, as long as the old would have")
+    @Test("a new bound or window keeps what the cache remembers, as long as the old window would have")
     func aReloadKeepsTheProofsSeen() {
-        let old = DPoPReplayCache(capacity: 10, window: 100)
+        let cache = DPoPReplayCache(capacity: 10, window: 100)
         let proof = DPoPProof(thumbprint: "k", jti: "1", issuedAt: 100)
-        #expect(old.accept(proof, now: 100))
-        let shorter = DPoPReplayCache(capacity: 5, window: 10)
-        shorter.remember(old)
-        #expect(!shorter.accept(proof, now: 150), "still within the old window")
-        #expect(!shorter.accept(proof, now: 299), "remembered up to the old window's end")
-        #expect(shorter.accept(proof, now: 401), "then forgotten")
+        let other = DPoPProof(thumbprint: "k", jti: "2", issuedAt: 100)
+        #expect(cache.accept(proof, now: 100))
+        #expect(cache.accept(other, now: 101))
+        cache.reconfigure(capacity: 1, window: 10)
+        #expect(!cache.accept(proof, now: 150), "still within the old window")
+        #expect(!cache.accept(proof, now: 299), "remembered up to the old window's end")
+        #expect(
+            !cache.accept(DPoPProof(thumbprint: "k", jti: "3", issuedAt: 300), now: 300),
+            "over the lower bound: refused, nothing forgotten"
+        )
+        #expect(cache.accept(proof, now: 401), "then forgotten")
+        cache.forget(proof)
+        #expect(cache.accept(proof, now: 402), "a forgotten proof is taken again")
     }
 
     @Test("nonces made with the same secret agree between processes; another secret's are refused")
     func noncesFromASecretAgree() {
         let secret = Secret(String(repeating: "s", count: 32))
-        let one = DPoPNonces(secret: secret)
-        let two = DPoPNonces(secret: secret)
-        let other = DPoPNonces(secret: Secret(String(repeating: "t", count: 32)))
+        let one = DPoPNonces(secret: secret, purpose: .resource)
+        let two = DPoPNonces(secret: secret, purpose: .resource)
+        let other = DPoPNonces(secret: Secret(String(repeating: "t", count: 32)), purpose: .resource)
         let nonce = one.current(now: 1000)
         #expect(two.current(now: 1000) == nonce)
         #expect(two.isValid(nonce, now: 1029) && two.isValid(nonce, now: 1031))
+        #expect(two.isValid(nonce, now: 985), "a replica whose clock is behind takes the next slot's")
         #expect(!two.isValid(nonce, now: 1061), "two slots on, stale")
+        #expect(!two.isValid(nonce, now: 955), "two slots early, not yet")
         #expect(!other.isValid(nonce, now: 1000))
+        let authorizationServer = DPoPNonces(secret: secret, purpose: .authorizationServer)
+        #expect(!authorizationServer.isValid(nonce, now: 1000), "the token endpoint takes only its own")
         #expect(!DPoPNonces().isValid(nonce, now: 1000), "without a secret, a key of the process's own")
     }
 }

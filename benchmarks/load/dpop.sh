@@ -33,8 +33,16 @@ PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     [ -f "$WORK/apache/apache2.pid" ] && kill "$(cat "$WORK/apache/apache2.pid" 2>/dev/null)" 2>/dev/null || true
-    sleep 0.5
+    for _ in $(seq 30); do
+        alive=""
+        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ -z "$alive" ] && break
+        sleep 0.1
+    done
     for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    # Whatever is left of them: an Apache worker forked while its parent was stopping outlives it
+    # (and would keep the caller's pipes open).
+    pkill -9 -f "$WORK/" 2>/dev/null || true
     [ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -46,7 +54,7 @@ need=()
 [ -f /usr/lib/apache2/modules/mod_oauth2.so ] || need+=(libapache2-mod-oauth2)
 if [ ${#need[@]} -gt 0 ]; then
     SUDO=""
-    [ "$(id -u)" != "0" ] && SUDO="sudo"
+    [ "$(id -u)" != "0" ] && SUDO="sudo -n"
     $SUDO apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
 fi
@@ -90,6 +98,14 @@ $PIN0 /usr/sbin/nginx -c "$WORK/up/nginx.conf" -p "$WORK/up" & PIDS+=($!)
 # the run stay good through it, as Tollgate's proof_lifetime is below). X-Forwarded-* are left as
 # clients send them: mod_oauth2 builds the htu it compares from them (see the cases).
 JWK=$(cat "$WORK/issuer.jwk")
+# Started as root, Apache's workers run as nobody (the hostile cases crash some of them).
+APACHE_USER=""
+if [ "$(id -u)" = "0" ]; then APACHE_USER="User nobody
+Group nogroup"; fi
+# The README's table is liboauth2 1.4.5.4's answers; another version's differences are printed,
+# not failed.
+LIBOAUTH2=$(dpkg-query -W -f '${Version}' liboauth2-0 2>/dev/null || echo unknown)
+case "$LIBOAUTH2" in 1.4.5.4*) ;; *) export MOD_OAUTH2_EXPECTED=warn ;; esac
 mkdir -p "$WORK/apache"
 cat >"$WORK/apache/apache2.conf" <<EOF
 ServerRoot /etc/apache2
@@ -99,6 +115,7 @@ LogLevel warn
 Mutex file:$WORK/apache default
 DefaultRuntimeDir $WORK/apache
 ServerName 127.0.0.1
+$APACHE_USER
 LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
 LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
 LoadModule authn_core_module /usr/lib/apache2/modules/mod_authn_core.so
@@ -163,13 +180,25 @@ $PIN1 "$TOLLGATE_BIN" serve --config "$WORK/tollgate.yaml" >"$WORK/tollgate.log"
 PIDS+=($TOLLGATE_PID)
 
 for port in $UP $APACHE $APACHE_BEARER $TOLLGATE; do
-    for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+    up=""
+    for _ in $(seq 150); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && up=1 && break; sleep 0.1; done
+    if [ -z "$up" ]; then
+        echo "nothing listens on 127.0.0.1:$port" >&2
+        tail -n 20 "$WORK/apache/error.log" "$WORK/tollgate.log" "$WORK/up/error.log" 2>/dev/null >&2 || true
+        exit 1
+    fi
+done
+for pid in "${PIDS[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { echo "a server of the harness exited (pid $pid)" >&2; exit 1; }
 done
 sleep 0.5
 
 if [ "$MODE" = cases ]; then
     status=0
+    echo "liboauth2 $LIBOAUTH2"
     python3 benchmarks/load/dpop_cases.py "$WORK" "http://127.0.0.1:$TOLLGATE" "http://127.0.0.1:$APACHE" || status=$?
+    # Tollgate must still be serving after every hostile proof.
+    kill -0 "$TOLLGATE_PID" 2>/dev/null || { echo "FAILED: tollgate exited during the cases"; status=1; }
     if [ $status -ne 0 ]; then
         echo "--- apache error log ---"; tail -n 30 "$WORK/apache/error.log" || true
         echo "--- tollgate log ---"; tail -n 30 "$WORK/tollgate.log" || true

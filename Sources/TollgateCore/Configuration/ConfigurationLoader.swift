@@ -232,6 +232,11 @@ public struct ConfigurationContext: Sendable {
             settings.publicURL = origin.text
         }
         if let value = members["trusted_proxies"] { try trustedProxies(value, into: &settings) }
+        if settings.trustsClientCertHeader && settings.trustedProxies.isEmpty {
+            throw members["trust_client_cert_header"]!.error(
+                "Client-Cert is taken only from server.trusted_proxies, and none are listed"
+            )
+        }
         if let value = members["tls"] {
             let tls = try value.mapping(allowed: [
                 "certificate_file", "key_file", "client_ca_file", "client_certificate",

@@ -210,57 +210,59 @@ public final class DPoPReplayCache: Sendable {
         var current: Set<SHA256Digest> = []
         var previous: Set<SHA256Digest> = []
         var rotatesAt: Double = 0
+        var capacity: Int
+        var window: Double
     }
 
-    private let state = Mutex(State())
-    public let capacity: Int
-    public let window: Double
+    private let state: Mutex<State>
 
     public init(capacity: Int, window: Double) {
-        self.capacity = capacity
-        self.window = window
+        state = Mutex(State(capacity: capacity, window: window))
     }
 
     public var count: Int { state.withLock { $0.current.count + $0.previous.count } }
+    public var capacity: Int { state.withLock { $0.capacity } }
+    public var window: Double { state.withLock { $0.window } }
 
-    /// Whether a proof was recorded and may still be live (looked at without recording it).
-    public func hasSeen(_ proof: DPoPProof, now: Double) -> Bool {
-        let key = SHA256.hash(data: Array((proof.thumbprint + " " + proof.jti).utf8))
-        return state.withLock { state in
-            if now >= state.rotatesAt + window { return false }
-            return state.current.contains(key) || state.previous.contains(key)
-        }
+    private static func key(_ proof: DPoPProof) -> SHA256Digest {
+        SHA256.hash(data: Array((proof.thumbprint + " " + proof.jti).utf8))
     }
 
-    /// Takes over what `other` remembers (a reload with a new bound or window), keeping each
-    /// proof at least as long as `other` would have, up to this cache's capacity.
-    public func remember(_ other: DPoPReplayCache) {
-        let (seen, rotatesAt, window) = other.state.withLock {
-            ($0.current.union($0.previous), $0.rotatesAt, other.window)
-        }
+    /// A new bound or window (a reload), in place: the same cache goes on, so no proof recorded
+    /// before, during or after the reload is forgotten early. A shorter window takes effect once
+    /// the proofs remembered under the longer one have had it; a lower bound forgets nothing (a
+    /// cache over its bound refuses new proofs until old ones expire).
+    public func reconfigure(capacity: Int, window: Double) {
         state.withLock { state in
-            state.current = Set(seen.prefix(capacity))
-            state.previous = []
-            state.rotatesAt = rotatesAt + max(0, window - self.window)
+            state.rotatesAt += max(0, state.window - window)
+            state.capacity = capacity
+            state.window = window
         }
     }
 
     /// Records a proof; `false` when it was seen before (a replay) or the cache is full of proofs
     /// that may still be live (refused rather than forgotten).
     public func accept(_ proof: DPoPProof, now: Double) -> Bool {
-        let key = SHA256.hash(data: Array((proof.thumbprint + " " + proof.jti).utf8))
+        let key = Self.key(proof)
         return state.withLock { state in
             if now >= state.rotatesAt {
                 // A gap of more than a window leaves nothing live in either generation.
-                state.previous = now >= state.rotatesAt + window ? [] : state.current
+                state.previous = now >= state.rotatesAt + state.window ? [] : state.current
                 state.current = []
-                state.rotatesAt = now + window
+                state.rotatesAt = now + state.window
             }
             if state.current.contains(key) || state.previous.contains(key) { return false }
-            guard state.current.count + state.previous.count < capacity else { return false }
+            guard state.current.count + state.previous.count < state.capacity else { return false }
             state.current.insert(key)
             return true
         }
+    }
+
+    /// Forgets a proof `accept` took for a request that then failed, so proofs of failing
+    /// requests take no room.
+    public func forget(_ proof: DPoPProof) {
+        let key = Self.key(proof)
+        _ = state.withLock { $0.current.remove(key) }
     }
 }
 
@@ -279,13 +281,26 @@ public final class DPoPNonces: Sendable {
         secret = nil
     }
 
-    /// Nonces made with `secret` (hashed into the key), or with a key of this process's own.
-    public convenience init(secret: Secret?, period: Double = 30) {
+    /// Whose nonces these are: a server takes only its own (RFC 9449 §8–9), so the gate's and
+    /// the token endpoint's differ even when they share a secret.
+    public enum Purpose: String, Sendable {
+        case resource
+        case authorizationServer = "authorization-server"
+    }
+
+    /// Nonces made with a key derived from `secret` for `purpose` (HKDF-SHA256), or with a key of
+    /// this process's own.
+    public convenience init(secret: Secret?, purpose: Purpose, period: Double = 30) {
         guard let secret else {
             self.init(period: period)
             return
         }
-        self.init(period: period, key: SymmetricKey(data: SHA256.hash(data: Array(secret.value.utf8))), secret: secret)
+        let key = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: SymmetricKey(data: Array(secret.value.utf8)),
+            info: Array("tollgate dpop nonce v1: \(purpose.rawValue)".utf8),
+            outputByteCount: 32
+        )
+        self.init(period: period, key: key, secret: secret)
     }
 
     private init(period: Double, key: SymmetricKey, secret: Secret) {
@@ -298,9 +313,12 @@ public final class DPoPNonces: Sendable {
         nonce(slot: UInt64(max(0, now / period)))
     }
 
+    /// Good in its slot, the next and the one before: a replica whose clock runs a little ahead
+    /// hands out the next slot's nonce early.
     public func isValid(_ nonce: String, now: Double) -> Bool {
         let slot = UInt64(max(0, now / period))
-        return nonce == self.nonce(slot: slot) || (slot > 0 && nonce == self.nonce(slot: slot - 1))
+        return nonce == self.nonce(slot: slot) || nonce == self.nonce(slot: slot + 1)
+            || (slot > 0 && nonce == self.nonce(slot: slot - 1))
     }
 
     private func nonce(slot: UInt64) -> String {

@@ -17,6 +17,8 @@ public struct LocalIssuerSettings: Sendable, Equatable {
     public var clientMetadataDocuments = ClientMetadataDocumentOptions()
     /// What a DPoP proof at the token endpoint may be: the configuration's top-level `dpop:`.
     public var dpop = DPoPSettings()
+    /// Whether client certificates reach the token endpoint (set from the `server:` section).
+    public var clientCertificates = false
     public var requirePKCEForPublic = true
     public var jwtAccessToken = true
     /// `hashed` or `plain`.

@@ -27,6 +27,8 @@ struct IssuerError: Error, Sendable {
         case useDPoPNonce
         /// `use_dpop_nonce` from a resource (userinfo), with a DPoP challenge (§9).
         case useDPoPNonceAtResource
+        /// `invalid_dpop_proof` from a resource (userinfo), with a DPoP challenge (§7.1).
+        case invalidDPoPProofAtResource
         // OpenID Connect Core §3.1.2.6
         case loginRequired
         case consentRequired
@@ -101,6 +103,8 @@ struct IssuerError: Error, Sendable {
         case .useDPoPNonce: Entry(error: "use_dpop_nonce", status: .badRequest, presentation: .protocolError)
         case .useDPoPNonceAtResource:
             Entry(error: "use_dpop_nonce", status: .unauthorized, challenge: .dpop, presentation: .protocolError)
+        case .invalidDPoPProofAtResource:
+            Entry(error: "invalid_dpop_proof", status: .unauthorized, challenge: .dpop, presentation: .protocolError)
         case .loginRequired: Entry(error: "login_required", status: .badRequest, presentation: .protocolError)
         case .consentRequired: Entry(error: "consent_required", status: .badRequest, presentation: .protocolError)
         case .requestNotSupported:
@@ -135,6 +139,8 @@ struct IssuerError: Error, Sendable {
     var retryAfter: Int?
     /// A fresh server nonce for `DPoP-Nonce` (RFC 9449 §8).
     var dpopNonce: String?
+    /// The proof algorithms a DPoP challenge names (`algs`, RFC 9449 §7.1).
+    var dpopAlgorithms: String?
 
     init(_ code: Code, _ description: String, retryAfter: Int? = nil) {
         self.code = code
@@ -171,7 +177,9 @@ struct IssuerError: Error, Sendable {
             if code != .missingToken { challenge += ", error=\"\(entry.error)\"" }
             headers[.wwwAuthenticate] = challenge
         case .dpop:
-            headers[.wwwAuthenticate] = "DPoP realm=" + Self.quoted(realm) + ", error=\"\(entry.error)\""
+            var challenge = "DPoP realm=" + Self.quoted(realm)
+            if let dpopAlgorithms { challenge += ", algs=" + Self.quoted(dpopAlgorithms) }
+            headers[.wwwAuthenticate] = challenge + ", error=\"\(entry.error)\""
         case nil:
             break
         }

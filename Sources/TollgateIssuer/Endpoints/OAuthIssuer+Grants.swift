@@ -172,27 +172,41 @@ extension OAuthIssuer {
         guard let record = try await activeRecord(for: token), record.kind == .access else {
             throw IssuerError(.invalidToken, "the access token is not active")
         }
-        // RFC 9449 §7: a bound token only with the DPoP scheme and a proof by its key.
-        if let bound = record.dpopJKT {
-            var proof: DPoPProof?
-            do {
-                if withProof { proof = try verifiedProof(request, uri: url(.userinfo), accessToken: token) }
-            } catch  where error.code == .useDPoPNonce {
-                var atResource = IssuerError(.useDPoPNonceAtResource, error.description)
-                atResource.dpopNonce = error.dpopNonce
-                throw atResource
-            } catch {
-                proof = nil
-            }
-            guard let proof, proof.thumbprint == bound, dpopReplays.accept(proof, now: Double(now())) else {
-                throw IssuerError(.invalidToken, "the access token is DPoP-bound and its proof is missing or wrong")
-            }
-        } else if withProof {
-            throw IssuerError(.invalidToken, "the access token is not DPoP-bound")
-        }
         // RFC 8705 §3: a certificate-bound token only over a connection with that certificate.
         if let bound = record.certificateThumbprint, bound != Self.clientCertificate {
             throw IssuerError(.invalidToken, "the access token is bound to another client certificate")
+        }
+        // RFC 9449 §7: a bound token only with the DPoP scheme and a proof by its key.
+        if let bound = record.dpopJKT {
+            guard withProof else {
+                throw IssuerError(.invalidToken, "the access token is DPoP-bound: send it with the DPoP scheme")
+            }
+            // RFC 9449 §7.1: a bad proof is `invalid_dpop_proof` (or `use_dpop_nonce`) with a DPoP
+            // challenge naming the algorithms.
+            let algorithms = options.dpop.algorithms.map(\.rawValue).sorted().joined(separator: " ")
+            func refusal(_ code: IssuerError.Code, _ description: String, nonce: String? = nil) -> IssuerError {
+                var error = IssuerError(code, description)
+                error.dpopAlgorithms = algorithms
+                error.dpopNonce = nonce
+                return error
+            }
+            let proof: DPoPProof?
+            do {
+                proof = try verifiedProof(request, uri: url(.userinfo), accessToken: token)
+            } catch  where error.code == .useDPoPNonce {
+                throw refusal(.useDPoPNonceAtResource, error.description, nonce: error.dpopNonce)
+            } catch {
+                throw refusal(.invalidDPoPProofAtResource, error.description)
+            }
+            guard let proof else { throw refusal(.invalidDPoPProofAtResource, "no DPoP proof") }
+            guard proof.thumbprint == bound else {
+                throw refusal(.invalidDPoPProofAtResource, "the proof's key is not the token's")
+            }
+            guard dpopReplays.accept(proof, now: Double(now())) else {
+                throw refusal(.invalidDPoPProofAtResource, "the proof was used before")
+            }
+        } else if withProof {
+            throw IssuerError(.invalidToken, "the access token is not DPoP-bound")
         }
         guard record.scope.contains("openid") else {
             throw IssuerError(.insufficientScope, "the access token was not granted openid")

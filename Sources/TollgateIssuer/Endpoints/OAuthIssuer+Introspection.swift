@@ -64,6 +64,8 @@ extension OAuthIssuer {
         ]
         if let client { answer["sub"] = .string(subject(for: record.username, client: client)) }
         if let resource = record.resource { answer["aud"] = .string(resource) }
+        let binding = SenderBinding(dpopJKT: record.dpopJKT, certificateThumbprint: record.certificateThumbprint)
+        if let confirmation = binding.confirmation { answer["cnf"] = confirmation }
         return (record.clientID, .object(answer))
     }
 

@@ -48,6 +48,20 @@ extension OAuthIssuer {
             guard let text = value.stringValue else { throw Self.metadataError("'\(name)' must be a string") }
             return text
         }
+        func flag(_ name: String) throws(IssuerError) -> Bool {
+            guard let value = metadata[name] else { return false }
+            guard case .bool(let flag) = value else { throw Self.metadataError("'\(name)' must be true or false") }
+            return flag
+        }
+        // RFC 9449 §5.2 and RFC 8705 §3.4: a client that asks for sender-constrained tokens gets
+        // them, never bearer tokens in their place.
+        let requiresDPoP = try flag("dpop_bound_access_tokens")
+        let certificateBound = try flag("tls_client_certificate_bound_access_tokens")
+        if certificateBound && !options.clientCertificates {
+            throw Self.metadataError(
+                "no client certificate reaches this issuer: certificate-bound tokens are not offered"
+            )
+        }
 
         let method = try string("token_endpoint_auth_method") ?? "client_secret_basic"
         guard ["client_secret_basic", "client_secret_post", "none"].contains(method) else {
@@ -127,6 +141,8 @@ extension OAuthIssuer {
             registeredDynamically: true
         )
         client.idTokenSignedResponseAlg = idTokenAlgorithm
+        client.requiresDPoP = requiresDPoP ? true : nil
+        client.certificateBoundAccessTokens = certificateBound ? true : nil
         try await store.saveClient(client)
         logger.info("client registered", metadata: ["client": "\(client.id)", "type": "\(kind.rawValue)"])
         var answer: [String: JSONValue] = [
@@ -141,6 +157,8 @@ extension OAuthIssuer {
         if !postLogout.isEmpty { answer["post_logout_redirect_uris"] = .array(postLogout.map(JSONValue.string)) }
         if let name { answer["client_name"] = .string(name) }
         if let idTokenAlgorithm { answer["id_token_signed_response_alg"] = .string(idTokenAlgorithm) }
+        if requiresDPoP { answer["dpop_bound_access_tokens"] = .bool(true) }
+        if certificateBound { answer["tls_client_certificate_bound_access_tokens"] = .bool(true) }
         if let secret {
             answer["client_secret"] = .string(secret)
             answer["client_secret_expires_at"] = .number(0)

@@ -51,7 +51,7 @@ public final class OAuthIssuer: Sendable {
             capacity: 100_000,
             window: options.dpop.proofLifetime + options.dpop.clockSkew + 1
         )
-        dpopNonces = DPoPNonces(secret: options.dpop.nonceSecret)
+        dpopNonces = DPoPNonces(secret: options.dpop.nonceSecret, purpose: .authorizationServer)
         basePath = Self.path(of: options.issuer)
         var paths: [Endpoint: String] = [:]
         for endpoint in Endpoint.allCases {
@@ -421,7 +421,7 @@ public final class OAuthIssuer: Sendable {
         if options.enableDynamicRegistration { document["registration_endpoint"] = .string(url(.registration)) }
         if options.clientMetadataDocuments.enabled { document["client_id_metadata_document_supported"] = .bool(true) }
         // RFC 8705 §3.3: tokens bound to the client certificate of the token request.
-        document["tls_client_certificate_bound_access_tokens"] = .bool(true)
+        if options.clientCertificates { document["tls_client_certificate_bound_access_tokens"] = .bool(true) }
         document["dpop_signing_alg_values_supported"] = .array(
             options.dpop.algorithms.map(\.rawValue).sorted().map(JSONValue.string)
         )

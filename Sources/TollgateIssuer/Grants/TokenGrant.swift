@@ -54,17 +54,30 @@ extension OAuthIssuer {
             }
             binding.certificateThumbprint = certificate
         }
-        var answer = try await grant.exchange(client: client, form: form, binding: binding, issuer: self)
-        // Recorded once the exchange succeeded, so proofs of requests that fail (any public
-        // client's id is enough to make one) cannot fill the cache.
-        if let proof {
-            _ = dpopReplays.accept(proof, now: Double(now()))
-            // RFC 9449 §8.2: the nonce for the client's next request, before this one goes stale.
-            if options.dpop.requiresNonce {
-                answer.head.headerFields[IssuerResponse.dpopNonce] = dpopNonces.current(now: Double(now()))
-            }
+        guard let proof else {
+            return try await grant.exchange(client: client, form: form, binding: binding, issuer: self)
         }
-        return answer
+        // The proof is claimed before the exchange, so two requests with one proof cannot both
+        // run it; forgotten again when the exchange fails, so proofs of failing requests (any
+        // public client's id is enough to make one) take no room.
+        guard dpopReplays.accept(proof, now: Double(now())) else {
+            throw IssuerError.invalidDPoPProof("the proof was used before (or too many proofs are remembered)")
+        }
+        // RFC 9449 §8.2: the nonce for the client's next request goes with every answer to a
+        // valid proof, an error (a device's authorization_pending) as well as tokens.
+        let nonce = options.dpop.requiresNonce ? dpopNonces.current(now: Double(now())) : nil
+        do {
+            var answer = try await grant.exchange(client: client, form: form, binding: binding, issuer: self)
+            if let nonce { answer.head.headerFields[IssuerResponse.dpopNonce] = nonce }
+            return answer
+        } catch var error as IssuerError {
+            dpopReplays.forget(proof)
+            error.dpopNonce = nonce
+            throw error
+        } catch {
+            dpopReplays.forget(proof)
+            throw error
+        }
     }
 
     /// One DPoP proof for `request` to `uri`, checked (RFC 9449 §4.3); `nil` without a `DPoP`
@@ -97,10 +110,6 @@ extension OAuthIssuer {
     /// RFC 9449 §4–5: a `DPoP` header at the token endpoint is one proof for this POST, by a
     /// key whose thumbprint the tokens are bound to; a bad one is `invalid_dpop_proof`.
     func tokenEndpointProof(_ request: HTTPRequest) throws(IssuerError) -> DPoPProof? {
-        guard let proof = try verifiedProof(request, uri: url(.token), accessToken: nil) else { return nil }
-        guard !dpopReplays.hasSeen(proof, now: Double(now())) else {
-            throw IssuerError.invalidDPoPProof("the proof was used before")
-        }
-        return proof
+        try verifiedProof(request, uri: url(.token), accessToken: nil)
     }
 }

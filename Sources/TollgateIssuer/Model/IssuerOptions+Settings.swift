@@ -19,6 +19,7 @@ extension IssuerOptions {
         enableDynamicRegistration = settings.enableDynamicRegistration
         clientMetadataDocuments = settings.clientMetadataDocuments
         dpop = settings.dpop
+        clientCertificates = settings.clientCertificates
         requirePKCEForPublic = settings.requirePKCEForPublic
         jwtAccessToken = settings.jwtAccessToken
         storeClientSecret = StorageForm(rawValue: settings.storeClientSecret) ?? .hashed

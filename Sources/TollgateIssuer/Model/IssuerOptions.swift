@@ -18,6 +18,10 @@ public struct IssuerOptions: Sendable {
     public var enableDynamicRegistration = false
     /// What a DPoP proof at the token endpoint may be (RFC 9449).
     public var dpop = DPoPSettings()
+    /// Whether client certificates reach the token endpoint (the server mounting the issuer
+    /// terminates TLS with client certificates, or takes them from a trusted proxy): discovery
+    /// then says `tls_client_certificate_bound_access_tokens` (RFC 8705 §3.3).
+    public var clientCertificates = false
     /// The `acr` of a sign-in with this issuer's password form (ID and access tokens).
     public var acr = "urn:tollgate:acr:password"
     /// Clients known by the URL of their metadata document (`client_id_metadata_documents`).

@@ -190,13 +190,14 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
         case .verificationUnavailable: .unavailable
         case .insufficientScope: .insufficientScope
         case .noRoute, .claimCondition, .untrustedForwarder, .unsafeClaimValue, .mcpDenied: .forbidden
-        case .badPath, .badTokenRequest, .malformedRequest, .requestTargetTooLong, .headersTooLarge,
+        case .badPath, .badTokenRequest, .clientCertificateRequired, .malformedRequest, .requestTargetTooLong,
+            .headersTooLarge,
             .methodNotAllowed, .payloadTooLarge, .mcpInvalidRequest, .mcpHeaderMismatch:
             .badRequest
         case .notFound: .notFound
         case .upstreamUnreachable, .upstreamClosed, .upstreamInvalidResponse, .mcpInvalidAnswer: .upstreamError
         case .invalidDPoPProof, .useDPoPNonce, .dpopBinding, .insufficientUserAuthentication, .certificateBinding,
-            .certificateBindingRequired, .clientCertificateRequired:
+            .certificateBindingRequired:
             .invalidToken
         case .upstreamTimeout: .upstreamTimeout
         }
@@ -379,7 +380,7 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
             )
         case .clientCertificateRequired:
             return VerdictResponse(
-                status: 401,
+                status: 400,
                 headers: [
                     (
                         "WWW-Authenticate",

@@ -165,17 +165,21 @@ final class DPoPState: Sendable {
         settings.proofLifetime + settings.clockSkew + 1
     }
 
-    /// A new state for `settings`. The nonces go on from `previous` while the secret is the
-    /// same, and so do the remembered proofs: a new bound or window copies them over, so a
-    /// reload never reopens the window for a proof already taken.
+    /// The state for `settings`. The nonces go on from `previous` while the secret is the same;
+    /// the replay cache always does, with the new bound and window (one cache across reloads,
+    /// so a proof taken under the old snapshot is refused under the new one).
     init(settings: DPoPSettings, previous: DPoPState?) {
-        replays = DPoPReplayCache(capacity: settings.maximumRememberedProofs, window: Self.window(settings))
+        if let previous {
+            replays = previous.replays
+            replays.reconfigure(capacity: settings.maximumRememberedProofs, window: Self.window(settings))
+        } else {
+            replays = DPoPReplayCache(capacity: settings.maximumRememberedProofs, window: Self.window(settings))
+        }
         if let previous, previous.nonces.secret == settings.nonceSecret {
             nonces = previous.nonces
         } else {
-            nonces = DPoPNonces(secret: settings.nonceSecret)
+            nonces = DPoPNonces(secret: settings.nonceSecret, purpose: .resource)
         }
-        if let previous { replays.remember(previous.replays) }
     }
 }
 

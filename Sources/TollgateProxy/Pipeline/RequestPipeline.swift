@@ -467,14 +467,14 @@ struct RequestPipeline {
         }
     }
 
-    /// The client certificate of the request: the TLS connection's, else (from a trusted proxy
-    /// only) the one in `Client-Cert`.
+    /// The client certificate of the request: the TLS connection's; from a trusted proxy, only
+    /// the one in its `Client-Cert`, and only when it is trusted to vouch for certificates.
     func presentedCertificate(_ head: RequestHead?) -> String? {
-        // From a proxy trusted to vouch for client certificates, its `Client-Cert` speaks for the
-        // client (its own TLS certificate is the proxy's); from anyone else, only TLS does.
-        guard snapshot.configuration.server.trustsClientCertHeader, let head, snapshot.isTrusted(peer) else {
-            return clientCertificate
-        }
+        if clientCertificate == nil && !snapshot.configuration.server.trustsClientCertHeader { return nil }
+        guard snapshot.isTrusted(peer) else { return clientCertificate }
+        // A trusted proxy (a forward-auth caller among them) terminated the client's TLS: its own
+        // certificate is the proxy's and never speaks for the client.
+        guard snapshot.configuration.server.trustsClientCertHeader, let head else { return nil }
         let values = head.values(name: "client-cert")
         guard values.count == 1 else { return nil }
         return CertificateBinding.thumbprint(clientCertField: values[0])

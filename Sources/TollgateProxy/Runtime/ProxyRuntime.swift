@@ -209,17 +209,9 @@ public final class ProxyRuntime: Sendable {
         } else {
             pools = nil
         }
-        // The replay cache and the nonce key outlive reloads (a reload must not reopen the window
-        // for proofs already seen); a new bound takes a new cache.
-        let dpop: DPoPState
-        if let kept = previous?.dpop, kept.replays.capacity == configuration.dpop.maximumRememberedProofs,
-            kept.replays.window == DPoPState.window(configuration.dpop),
-            kept.nonces.secret == configuration.dpop.nonceSecret
-        {
-            dpop = kept
-        } else {
-            dpop = DPoPState(settings: configuration.dpop, previous: previous?.dpop)
-        }
+        // The replay cache and the nonce key outlive reloads: a reload must not reopen the window
+        // for proofs already seen.
+        let dpop = DPoPState(settings: configuration.dpop, previous: previous?.dpop)
         return ProxySnapshot(
             configuration: configuration,
             verifier: verifier,
