@@ -41,6 +41,22 @@ import TollgateCore
         #expect(Flow.hidden(stepUp, "csrf") != nil && String(decoding: stepUp.body, as: UTF8.self).contains("password"))
     }
 
+    @Test func acrValuesTheIssuerCannotMeetAreSaidSoAndOnesItCanAreSignedIn() async throws {
+        let issuer = try await Flow.makeIssuer()
+        let pkce = [("code_challenge", Flow.challenge), ("code_challenge_method", "S256")]
+        let unmet = await Flow.get(issuer, Flow.authorizePath(extra: pkce + [("acr_values", "urn:example:mfa")]))
+        #expect(unmet.head.status == .found)
+        let location = try #require(unmet.head.headerFields[.location])
+        #expect(location.hasPrefix("https://app.test/callback?"))
+        #expect(location.contains("error=unmet_authentication_requirements") && location.contains("state=st-1"))
+        let met = await Flow.get(
+            issuer,
+            Flow.authorizePath(extra: pkce + [("acr_values", "urn:example:mfa urn:tollgate:acr:password")])
+        )
+        #expect(met.head.status == .ok, "the sign-in form")
+        #expect(String(decoding: met.body, as: UTF8.self).contains("password"))
+    }
+
     @Test func anOpaqueTokensIntrospectionAnswerSaysWhenAndHowThePersonSignedIn() async throws {
         let clock = DeviceFlowTests.Clock()
         let issuer = try await Flow.makeIssuer(clock: clock) { $0.jwtAccessToken = false }

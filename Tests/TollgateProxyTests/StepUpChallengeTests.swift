@@ -56,4 +56,36 @@ struct StepUpChallengeTests {
             #expect(environment.upstream.requestCount == 2)
         }
     }
+
+    @Test func aDPoPClientIsToldInItsOwnSchemeToo() async throws {
+        let now = Int(Date().timeIntervalSince1970)
+        let key = DPoPTests.Key()
+        let token = TestIssuer.shared.token(
+            scope: "@team/orders.read",
+            ["cnf": ["jkt": key.thumbprint], "acr": "urn:example:password", "auth_time": now - 10]
+        )
+        let proofs = try DPoPTests.proofs(
+            ["a": key],
+            [["name": "payments", "htu": "https://api.test/payments/1", "token": token]]
+        )
+        try await ProxyEnvironment.with(routes: Self.routes) { environment in
+            // The origin a trusted proxy forwarded (this test's address is one).
+            let response = try await environment.send(
+                "/payments/1",
+                headers: DPoPTests.forwarded + ["Authorization: DPoP \(token)", "DPoP: \(proofs["payments"]!)"]
+            )
+            #expect(response.status == 401)
+            let challenges = response.headers.filter { $0.0.lowercased() == "www-authenticate" }.map(\.1)
+            #expect(challenges.contains { $0.hasPrefix("Bearer ") && $0.contains("insufficient_user_authentication") })
+            #expect(
+                challenges.contains {
+                    $0.hasPrefix("DPoP algs=") && $0.contains("error=\"insufficient_user_authentication\"")
+                        && $0.contains("acr_values=\"urn:example:mfa urn:example:hardware\"")
+                        && $0.contains("max_age=\"300\"")
+                },
+                "\(challenges)"
+            )
+            #expect(environment.upstream.requestCount == 0)
+        }
+    }
 }

@@ -34,6 +34,9 @@ struct IssuerError: Error, Sendable {
         case consentRequired
         case requestNotSupported
         case requestURINotSupported
+        // OpenID Connect Unmet Authentication Requirements 1.0: `acr_values` none of which this
+        // issuer can meet (RFC 9470 §4).
+        case unmetAuthenticationRequirements
         // RFC 8628 §3.5
         case authorizationPending
         case slowDown
@@ -111,6 +114,8 @@ struct IssuerError: Error, Sendable {
             Entry(error: "request_not_supported", status: .badRequest, presentation: .protocolError)
         case .requestURINotSupported:
             Entry(error: "request_uri_not_supported", status: .badRequest, presentation: .protocolError)
+        case .unmetAuthenticationRequirements:
+            Entry(error: "unmet_authentication_requirements", status: .badRequest, presentation: .protocolError)
         case .authorizationPending:
             Entry(error: "authorization_pending", status: .badRequest, presentation: .protocolError)
         case .slowDown: Entry(error: "slow_down", status: .badRequest, presentation: .protocolError)

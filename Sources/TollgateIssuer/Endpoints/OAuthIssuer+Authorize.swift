@@ -93,6 +93,18 @@ extension OAuthIssuer {
             guard let value = Int(text), value >= 0 else { return fail(.invalidRequest, "max_age is not a number") }
             maxAge = value
         }
+        // RFC 9470 §4: a client sent back by a resource's step-up challenge names the `acr` values
+        // it needs. Tokens carry what this issuer's sign-in is; when it is none of them, saying so
+        // beats a token the resource would refuse again.
+        if let values = parameters["acr_values"] {
+            let wanted = values.split(separator: " ").map(String.init)
+            guard wanted.isEmpty || wanted.contains(options.acr) else {
+                return fail(
+                    .unmetAuthenticationRequirements,
+                    "this issuer signs people in with \(options.acr) only, not one of acr_values"
+                )
+            }
+        }
         do {
             _ = try GrantRules.audience(forResource: parameters["resource"], scopes: scopes, options: options)
         } catch {

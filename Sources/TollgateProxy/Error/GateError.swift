@@ -219,6 +219,10 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
                 challenge += ", error=\"use_dpop_nonce\", error_description=\"a server nonce is required\""
             case .dpopBinding:
                 challenge += ", error=\"invalid_token\", error_description=\"the token's binding is not met\""
+            case .insufficientUserAuthentication:
+                challenge += ", error=\"insufficient_user_authentication\""
+                if let acr = stepUp?.acrValues { challenge += ", acr_values=" + HTTPQuoting.quotedString(acr) }
+                if let maxAge = stepUp?.maxAge { challenge += ", max_age=\"" + String(maxAge) + "\"" }
             default:
                 break
             }

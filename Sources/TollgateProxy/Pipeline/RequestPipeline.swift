@@ -315,6 +315,9 @@ struct RequestPipeline {
                 acrValues: route.acrValues.isEmpty ? nil : route.acrValues.joined(separator: " "),
                 maxAge: route.maxAge.map { Int($0) }
             )
+            // RFC 9470 §3 holds for either scheme: a client that presented a DPoP-bound token
+            // reads the challenge of its own scheme.
+            if case .dpop = binding { error.dpopChallenge = dpopChallenge }
             return .respond(error, matched)
         }
     }
