@@ -249,7 +249,7 @@ run() {
     cpu=$(awk -v t=$((after - before)) -v n="$requests" 'BEGIN { if (n > 0) printf "%.1f", t * 10000 / n; else print "-" }')
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$case" "$rps" "$p50" "$p99" "$cpu" "${non2xx:-0}" "$requests" >>"$RESULTS"
 }
-TG_PATTERN="tollgate serve --config $WORK/tollgate.yaml"
+TG_PATTERN="serve --config $WORK/tollgate.yaml"
 AP_PATTERN="apache2 -f $WORK"
 # Warm both (connections, the key set, the token's verification cache) with the bearer token.
 taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d1s -s "$WORK/bearer.lua" "http://127.0.0.1:$TOLLGATE/orders/1" >/dev/null 2>&1 || true

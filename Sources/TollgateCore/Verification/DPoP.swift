@@ -75,12 +75,16 @@ public struct DPoPProofVerifier: Sendable {
     /// RFC 9449 §4.3: `proof` for a request of `method` to `uri` (scheme, authority and path of
     /// this gate's own origin; query and fragment are not compared) carrying `accessToken`
     /// (`nil` at a token endpoint, where a proof has no `ath`).
-    /// - Parameter nonceIsValid: whether a nonce this gate gave out is still good.
+    /// - Parameters:
+    ///   - accessTokenDigest: the access token's SHA-256 when the caller has it already (the
+    ///     gate's cache key): `ath` is checked against it without hashing the token again.
+    ///   - nonceIsValid: whether a nonce this gate gave out is still good.
     public func verify(
         _ proof: String,
         method: String,
         uri: String,
         accessToken: String?,
+        accessTokenDigest: TokenDigest? = nil,
         now: Double,
         nonceIsValid: (String) -> Bool
     ) -> Result<DPoPProof, DPoPFailure> {
@@ -135,9 +139,9 @@ public struct DPoPProofVerifier: Sendable {
         guard case .string(let jti)? = claims["jti"], !jti.isEmpty, jti.utf8.count <= 256 else {
             return .failure(DPoPFailure(.invalidProof, "the proof has no usable jti"))
         }
-        if let accessToken {
-            let hash = Base64URL.encode(Array(SHA256.hash(data: Array(accessToken.utf8))))
-            guard claims["ath"] == .string(hash) else {
+        if accessToken != nil || accessTokenDigest != nil {
+            let digest = accessTokenDigest?.bytes ?? Array(SHA256.hash(data: Array(accessToken!.utf8)))
+            guard claims["ath"] == .string(Base64URL.encode(digest)) else {
                 return .failure(DPoPFailure(.invalidProof, "ath is not the access token's hash"))
             }
         }
@@ -151,7 +155,8 @@ public struct DPoPProofVerifier: Sendable {
     }
 
     /// RFC 7638: base64url SHA-256 of the key's required members, in lexicographic order,
-    /// without whitespace.
+    /// without whitespace. Written as bytes: the members of a real key (base64url, curve names)
+    /// need no escaping, and anything else goes through the JSON writer.
     public static func thumbprint(of jwk: [String: JSONValue]) -> String? {
         guard case .string(let type)? = jwk["kty"] else { return nil }
         let names: [String]
@@ -161,38 +166,64 @@ public struct DPoPProofVerifier: Sendable {
         case "OKP": names = ["crv", "kty", "x"]
         default: return nil
         }
-        var text = "{"
+        let quote = UInt8(ascii: "\"")
+        var text: [UInt8] = [UInt8(ascii: "{")]
+        text.reserveCapacity(600)
         for (index, name) in names.enumerated() {
             guard case .string(let value)? = jwk[name] else { return nil }
-            if index > 0 { text += "," }
-            text += JSONValue.quoted(name) + ":" + JSONValue.quoted(value)
+            if index > 0 { text.append(UInt8(ascii: ",")) }
+            text.append(quote)
+            text += name.utf8
+            text.append(quote)
+            text.append(UInt8(ascii: ":"))
+            if value.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != quote && $0 != UInt8(ascii: "\\") }) {
+                text.append(quote)
+                text += value.utf8
+                text.append(quote)
+            } else {
+                text += JSONValue.quoted(value).utf8
+            }
         }
-        text += "}"
-        return Base64URL.encode(Array(SHA256.hash(data: Array(text.utf8))))
+        text.append(UInt8(ascii: "}"))
+        return Base64URL.encode(Array(SHA256.hash(data: text)))
     }
 
     /// An http(s) URI as compared (RFC 9449 §4.3, RFC 3986 §6.2.2–6.2.3): scheme and host
-    /// lower-cased, the default port dropped, an empty path as `/`, query and fragment left out.
-    static func comparable(_ uri: String) -> String? {
-        let lowered = uri.prefix(8).lowercased()
-        let scheme: String
-        if lowered.hasPrefix("https://") {
-            scheme = "https"
-        } else if lowered.hasPrefix("http://") {
-            scheme = "http"
+    /// lower-cased (ASCII; other bytes are compared as they are), the default port dropped, an
+    /// empty path as `/`, query and fragment left out.
+    public static func comparable(_ uri: String) -> [UInt8]? {
+        let bytes = Array(uri.utf8)
+        func lowered(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
+        let https: Bool
+        if bytes.count >= 8, bytes[0..<8].map(lowered) == Array("https://".utf8) {
+            https = true
+        } else if bytes.count >= 7, bytes[0..<7].map(lowered) == Array("http://".utf8) {
+            https = false
         } else {
             return nil
         }
-        let rest = uri.dropFirst(scheme.count + 3)
-        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
-        var authority = rest[..<authorityEnd].lowercased()
-        if authority.isEmpty || authority.contains("@") { return nil }
-        let defaultPort = scheme == "https" ? ":443" : ":80"
-        if authority.hasSuffix(defaultPort) { authority.removeLast(defaultPort.count) }
-        let tail = rest[authorityEnd...]
-        let pathEnd = tail.firstIndex { $0 == "?" || $0 == "#" } ?? tail.endIndex
-        let path = tail[..<pathEnd]
-        return scheme + "://" + authority + (path.isEmpty ? "/" : String(path))
+        let authorityStart = https ? 8 : 7
+        var authorityEnd = authorityStart
+        while authorityEnd < bytes.count, bytes[authorityEnd] != UInt8(ascii: "/"),
+            bytes[authorityEnd] != UInt8(ascii: "?"), bytes[authorityEnd] != UInt8(ascii: "#")
+        {
+            authorityEnd += 1
+        }
+        var authority = bytes[authorityStart..<authorityEnd].map(lowered)
+        if authority.isEmpty || authority.contains(UInt8(ascii: "@")) { return nil }
+        let defaultPort = Array((https ? ":443" : ":80").utf8)
+        if authority.count > defaultPort.count, authority.suffix(defaultPort.count).elementsEqual(defaultPort) {
+            authority.removeLast(defaultPort.count)
+        }
+        var pathEnd = authorityEnd
+        while pathEnd < bytes.count, bytes[pathEnd] != UInt8(ascii: "?"), bytes[pathEnd] != UInt8(ascii: "#") {
+            pathEnd += 1
+        }
+        var output = Array((https ? "https://" : "http://").utf8)
+        output.reserveCapacity(output.count + authority.count + pathEnd - authorityEnd + 1)
+        output += authority
+        if pathEnd == authorityEnd { output.append(UInt8(ascii: "/")) } else { output += bytes[authorityEnd..<pathEnd] }
+        return output
     }
 }
 

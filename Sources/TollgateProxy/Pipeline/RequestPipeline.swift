@@ -160,20 +160,25 @@ struct RequestPipeline {
             }
         }
         let token: String
+        let digest: TokenDigest
         var binding = TokenBinding.bearer
         switch extractToken(head: head, query: normalized.query) {
-        case .token(let value): token = value
+        case .token(let value):
+            token = value
+            digest = TokenDigest(token: token)
         case .dpop(let value):
+            token = value
+            // The cache key is the token's SHA-256, which is also what the proof's `ath` names.
+            digest = TokenDigest(token: token)
             // RFC 9449: the proof is checked on every request, before any cache is consulted.
-            switch checkProof(for: value, method: method, target: target, head: head, matched: matched) {
+            switch checkProof(for: value, digest: digest, method: method, target: target, head: head, matched: matched)
+            {
             case .success(let proof): binding = .dpop(proof)
             case .failure(let error): return .respond(error, matched)
             }
-            token = value
         case .missing: return .respond(GateError(.missingToken), matched)
         case .malformed(let description): return .respond(GateError(.badTokenRequest, description), matched)
         }
-        let digest = TokenDigest(token: token)
         switch snapshot.verifier.verifyLocally(token, digest: digest, acceptedIssuers: acceptedIssuers) {
         case .verified(let verified):
             return authorize(verified, matched: matched, binding: binding, head: head)
@@ -436,6 +441,7 @@ struct RequestPipeline {
     /// the scheme and host a trusted proxy forwarded; never the client's own `Host`.
     func checkProof(
         for token: String,
+        digest: TokenDigest,
         method: String,
         target: String,
         head: RequestHead,
@@ -460,6 +466,7 @@ struct RequestPipeline {
             method: method,
             uri: origin + Self.pathOf(target),
             accessToken: token,
+            accessTokenDigest: digest,
             now: now,
             nonceIsValid: { nonces.isValid($0, now: now) }
         ) {
