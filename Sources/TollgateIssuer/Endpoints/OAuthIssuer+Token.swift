@@ -139,7 +139,6 @@ extension OAuthIssuer {
     /// `client_secret_post`, never both; a public client names itself with `client_id` alone.
     /// Any failure is `invalid_client`, 401, with a challenge.
     func authenticateClient(_ request: HTTPRequest, form: [String: String]) async throws -> RegisteredClient {
-        let realm = options.issuer
         var id: String
         var secret: String?
         if let header = request.headerFields[.authorization] {

@@ -854,8 +854,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     /// Hands the collected request to the endpoint and writes its answer.
     private func answerLocally(body: [UInt8]) {
-        guard let context, var (endpoints, request) = localRequest else { return }
+        guard let context, let (endpoints, collected) = localRequest else { return }
         localRequest = nil
+        var request = collected
         request.body = body
         let generation = machine.generation
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
