@@ -6,46 +6,19 @@ only with a proof by that key.
 Usage: dpop_issuer_flow.py ISSUER CLIENT_ID USER PASSWORD RESOURCE
 Prints one line per check and exits non-zero on the first failure.
 """
-import base64
 import hashlib
-import json
 import re
 import secrets
 import sys
-import time
-import uuid
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import requests
-from joserfc import jws
 from joserfc.jwk import ECKey
+
+from dpop_client import b64, check, claims_of, proof
 
 issuer, client_id, user, password, resource = sys.argv[1:6]
 redirect_uri = "http://127.0.0.1:9/callback"
-
-
-def check(condition, label):
-    if not condition:
-        print("FAILED:", label, flush=True)
-        sys.exit(1)
-    print("ok:", label, flush=True)
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def proof(key, method, url, token=None):
-    claims = {"jti": str(uuid.uuid4()), "htm": method, "htu": url, "iat": int(time.time())}
-    if token:
-        claims["ath"] = b64(hashlib.sha256(token.encode()).digest())
-    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.as_dict(private=False)}
-    return jws.serialize_compact(header, json.dumps(claims).encode(), key, algorithms=["ES256"])
-
-
-def claims_of(jwt):
-    part = jwt.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
 key, other = ECKey.generate_key("P-256"), ECKey.generate_key("P-256")

@@ -7,39 +7,14 @@ Usage: dpop_nonce_flow.py ISSUER REPLICA CLIENT_ID CLIENT_SECRET RESOURCE_PATH
 ISSUER is the issuer identifier (the first replica), REPLICA the second replica's origin.
 Prints one line per check and exits non-zero on the first failure.
 """
-import base64
-import hashlib
-import json
 import sys
-import time
-import uuid
 
 import requests
-from joserfc import jws
 from joserfc.jwk import ECKey
 
+from dpop_client import check, proof
+
 issuer, replica, client_id, client_secret, resource_path = sys.argv[1:6]
-
-
-def check(condition, label):
-    if not condition:
-        print("FAILED:", label, flush=True)
-        sys.exit(1)
-    print("ok:", label, flush=True)
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def proof(key, method, url, token=None, nonce=None):
-    claims = {"jti": str(uuid.uuid4()), "htm": method, "htu": url, "iat": int(time.time())}
-    if token:
-        claims["ath"] = b64(hashlib.sha256(token.encode()).digest())
-    if nonce:
-        claims["nonce"] = nonce
-    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.as_dict(private=False)}
-    return jws.serialize_compact(header, json.dumps(claims).encode(), key, algorithms=["ES256"])
 
 
 key = ECKey.generate_key("P-256")

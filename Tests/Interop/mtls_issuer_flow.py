@@ -8,19 +8,16 @@ Usage: mtls_issuer_flow.py ISSUER CLIENT_ID CLIENT_SECRET CERTS_DIR RESOURCE_PAT
 CERTS_DIR holds a.pem/a.key and b.pem/b.key, client certificates the gate's CA signed.
 Prints one line per check and exits non-zero on the first failure.
 """
-import base64
 import hashlib
-import json
 import sys
-import time
-import uuid
 import warnings
 
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from joserfc import jws
 from joserfc.jwk import ECKey
+
+from dpop_client import b64, check, claims_of, proof
 
 issuer, client_id, client_secret, certs, resource_path, form_of_token = sys.argv[1:7]
 # The server's certificate is a throwaway one for localhost: not what is under test here.
@@ -28,33 +25,9 @@ warnings.filterwarnings("ignore")
 CERT = {name: (f"{certs}/{name}.pem", f"{certs}/{name}.key") for name in ("a", "b")}
 
 
-def check(condition, label):
-    if not condition:
-        print("FAILED:", label, flush=True)
-        sys.exit(1)
-    print("ok:", label, flush=True)
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def thumbprint(name):
     with open(CERT[name][0], "rb") as pem:
         return b64(hashlib.sha256(x509.load_pem_x509_certificate(pem.read()).public_bytes(Encoding.DER)).digest())
-
-
-def claims_of(jwt):
-    part = jwt.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-
-
-def proof(key, method, url, token=None):
-    claims = {"jti": str(uuid.uuid4()), "htm": method, "htu": url, "iat": int(time.time())}
-    if token:
-        claims["ath"] = b64(hashlib.sha256(token.encode()).digest())
-    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.as_dict(private=False)}
-    return jws.serialize_compact(header, json.dumps(claims).encode(), key, algorithms=["ES256"])
 
 
 def call(method, url, cert=None, **options):

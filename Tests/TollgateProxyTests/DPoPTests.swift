@@ -304,29 +304,14 @@ struct DPoPTests {
         ("dpop:\n  algorithms: [HS256]", "dpop.algorithms[0]", "not an asymmetric"),
         ("dpop:\n  nonce: maybe", "dpop.nonce", "true or false"),
     ])
-    func dpopConfigurationErrorsNameTheField(section: String, field: String, message: String) throws {
-        let yaml = """
-            upstream: http://127.0.0.1:1
-            issuers:
-              - name: main
-                issuer: https://idp.test
-                jwks_uri: https://idp.test/jwks
-                audiences: [api]
-            routes:
-              - match: { prefix: / }
-            \(section)
-            """
-        #expect {
-            try ConfigurationLoader.parse(
-                yaml: yaml,
-                file: "dpop.yaml",
-                baseDirectory: "/tmp",
-                environment: ["SHORT": "too short"]
-            )
-        } throws: { error in
-            let text = "\(error)"
-            return text.contains("dpop.yaml:") && text.contains(field) && text.contains(message)
-        }
+    func dpopConfigurationErrorsNameTheField(section: String, field: String, message: String) {
+        ConfigurationErrors.expectRefused(
+            ConfigurationErrors.oneRoute(prefix: "/", section),
+            file: "dpop.yaml",
+            field: field,
+            message: message,
+            environment: ["SHORT": "too short"]
+        )
     }
 
     @Test("a new bound or window keeps what the cache remembers, as long as the old window would have")

@@ -378,24 +378,13 @@ struct MCPGateTests {
         ("    auth: none\n    mcp: {}", "routes[0].mcp", "needs a token"),
         ("    upgrades: [websocket]\n    mcp: {}", "routes[0].upgrades", "no protocol switch"),
     ])
-    func mcpConfigurationErrorsNameTheField(member: String, field: String, message: String) throws {
-        let yaml = """
-            upstream: http://127.0.0.1:1
-            issuers:
-              - name: main
-                issuer: https://idp.test
-                jwks_uri: https://idp.test/jwks
-                audiences: [api]
-            routes:
-              - match: { prefix: /mcp }
-            \(member)
-            """
-        #expect {
-            try ConfigurationLoader.parse(yaml: yaml, file: "mcp.yaml", baseDirectory: "/tmp", environment: [:])
-        } throws: { error in
-            let text = "\(error)"
-            return text.contains("mcp.yaml:") && text.contains(field) && text.contains(message)
-        }
+    func mcpConfigurationErrorsNameTheField(member: String, field: String, message: String) {
+        ConfigurationErrors.expectRefused(
+            ConfigurationErrors.oneRoute(prefix: "/mcp", member),
+            file: "mcp.yaml",
+            field: field,
+            message: message
+        )
     }
 
     @Test("the policy: every applicable rule, a default for unnamed tools, scopes for the challenge")
