@@ -110,6 +110,7 @@ import TollgateTestSupport
         ("a redirect", 302, "{}", 0),
         ("an error status", 404, "{}", 0),
         ("a document over 5 KiB", 200, "{}", 6000),
+        ("a flag that is not a boolean", 200, #"{"dpop_bound_access_tokens": "yes"}"#, 0),
     ])
     func aDocumentThatCannotDescribeAClientIsRefused(
         _ name: String,
@@ -134,6 +135,21 @@ import TollgateTestSupport
             #expect(page.contains("The application is not known."), "\(name)")
             #expect(response.head.headerFields[.location] == nil, "\(name): never redirected")
         }
+    }
+
+    @Test func aDocumentAskingForSenderConstrainedTokensGetsThem() throws {
+        let document = #"""
+            {"client_id": "https://app.test/client.json", "redirect_uris": ["https://app.test/cb"],
+             "dpop_bound_access_tokens": true, "tls_client_certificate_bound_access_tokens": true}
+            """#
+        let client = try ClientMetadataDocuments.client(from: Array(document.utf8), url: "https://app.test/client.json")
+        #expect(client.requiresDPoP == true)
+        #expect(client.certificateBoundAccessTokens == true)
+        let plain = try ClientMetadataDocuments.client(
+            from: Array(#"{"client_id": "https://app.test/c.json", "redirect_uris": ["https://app.test/cb"]}"#.utf8),
+            url: "https://app.test/c.json"
+        )
+        #expect(plain.requiresDPoP == nil && plain.certificateBoundAccessTokens == nil)
     }
 
     @Test func aHostThatIsLoopbackOrPrivateIsNotFetchedUnlessAllowed() async throws {

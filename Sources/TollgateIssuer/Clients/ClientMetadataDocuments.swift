@@ -281,7 +281,14 @@ final class ClientMetadataDocuments: Sendable {
             else { throw Refusal(reason: "client_name is longer than 100 characters or has control characters") }
             name = given
         }
-        return RegisteredClient(
+        // RFC 9449 §5.2 and RFC 8705 §3.4: sender-constrained tokens asked for are given (or the
+        // token requests fail), never bearer tokens in their place.
+        func flag(_ name: String) throws(Refusal) -> Bool? {
+            guard let value = metadata[name] else { return nil }
+            guard case .bool(let flag) = value else { throw Refusal(reason: "\(name) must be true or false") }
+            return flag ? true : nil
+        }
+        var client = RegisteredClient(
             id: url,
             kind: redirectURIs.allSatisfy { $0.hasPrefix("https://") } ? .spa : .native,
             secret: nil,
@@ -292,5 +299,8 @@ final class ClientMetadataDocuments: Sendable {
             name: name,
             registeredDynamically: true
         )
+        client.requiresDPoP = try flag("dpop_bound_access_tokens")
+        client.certificateBoundAccessTokens = try flag("tls_client_certificate_bound_access_tokens")
+        return client
     }
 }
