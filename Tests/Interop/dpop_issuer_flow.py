@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import requests
 from joserfc.jwk import ECKey
 
-from dpop_client import b64, check, claims_of, proof
+from interop_client import b64, check, claims_of, proof
 
 issuer, client_id, user, password, resource = sys.argv[1:6]
 redirect_uri = "http://127.0.0.1:9/callback"

@@ -12,7 +12,7 @@ import sys
 import requests
 from joserfc.jwk import ECKey
 
-from dpop_client import check, proof
+from interop_client import check, proof
 
 issuer, replica, client_id, client_secret, resource_path = sys.argv[1:6]
 

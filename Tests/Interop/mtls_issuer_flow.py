@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from joserfc.jwk import ECKey
 
-from dpop_client import b64, check, claims_of, proof
+from interop_client import b64, check, claims_of, proof
 
 issuer, client_id, client_secret, certs, resource_path, form_of_token = sys.argv[1:7]
 # The server's certificate is a throwaway one for localhost: not what is under test here.

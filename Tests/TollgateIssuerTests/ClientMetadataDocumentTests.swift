@@ -138,16 +138,23 @@ import TollgateTestSupport
     }
 
     @Test func aDocumentAskingForSenderConstrainedTokensGetsThem() throws {
-        let document = #"""
+        let url = "https://app.test/client.json"
+        let document = Array(
+            #"""
             {"client_id": "https://app.test/client.json", "redirect_uris": ["https://app.test/cb"],
              "dpop_bound_access_tokens": true, "tls_client_certificate_bound_access_tokens": true}
-            """#
-        let client = try ClientMetadataDocuments.client(from: Array(document.utf8), url: "https://app.test/client.json")
+            """#.utf8
+        )
+        let client = try ClientMetadataDocuments.client(from: document, url: url, certificatesReachIssuer: true)
         #expect(client.requiresDPoP == true)
         #expect(client.certificateBoundAccessTokens == true)
+        #expect(throws: ClientMetadataDocuments.Refusal.self, "no certificate reaches the issuer") {
+            try ClientMetadataDocuments.client(from: document, url: url, certificatesReachIssuer: false)
+        }
         let plain = try ClientMetadataDocuments.client(
             from: Array(#"{"client_id": "https://app.test/c.json", "redirect_uris": ["https://app.test/cb"]}"#.utf8),
-            url: "https://app.test/c.json"
+            url: "https://app.test/c.json",
+            certificatesReachIssuer: true
         )
         #expect(plain.requiresDPoP == nil && plain.certificateBoundAccessTokens == nil)
     }
@@ -179,7 +186,7 @@ import TollgateTestSupport
         var options = ClientMetadataDocumentOptions()
         options.enabled = true
         options.allowLoopbackHTTP = true
-        let documents = ClientMetadataDocuments(options: options)
+        let documents = ClientMetadataDocuments(options: options, certificatesReachIssuer: false)
         #expect(throws: ClientMetadataDocuments.Refusal.self) { try documents.checkedURL(url) }
         do {
             _ = try documents.checkedURL(url)

@@ -30,7 +30,7 @@ public struct TokenDigest: Hashable, Sendable {
     var shardIndex: Int { Int(truncatingIfNeeded: b & 0xF) }
 
     /// The SHA-256 itself (a DPoP proof's `ath` is its base64url form).
-    public var bytes: [UInt8] {
+    var bytes: [UInt8] {
         var words = (a, b, c, d)
         return withUnsafeBytes(of: &words) { Array($0) }
     }

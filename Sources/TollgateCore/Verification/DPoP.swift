@@ -72,18 +72,15 @@ public struct DPoPProofVerifier: Sendable {
     }
 
     /// RFC 9449 §4.3: `proof` for a request of `method` to `uri` (scheme, authority and path of
-    /// this gate's own origin; query and fragment are not compared) carrying `accessToken`
-    /// (`nil` at a token endpoint, where a proof has no `ath`).
-    /// - Parameters:
-    ///   - accessTokenDigest: the access token's SHA-256 when the caller has it already (the
-    ///     gate's cache key): `ath` is checked against it without hashing the token again.
-    ///   - nonceIsValid: whether a nonce this gate gave out is still good.
+    /// this gate's own origin; query and fragment are not compared) carrying the access token
+    /// whose SHA-256 is `accessToken` (the gate's cache key, so the token is hashed once; `nil` at
+    /// a token endpoint, where a proof has no `ath`).
+    /// - Parameter nonceIsValid: whether a nonce this gate gave out is still good.
     public func verify(
         _ proof: String,
         method: String,
         uri: String,
-        accessToken: String?,
-        accessTokenDigest: TokenDigest? = nil,
+        accessToken: TokenDigest?,
         now: Double,
         nonceIsValid: (String) -> Bool
     ) -> Result<DPoPProof, DPoPFailure> {
@@ -138,9 +135,8 @@ public struct DPoPProofVerifier: Sendable {
         guard case .string(let jti)? = claims["jti"], !jti.isEmpty, jti.utf8.count <= 256 else {
             return .failure(DPoPFailure(.invalidProof, "the proof has no usable jti"))
         }
-        if accessToken != nil || accessTokenDigest != nil {
-            let digest = accessTokenDigest?.bytes ?? Array(SHA256.hash(data: Array(accessToken!.utf8)))
-            guard claims["ath"] == .string(Base64URL.encode(digest)) else {
+        if let accessToken {
+            guard claims["ath"] == .string(Base64URL.encode(accessToken.bytes)) else {
                 return .failure(DPoPFailure(.invalidProof, "ath is not the access token's hash"))
             }
         }
@@ -187,10 +183,12 @@ public struct DPoPProofVerifier: Sendable {
         return Base64URL.encode(Array(SHA256.hash(data: text)))
     }
 
-    /// An http(s) URI as compared (RFC 9449 §4.3, RFC 3986 §6.2.2–6.2.3): scheme and host
-    /// lower-cased (ASCII; other bytes are compared as they are), the default port dropped, an
-    /// empty path as `/`, query and fragment left out.
-    public static func comparable(_ uri: String) -> [UInt8]? {
+    /// An http(s) URI as compared (RFC 9449 §4.3): scheme and host lower-cased (ASCII; other
+    /// bytes are compared as they are), the scheme's default port dropped, an empty path as `/`,
+    /// query and fragment left out (RFC 3986 §6.2.2.1 and §6.2.3). Nothing else is normalised:
+    /// percent-encoding, dot segments and an empty port are compared as written, so such a proof
+    /// is refused, never taken for another URI.
+    static func comparable(_ uri: String) -> [UInt8]? {
         let bytes = Array(uri.utf8)
         func lowered(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
         let https: Bool

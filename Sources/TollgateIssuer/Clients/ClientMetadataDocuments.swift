@@ -37,8 +37,13 @@ final class ClientMetadataDocuments: Sendable {
         return pool
     }()
 
-    init(options: ClientMetadataDocumentOptions) {
+    /// Whether client certificates reach the token endpoint: a document asking for
+    /// certificate-bound tokens is refused where none can (as dynamic registration refuses it).
+    let certificatesReachIssuer: Bool
+
+    init(options: ClientMetadataDocumentOptions, certificatesReachIssuer: Bool) {
         self.options = options
+        self.certificatesReachIssuer = certificatesReachIssuer
     }
 
     struct Refusal: Error, Sendable {
@@ -66,7 +71,9 @@ final class ClientMetadataDocuments: Sendable {
         do throws(Refusal) {
             let target = try checkedURL(url)
             let (body, maxAge) = try await fetch(url, target: target)
-            result = .success(try Self.client(from: body, url: url))
+            result = .success(
+                try Self.client(from: body, url: url, certificatesReachIssuer: certificatesReachIssuer)
+            )
             seconds = min(
                 max(maxAge ?? Double(options.defaultCacheSeconds), Double(options.minimumCacheSeconds)),
                 Double(options.maximumCacheSeconds)
@@ -230,7 +237,11 @@ final class ClientMetadataDocuments: Sendable {
     }
 
     /// The client a document describes, or why it cannot be one.
-    static func client(from body: [UInt8], url: String) throws(Refusal) -> RegisteredClient {
+    static func client(
+        from body: [UInt8],
+        url: String,
+        certificatesReachIssuer: Bool
+    ) throws(Refusal) -> RegisteredClient {
         guard let document = try? JSONParser.parse(body), let metadata = document.objectValue else {
             throw Refusal(reason: "the client metadata document is not a JSON object")
         }
@@ -301,6 +312,9 @@ final class ClientMetadataDocuments: Sendable {
         )
         client.requiresDPoP = try flag("dpop_bound_access_tokens")
         client.certificateBoundAccessTokens = try flag("tls_client_certificate_bound_access_tokens")
+        if client.certificateBoundAccessTokens == true && !certificatesReachIssuer {
+            throw Refusal(reason: "no client certificate reaches this issuer: certificate-bound tokens are not offered")
+        }
         return client
     }
 }

@@ -46,7 +46,10 @@ public final class OAuthIssuer: Sendable {
         self.keys = keys
         self.logger = logger
         self.now = now
-        clientDocuments = ClientMetadataDocuments(options: options.clientMetadataDocuments)
+        clientDocuments = ClientMetadataDocuments(
+            options: options.clientMetadataDocuments,
+            certificatesReachIssuer: options.clientCertificates
+        )
         dpopReplays = DPoPReplayCache(
             capacity: 100_000,
             window: options.dpop.proofLifetime + options.dpop.clockSkew + 1

@@ -94,7 +94,7 @@ extension OAuthIssuer {
             proofs[0],
             method: request.method.rawValue,
             uri: uri,
-            accessToken: accessToken,
+            accessToken: accessToken.map { TokenDigest(token: $0) },
             now: now,
             nonceIsValid: { nonces.isValid($0, now: now) }
         ) {

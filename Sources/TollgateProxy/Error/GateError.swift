@@ -94,6 +94,14 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
             self.acrValues = acrValues
             self.maxAge = maxAge
         }
+
+        /// `, acr_values="…", max_age="…"`, as much of it as there is (RFC 9470 §3).
+        var challengeParameters: String {
+            var text = ""
+            if let acrValues { text += ", acr_values=" + HTTPQuoting.quotedString(acrValues) }
+            if let maxAge { text += ", max_age=\"" + String(maxAge) + "\"" }
+            return text
+        }
     }
 
     /// A DPoP challenge beside the Bearer one (RFC 9449 §7.1): the algorithms, and the nonce the
@@ -220,9 +228,7 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
             case .dpopBinding:
                 challenge += ", error=\"invalid_token\", error_description=\"the token's binding is not met\""
             case .insufficientUserAuthentication:
-                challenge += ", error=\"insufficient_user_authentication\""
-                if let acr = stepUp?.acrValues { challenge += ", acr_values=" + HTTPQuoting.quotedString(acr) }
-                if let maxAge = stepUp?.maxAge { challenge += ", max_age=\"" + String(maxAge) + "\"" }
+                challenge += ", error=\"insufficient_user_authentication\"" + (stepUp?.challengeParameters ?? "")
             default:
                 break
             }
@@ -331,11 +337,10 @@ public struct GateError: Error, Sendable, CustomStringConvertible {
                 description: "Mcp-Method or Mcp-Name does not match the body"
             )
         case .insufficientUserAuthentication:
-            var header =
+            let header =
                 challenge
                 + ", error=\"insufficient_user_authentication\", error_description=\"a different or more recent authentication is required\""
-            if let acr = stepUp?.acrValues { header += ", acr_values=" + HTTPQuoting.quotedString(acr) }
-            if let maxAge = stepUp?.maxAge { header += ", max_age=\"" + String(maxAge) + "\"" }
+                + (stepUp?.challengeParameters ?? "")
             return VerdictResponse(
                 status: 401,
                 headers: [("WWW-Authenticate", header)],

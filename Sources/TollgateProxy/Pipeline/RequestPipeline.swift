@@ -160,24 +160,25 @@ struct RequestPipeline {
             }
         }
         let token: String
-        let digest: TokenDigest
-        var binding = TokenBinding.bearer
+        var presentedWithDPoP = false
         switch extractToken(head: head, query: normalized.query) {
         case .token(let value):
             token = value
-            digest = TokenDigest(token: token)
         case .dpop(let value):
             token = value
-            // The cache key is the token's SHA-256, which is also what the proof's `ath` names.
-            digest = TokenDigest(token: token)
+            presentedWithDPoP = true
+        case .missing: return .respond(GateError(.missingToken), matched)
+        case .malformed(let description): return .respond(GateError(.badTokenRequest, description), matched)
+        }
+        // The cache key is the token's SHA-256, which is also what a DPoP proof's `ath` names.
+        let digest = TokenDigest(token: token)
+        var binding = TokenBinding.bearer
+        if presentedWithDPoP {
             // RFC 9449: the proof is checked on every request, before any cache is consulted.
-            switch checkProof(for: value, digest: digest, method: method, target: target, head: head, matched: matched)
-            {
+            switch checkProof(digest: digest, method: method, target: target, head: head, matched: matched) {
             case .success(let proof): binding = .dpop(proof)
             case .failure(let error): return .respond(error, matched)
             }
-        case .missing: return .respond(GateError(.missingToken), matched)
-        case .malformed(let description): return .respond(GateError(.badTokenRequest, description), matched)
         }
         switch snapshot.verifier.verifyLocally(token, digest: digest, acceptedIssuers: acceptedIssuers) {
         case .verified(let verified):
@@ -440,7 +441,6 @@ struct RequestPipeline {
     /// against this gate's own origin: the route's resource identifier, `server.public_url`, or
     /// the scheme and host a trusted proxy forwarded; never the client's own `Host`.
     func checkProof(
-        for token: String,
         digest: TokenDigest,
         method: String,
         target: String,
@@ -465,8 +465,7 @@ struct RequestPipeline {
             proofs[0],
             method: method,
             uri: origin + Self.pathOf(target),
-            accessToken: token,
-            accessTokenDigest: digest,
+            accessToken: digest,
             now: now,
             nonceIsValid: { nonces.isValid($0, now: now) }
         ) {

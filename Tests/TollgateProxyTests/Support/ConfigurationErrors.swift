@@ -20,23 +20,20 @@ enum ConfigurationErrors {
         """
     }
 
-    /// Expects `yaml` refused with a message that names `file` (and `line`, when given), `field`
-    /// and `message`.
+    /// Expects `yaml` refused with a message that names `file`, `field` and `message`.
     static func expectRefused(
         _ yaml: String,
-        file: String = "t.yaml",
-        line: Int? = nil,
+        file: String,
         field: String,
         message: String,
         environment: [String: String] = [:],
         sourceLocation: SourceLocation = #_sourceLocation
     ) {
-        let place = file + ":" + (line.map(String.init) ?? "")
         #expect(sourceLocation: sourceLocation) {
             try ConfigurationLoader.parse(yaml: yaml, file: file, baseDirectory: "/tmp", environment: environment)
         } throws: { error in
             let text = "\(error)"
-            return text.contains(place) && text.contains(field) && text.contains(message)
+            return text.contains(file + ":") && text.contains(field) && text.contains(message)
         }
     }
 }

@@ -1,5 +1,5 @@
-"""What the interop flows' DPoP clients share: a check that prints and stops at the first
-failure, base64url, a DPoP proof (RFC 9449 §4.2) made with joserfc, and a JWT's claims read."""
+"""What the interop flows share: a check that prints and stops at the first failure,
+base64url, a DPoP proof (RFC 9449 §4.2) made with joserfc, and a JWT's claims read."""
 import base64
 import hashlib
 import json
