@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import NIOHTTP1
 import Testing
 import TollgateCore
 import TollgateTestSupport
@@ -218,6 +219,59 @@ struct DPoPTests {
                 headers: Self.forwarded + ["Authorization: DPoP \(token)", "DPoP: \(second["with nonce"]!)"]
             )
             #expect(accepted.status == 200)
+        }
+    }
+
+    @Test("an answer to a proof whose nonce is aging carries the current one, in place of the upstream's")
+    func anAgingNonceIsAnsweredWithTheNextOne() async throws {
+        let a = Key()
+        let token = Self.bound(to: a)
+        let htu = "https://api.test/dpop/orders"
+        let secretFile = FileManager.default.temporaryDirectory.appendingPathComponent("nonce-\(UUID().uuidString)")
+        let secret = "a-nonce-secret-of-forty-bytes-0123456789"
+        try secret.write(to: secretFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: secretFile) }
+        // Away from a slot's end, so the last slot's nonce is still good when the requests arrive.
+        let intoSlot = Date().timeIntervalSince1970.truncatingRemainder(dividingBy: 30)
+        if intoSlot > 25 { try await Task.sleep(for: .seconds(31 - intoSlot)) }
+        let nonces = DPoPNonces(secret: Secret(secret), purpose: .resource)
+        let now = Date().timeIntervalSince1970
+        let (previous, current) = (nonces.current(now: now - 30), nonces.current(now: now))
+        let proofs = try Self.proofs(
+            ["a": a],
+            [
+                ["name": "aging", "htu": htu, "token": token, "nonce": previous],
+                ["name": "aging over h2", "htu": htu, "token": token, "nonce": previous],
+                ["name": "current", "htu": htu, "token": token, "nonce": current],
+            ]
+        )
+        let upstream: TestHTTPServer.Handler = { _ in
+            .init(status: 200, headers: [("DPoP-Nonce", "the-upstream's")], body: Array("ok".utf8))
+        }
+        let extra = "dpop:\n  nonce: true\n  nonce_secret_file: \(secretFile.path)"
+        try await ProxyEnvironment.with(extra: extra, upstreamHandler: upstream, routes: Self.routes) { environment in
+            let aging = try await environment.send(
+                "/dpop/orders",
+                headers: Self.forwarded + ["Authorization: DPoP \(token)", "DPoP: \(proofs["aging"]!)"]
+            )
+            #expect(aging.status == 200)
+            #expect(aging.headers.filter { $0.0.lowercased() == "dpop-nonce" }.map(\.1) == [current])
+            let (status, headers, _) = try await HTTP2Tests.h2cRequest(
+                port: environment.proxy.port,
+                path: "/dpop/orders",
+                headers: [
+                    ("x-forwarded-proto", "https"), ("x-forwarded-host", "api.test"),
+                    ("authorization", "DPoP \(token)"), ("dpop", proofs["aging over h2"]!),
+                ]
+            )
+            #expect(status == 200)
+            #expect(headers["dpop-nonce"] == [current])
+            let fresh = try await environment.send(
+                "/dpop/orders",
+                headers: Self.forwarded + ["Authorization: DPoP \(token)", "DPoP: \(proofs["current"]!)"]
+            )
+            #expect(fresh.status == 200)
+            #expect(fresh.header("DPoP-Nonce") == "the-upstream's", "the current nonce needs no other: relayed as is")
         }
     }
 

@@ -5,6 +5,8 @@ public struct DPoPProof: Sendable, Equatable {
     public let thumbprint: String
     public let jti: String
     public let issuedAt: Double
+    /// Its server nonce is good but no longer the current one: the answer hands on the next.
+    public var nonceIsAging = false
 
     public init(thumbprint: String, jti: String, issuedAt: Double) {
         self.thumbprint = thumbprint

@@ -5,8 +5,10 @@ import TollgateCore
 enum GateDecision {
     /// Answer locally; nothing goes upstream. The match, when there was one, is for the log line.
     case respond(GateError, MatchedRequest?)
-    /// Allowed: forward with these claims (`nil` on a route that needs no token).
-    case pass(MatchedRequest, VerifiedToken?)
+    /// Allowed: forward with these claims (`nil` on a route that needs no token); with
+    /// `handsOnNonce`, the answer carries the current DPoP nonce, the proof's being no longer
+    /// the current one (RFC 9449 §9).
+    case pass(MatchedRequest, VerifiedToken?, handsOnNonce: Bool = false)
     /// Verification needs a key refresh or an introspection call first.
     case verify(MatchedRequest, token: String, acceptedIssuers: [String]?, binding: TokenBinding)
 }
@@ -18,6 +20,12 @@ enum TokenBinding: Equatable {
     /// The proof, checked against the request; recorded as used only once the token is found
     /// bound to its key, so proofs with no valid token behind them cannot fill the replay cache.
     case dpop(DPoPProof)
+
+    /// The proof's nonce is good but not the current one (always `false` for a bearer token).
+    var nonceIsAging: Bool {
+        if case .dpop(let proof) = self { return proof.nonceIsAging }
+        return false
+    }
 }
 
 /// The request as the pipeline sees it after steps 1–3.

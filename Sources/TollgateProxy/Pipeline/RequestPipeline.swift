@@ -281,7 +281,7 @@ struct RequestPipeline {
                 return .respond(refusal, matched)
             }
         }
-        guard let index = matched.routeIndex else { return .pass(matched, token) }
+        guard let index = matched.routeIndex else { return .pass(matched, token, handsOnNonce: binding.nonceIsAging) }
         if snapshot.hasCertificateRules {
             switch snapshot.configuration.routes.routes[index].clientCertificate {
             case .optional:
@@ -309,7 +309,7 @@ struct RequestPipeline {
             )
         }
         switch snapshot.configuration.routes.routes[index].authorize(token) {
-        case .allowed: return .pass(matched, token)
+        case .allowed: return .pass(matched, token, handsOnNonce: binding.nonceIsAging)
         case .insufficientScope(let scope):
             return .respond(GateError(.insufficientScope, "the token lacks '\(scope)'", scope: scope), matched)
         case .conditionFailed:
@@ -461,17 +461,23 @@ struct RequestPipeline {
         }
         let now = wallClockSeconds()
         let nonces = snapshot.dpop.nonces
+        var aging = false
         switch snapshot.dpopVerifier.verify(
             proofs[0],
             method: method,
             uri: origin + Self.pathOf(target),
             accessToken: digest,
             now: now,
-            nonceIsValid: { nonces.isValid($0, now: now) }
+            nonceIsValid: { nonce in
+                guard nonces.isValid(nonce, now: now) else { return false }
+                aging = nonce != nonces.current(now: now)
+                return true
+            }
         ) {
         case .failure(let failure):
             return refusal(failure.kind == .useNonce ? .useDPoPNonce : .invalidDPoPProof, failure.reason)
-        case .success(let proof):
+        case .success(var proof):
+            proof.nonceIsAging = aging
             return .success(proof)
         }
     }

@@ -43,12 +43,14 @@ enum ResponseRelay {
     ///     `nil` when the request asked for no upgrade that was relayed.
     ///   - clientKeepAlive: the client's connection stays open after this answer.
     ///   - isHeadRequest: the request was HEAD: no body follows whatever the head states.
+    ///   - dpopNonce: a fresh DPoP nonce to add as `DPoP-Nonce` (RFC 9449 §9), in place of any
+    ///     the upstream sent.
     /// The upstream's answer head as an HTTP/2 client's header block, straight from its field
     /// lines: `:status`, then the fields an HTTP/1.1 client would get, lower-cased, without the
     /// hop-by-hop and connection-specific ones (RFC 9113 §8.2.2) or those its `Connection` names.
-    static func http2Block(_ head: ResponseHead) -> HPACKHeaders {
+    static func http2Block(_ head: ResponseHead, dpopNonce: String? = nil) -> HPACKHeaders {
         var block = HPACKHeaders()
-        block.reserveCapacity(head.fields.count + 1)
+        block.reserveCapacity(head.fields.count + 2)
         block.add(name: ":status", value: String(head.status.code))
         let connectionNamed = head.connectionNamesOthers ? connectionOptions(head.headers) : []
         head.bytes.withUnsafeReadableBytes { raw in
@@ -59,6 +61,7 @@ enum ResponseRelay {
                     continue
                 default:
                     if name.count == 17, name.equalsIgnoringASCIICase(HTTP1Syntax.transferEncoding) { continue }
+                    if dpopNonce != nil, name.count == 10, name.equalsIgnoringASCIICase(Self.dpopNonceName) { continue }
                     if !connectionNamed.isEmpty,
                         !(name.count == 14 && name.equalsIgnoringASCIICase(HTTP1Syntax.contentLength)),
                         connectionNamed.contains(where: { name.equalsIgnoringASCIICase($0.utf8) })
@@ -76,8 +79,11 @@ enum ResponseRelay {
                 block.add(name: lowered, value: value)
             }
         }
+        if let dpopNonce { block.add(name: "dpop-nonce", value: dpopNonce) }
         return block
     }
+
+    static let dpopNonceName = Array("dpop-nonce".utf8)
 
     static func head(
         _ head: ResponseHead,
@@ -85,6 +91,7 @@ enum ResponseRelay {
         clientKeepAlive: Bool,
         client: Client,
         isHeadRequest: Bool = false,
+        dpopNonce: String? = nil,
         allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) -> HeadAction {
         let code = head.status.code
@@ -108,7 +115,7 @@ enum ResponseRelay {
         guard client != .http2 else {
             return .relay(
                 Relayed(
-                    part: .http2Head(http2Block(head)),
+                    part: .http2Head(http2Block(head, dpopNonce: dpopNonce)),
                     switchesProtocols: false,
                     upstreamReusable: reusable,
                     closesClient: false
@@ -142,11 +149,12 @@ enum ResponseRelay {
         }
         let connectionNamed = head.connectionNamesOthers ? connectionOptions(head.headers) : []
 
-        // The answer's head is at most the upstream's (less its version) and 56 bytes Tollgate
-        // adds; it is written with one access to the buffer.
-        var out = allocator.buffer(capacity: head.bytes.readableBytes + 64)
+        // The answer's head is at most the upstream's (less its version), 56 bytes Tollgate adds
+        // and a DPoP nonce's line; it is written with one access to the buffer.
+        let room = 64 + (dpopNonce.map { $0.utf8.count + 14 } ?? 0)
+        var out = allocator.buffer(capacity: head.bytes.readableBytes + room)
         head.bytes.withUnsafeReadableBytes { raw in
-            out.writeWithUnsafeMutableBytes(minimumWritableBytes: raw.count + 64) { destination in
+            out.writeWithUnsafeMutableBytes(minimumWritableBytes: raw.count + room) { destination in
                 var writer = HeadWriter(destination)
                 // `HTTP/1.x 200 OK\r\n`: the code, then the phrase (RFC 9112 §4 wants the space
                 // even when there is none).
@@ -175,6 +183,8 @@ enum ResponseRelay {
                             keep = true
                         } else if name.count == 17, name.equalsIgnoringASCIICase(HTTP1Syntax.transferEncoding) {
                             keep = keepsTransferEncoding
+                        } else if dpopNonce != nil, name.count == 10, name.equalsIgnoringASCIICase(Self.dpopNonceName) {
+                            keep = false
                         } else {
                             keep =
                                 connectionNamed.isEmpty
@@ -200,6 +210,11 @@ enum ResponseRelay {
                     writer.put("Connection: keep-alive\r\n")
                 }
                 if addsChunked { writer.put("Transfer-Encoding: chunked\r\n") }
+                if let dpopNonce {
+                    writer.put("DPoP-Nonce: ")
+                    for byte in dpopNonce.utf8 { writer.put(byte: byte) }
+                    writer.put("\r\n")
+                }
                 writer.put("\r\n")
                 return writer.count
             }

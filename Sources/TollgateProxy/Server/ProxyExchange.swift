@@ -18,6 +18,8 @@ final class ProxyExchange {
     /// The refusal's detail, for the log line only.
     @exclusivity(unchecked) var detail: String?
     @exclusivity(unchecked) var status: Int = 0
+    /// A fresh DPoP nonce the answer carries (`DPoP-Nonce`), when the client's is aging.
+    @exclusivity(unchecked) var dpopNonce: String?
     let snapshot: ProxySnapshot
 
     init(started: NIODeadline, requestID: String, method: String, snapshot: ProxySnapshot) {

@@ -382,8 +382,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         case .respond(let error, let matched):
             if let matched { record(matched) }
             respondLocally(pipeline.challenged(error, matched))
-        case .pass(let matched, let token):
+        case .pass(let matched, let token, let handsOnNonce):
             record(matched)
+            if handsOnNonce { exchange?.dpopNonce = snapshot.dpop.nonces.current(now: wallClockSeconds()) }
             let policy = snapshot.hasMCPRoutes ? snapshot.mcpPolicy(matched) : nil
             if request.isForwardAuth {
                 if policy != nil {
@@ -578,6 +579,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 clientKeepAlive: machine.keepAlive,
                 client: isHTTP2 ? .http2 : machine.isHTTP10 ? .http1_0 : .http1_1,
                 isHeadRequest: machine.isHead,
+                dpopNonce: current.dpopNonce,
                 allocator: context.channel.allocator
             )
             if action == .skip { return }
